@@ -1,0 +1,249 @@
+//! `eks-intents`: validate intent bundles and plan a cluster's IAM roles and bindings, locally,
+//! with the same core the Lambda functions run.
+
+#![forbid(unsafe_code)]
+
+mod bundles;
+mod render;
+
+use anyhow::{Context, Result, bail};
+use bundles::PathArg;
+use clap::{Parser, Subcommand, ValueEnum};
+use eks_intents::intent::Limits;
+use eks_intents::model::{
+    AccountId, BindingMode, ClusterInfo, ClusterName, ClusterRef, Namespace, ObservedState, Region,
+    Settings,
+};
+use eks_intents::plan::{plan, simulate};
+use serde_json::json;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "eks-intents",
+    version,
+    about = "IAM roles for EKS workloads, from ClientIntents"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check bundles before upload. Exit 0 when valid, 1 when not; errors as `file:line: ...`.
+    Validate {
+        /// Bundle files or directories; `NAMESPACE=PATH` gives that path's documents a
+        /// default namespace of their own.
+        #[arg(required = true)]
+        paths: Vec<String>,
+        /// Default namespace for documents that name none (as `kubectl apply -n`).
+        #[arg(short, long)]
+        namespace: Option<String>,
+    },
+    /// Show what a reconcile would do, without AWS: roles, trust, permissions and bindings.
+    Plan(PlanArgs),
+}
+
+#[derive(clap::Args)]
+struct PlanArgs {
+    /// Bundle files or directories; `NAMESPACE=PATH` gives that path's documents a default
+    /// namespace of their own.
+    #[arg(required = true)]
+    paths: Vec<String>,
+    #[arg(short, long)]
+    namespace: Option<String>,
+    /// The EKS cluster's name (taken from --observed when left out).
+    #[arg(long)]
+    cluster: Option<String>,
+    /// The cluster's AWS account id.
+    #[arg(long)]
+    account: Option<String>,
+    /// The cluster's region.
+    #[arg(long)]
+    region: Option<String>,
+    /// The cluster's OIDC issuer URL (IRSA mode).
+    #[arg(long)]
+    oidc_issuer: Option<String>,
+    #[arg(long, value_enum, default_value_t = Mode::Irsa)]
+    mode: Mode,
+    /// ARN of the permissions boundary put on every role.
+    #[arg(long)]
+    permissions_boundary: Option<String>,
+    /// JSON snapshot of the observed state (format in the README); without it the account
+    /// is empty and each workload runs as a ServiceAccount named after it.
+    #[arg(long)]
+    observed: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = Output::Text)]
+    output: Output,
+    /// Write the observed state the plan leads to (same format as --observed).
+    #[arg(long)]
+    write_state: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Mode {
+    Irsa,
+    PodIdentity,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Output {
+    Text,
+    Json,
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Validate { paths, namespace } => validate(&paths, namespace.as_deref()),
+        Command::Plan(args) => plan_command(args),
+    }
+}
+
+fn parse_paths(paths: &[String]) -> Result<Vec<PathArg>> {
+    paths.iter().map(|p| PathArg::parse(p)).collect()
+}
+
+fn parse_namespace(namespace: Option<&str>) -> Result<Option<Namespace>> {
+    namespace
+        .map(|ns| {
+            eks_intents::intent::check_namespace(ns)
+                .map_err(|e| anyhow::anyhow!("--namespace: {e}"))
+        })
+        .transpose()
+}
+
+fn validate(paths: &[String], namespace: Option<&str>) -> Result<ExitCode> {
+    let namespace = parse_namespace(namespace)?;
+    let reports = bundles::read_all(&parse_paths(paths)?, namespace.as_ref(), &Limits::default())?;
+    let errors = bundles::print_diagnostics(&reports);
+    let intents: usize = reports.iter().map(|r| r.intents.len()).sum();
+    let skipped: usize = reports.iter().map(|r| r.notices.len()).sum();
+    let valid = reports.iter().filter(|r| r.is_valid()).count();
+    eprintln!(
+        "{} bundle(s): {valid} valid, {} invalid; {intents} intent(s), {skipped} notice(s), {errors} error(s)",
+        reports.len(),
+        reports.len() - valid
+    );
+    Ok(if errors == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// The observed state: the snapshot file when given, else an empty account; cluster fields
+/// given as flags override the snapshot's.
+fn observed_state(args: &PlanArgs) -> Result<ObservedState> {
+    let mut snapshot = match &args.observed {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("{}: cannot read", path.display()))?;
+            let value: serde_json::Value = serde_json::from_str(&text)
+                .with_context(|| format!("{}: not JSON", path.display()))?;
+            Some(value)
+        }
+        None => None,
+    };
+    let from_file = snapshot.as_ref().and_then(|s| s.get("cluster")).cloned();
+    let field = |flag: &Option<String>, key: &str| -> Option<String> {
+        flag.clone().or_else(|| {
+            from_file
+                .as_ref()
+                .and_then(|c| c.get(key))
+                .and_then(|v| v.as_str())
+                .map(str::to_owned)
+        })
+    };
+    let (Some(name), Some(account), Some(region)) = (
+        field(&args.cluster, "name"),
+        field(&args.account, "account"),
+        field(&args.region, "region"),
+    ) else {
+        bail!(
+            "--cluster, --account and --region are needed (or a cluster in the --observed snapshot)"
+        );
+    };
+    let cluster = ClusterInfo {
+        cluster: ClusterRef::new(
+            ClusterName::new(name),
+            AccountId::new(account),
+            Region::new(region),
+        ),
+        oidc_issuer: field(&args.oidc_issuer, "oidc_issuer"),
+    };
+    match snapshot.take() {
+        None => Ok(ObservedState::empty(cluster)),
+        Some(mut value) => {
+            if let Some(map) = value.as_object_mut() {
+                map.insert("cluster".into(), serde_json::to_value(&cluster)?);
+            }
+            let path = args
+                .observed
+                .as_deref()
+                .unwrap_or_else(|| std::path::Path::new("-"));
+            serde_json::from_value(value)
+                .with_context(|| format!("{}: not an observed-state snapshot", path.display()))
+        }
+    }
+}
+
+fn plan_command(args: PlanArgs) -> Result<ExitCode> {
+    let namespace = parse_namespace(args.namespace.as_deref())?;
+    let reports = bundles::read_all(
+        &parse_paths(&args.paths)?,
+        namespace.as_ref(),
+        &Limits::default(),
+    )?;
+    let errors = bundles::print_diagnostics(&reports);
+    let desired = bundles::desired_state(&reports);
+    let observed = observed_state(&args)?;
+    let settings = Settings {
+        mode: match args.mode {
+            Mode::Irsa => BindingMode::Irsa,
+            Mode::PodIdentity => BindingMode::PodIdentity,
+        },
+        permissions_boundary: args.permissions_boundary.clone(),
+        ..Settings::default()
+    };
+    let planned = plan(&desired, &observed, &settings);
+    match args.output {
+        Output::Text => print!("{}", render::text(&planned, &observed)),
+        Output::Json => {
+            let errors: Vec<_> = reports.iter().flat_map(|r| &r.errors).collect();
+            let notices: Vec<_> = reports.iter().flat_map(|r| &r.notices).collect();
+            let out = json!({
+                "cluster": observed.cluster,
+                "mode": settings.mode,
+                "actions": planned.actions,
+                "workloads": planned.workloads,
+                "orphans": planned.orphans,
+                "warnings": planned.warnings,
+                "errors": errors,
+                "notices": notices,
+            });
+            println!("{}", serde_json::to_string_pretty(&out)?);
+        }
+    }
+    if let Some(path) = &args.write_state {
+        let next = simulate(&observed, &planned.actions);
+        std::fs::write(path, serde_json::to_string_pretty(&next)?)
+            .with_context(|| format!("{}: cannot write", path.display()))?;
+    }
+    Ok(if errors == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}

@@ -1,0 +1,598 @@
+//! Otterize ClientIntents documents to intents: which versions are read, which calls grant
+//! AWS access, and every field checked by hand so all of a document's errors are reported,
+//! each with its path and line.
+
+use super::diagnostic::Origin;
+use super::names::{check_namespace, check_workload_name, is_iam_action, is_resource};
+use super::yaml::{Item, Node};
+use super::{BundleReport, Intent};
+use crate::model::{Namespace, Permission, SourceRef, WorkloadKind, WorkloadName, WorkloadRef};
+use std::collections::BTreeSet;
+
+const GROUP: &str = "k8s.otterize.com";
+const KIND: &str = "ClientIntents";
+/// Versions whose calls are `spec.calls[]` with `type: aws`.
+const CALL_VERSIONS: [&str; 2] = ["v1alpha3", "v1beta1"];
+/// Versions whose calls are `spec.targets[]` with an `aws` key.
+const TARGET_VERSIONS: [&str; 2] = ["v2alpha1", "v2beta1"];
+/// Read but unused: it predates AWS calls.
+const NO_AWS_VERSION: &str = "v1alpha2";
+
+/// What a document is read against.
+pub(super) struct Scope<'a> {
+    pub origin: Origin,
+    pub document: usize,
+    pub default_namespace: &'a Namespace,
+    pub tenant_namespace: Option<&'a Namespace>,
+}
+
+/// Reads one parsed document into the report: its intent, or its errors and what they hold.
+pub(super) fn read_document(root: &Item, scope: &Scope<'_>, report: &mut BundleReport) {
+    let mut doc = Doc {
+        scope,
+        report,
+        errors: 0,
+    };
+    doc.resource(root, "");
+}
+
+struct Doc<'s, 'r> {
+    scope: &'s Scope<'s>,
+    report: &'r mut BundleReport,
+    errors: usize,
+}
+
+/// `spec.calls` + `2` -> `spec.calls[2]`; `spec` + `service` -> `spec.service`.
+fn field(path: &str, key: &str) -> String {
+    if path.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{path}.{key}")
+    }
+}
+
+fn index(path: &str, i: usize) -> String {
+    format!("{path}[{i}]")
+}
+
+impl Doc<'_, '_> {
+    fn error(&mut self, line: Option<u64>, path: &str, message: impl Into<String>) {
+        self.errors += 1;
+        let error = self.scope.origin.error(line, Some(path), message);
+        self.report.errors.push(error);
+    }
+
+    fn notice(&mut self, line: Option<u64>, path: &str, message: impl Into<String>) {
+        let notice = self.scope.origin.notice(line, Some(path), message);
+        self.report.notices.push(notice);
+    }
+
+    fn hold_bundle(&mut self) {
+        self.report.held_whole_bundle = true;
+    }
+
+    /// One Kubernetes resource: a whole document, or an item of a `List`.
+    fn resource(&mut self, item: &Item, path: &str) {
+        if !matches!(item.node, Node::Map(_)) {
+            self.error(
+                item.line,
+                path,
+                format!(
+                    "expected a mapping (a Kubernetes resource), found {}",
+                    item.node.describe()
+                ),
+            );
+            self.hold_bundle();
+            return;
+        }
+        let api_version = self.string(item, path, "apiVersion", true);
+        let kind = self.string(item, path, "kind", true);
+        let (Some(api_version), Some(kind)) = (api_version, kind) else {
+            self.hold_bundle();
+            return;
+        };
+
+        // `kubectl get clientintents -o yaml` writes a List: read its items as resources.
+        if api_version == "v1" && kind == "List" {
+            self.list_items(item, path);
+            return;
+        }
+
+        let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+        let is_otterize = group == GROUP || api_version == GROUP;
+        if !(is_otterize && kind == KIND) {
+            let name = metadata_name(item);
+            self.notice(
+                item.line,
+                path,
+                format!("skipped {api_version} {kind} {name}: not a ClientIntents resource"),
+            );
+            return;
+        }
+
+        if CALL_VERSIONS.contains(&version) {
+            self.client_intents(item, path, Shape::Calls);
+        } else if TARGET_VERSIONS.contains(&version) {
+            self.client_intents(item, path, Shape::Targets);
+        } else if version == NO_AWS_VERSION {
+            let name = metadata_name(item);
+            self.notice(
+                item.line,
+                path,
+                format!(
+                    "skipped {api_version} {kind} {name}: this version has no AWS calls \
+                     (use v1alpha3 or later)"
+                ),
+            );
+        } else {
+            let line = item.node.get("apiVersion").and_then(|e| e.value.line);
+            self.error(
+                line,
+                &field(path, "apiVersion"),
+                format!(
+                    "unsupported ClientIntents version {api_version:?}; supported versions of \
+                     {GROUP}: {} ({NO_AWS_VERSION} is read but has no AWS calls)",
+                    [CALL_VERSIONS, TARGET_VERSIONS].concat().join(", ")
+                ),
+            );
+            self.hold_bundle();
+        }
+    }
+
+    fn list_items(&mut self, list: &Item, path: &str) {
+        let items_path = field(path, "items");
+        let Some(entry) = list.node.get("items") else {
+            return;
+        };
+        match &entry.value.node {
+            Node::List(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    self.resource(item, &index(&items_path, i));
+                }
+            }
+            Node::Null => {}
+            other => {
+                self.error(
+                    entry.value.line,
+                    &items_path,
+                    format!("expected a list of resources, found {}", other.describe()),
+                );
+                self.hold_bundle();
+            }
+        }
+    }
+
+    fn client_intents(&mut self, root: &Item, path: &str, shape: Shape) {
+        let errors_before = self.errors;
+        let namespace = self.namespace(root, path);
+
+        let spec_path = field(path, "spec");
+        let spec = self.mapping(root, path, "spec", true);
+        let (name, kind, permissions) = match spec {
+            Some(spec) => {
+                let (name, kind) = self.workload(spec, &spec_path, shape.workload_key());
+                let permissions = match shape {
+                    Shape::Calls => self.calls(spec, &spec_path),
+                    Shape::Targets => self.targets(spec, &spec_path),
+                };
+                (name, kind, permissions)
+            }
+            None => (None, None, Vec::new()),
+        };
+
+        let failed = self.errors > errors_before;
+        match (namespace, name) {
+            (Some(namespace), Some(name)) if failed => {
+                self.report.held_workloads.push((namespace, name));
+            }
+            (Some(namespace), Some(name)) => {
+                let workload = WorkloadRef {
+                    namespace,
+                    name,
+                    kind,
+                };
+                if permissions.is_empty() {
+                    self.notice(
+                        root.line,
+                        path,
+                        format!("no AWS access declared for workload {workload}"),
+                    );
+                } else {
+                    let source = SourceRef {
+                        bundle: self.scope.origin.file.clone(),
+                        member: self.scope.origin.member.clone(),
+                        document: self.scope.document,
+                    };
+                    self.report.intents.push(Intent {
+                        workload,
+                        permissions: dedup_in_order(permissions),
+                        source,
+                    });
+                }
+            }
+            // The workload cannot be told, or belongs to another tenant: only holding the
+            // whole bundle keeps what it granted before.
+            _ => self.hold_bundle(),
+        }
+    }
+
+    /// `metadata.namespace`, else the bundle's default; `None` when it is invalid or outside
+    /// the bundle's tenant namespace.
+    fn namespace(&mut self, root: &Item, path: &str) -> Option<Namespace> {
+        let metadata_path = field(path, "metadata");
+        let namespace_path = field(&metadata_path, "namespace");
+        let metadata = self.mapping(root, path, "metadata", false);
+        let written = match metadata {
+            Some(metadata) => self.string_entry(metadata, &namespace_path, "namespace", false),
+            None if root
+                .node
+                .get("metadata")
+                .is_some_and(|e| e.value.node != Node::Null) =>
+            {
+                return None;
+            }
+            None => Ok(None),
+        };
+        let (namespace, line) = match written {
+            Err(()) => return None,
+            Ok(Some((value, line))) => match check_namespace(value) {
+                Ok(namespace) => (namespace, line),
+                Err(problem) => {
+                    self.error(line, &namespace_path, problem);
+                    return None;
+                }
+            },
+            Ok(None) => (self.scope.default_namespace.clone(), root.line),
+        };
+        if let Some(tenant) = self.scope.tenant_namespace
+            && &namespace != tenant
+        {
+            self.error(
+                line,
+                &namespace_path,
+                format!(
+                    "namespace {:?} is outside this bundle's namespace {:?}",
+                    namespace.as_str(),
+                    tenant.as_str()
+                ),
+            );
+            return None;
+        }
+        Some(namespace)
+    }
+
+    /// `spec.service` (v1) or `spec.workload` (v2): the name, and the kind when given and
+    /// known. A bad kind still leaves the workload identified.
+    fn workload(
+        &mut self,
+        spec: &Item,
+        spec_path: &str,
+        key: &str,
+    ) -> (Option<WorkloadName>, Option<WorkloadKind>) {
+        let path = field(spec_path, key);
+        let Some(workload) = self.mapping(spec, spec_path, key, true) else {
+            return (None, None);
+        };
+        let name = match self.string_entry(workload, &field(&path, "name"), "name", true) {
+            Ok(Some((value, line))) => match check_workload_name(value) {
+                Ok(name) => Some(name),
+                Err(problem) => {
+                    self.error(line, &field(&path, "name"), problem);
+                    None
+                }
+            },
+            _ => None,
+        };
+        let kind = match self.string_entry(workload, &field(&path, "kind"), "kind", false) {
+            Ok(Some((value, line))) => {
+                let kind = WorkloadKind::parse(value);
+                if kind.is_none() {
+                    let valid: Vec<&str> = WorkloadKind::ALL.iter().map(|k| k.as_str()).collect();
+                    self.error(
+                        line,
+                        &field(&path, "kind"),
+                        format!(
+                            "unknown workload kind {value:?}; expected one of {}",
+                            valid.join(", ")
+                        ),
+                    );
+                }
+                kind
+            }
+            _ => None,
+        };
+        (name, kind)
+    }
+
+    /// v1alpha3 / v1beta1: `spec.calls[]`, of which `type: aws` calls grant AWS access.
+    fn calls(&mut self, spec: &Item, spec_path: &str) -> Vec<Permission> {
+        let mut permissions = Vec::new();
+        let path = field(spec_path, "calls");
+        for (i, call) in self.list(spec, &path, "calls").iter().enumerate() {
+            let call_path = index(&path, i);
+            if !matches!(call.node, Node::Map(_)) {
+                self.error(
+                    call.line,
+                    &call_path,
+                    format!("expected a mapping, found {}", call.node.describe()),
+                );
+                continue;
+            }
+            let call_type = match self.string_entry(call, &field(&call_path, "type"), "type", false)
+            {
+                Ok(found) => found.map(|(value, _)| value),
+                Err(()) => continue,
+            };
+            match call_type {
+                Some("aws") => {
+                    let resource = self.resource_arn(call, &call_path, "name");
+                    let actions = self.actions(call, &call_path, "awsActions");
+                    add_permissions(&mut permissions, resource, actions);
+                }
+                Some(other) if other.eq_ignore_ascii_case("aws") => {
+                    let line = call.node.get("type").and_then(|e| e.value.line);
+                    self.error(
+                        line,
+                        &field(&call_path, "type"),
+                        format!("call type {other:?} must be written \"aws\""),
+                    );
+                }
+                Some(other) => self.notice(
+                    call.line,
+                    &call_path,
+                    format!("skipped call of type {other:?}: only \"aws\" calls grant AWS access"),
+                ),
+                None => self.notice(
+                    call.line,
+                    &call_path,
+                    "skipped call without a type (a call to a Kubernetes service): only \"aws\" \
+                     calls grant AWS access",
+                ),
+            }
+        }
+        permissions
+    }
+
+    /// v2alpha1 / v2beta1: `spec.targets[]`, of which targets with an `aws` key grant AWS
+    /// access.
+    fn targets(&mut self, spec: &Item, spec_path: &str) -> Vec<Permission> {
+        let mut permissions = Vec::new();
+        let path = field(spec_path, "targets");
+        for (i, target) in self.list(spec, &path, "targets").iter().enumerate() {
+            let target_path = index(&path, i);
+            let Node::Map(entries) = &target.node else {
+                self.error(
+                    target.line,
+                    &target_path,
+                    format!("expected a mapping, found {}", target.node.describe()),
+                );
+                continue;
+            };
+            if target.node.get("aws").is_some() {
+                let aws_path = field(&target_path, "aws");
+                if let Some(aws) = self.mapping(target, &target_path, "aws", true) {
+                    let resource = self.resource_arn(aws, &aws_path, "arn");
+                    let actions = self.actions(aws, &aws_path, "actions");
+                    add_permissions(&mut permissions, resource, actions);
+                }
+                continue;
+            }
+            let message = match entries.first().map(|e| &e.key.node) {
+                Some(Node::String(key)) => {
+                    format!("skipped {key:?} target: only \"aws\" targets grant AWS access")
+                }
+                _ => "skipped a target of no known type: only \"aws\" targets grant AWS access"
+                    .to_owned(),
+            };
+            self.notice(target.line, &target_path, message);
+        }
+        permissions
+    }
+
+    /// The resource of an AWS call: an ARN or `*`.
+    fn resource_arn(&mut self, parent: &Item, parent_path: &str, key: &str) -> Option<String> {
+        let path = field(parent_path, key);
+        let (value, line) = self.string_entry(parent, &path, key, true).ok()??;
+        if is_resource(value) {
+            Some(value.to_owned())
+        } else {
+            self.error(
+                line,
+                &path,
+                format!("expected an ARN (\"arn:...\") or \"*\", found {value:?}"),
+            );
+            None
+        }
+    }
+
+    /// The actions of an AWS call: a non-empty list of `service:Action` (or `*`). Only the
+    /// valid ones are returned; the others are reported.
+    fn actions(&mut self, parent: &Item, parent_path: &str, key: &str) -> Vec<String> {
+        let path = field(parent_path, key);
+        let Some(entry) = parent.node.get(key) else {
+            self.error(parent.line, &path, "missing required field");
+            return Vec::new();
+        };
+        let items = match &entry.value.node {
+            Node::List(items) => items,
+            other => {
+                self.error(
+                    entry.value.line,
+                    &path,
+                    format!("expected a list of actions, found {}", other.describe()),
+                );
+                return Vec::new();
+            }
+        };
+        if items.is_empty() {
+            self.error(entry.value.line, &path, "must list at least one action");
+        }
+        let mut actions = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            match &item.node {
+                Node::String(action) if is_iam_action(action) => actions.push(action.clone()),
+                Node::String(action) => self.error(
+                    item.line,
+                    &index(&path, i),
+                    format!("expected a string like \"service:Action\", found {action:?}"),
+                ),
+                other => self.error(
+                    item.line,
+                    &index(&path, i),
+                    format!(
+                        "expected a string like \"service:Action\", found {}",
+                        other.describe()
+                    ),
+                ),
+            }
+        }
+        actions
+    }
+
+    /// A child that must be a mapping. Reports a wrong type, and a missing child when
+    /// `required`; `None` unless a mapping is there.
+    fn mapping<'i>(
+        &mut self,
+        parent: &'i Item,
+        parent_path: &str,
+        key: &str,
+        required: bool,
+    ) -> Option<&'i Item> {
+        let path = field(parent_path, key);
+        match parent.node.get(key) {
+            Some(entry) if matches!(entry.value.node, Node::Map(_)) => Some(&entry.value),
+            Some(entry) if entry.value.node == Node::Null && !required => None,
+            Some(entry) => {
+                self.error(
+                    entry.value.line,
+                    &path,
+                    format!("expected a mapping, found {}", entry.value.node.describe()),
+                );
+                None
+            }
+            None => {
+                if required {
+                    self.error(parent.line, &path, "missing required field");
+                }
+                None
+            }
+        }
+    }
+
+    /// A child list; absent or null reads as empty.
+    fn list<'i>(&mut self, parent: &'i Item, path: &str, key: &str) -> &'i [Item] {
+        match parent.node.get(key) {
+            Some(entry) => match &entry.value.node {
+                Node::List(items) => items,
+                Node::Null => &[],
+                other => {
+                    self.error(
+                        entry.value.line,
+                        path,
+                        format!("expected a list, found {}", other.describe()),
+                    );
+                    &[]
+                }
+            },
+            None => &[],
+        }
+    }
+
+    /// A child string. `Ok(None)` when absent (an error first if `required`) or null and not
+    /// required; `Err` when it is there but wrong (already reported).
+    fn string_entry<'i>(
+        &mut self,
+        parent: &'i Item,
+        path: &str,
+        key: &str,
+        required: bool,
+    ) -> Result<Option<(&'i str, Option<u64>)>, ()> {
+        match parent.node.get(key) {
+            Some(entry) => match &entry.value.node {
+                Node::String(value) => Ok(Some((value.as_str(), entry.value.line))),
+                Node::Null if !required => Ok(None),
+                other => {
+                    self.error(
+                        entry.value.line,
+                        path,
+                        format!("expected a string, found {}", other.describe()),
+                    );
+                    Err(())
+                }
+            },
+            None if required => {
+                self.error(parent.line, path, "missing required field");
+                Err(())
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// A string child by key, relative to `parent_path`.
+    fn string<'i>(
+        &mut self,
+        parent: &'i Item,
+        parent_path: &str,
+        key: &str,
+        required: bool,
+    ) -> Option<&'i str> {
+        let path = field(parent_path, key);
+        self.string_entry(parent, &path, key, required)
+            .ok()
+            .flatten()
+            .map(|(value, _)| value)
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Shape {
+    Calls,
+    Targets,
+}
+
+impl Shape {
+    fn workload_key(self) -> &'static str {
+        match self {
+            Shape::Calls => "service",
+            Shape::Targets => "workload",
+        }
+    }
+}
+
+/// Each action on the resource; duplicates are dropped once the document is read.
+fn add_permissions(
+    permissions: &mut Vec<Permission>,
+    resource: Option<String>,
+    actions: Vec<String>,
+) {
+    let Some(resource) = resource else {
+        return;
+    };
+    permissions.extend(actions.into_iter().map(|action| Permission {
+        action,
+        resource: resource.clone(),
+    }));
+}
+
+/// Keeps the first of each (action, resource) pair, in the order written; a set, because a
+/// hostile document may list hundreds of thousands.
+fn dedup_in_order(permissions: Vec<Permission>) -> Vec<Permission> {
+    let mut seen = BTreeSet::new();
+    permissions
+        .into_iter()
+        .filter(|permission| seen.insert(permission.clone()))
+        .collect()
+}
+
+/// `"name"` for messages, or `(no name)`.
+fn metadata_name(root: &Item) -> String {
+    match root
+        .node
+        .get("metadata")
+        .and_then(|m| m.value.node.get("name"))
+        .map(|e| &e.value.node)
+    {
+        Some(Node::String(name)) => format!("{name:?}"),
+        _ => "(no name)".to_owned(),
+    }
+}

@@ -1,0 +1,148 @@
+//! Intent bundles: bundle bytes (YAML, JSON or a `.tar.gz` of them) to validated intents, with
+//! errors that name file, archive member, document, line and field.
+//!
+//! Reading never stops at the first problem: every document is read and every error reported,
+//! so a user fixes a bundle in one round. What failed is reported as *held* (a workload, or the
+//! whole bundle) so that a broken upload never shrinks what was granted before.
+
+mod archive;
+mod client_intents;
+mod diagnostic;
+pub mod layout;
+mod names;
+mod reader;
+mod yaml;
+
+#[cfg(test)]
+mod tests;
+
+pub use diagnostic::{IntentError, Notice};
+pub use layout::{BundleLocation, cluster_prefix, locate};
+pub use names::{check_namespace, check_workload_name};
+
+use crate::model::{DesiredState, Namespace, Permission, SourceRef, WorkloadName, WorkloadRef};
+use serde::{Deserialize, Serialize};
+
+/// One bundle as it was uploaded, and where it sits.
+#[derive(Clone, Copy)]
+pub struct BundleInput<'a> {
+    /// The S3 key or file path: names the bundle in every message, and its extension tells
+    /// the kind of bundle.
+    pub key: &'a str,
+    pub bytes: &'a [u8],
+    /// The namespace of documents that name none (`kubectl apply -n`); `default` when absent.
+    pub default_namespace: Option<&'a Namespace>,
+    /// Set for a team's bundle: documents may only name this namespace.
+    pub tenant_namespace: Option<&'a Namespace>,
+}
+
+// By hand: a derived `Debug` would print up to a megabyte of bytes into a log line.
+impl std::fmt::Debug for BundleInput<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BundleInput")
+            .field("key", &self.key)
+            .field("bytes", &format_args!("<{} bytes>", self.bytes.len()))
+            .field("default_namespace", &self.default_namespace)
+            .field("tenant_namespace", &self.tenant_namespace)
+            .finish()
+    }
+}
+
+/// Caps on what one bundle may cost to read. Uploads are untrusted, and the reader runs in the
+/// smallest Lambda, so every cap is checked while reading, never taken from a header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Limits {
+    /// Bytes of the bundle as uploaded: a plain file, or the compressed archive.
+    pub max_bundle_bytes: usize,
+    /// Bytes an archive may expand to (tar headers included), counted while decompressing.
+    pub max_uncompressed_bytes: u64,
+    /// Entries of an archive, directories included.
+    pub max_members: usize,
+    /// Bytes of one archive member.
+    pub max_member_bytes: u64,
+    /// Documents of the whole bundle (all members), empty ones not counted.
+    pub max_documents: usize,
+    /// YAML nodes (scalars, lists, mappings) of the whole bundle, counted as aliases expand.
+    pub max_yaml_nodes: usize,
+    /// Nesting of lists and mappings within one document. Parsing recurses once per level,
+    /// about 5 KiB of stack in an optimized build and 45 KiB in an unoptimized one; 32 levels
+    /// stay well inside the 2 MiB stack of a spawned thread, and no intent nests half as deep.
+    pub max_yaml_depth: usize,
+    /// Parser events one document may replay through aliases: stops "billion laughs".
+    pub max_alias_replay: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_bundle_bytes: 1024 * 1024,
+            max_uncompressed_bytes: 8 * 1024 * 1024,
+            max_members: 200,
+            max_member_bytes: 1024 * 1024,
+            max_documents: 500,
+            max_yaml_nodes: 250_000,
+            max_yaml_depth: 32,
+            max_alias_replay: 10_000,
+        }
+    }
+}
+
+/// What one valid ClientIntents document asks for one workload.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Intent {
+    pub workload: WorkloadRef,
+    /// In the order declared, each (action, resource) pair once.
+    pub permissions: Vec<Permission>,
+    pub source: SourceRef,
+}
+
+/// Everything read from one bundle.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BundleReport {
+    pub key: String,
+    pub intents: Vec<Intent>,
+    pub errors: Vec<IntentError>,
+    pub notices: Vec<Notice>,
+    /// workloads of documents that failed but whose namespace+name could still be read
+    pub held_workloads: Vec<(Namespace, WorkloadName)>,
+    /// true when a failure could not be tied to a workload (whole bundle unreadable, a
+    /// document with a syntax error, ...)
+    pub held_whole_bundle: bool,
+}
+
+impl BundleReport {
+    pub fn is_valid(&self) -> bool {
+        self.errors.is_empty()
+    }
+
+    /// Adds the valid intents and what must be held. Intents of an invalid bundle are added
+    /// too: what failed is held, so the valid rest can still be granted.
+    pub fn add_to(&self, desired: &mut DesiredState) {
+        for intent in &self.intents {
+            desired.add(
+                intent.workload.clone(),
+                intent.permissions.iter().cloned(),
+                intent.source.clone(),
+            );
+        }
+        desired
+            .held
+            .workloads
+            .extend(self.held_workloads.iter().cloned());
+        if self.held_whole_bundle {
+            desired.held.bundles.insert(self.key.clone());
+        }
+    }
+}
+
+/// Reads one bundle. Never fails as a whole and never panics: every problem is in the report.
+pub fn read_bundle(input: &BundleInput<'_>, limits: &Limits) -> BundleReport {
+    reader::read(input, limits)
+}
+
+/// The placeholders Otterize lets ARNs carry, resolved for one cluster's region and account.
+pub fn resolve_placeholders(arn: &str, region: &str, account: &str) -> String {
+    arn.replace("$(AWS_REGION)", region)
+        .replace("$(AWS_ACCOUNT_ID)", account)
+}

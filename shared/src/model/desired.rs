@@ -1,0 +1,88 @@
+//! The desired state of one cluster: what every valid intent asks for, and what must be held
+//! as it is because its bundle or document currently fails to read.
+
+use super::ids::{Namespace, WorkloadName, WorkloadRef};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+/// One IAM action allowed on one resource. `resource` is an ARN (wildcards allowed) or `*`;
+/// it may still hold `$(AWS_REGION)` / `$(AWS_ACCOUNT_ID)` until resolved for a cluster.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Permission {
+    pub action: String,
+    pub resource: String,
+}
+
+/// Where an intent came from: the bundle (S3 key or file path), the archive member if any, and
+/// the document's 1-based index within its file.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct SourceRef {
+    pub bundle: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub member: Option<String>,
+    pub document: usize,
+}
+
+impl fmt::Display for SourceRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.bundle)?;
+        if let Some(member) = &self.member {
+            write!(f, "!{member}")?;
+        }
+        write!(f, "#{}", self.document)
+    }
+}
+
+/// One workload's declared needs, merged over every document that names it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DesiredWorkload {
+    pub workload: WorkloadRef,
+    pub permissions: BTreeSet<Permission>,
+    pub sources: BTreeSet<SourceRef>,
+}
+
+/// What must not change while its source is broken: an invalid upload must never delete or
+/// shrink what was granted before.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Held {
+    /// Bundles that failed as a whole (unreadable archive, too large, ...) or that hold a
+    /// document whose workload could not be told: every role they fed stays as it is.
+    pub bundles: BTreeSet<String>,
+    /// Workloads named by a document that failed: their roles stay as they are.
+    pub workloads: BTreeSet<(Namespace, WorkloadName)>,
+}
+
+impl Held {
+    pub fn is_empty(&self) -> bool {
+        self.bundles.is_empty() && self.workloads.is_empty()
+    }
+}
+
+/// The desired state of a cluster: the union of all its bundles.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DesiredState {
+    pub workloads: BTreeMap<WorkloadRef, DesiredWorkload>,
+    pub held: Held,
+}
+
+impl DesiredState {
+    /// Adds one intent, merging with what the same workload already declared.
+    pub fn add(
+        &mut self,
+        workload: WorkloadRef,
+        permissions: impl IntoIterator<Item = Permission>,
+        source: SourceRef,
+    ) {
+        let entry = self
+            .workloads
+            .entry(workload.clone())
+            .or_insert_with(|| DesiredWorkload {
+                workload,
+                permissions: BTreeSet::new(),
+                sources: BTreeSet::new(),
+            });
+        entry.permissions.extend(permissions);
+        entry.sources.insert(source);
+    }
+}

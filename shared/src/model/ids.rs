@@ -1,0 +1,194 @@
+//! Identifiers of the domain, as newtypes so that a namespace is never passed as a role name.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+macro_rules! string_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            pub fn new(value: impl Into<String>) -> Self {
+                Self(value.into())
+            }
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl From<&str> for $name {
+            fn from(value: &str) -> Self {
+                Self(value.to_owned())
+            }
+        }
+    };
+}
+
+string_id!(
+    /// An EKS cluster name (unique per account and region).
+    ClusterName
+);
+string_id!(
+    /// A Kubernetes namespace.
+    Namespace
+);
+string_id!(
+    /// A Kubernetes ServiceAccount name, without its namespace.
+    ServiceAccountName
+);
+string_id!(
+    /// The name of a workload (Deployment, StatefulSet, ...) as the intents give it.
+    WorkloadName
+);
+string_id!(
+    /// An IAM role name (not its ARN).
+    RoleName
+);
+string_id!(
+    /// A twelve-digit AWS account id.
+    AccountId
+);
+string_id!(
+    /// An AWS region such as `eu-west-2`.
+    Region
+);
+
+/// The kinds of workload whose pods can run as a ServiceAccount.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum WorkloadKind {
+    Deployment,
+    StatefulSet,
+    DaemonSet,
+    Job,
+    CronJob,
+    Pod,
+}
+
+impl WorkloadKind {
+    pub const ALL: [WorkloadKind; 6] = [
+        WorkloadKind::Deployment,
+        WorkloadKind::StatefulSet,
+        WorkloadKind::DaemonSet,
+        WorkloadKind::Job,
+        WorkloadKind::CronJob,
+        WorkloadKind::Pod,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkloadKind::Deployment => "Deployment",
+            WorkloadKind::StatefulSet => "StatefulSet",
+            WorkloadKind::DaemonSet => "DaemonSet",
+            WorkloadKind::Job => "Job",
+            WorkloadKind::CronJob => "CronJob",
+            WorkloadKind::Pod => "Pod",
+        }
+    }
+
+    /// Parses a kind as Otterize writes it; matching ignores case, as Otterize does.
+    pub fn parse(value: &str) -> Option<WorkloadKind> {
+        Self::ALL
+            .into_iter()
+            .find(|kind| kind.as_str().eq_ignore_ascii_case(value))
+    }
+}
+
+impl fmt::Display for WorkloadKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A workload as the intents name it. `kind` is absent when the intents leave it out; it then
+/// matches a workload of that name of any kind.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct WorkloadRef {
+    pub namespace: Namespace,
+    pub name: WorkloadName,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<WorkloadKind>,
+}
+
+impl fmt::Display for WorkloadRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.kind {
+            Some(kind) => write!(f, "{}/{} ({kind})", self.namespace, self.name),
+            None => write!(f, "{}/{}", self.namespace, self.name),
+        }
+    }
+}
+
+/// A ServiceAccount: the unit that AWS credentials attach to, hence the unit of one role.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ServiceAccountRef {
+    pub namespace: Namespace,
+    pub name: ServiceAccountName,
+}
+
+impl fmt::Display for ServiceAccountRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
+/// The cluster a reconcile is about: enough to build every ARN and trust condition.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterRef {
+    pub name: ClusterName,
+    pub account: AccountId,
+    pub region: Region,
+    /// `aws`, `aws-cn` or `aws-us-gov`; derived from the region when not given.
+    #[serde(default)]
+    pub partition: String,
+}
+
+impl ClusterRef {
+    pub fn new(name: ClusterName, account: AccountId, region: Region) -> Self {
+        let partition = partition_of(region.as_str()).to_owned();
+        Self {
+            name,
+            account,
+            region,
+            partition,
+        }
+    }
+
+    pub fn partition(&self) -> &str {
+        if self.partition.is_empty() {
+            partition_of(self.region.as_str())
+        } else {
+            &self.partition
+        }
+    }
+
+    /// `arn:<partition>:eks:<region>:<account>:cluster/<name>`
+    pub fn arn(&self) -> String {
+        format!(
+            "arn:{}:eks:{}:{}:cluster/{}",
+            self.partition(),
+            self.region,
+            self.account,
+            self.name
+        )
+    }
+}
+
+/// The partition a region belongs to.
+pub fn partition_of(region: &str) -> &'static str {
+    if region.starts_with("cn-") {
+        "aws-cn"
+    } else if region.starts_with("us-gov-") {
+        "aws-us-gov"
+    } else {
+        "aws"
+    }
+}

@@ -1,0 +1,84 @@
+//! Settings that steer planning. Deployment-wide values come from the environment at the edge
+//! (functions, CLI); the core only ever sees this typed struct.
+
+use serde::{Deserialize, Serialize};
+
+/// How a role is bound to its ServiceAccount.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum BindingMode {
+    /// IAM Roles for Service Accounts: the cluster's OIDC provider and an annotation.
+    #[default]
+    Irsa,
+    /// EKS Pod Identity: a Pod Identity association.
+    PodIdentity,
+}
+
+impl BindingMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BindingMode::Irsa => "irsa",
+            BindingMode::PodIdentity => "pod-identity",
+        }
+    }
+}
+
+/// IAM quotas. They are settings because accounts can have them raised.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct IamQuotas {
+    /// Total characters of all inline policies of one role, whitespace not counted.
+    pub inline_policy_chars: usize,
+    /// Characters of one managed policy document, whitespace not counted.
+    pub managed_policy_chars: usize,
+    /// Characters of a role's trust policy, whitespace not counted.
+    pub trust_policy_chars: usize,
+    /// Managed policies attached to one role.
+    pub attached_policies: usize,
+}
+
+impl Default for IamQuotas {
+    fn default() -> Self {
+        Self {
+            inline_policy_chars: 10_240,
+            managed_policy_chars: 6_144,
+            trust_policy_chars: 2_048,
+            attached_policies: 10,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    pub mode: BindingMode,
+    /// The IAM path every role and policy the system owns lives under; a per-cluster part is
+    /// added below it. Starts and ends with `/`.
+    pub iam_path: String,
+    /// ARN of the permissions boundary put on every role the system creates.
+    pub permissions_boundary: Option<String>,
+    /// Allow binding a role to a namespace's `default` ServiceAccount (which every pod of the
+    /// namespace uses unless told otherwise).
+    pub allow_default_service_account: bool,
+    /// Seconds a role whose intents are gone waits, marked, before it is deleted.
+    pub deletion_grace_seconds: u64,
+    /// At most this many roles are deleted in one run.
+    pub max_deletions_per_run: usize,
+    pub quotas: IamQuotas,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            mode: BindingMode::Irsa,
+            iam_path: "/eks-intents/".to_owned(),
+            permissions_boundary: None,
+            allow_default_service_account: false,
+            deletion_grace_seconds: 24 * 60 * 60,
+            max_deletions_per_run: 5,
+            quotas: IamQuotas::default(),
+        }
+    }
+}

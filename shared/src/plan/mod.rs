@@ -1,0 +1,964 @@
+//! The planner: `plan(&DesiredState, &ObservedState, &Settings) -> Plan`, pure and synchronous.
+//! Every action in the plan is fully specified; planning again against the state the plan
+//! produces yields no action.
+
+mod action;
+mod report;
+mod simulate;
+
+pub use action::{Action, Binding};
+pub use report::{OrphanPlan, OrphanState, WorkloadPlan, WorkloadState};
+pub use simulate::simulate;
+
+use crate::intent::resolve_placeholders;
+use crate::model::{
+    BindingMode, ClusterRef, DesiredState, DesiredWorkload, ObservedAddon, ObservedAssociation,
+    ObservedManagedPolicy, ObservedRole, ObservedServiceAccount, ObservedState, ObservedWorkload,
+    Permission, RoleName, ServiceAccountName, ServiceAccountRef, Settings, WorkloadRef,
+};
+use crate::policy::{
+    self, INLINE_POLICY_NAME, IRSA_AUDIENCE, ORPHANED_TAG, OWNER_TAG, Ownership, PermissionLayout,
+    PolicyDocument, TAG_PREFIX,
+};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// An ordered list of fully specified actions, and per workload what they are for.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plan {
+    pub actions: Vec<Action>,
+    pub workloads: Vec<WorkloadPlan>,
+    pub orphans: Vec<OrphanPlan>,
+    pub warnings: Vec<String>,
+}
+
+impl Plan {
+    pub fn is_empty(&self) -> bool {
+        self.actions.is_empty()
+    }
+}
+
+pub fn plan(desired: &DesiredState, observed: &ObservedState, settings: &Settings) -> Plan {
+    Planner::new(desired, observed, settings).run()
+}
+
+/// What the intents ask of one ServiceAccount's role.
+struct RoleIntent<'a> {
+    workloads: Vec<&'a DesiredWorkload>,
+    permissions: BTreeSet<Permission>,
+    bundles: BTreeSet<String>,
+}
+
+/// The outcome of planning one role, shared by the workloads that run as its ServiceAccount.
+struct RoleOutcome {
+    role: RoleName,
+    arn: String,
+    binding: Option<Binding>,
+    actions: Vec<Action>,
+    /// An error (the role is not touched) or a reason to wait, with the state it leads to.
+    problem: Option<(report::WorkloadState, String)>,
+}
+
+struct Planner<'a> {
+    desired: &'a DesiredState,
+    observed: &'a ObservedState,
+    settings: &'a Settings,
+    cluster: &'a ClusterRef,
+    path: String,
+    roles: BTreeMap<String, &'a ObservedRole>,
+    managed: BTreeMap<&'a str, &'a ObservedManagedPolicy>,
+    service_accounts: BTreeMap<ServiceAccountRef, &'a ObservedServiceAccount>,
+    associations: BTreeMap<ServiceAccountRef, Vec<&'a ObservedAssociation>>,
+    addons: BTreeMap<ServiceAccountRef, &'a ObservedAddon>,
+    workloads: Option<BTreeMap<(&'a str, &'a str), Vec<&'a ObservedWorkload>>>,
+    held_bundle_tags: BTreeSet<String>,
+}
+
+impl<'a> Planner<'a> {
+    fn new(desired: &'a DesiredState, observed: &'a ObservedState, settings: &'a Settings) -> Self {
+        let cluster = &observed.cluster.cluster;
+        let mut associations: BTreeMap<ServiceAccountRef, Vec<&ObservedAssociation>> =
+            BTreeMap::new();
+        for association in &observed.pod_identity_associations {
+            associations
+                .entry(ServiceAccountRef {
+                    namespace: association.namespace.clone(),
+                    name: association.service_account.clone(),
+                })
+                .or_default()
+                .push(association);
+        }
+        for list in associations.values_mut() {
+            list.sort_by(|a, b| a.association_id.cmp(&b.association_id));
+        }
+        let mut addons = BTreeMap::new();
+        for addon in &observed.addons {
+            for service_account in &addon.service_accounts {
+                addons.insert(service_account.clone(), addon);
+            }
+        }
+        let workloads = observed.workloads.as_ref().map(|list| {
+            let mut index: BTreeMap<(&str, &str), Vec<&ObservedWorkload>> = BTreeMap::new();
+            for workload in list {
+                index
+                    .entry((workload.namespace.as_str(), workload.name.as_str()))
+                    .or_default()
+                    .push(workload);
+            }
+            for found in index.values_mut() {
+                found.sort_by_key(|w| w.kind);
+            }
+            index
+        });
+        Planner {
+            desired,
+            observed,
+            settings,
+            cluster,
+            path: policy::cluster_path(&settings.iam_path, &cluster.name),
+            roles: observed
+                .roles
+                .iter()
+                .map(|role| (role.name.as_str().to_ascii_lowercase(), role))
+                .collect(),
+            managed: observed
+                .managed_policies
+                .iter()
+                .map(|p| (p.arn.as_str(), p))
+                .collect(),
+            service_accounts: observed
+                .service_accounts
+                .iter()
+                .map(|sa| (sa.id(), sa))
+                .collect(),
+            associations,
+            addons,
+            workloads,
+            held_bundle_tags: desired
+                .held
+                .bundles
+                .iter()
+                .map(|b| policy::tag_value(b))
+                .collect(),
+        }
+    }
+
+    fn run(self) -> Plan {
+        let mut plan = Plan::default();
+        let mut intents: BTreeMap<ServiceAccountRef, RoleIntent<'a>> = BTreeMap::new();
+        let mut pending: Vec<(&DesiredWorkload, String)> = Vec::new();
+
+        for workload in self.desired.workloads.values() {
+            match self.resolve_service_account(&workload.workload) {
+                Ok(service_account) => {
+                    let intent = intents
+                        .entry(service_account)
+                        .or_insert_with(|| RoleIntent {
+                            workloads: Vec::new(),
+                            permissions: BTreeSet::new(),
+                            bundles: BTreeSet::new(),
+                        });
+                    intent.workloads.push(workload);
+                    intent
+                        .permissions
+                        .extend(workload.permissions.iter().map(|p| Permission {
+                            action: p.action.clone(),
+                            resource: resolve_placeholders(
+                                &p.resource,
+                                self.cluster.region.as_str(),
+                                self.cluster.account.as_str(),
+                            ),
+                        }));
+                    intent
+                        .bundles
+                        .extend(workload.sources.iter().map(|s| s.bundle.clone()));
+                }
+                Err(reason) => pending.push((workload, reason)),
+            }
+        }
+
+        let mut claimed: BTreeSet<String> = BTreeSet::new();
+        let mut role_actions: Vec<Action> = Vec::new();
+        let mut needs_oidc_provider = false;
+        for (service_account, intent) in &intents {
+            if intent.workloads.len() > 1 {
+                let names: Vec<String> = intent
+                    .workloads
+                    .iter()
+                    .map(|w| w.workload.to_string())
+                    .collect();
+                plan.warnings.push(format!(
+                    "workloads {} share the ServiceAccount {service_account}: they get one role with the union of their permissions",
+                    names.join(" and ")
+                ));
+            }
+            let outcome = self.plan_role(service_account, intent);
+            claimed.insert(outcome.role.as_str().to_ascii_lowercase());
+            if self.settings.mode == BindingMode::Irsa
+                && outcome
+                    .problem
+                    .as_ref()
+                    .is_none_or(|(s, _)| *s != WorkloadState::Error)
+            {
+                needs_oidc_provider = true;
+            }
+            let (state, message) = match &outcome.problem {
+                Some((state, message)) => (*state, message.clone()),
+                None if outcome.actions.is_empty() => (
+                    WorkloadState::Ready,
+                    "role and binding are as declared".to_owned(),
+                ),
+                None => (
+                    WorkloadState::Changing,
+                    format!("{} change(s) planned", outcome.actions.len()),
+                ),
+            };
+            for workload in &intent.workloads {
+                plan.workloads.push(WorkloadPlan {
+                    namespace: workload.workload.namespace.clone(),
+                    workload: workload.workload.name.clone(),
+                    kind: workload.workload.kind,
+                    service_account: Some(service_account.clone()),
+                    role: Some(outcome.role.clone()),
+                    role_arn: Some(outcome.arn.clone()),
+                    binding: outcome.binding.clone(),
+                    state,
+                    message: message.clone(),
+                    actions: outcome.actions.len(),
+                });
+            }
+            role_actions.extend(outcome.actions);
+        }
+
+        for (workload, reason) in &pending {
+            let held = self.workload_is_held(&workload.workload);
+            for role in self.roles_tagged_with(&workload.workload) {
+                claimed.insert(role.name.as_str().to_ascii_lowercase());
+            }
+            plan.workloads.push(WorkloadPlan {
+                namespace: workload.workload.namespace.clone(),
+                workload: workload.workload.name.clone(),
+                kind: workload.workload.kind,
+                service_account: None,
+                role: None,
+                role_arn: None,
+                binding: None,
+                state: if held {
+                    WorkloadState::Held
+                } else {
+                    WorkloadState::Pending
+                },
+                message: reason.clone(),
+                actions: 0,
+            });
+        }
+
+        if needs_oidc_provider {
+            plan.actions.extend(self.plan_oidc_provider());
+        }
+        plan.actions.extend(role_actions);
+        self.plan_orphans(&claimed, &mut plan);
+        plan
+    }
+
+    /// The ServiceAccount a workload runs as. Without an observation of the cluster's
+    /// workloads (planning from files), a ServiceAccount named after the workload.
+    fn resolve_service_account(&self, workload: &WorkloadRef) -> Result<ServiceAccountRef, String> {
+        let Some(index) = &self.workloads else {
+            return Ok(ServiceAccountRef {
+                namespace: workload.namespace.clone(),
+                name: ServiceAccountName::new(workload.name.as_str()),
+            });
+        };
+        let found = index
+            .get(&(workload.namespace.as_str(), workload.name.as_str()))
+            .and_then(|candidates| {
+                candidates
+                    .iter()
+                    .find(|w| workload.kind.is_none_or(|kind| kind == w.kind))
+            });
+        match found {
+            Some(observed) => Ok(observed.service_account()),
+            None => Err(format!(
+                "no {} named {} in namespace {} yet; its role is created once it appears",
+                workload.kind.map_or("workload", |k| k.as_str()),
+                workload.name,
+                workload.namespace
+            )),
+        }
+    }
+
+    fn issuer(&self) -> Option<&'a str> {
+        self.observed.cluster.oidc_host_path()
+    }
+
+    fn provider_arn(&self, issuer: &str) -> String {
+        policy::oidc_provider_arn(self.cluster, issuer)
+    }
+
+    fn plan_oidc_provider(&self) -> Vec<Action> {
+        let Some(issuer) = self.issuer() else {
+            return Vec::new();
+        };
+        let arn = self.provider_arn(issuer);
+        match self
+            .observed
+            .oidc_providers
+            .iter()
+            .find(|p| p.arn == arn || p.url == issuer)
+        {
+            None => vec![Action::CreateOidcProvider {
+                url: format!("https://{issuer}"),
+                client_ids: vec![IRSA_AUDIENCE.to_owned()],
+                tags: BTreeMap::from([
+                    (OWNER_TAG.to_owned(), policy::OWNER_VALUE.to_owned()),
+                    (
+                        policy::CLUSTER_TAG.to_owned(),
+                        policy::tag_value(&self.cluster.arn()),
+                    ),
+                ]),
+            }],
+            Some(provider) if !provider.client_ids.contains(IRSA_AUDIENCE) => {
+                vec![Action::AddOidcClientId {
+                    provider_arn: provider.arn.clone(),
+                    client_id: IRSA_AUDIENCE.to_owned(),
+                }]
+            }
+            Some(_) => Vec::new(),
+        }
+    }
+
+    fn workload_is_held(&self, workload: &WorkloadRef) -> bool {
+        self.desired
+            .held
+            .workloads
+            .contains(&(workload.namespace.clone(), workload.name.clone()))
+    }
+
+    fn role_is_held(&self, role: &ObservedRole) -> bool {
+        let held = &self.desired.held;
+        if held.is_empty() {
+            return false;
+        }
+        let (bundles, overflow) = policy::tagged_bundles(&role.tags);
+        if bundles.iter().any(|b| self.held_bundle_tags.contains(*b))
+            || (overflow && !held.bundles.is_empty())
+        {
+            return true;
+        }
+        let namespace = role.tags.get(policy::NAMESPACE_TAG);
+        let workloads = role.tags.get(policy::WORKLOADS_TAG);
+        match (namespace, workloads) {
+            (Some(namespace), Some(workloads)) => held.workloads.iter().any(|(ns, name)| {
+                ns.as_str() == namespace && workloads.split(' ').any(|w| w == name.as_str())
+            }),
+            _ => false,
+        }
+    }
+
+    /// Owned roles whose tags name this workload: kept while the workload is pending.
+    fn roles_tagged_with(&self, workload: &WorkloadRef) -> Vec<&'a ObservedRole> {
+        self.roles
+            .values()
+            .filter(|role| {
+                policy::ownership(&role.tags, self.cluster) == Ownership::Ours
+                    && role.tags.get(policy::NAMESPACE_TAG).map(String::as_str)
+                        == Some(workload.namespace.as_str())
+                    && role
+                        .tags
+                        .get(policy::WORKLOADS_TAG)
+                        .is_some_and(|w| w.split(' ').any(|n| n == workload.name.as_str()))
+            })
+            .copied()
+            .collect()
+    }
+
+    fn plan_role(&self, service_account: &ServiceAccountRef, intent: &RoleIntent) -> RoleOutcome {
+        let role = policy::role_name(&self.cluster.name, service_account);
+        let observed = self.roles.get(&role.as_str().to_ascii_lowercase()).copied();
+        let arn = observed
+            .map(|r| r.arn.clone())
+            .unwrap_or_else(|| policy::role_arn(self.cluster, &self.path, &role));
+        let addon = self.addons.get(service_account).copied();
+        let binding = match (addon, self.settings.mode) {
+            (Some(addon), _) => Binding::Addon {
+                addon: addon.name.clone(),
+            },
+            (None, BindingMode::Irsa) => Binding::ServiceAccountAnnotation,
+            (None, BindingMode::PodIdentity) => Binding::PodIdentityAssociation,
+        };
+        let mut outcome = RoleOutcome {
+            role: role.clone(),
+            arn: arn.clone(),
+            binding: Some(binding.clone()),
+            actions: Vec::new(),
+            problem: None,
+        };
+        let fail = |mut outcome: RoleOutcome, message: String| {
+            outcome.actions.clear();
+            outcome.problem = Some((WorkloadState::Error, message));
+            outcome
+        };
+
+        let held = intent
+            .workloads
+            .iter()
+            .any(|w| self.workload_is_held(&w.workload))
+            || observed.is_some_and(|r| self.role_is_held(r));
+        if held {
+            outcome.problem = Some((
+                WorkloadState::Held,
+                "a bundle or document that declares this workload fails to read: its role and binding are left exactly as they are until it is fixed".to_owned(),
+            ));
+            return outcome;
+        }
+        if service_account.name.as_str() == "default"
+            && !self.settings.allow_default_service_account
+        {
+            return fail(
+                outcome,
+                format!(
+                    "runs as the default ServiceAccount of namespace {ns}, which every pod of {ns} uses unless told otherwise: binding a role to it would give these permissions to all of them. Give the workload its own ServiceAccount (spec.template.spec.serviceAccountName), or allow this in the settings (allow_default_service_account)",
+                    ns = service_account.namespace
+                ),
+            );
+        }
+        if let Some(role) = observed {
+            match policy::ownership(&role.tags, self.cluster) {
+                Ownership::Ours => {}
+                Ownership::OtherCluster(other) => {
+                    return fail(
+                        outcome,
+                        format!(
+                            "IAM role {} already exists and belongs to the eks-intents of cluster {other}; it is left alone. Give one of the clusters another name",
+                            role.name
+                        ),
+                    );
+                }
+                Ownership::Foreign => {
+                    return fail(
+                        outcome,
+                        format!(
+                            "IAM role {} already exists and is not managed by eks-intents (no {OWNER_TAG} tag); it is left alone. Rename or remove it, or tag it to hand it over",
+                            role.name
+                        ),
+                    );
+                }
+            }
+        }
+
+        let trust = match self.settings.mode {
+            BindingMode::Irsa => {
+                let Some(issuer) = self.issuer() else {
+                    return fail(
+                        outcome,
+                        format!(
+                            "cluster {} has no OIDC issuer, which IRSA needs; use Pod Identity mode or enable the cluster's OIDC issuer",
+                            self.cluster.name
+                        ),
+                    );
+                };
+                policy::irsa_trust(&self.provider_arn(issuer), issuer, service_account)
+            }
+            BindingMode::PodIdentity => policy::pod_identity_trust(self.cluster, service_account),
+        };
+        if trust.iam_size() > self.settings.quotas.trust_policy_chars {
+            return fail(
+                outcome,
+                format!(
+                    "the trust policy needs {} characters, more than the quota of {}",
+                    trust.iam_size(),
+                    self.settings.quotas.trust_policy_chars
+                ),
+            );
+        }
+        let statements = policy::permission_statements(&intent.permissions);
+        let layout = match policy::layout_permissions(&statements, &self.settings.quotas) {
+            Ok(layout) => layout,
+            Err(error) => return fail(outcome, error.to_string()),
+        };
+        let tags = policy::role_tags(
+            self.cluster,
+            service_account,
+            intent.workloads.iter().map(|w| &w.workload.name),
+            &intent.bundles,
+        );
+
+        let mut actions = Vec::new();
+        match observed {
+            None => actions.push(Action::CreateRole {
+                role: role.clone(),
+                path: self.path.clone(),
+                arn: arn.clone(),
+                description: format!(
+                    "eks-intents: AWS access of ServiceAccount {service_account} in EKS cluster {}",
+                    self.cluster.name
+                ),
+                trust_policy: trust,
+                permissions_boundary: self.settings.permissions_boundary.clone(),
+                tags,
+            }),
+            Some(current) => {
+                if !current.trust_policy.same_meaning(&trust) {
+                    actions.push(Action::UpdateTrustPolicy {
+                        role: role.clone(),
+                        trust_policy: trust,
+                    });
+                }
+                if let Some(boundary) = &self.settings.permissions_boundary
+                    && current.permissions_boundary.as_ref() != Some(boundary)
+                {
+                    actions.push(Action::PutPermissionsBoundary {
+                        role: role.clone(),
+                        permissions_boundary: boundary.clone(),
+                    });
+                }
+                actions.extend(tag_changes(&role, &current.tags, &tags));
+            }
+        }
+        actions.extend(self.policy_changes(&role, observed, &layout));
+
+        match self.binding_changes(&role, &arn, service_account, &binding, addon) {
+            Ok((binding_actions, waiting)) => {
+                actions.extend(binding_actions);
+                if let Some(reason) = waiting {
+                    outcome.problem = Some((WorkloadState::Pending, reason));
+                }
+            }
+            Err(conflict) => {
+                // The role itself is still kept as declared; only the binding is refused.
+                outcome.actions = actions;
+                outcome.problem = Some((WorkloadState::Error, conflict));
+                return outcome;
+            }
+        }
+        outcome.actions = actions;
+        outcome
+    }
+
+    fn policy_changes(
+        &self,
+        role: &RoleName,
+        observed: Option<&ObservedRole>,
+        layout: &PermissionLayout,
+    ) -> Vec<Action> {
+        let empty_inline = BTreeMap::new();
+        let empty_attached = BTreeSet::new();
+        let inline = observed.map_or(&empty_inline, |r| &r.inline_policies);
+        let attached = observed.map_or(&empty_attached, |r| &r.attached_policies);
+
+        let mut wanted_parts: Vec<(String, String, &PolicyDocument)> = Vec::new();
+        let mut wanted_inline: Option<&PolicyDocument> = None;
+        match layout {
+            PermissionLayout::Empty => {}
+            PermissionLayout::Inline(document) => wanted_inline = Some(document),
+            PermissionLayout::Managed(parts) => {
+                for (i, document) in parts.iter().enumerate() {
+                    let name = policy::managed_policy_name(role, i + 1);
+                    let arn = policy::managed_policy_arn(self.cluster, &self.path, &name);
+                    wanted_parts.push((name, arn, document));
+                }
+            }
+        }
+        let wanted_arns: BTreeSet<&str> = wanted_parts.iter().map(|(_, a, _)| a.as_str()).collect();
+
+        let mut detach: Vec<Action> = attached
+            .iter()
+            .filter(|arn| !wanted_arns.contains(arn.as_str()))
+            .map(|arn| Action::DetachManagedPolicy {
+                role: role.clone(),
+                policy_arn: arn.clone(),
+            })
+            .collect();
+        let after_add = attached.len()
+            + wanted_arns
+                .iter()
+                .filter(|a| !attached.contains(**a))
+                .count();
+        let mut actions = Vec::new();
+        // Detaching what is no longer wanted first would open a gap in permissions; do it
+        // first only when attaching first would exceed the attached-policies quota.
+        if after_add > self.settings.quotas.attached_policies {
+            actions.append(&mut detach);
+        }
+        for (name, arn, document) in &wanted_parts {
+            match self.managed.get(arn.as_str()) {
+                None => actions.push(Action::CreateManagedPolicy {
+                    role: role.clone(),
+                    name: name.clone(),
+                    path: self.path.clone(),
+                    arn: arn.clone(),
+                    document: (*document).clone(),
+                    tags: BTreeMap::from([
+                        (OWNER_TAG.to_owned(), policy::OWNER_VALUE.to_owned()),
+                        (
+                            policy::CLUSTER_TAG.to_owned(),
+                            policy::tag_value(&self.cluster.arn()),
+                        ),
+                    ]),
+                }),
+                Some(current) if !current.document.same_meaning(document) => {
+                    actions.push(Action::UpdateManagedPolicy {
+                        role: role.clone(),
+                        arn: arn.clone(),
+                        document: (*document).clone(),
+                    })
+                }
+                Some(_) => {}
+            }
+            if !attached.contains(arn) {
+                actions.push(Action::AttachManagedPolicy {
+                    role: role.clone(),
+                    policy_arn: arn.clone(),
+                });
+            }
+        }
+        if let Some(document) = wanted_inline
+            && !inline
+                .get(INLINE_POLICY_NAME)
+                .is_some_and(|current| current.same_meaning(document))
+        {
+            actions.push(Action::PutInlinePolicy {
+                role: role.clone(),
+                policy_name: INLINE_POLICY_NAME.to_owned(),
+                document: document.clone(),
+            });
+        }
+        actions.append(&mut detach);
+        for name in inline.keys() {
+            if wanted_inline.is_none() || name != INLINE_POLICY_NAME {
+                actions.push(Action::DeleteInlinePolicy {
+                    role: role.clone(),
+                    policy_name: name.clone(),
+                });
+            }
+        }
+        // Parts of this role that are no longer wanted, attached or left over.
+        let part_prefix = format!("{role}.part");
+        for (arn, policy) in &self.managed {
+            if policy.name.starts_with(&part_prefix)
+                && !wanted_arns.contains(arn)
+                && policy::ownership(&policy.tags, self.cluster) == Ownership::Ours
+            {
+                actions.push(Action::DeleteManagedPolicy {
+                    role: role.clone(),
+                    arn: (*arn).to_owned(),
+                });
+            }
+        }
+        actions
+    }
+
+    /// The binding's changes, and a reason to wait when the ServiceAccount is not there yet.
+    /// An error when someone else's binding is in the way: it is reported, never forced.
+    fn binding_changes(
+        &self,
+        role: &RoleName,
+        arn: &str,
+        service_account: &ServiceAccountRef,
+        binding: &Binding,
+        addon: Option<&ObservedAddon>,
+    ) -> Result<(Vec<Action>, Option<String>), String> {
+        let mut actions = Vec::new();
+        let observed_sa = self.service_accounts.get(service_account).copied();
+        let associations = self
+            .associations
+            .get(service_account)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let ours = |a: &ObservedAssociation| {
+            a.owner_arn.is_none()
+                && a.tags.get(OWNER_TAG).map(String::as_str) == Some(policy::OWNER_VALUE)
+        };
+
+        // Bindings of the other mode that this system made are removed: they no longer work
+        // with the role's trust policy.
+        if !matches!(binding, Binding::ServiceAccountAnnotation)
+            && let Some(sa) = observed_sa
+            && sa.annotation_owned
+            && sa.role_annotation().is_some()
+        {
+            actions.push(Action::RemoveServiceAccountAnnotation {
+                role: role.clone(),
+                service_account: service_account.clone(),
+            });
+        }
+        if !matches!(binding, Binding::PodIdentityAssociation) {
+            for association in associations.iter().filter(|a| ours(a)) {
+                actions.push(Action::DeletePodIdentityAssociation {
+                    role: role.clone(),
+                    association_id: association.association_id.clone(),
+                    service_account: service_account.clone(),
+                });
+            }
+        }
+
+        match binding {
+            Binding::ServiceAccountAnnotation => {
+                let sa = match observed_sa {
+                    Some(sa) => sa,
+                    None if self.workloads.is_some() => {
+                        return Ok((
+                            actions,
+                            Some(format!(
+                                "ServiceAccount {service_account} does not exist yet; the role is kept ready and bound once it appears"
+                            )),
+                        ));
+                    }
+                    None => {
+                        actions.push(Action::AnnotateServiceAccount {
+                            role: role.clone(),
+                            service_account: service_account.clone(),
+                            role_arn: arn.to_owned(),
+                        });
+                        return Ok((actions, None));
+                    }
+                };
+                match sa.role_annotation() {
+                    Some(current) if current == arn => {}
+                    Some(current) if !sa.annotation_owned => {
+                        return Err(format!(
+                            "ServiceAccount {service_account} is already annotated with role {current} by another manager; not overwriting it. Remove that annotation, or allow forcing in the settings"
+                        ));
+                    }
+                    _ => actions.push(Action::AnnotateServiceAccount {
+                        role: role.clone(),
+                        service_account: service_account.clone(),
+                        role_arn: arn.to_owned(),
+                    }),
+                }
+            }
+            Binding::PodIdentityAssociation => {
+                if let Some(owned) = associations.iter().find(|a| a.owner_arn.is_some()) {
+                    return Err(format!(
+                        "ServiceAccount {service_account} has a Pod Identity association owned by {}; it is never taken over",
+                        owned.owner_arn.as_deref().unwrap_or_default()
+                    ));
+                }
+                match associations.first() {
+                    None => actions.push(Action::CreatePodIdentityAssociation {
+                        role: role.clone(),
+                        service_account: service_account.clone(),
+                        role_arn: arn.to_owned(),
+                        tags: BTreeMap::from([
+                            (OWNER_TAG.to_owned(), policy::OWNER_VALUE.to_owned()),
+                            (
+                                policy::CLUSTER_TAG.to_owned(),
+                                policy::tag_value(&self.cluster.arn()),
+                            ),
+                        ]),
+                    }),
+                    Some(current) if current.role_arn == arn => {}
+                    Some(current) if ours(current) => {
+                        actions.push(Action::UpdatePodIdentityAssociation {
+                            role: role.clone(),
+                            association_id: current.association_id.clone(),
+                            service_account: service_account.clone(),
+                            role_arn: arn.to_owned(),
+                        })
+                    }
+                    Some(current) => {
+                        return Err(format!(
+                            "ServiceAccount {service_account} already has Pod Identity association {} to role {}, not made by eks-intents; not replacing it",
+                            current.association_id, current.role_arn
+                        ));
+                    }
+                }
+            }
+            Binding::Addon { addon: name } => {
+                let Some(addon) = addon else {
+                    return Ok((actions, None));
+                };
+                let pod_identity = self.settings.mode == BindingMode::PodIdentity;
+                let current = if pod_identity {
+                    addon.pod_identity_associations.get(&service_account.name)
+                } else {
+                    addon.service_account_role_arn.as_ref()
+                };
+                match current {
+                    Some(current) if current == arn => {}
+                    Some(current) if !self.is_our_role_arn(current) => {
+                        return Err(format!(
+                            "EKS add-on {name} already uses role {current}, which eks-intents does not manage; not replacing it. Clear the add-on's role to hand it over"
+                        ));
+                    }
+                    _ => actions.push(Action::SetAddonRole {
+                        role: role.clone(),
+                        addon: name.clone(),
+                        service_account: service_account.clone(),
+                        pod_identity,
+                        role_arn: Some(arn.to_owned()),
+                    }),
+                }
+            }
+        }
+        Ok((actions, None))
+    }
+
+    fn is_our_role_arn(&self, arn: &str) -> bool {
+        self.roles.values().any(|role| {
+            role.arn == arn && policy::ownership(&role.tags, self.cluster) == Ownership::Ours
+        })
+    }
+
+    /// Owned roles that no intent claims: marked, then deleted after the grace period, at most
+    /// `max_deletions_per_run` in one run. Held roles are never touched.
+    fn plan_orphans(&self, claimed: &BTreeSet<String>, plan: &mut Plan) {
+        let now = self.observed.now;
+        let grace = self.settings.deletion_grace_seconds;
+        let mut deletions = 0;
+        for (key, role) in &self.roles {
+            if claimed.contains(key)
+                || policy::ownership(&role.tags, self.cluster) != Ownership::Ours
+                || self.role_is_held(role)
+            {
+                continue;
+            }
+            let since = role
+                .tags
+                .get(ORPHANED_TAG)
+                .and_then(|value| value.parse::<u64>().ok());
+            let (state, message) = match since {
+                None => {
+                    plan.actions.push(Action::MarkRoleForDeletion {
+                        role: role.name.clone(),
+                        since: now,
+                    });
+                    (
+                        OrphanState::Marked,
+                        format!(
+                            "no intent declares it any more; deleted after the grace period of {grace} s unless its intents come back"
+                        ),
+                    )
+                }
+                Some(since) if now < since.saturating_add(grace) => (
+                    OrphanState::Waiting,
+                    format!(
+                        "no intent declares it since {since}; deleted from {} on",
+                        since.saturating_add(grace)
+                    ),
+                ),
+                Some(_) if deletions >= self.settings.max_deletions_per_run => (
+                    OrphanState::Deferred,
+                    format!(
+                        "grace period over, but this run already deletes {} role(s), the most allowed; a later run deletes it",
+                        self.settings.max_deletions_per_run
+                    ),
+                ),
+                Some(_) => {
+                    deletions += 1;
+                    plan.actions.extend(self.deletion(role));
+                    (
+                        OrphanState::Deleting,
+                        "grace period over: unbound and deleted".to_owned(),
+                    )
+                }
+            };
+            plan.orphans.push(OrphanPlan {
+                role: role.name.clone(),
+                arn: role.arn.clone(),
+                state,
+                message,
+            });
+        }
+    }
+
+    /// Unbind first, then empty the role, then delete it.
+    fn deletion(&self, role: &ObservedRole) -> Vec<Action> {
+        let name = &role.name;
+        let mut actions = Vec::new();
+        for (id, sa) in &self.service_accounts {
+            if sa.annotation_owned && sa.role_annotation() == Some(role.arn.as_str()) {
+                actions.push(Action::RemoveServiceAccountAnnotation {
+                    role: name.clone(),
+                    service_account: id.clone(),
+                });
+            }
+        }
+        for (id, list) in &self.associations {
+            for association in list {
+                if association.role_arn == role.arn && association.owner_arn.is_none() {
+                    actions.push(Action::DeletePodIdentityAssociation {
+                        role: name.clone(),
+                        association_id: association.association_id.clone(),
+                        service_account: id.clone(),
+                    });
+                }
+            }
+        }
+        let mut seen_addons = BTreeSet::new();
+        for (id, addon) in &self.addons {
+            let irsa = addon.service_account_role_arn.as_deref() == Some(role.arn.as_str());
+            let pod_identity = addon.pod_identity_associations.get(&id.name) == Some(&role.arn);
+            if (irsa && seen_addons.insert(addon.name.clone())) || pod_identity {
+                actions.push(Action::SetAddonRole {
+                    role: name.clone(),
+                    addon: addon.name.clone(),
+                    service_account: id.clone(),
+                    pod_identity,
+                    role_arn: None,
+                });
+            }
+        }
+        for policy_name in role.inline_policies.keys() {
+            actions.push(Action::DeleteInlinePolicy {
+                role: name.clone(),
+                policy_name: policy_name.clone(),
+            });
+        }
+        for arn in &role.attached_policies {
+            actions.push(Action::DetachManagedPolicy {
+                role: name.clone(),
+                policy_arn: arn.clone(),
+            });
+        }
+        let part_prefix = format!("{name}.part");
+        for (arn, policy) in &self.managed {
+            if policy.name.starts_with(&part_prefix)
+                && policy::ownership(&policy.tags, self.cluster) == Ownership::Ours
+            {
+                actions.push(Action::DeleteManagedPolicy {
+                    role: name.clone(),
+                    arn: (*arn).to_owned(),
+                });
+            }
+        }
+        actions.push(Action::DeleteRole { role: name.clone() });
+        actions
+    }
+}
+
+/// Tag changes limited to the system's own keys: tags anyone else set stay untouched.
+fn tag_changes(
+    role: &RoleName,
+    current: &BTreeMap<String, String>,
+    wanted: &BTreeMap<String, String>,
+) -> Vec<Action> {
+    let mut actions = Vec::new();
+    let changed: BTreeMap<String, String> = wanted
+        .iter()
+        .filter(|(key, value)| current.get(*key) != Some(*value))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    if !changed.is_empty() {
+        actions.push(Action::TagRole {
+            role: role.clone(),
+            tags: changed,
+        });
+    }
+    let stale: Vec<String> = current
+        .keys()
+        .filter(|key| key.starts_with(TAG_PREFIX) && !wanted.contains_key(*key))
+        .cloned()
+        .collect();
+    if !stale.is_empty() {
+        actions.push(Action::UntagRole {
+            role: role.clone(),
+            keys: stale,
+        });
+    }
+    actions
+}
+
+#[cfg(test)]
+mod tests;

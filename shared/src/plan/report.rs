@@ -1,0 +1,60 @@
+//! What a plan says per workload and per orphaned role: what it will do and why. The status
+//! report and the CLI's text output are built from this.
+
+use super::action::Binding;
+use crate::model::{Namespace, RoleName, ServiceAccountRef, WorkloadKind, WorkloadName};
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum WorkloadState {
+    /// Role and binding are as declared; nothing to do.
+    Ready,
+    /// The plan holds changes for this workload's role or binding.
+    Changing,
+    /// Waiting on the cluster: the workload or its ServiceAccount does not exist yet.
+    Pending,
+    /// Its source fails to read: the role is left exactly as it is.
+    Held,
+    /// This workload cannot be reconciled; the message says why and what to do.
+    Error,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkloadPlan {
+    pub namespace: Namespace,
+    pub workload: WorkloadName,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<WorkloadKind>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account: Option<ServiceAccountRef>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<RoleName>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_arn: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub binding: Option<Binding>,
+    pub state: WorkloadState,
+    pub message: String,
+    /// How many actions of the plan belong to this workload's role.
+    pub actions: usize,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OrphanState {
+    /// Found without intents: marked now, deleted after the grace period.
+    Marked,
+    /// Marked earlier; the grace period has not passed.
+    Waiting,
+    /// Grace period over: unbound and deleted by this plan.
+    Deleting,
+    /// Grace period over, but this run's deletion cap is reached: deleted by a later run.
+    Deferred,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrphanPlan {
+    pub role: RoleName,
+    pub arn: String,
+    pub state: OrphanState,
+    pub message: String,
+}

@@ -1,0 +1,891 @@
+//! Table tests and property tests of the planner against the in-memory model.
+
+use super::*;
+use crate::model::{BindingMode, ObservedAssociation, ROLE_ARN_ANNOTATION};
+use crate::testing::*;
+use proptest::prelude::*;
+use serde_json::Value;
+
+const DYNAMO: &[&str] = &["dynamodb:*"];
+
+fn settings() -> Settings {
+    Settings {
+        permissions_boundary: Some("arn:aws:iam::123456789012:policy/eks-intents-boundary".into()),
+        ..Settings::default()
+    }
+}
+
+fn seed_desired() -> DesiredState {
+    let mut desired = DesiredState::default();
+    declare(
+        &mut desired,
+        "intents/demo/ack-dynamodb-ci.yaml",
+        "ack-system",
+        "ack-dynamodb-controller-dynamodb-chart",
+        "*",
+        DYNAMO,
+    );
+    declare(
+        &mut desired,
+        "intents/demo/jokes/joke-worker-ci.yaml",
+        "jokes",
+        "joke-worker",
+        "*",
+        DYNAMO,
+    );
+    declare(
+        &mut desired,
+        "intents/demo/kube-system/ebs-ci.yaml",
+        "kube-system",
+        "ebs-csi-controller",
+        "*",
+        &["ec2:CreateVolume", "ec2:AttachVolume"],
+    );
+    desired
+}
+
+fn seed_cluster() -> ObservedState {
+    let mut observed = empty();
+    observed.now = 1_000_000;
+    run_workload(
+        &mut observed,
+        "ack-system",
+        "ack-dynamodb-controller-dynamodb-chart",
+        "ack-dynamodb-controller",
+    );
+    run_workload(&mut observed, "jokes", "joke-worker", "joke-worker");
+    run_workload(
+        &mut observed,
+        "kube-system",
+        "ebs-csi-controller",
+        "ebs-csi-controller-sa",
+    );
+    install_addon(
+        &mut observed,
+        "aws-ebs-csi-driver",
+        &[("kube-system", "ebs-csi-controller-sa")],
+    );
+    observed
+}
+
+fn names(plan: &Plan) -> Vec<String> {
+    plan.actions.iter().map(ToString::to_string).collect()
+}
+
+fn workload<'a>(plan: &'a Plan, name: &str) -> &'a WorkloadPlan {
+    plan.workloads
+        .iter()
+        .find(|w| w.workload.as_str() == name)
+        .unwrap_or_else(|| panic!("no report for {name}: {:?}", plan.workloads))
+}
+
+#[test]
+fn new_irsa_workloads_get_provider_role_policy_and_binding_in_order() {
+    let planned = plan(&seed_desired(), &seed_cluster(), &settings());
+    let kinds: Vec<&str> = planned
+        .actions
+        .iter()
+        .map(|a| match a {
+            Action::CreateOidcProvider { .. } => "provider",
+            Action::CreateRole { .. } => "role",
+            Action::PutInlinePolicy { .. } => "policy",
+            Action::AnnotateServiceAccount { .. } => "annotate",
+            Action::SetAddonRole { .. } => "addon",
+            other => panic!("unexpected {other}"),
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "provider", "role", "policy", "annotate", "role", "policy", "annotate", "role",
+            "policy", "addon"
+        ]
+    );
+    let Action::CreateRole {
+        role,
+        trust_policy,
+        permissions_boundary,
+        tags,
+        path,
+        ..
+    } = &planned.actions[1]
+    else {
+        panic!("expected a role");
+    };
+    assert_eq!(role.as_str(), "demo.ack-system.ack-dynamodb-controller");
+    assert_eq!(path, "/eks-intents/demo/");
+    assert_eq!(
+        permissions_boundary.as_deref(),
+        Some("arn:aws:iam::123456789012:policy/eks-intents-boundary")
+    );
+    assert_eq!(
+        trust_policy.0["Statement"][0]["Condition"]["StringEquals"]["oidc.eks.eu-west-2.amazonaws.com/id/EXAMPLED539D4633E53DE1B71EXAMPLE:sub"],
+        "system:serviceaccount:ack-system:ack-dynamodb-controller"
+    );
+    assert_eq!(
+        tags.get(policy::WORKLOADS_TAG).map(String::as_str),
+        Some("ack-dynamodb-controller-dynamodb-chart")
+    );
+    assert_eq!(
+        tags.get(policy::BUNDLE_TAG).map(String::as_str),
+        Some("intents/demo/ack-dynamodb-ci.yaml")
+    );
+    let ebs = workload(&planned, "ebs-csi-controller");
+    assert_eq!(
+        ebs.binding,
+        Some(Binding::Addon {
+            addon: "aws-ebs-csi-driver".into()
+        })
+    );
+    assert_eq!(ebs.state, WorkloadState::Changing);
+}
+
+#[test]
+fn a_converged_state_plans_nothing() {
+    let (first, state) = converge(&seed_desired(), &seed_cluster(), &settings());
+    assert!(!first.is_empty());
+    let second = plan(&seed_desired(), &state, &settings());
+    assert!(second.is_empty(), "{:?}", names(&second));
+    assert!(
+        second
+            .workloads
+            .iter()
+            .all(|w| w.state == WorkloadState::Ready),
+        "{:?}",
+        second.workloads
+    );
+}
+
+/// IAM hands documents back percent-encoded, with keys and lists in its own order and
+/// one-element lists as scalars: that must not look like drift.
+#[test]
+fn documents_as_iam_returns_them_plan_nothing() {
+    let (_, mut state) = converge(&seed_desired(), &seed_cluster(), &settings());
+    for role in &mut state.roles {
+        role.trust_policy = reencode(&role.trust_policy);
+        for doc in role.inline_policies.values_mut() {
+            *doc = reencode(doc);
+        }
+    }
+    let again = plan(&seed_desired(), &state, &settings());
+    assert!(again.is_empty(), "{:?}", names(&again));
+}
+
+fn reencode(doc: &PolicyDocument) -> PolicyDocument {
+    let mut value = doc.0.clone();
+    if let Some(statements) = value["Statement"].as_array_mut() {
+        statements.reverse();
+        for statement in statements {
+            for key in ["Action", "Resource"] {
+                if let Some(list) = statement.get_mut(key).and_then(Value::as_array_mut) {
+                    list.reverse();
+                    if list.len() == 1 {
+                        statement[key] = list[0].clone();
+                    }
+                }
+            }
+        }
+    }
+    // serde_json writes keys sorted; a reversed string order stands for IAM's own order.
+    let text = serde_json::to_string_pretty(&value).unwrap();
+    let encoded = percent_encoding::utf8_percent_encode(&text, percent_encoding::NON_ALPHANUMERIC)
+        .to_string();
+    PolicyDocument(Value::String(encoded))
+}
+
+#[test]
+fn a_policy_with_another_meaning_is_restored() {
+    let (_, mut state) = converge(&seed_desired(), &seed_cluster(), &settings());
+    let role = state
+        .roles
+        .iter_mut()
+        .find(|r| r.name.as_str() == "demo.jokes.joke-worker")
+        .unwrap();
+    role.inline_policies.insert(
+        INLINE_POLICY_NAME.into(),
+        PolicyDocument(serde_json::json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]})),
+    );
+    role.attached_policies
+        .insert("arn:aws:iam::aws:policy/AdministratorAccess".into());
+    role.inline_policies.insert(
+        "added-by-hand".into(),
+        PolicyDocument(serde_json::json!({})),
+    );
+    let again = plan(&seed_desired(), &state, &settings());
+    assert_eq!(
+        names(&again),
+        [
+            "put inline policy eks-intents on demo.jokes.joke-worker",
+            "detach arn:aws:iam::aws:policy/AdministratorAccess from demo.jokes.joke-worker",
+            "delete inline policy added-by-hand of demo.jokes.joke-worker",
+        ]
+    );
+}
+
+#[test]
+fn a_foreign_role_with_the_same_name_is_never_touched() {
+    let (_, mut state) = converge(&seed_desired(), &seed_cluster(), &settings());
+    let role = state
+        .roles
+        .iter_mut()
+        .find(|r| r.name.as_str() == "demo.jokes.joke-worker")
+        .unwrap();
+    role.tags.clear();
+    role.inline_policies.clear();
+    let again = plan(&seed_desired(), &state, &settings());
+    assert!(
+        again
+            .actions
+            .iter()
+            .all(|a| a.role().map(RoleName::as_str) != Some("demo.jokes.joke-worker")),
+        "{:?}",
+        names(&again)
+    );
+    let report = workload(&again, "joke-worker");
+    assert_eq!(report.state, WorkloadState::Error);
+    assert!(
+        report.message.contains("not managed by eks-intents"),
+        "{}",
+        report.message
+    );
+    assert!(again.orphans.is_empty());
+}
+
+#[test]
+fn the_default_service_account_is_refused_unless_allowed() {
+    let mut desired = DesiredState::default();
+    declare(
+        &mut desired,
+        "b.yaml",
+        "jokes",
+        "joke-server",
+        "*",
+        &["s3:GetObject"],
+    );
+    let mut observed = empty();
+    run_workload(&mut observed, "jokes", "joke-server", "");
+    let refused = plan(&desired, &observed, &settings());
+    assert!(refused.is_empty());
+    let report = workload(&refused, "joke-server");
+    assert_eq!(report.state, WorkloadState::Error);
+    assert!(
+        report
+            .message
+            .contains("default ServiceAccount of namespace jokes"),
+        "{}",
+        report.message
+    );
+    assert!(report.message.contains("serviceAccountName"));
+
+    let allowed = plan(
+        &desired,
+        &observed,
+        &Settings {
+            allow_default_service_account: true,
+            ..settings()
+        },
+    );
+    assert_eq!(
+        workload(&allowed, "joke-server")
+            .role
+            .as_ref()
+            .map(RoleName::as_str),
+        Some("demo.jokes.default")
+    );
+}
+
+#[test]
+fn workloads_sharing_a_service_account_share_one_role_with_the_union() {
+    let mut desired = DesiredState::default();
+    declare(
+        &mut desired,
+        "a.yaml",
+        "jokes",
+        "joke-server",
+        "*",
+        &["s3:GetObject"],
+    );
+    declare(
+        &mut desired,
+        "b.yaml",
+        "jokes",
+        "joke-worker",
+        "*",
+        &["dynamodb:PutItem"],
+    );
+    let mut observed = empty();
+    run_workload(&mut observed, "jokes", "joke-server", "jokes");
+    run_workload(&mut observed, "jokes", "joke-worker", "jokes");
+    let planned = plan(&desired, &observed, &settings());
+    let roles: Vec<&Action> = planned
+        .actions
+        .iter()
+        .filter(|a| matches!(a, Action::CreateRole { .. }))
+        .collect();
+    assert_eq!(roles.len(), 1);
+    let policy = planned.actions.iter().find_map(|a| match a {
+        Action::PutInlinePolicy { document, .. } => Some(document.to_json()),
+        _ => None,
+    });
+    assert_eq!(
+        policy.as_deref(),
+        Some(
+            r#"{"Statement":[{"Action":["dynamodb:PutItem","s3:GetObject"],"Effect":"Allow","Resource":["*"]}],"Version":"2012-10-17"}"#
+        )
+    );
+    assert_eq!(planned.warnings.len(), 1);
+    assert!(
+        planned.warnings[0].contains("jokes/joke-server and jokes/joke-worker"),
+        "{}",
+        planned.warnings[0]
+    );
+}
+
+#[test]
+fn pod_identity_mode_uses_associations_and_the_addon() {
+    let pod_identity = Settings {
+        mode: BindingMode::PodIdentity,
+        ..settings()
+    };
+    let (first, state) = converge(&seed_desired(), &seed_cluster(), &pod_identity);
+    assert!(first.actions.iter().all(|a| !matches!(
+        a,
+        Action::CreateOidcProvider { .. } | Action::AnnotateServiceAccount { .. }
+    )));
+    let associations = first
+        .actions
+        .iter()
+        .filter(|a| matches!(a, Action::CreatePodIdentityAssociation { .. }))
+        .count();
+    assert_eq!(associations, 2);
+    assert!(first.actions.iter().any(|a| matches!(
+        a,
+        Action::SetAddonRole {
+            pod_identity: true,
+            role_arn: Some(_),
+            ..
+        }
+    )));
+    let role = state
+        .roles
+        .iter()
+        .find(|r| r.name.as_str() == "demo.jokes.joke-worker")
+        .unwrap();
+    assert_eq!(
+        role.trust_policy.0["Statement"][0]["Principal"]["Service"],
+        "pods.eks.amazonaws.com"
+    );
+    assert!(plan(&seed_desired(), &state, &pod_identity).is_empty());
+}
+
+#[test]
+fn switching_modes_replaces_the_bindings_this_system_made() {
+    let (_, irsa_state) = converge(&seed_desired(), &seed_cluster(), &settings());
+    let pod_identity = Settings {
+        mode: BindingMode::PodIdentity,
+        ..settings()
+    };
+    let (switch, state) = converge(&seed_desired(), &irsa_state, &pod_identity);
+    assert!(
+        switch
+            .actions
+            .iter()
+            .any(|a| matches!(a, Action::RemoveServiceAccountAnnotation { .. }))
+    );
+    assert!(
+        switch
+            .actions
+            .iter()
+            .any(|a| matches!(a, Action::UpdateTrustPolicy { .. }))
+    );
+    assert!(
+        state
+            .service_accounts
+            .iter()
+            .all(|sa| sa.role_annotation().is_none())
+    );
+    assert!(plan(&seed_desired(), &state, &pod_identity).is_empty());
+}
+
+#[test]
+fn an_association_owned_by_an_addon_is_never_taken_over() {
+    let pod_identity = Settings {
+        mode: BindingMode::PodIdentity,
+        ..settings()
+    };
+    let mut observed = seed_cluster();
+    observed
+        .pod_identity_associations
+        .push(ObservedAssociation {
+            association_id: "a-1".into(),
+            namespace: "jokes".into(),
+            service_account: "joke-worker".into(),
+            role_arn: "arn:aws:iam::123456789012:role/other".into(),
+            owner_arn: Some("arn:aws:eks:eu-west-2:123456789012:addon/demo/x/1".into()),
+            tags: BTreeMap::new(),
+        });
+    let planned = plan(&seed_desired(), &observed, &pod_identity);
+    let report = workload(&planned, "joke-worker");
+    assert_eq!(report.state, WorkloadState::Error);
+    assert!(report.message.contains("never taken over"));
+    assert!(!planned.actions.iter().any(|a| matches!(a, Action::CreatePodIdentityAssociation { service_account, .. } | Action::UpdatePodIdentityAssociation { service_account, .. } if service_account.name.as_str() == "joke-worker")));
+}
+
+#[test]
+fn an_annotation_of_another_manager_is_a_conflict_not_overwritten() {
+    let mut observed = seed_cluster();
+    let sa = observed
+        .service_accounts
+        .iter_mut()
+        .find(|s| s.name.as_str() == "joke-worker")
+        .unwrap();
+    sa.annotations.insert(
+        ROLE_ARN_ANNOTATION.into(),
+        "arn:aws:iam::123456789012:role/hand-made".into(),
+    );
+    let planned = plan(&seed_desired(), &observed, &settings());
+    let report = workload(&planned, "joke-worker");
+    assert_eq!(report.state, WorkloadState::Error);
+    assert!(report.message.contains("hand-made"), "{}", report.message);
+    assert!(!planned.actions.iter().any(|a| matches!(a, Action::AnnotateServiceAccount { service_account, .. } if service_account.name.as_str() == "joke-worker")));
+}
+
+#[test]
+fn a_workload_not_in_the_cluster_is_pending_and_gets_no_role() {
+    let mut observed = seed_cluster();
+    observed
+        .workloads
+        .as_mut()
+        .unwrap()
+        .retain(|w| w.name.as_str() != "joke-worker");
+    let planned = plan(&seed_desired(), &observed, &settings());
+    let report = workload(&planned, "joke-worker");
+    assert_eq!(report.state, WorkloadState::Pending);
+    assert!(
+        report
+            .message
+            .contains("no workload named joke-worker in namespace jokes"),
+        "{}",
+        report.message
+    );
+    assert!(!names(&planned).iter().any(|n| n.contains("joke-worker")));
+}
+
+#[test]
+fn roles_of_a_failing_bundle_stay_exactly_as_they_are() {
+    let (_, state) = converge(&seed_desired(), &seed_cluster(), &settings());
+    // The joke-worker bundle now fails to read: its intents are gone from the desired state,
+    // and the bundle is held.
+    let mut desired = seed_desired();
+    desired
+        .workloads
+        .retain(|w, _| w.name.as_str() != "joke-worker");
+    desired
+        .held
+        .bundles
+        .insert("intents/demo/jokes/joke-worker-ci.yaml".into());
+    let planned = plan(&desired, &state, &settings());
+    assert!(planned.is_empty(), "{:?}", names(&planned));
+    assert!(planned.orphans.is_empty());
+
+    // One document of the ACK bundle fails; its workload is known and held, and the other
+    // documents of the bundle still reconcile.
+    let mut desired = seed_desired();
+    let ack = desired
+        .workloads
+        .keys()
+        .find(|w| w.namespace.as_str() == "ack-system")
+        .unwrap()
+        .clone();
+    desired.workloads.get_mut(&ack).unwrap().permissions.clear();
+    desired
+        .held
+        .workloads
+        .insert((ack.namespace.clone(), ack.name.clone()));
+    declare(
+        &mut desired,
+        "intents/demo/jokes/joke-worker-ci.yaml",
+        "jokes",
+        "joke-worker",
+        "*",
+        &["s3:GetObject"],
+    );
+    let planned = plan(&desired, &state, &settings());
+    assert_eq!(
+        workload(&planned, "ack-dynamodb-controller-dynamodb-chart").state,
+        WorkloadState::Held
+    );
+    assert_eq!(
+        names(&planned),
+        ["put inline policy eks-intents on demo.jokes.joke-worker"]
+    );
+}
+
+#[test]
+fn gone_intents_mark_then_delete_after_grace_within_the_cap() {
+    let (_, state) = converge(&seed_desired(), &seed_cluster(), &settings());
+    let gone = DesiredState::default();
+    let settings = Settings {
+        deletion_grace_seconds: 100,
+        max_deletions_per_run: 2,
+        ..settings()
+    };
+
+    let (marked, mut state) = converge(&gone, &state, &settings);
+    assert_eq!(marked.actions.len(), 3);
+    assert!(marked.actions.iter().all(|a| matches!(
+        a,
+        Action::MarkRoleForDeletion {
+            since: 1_000_000,
+            ..
+        }
+    )));
+    assert!(
+        marked
+            .orphans
+            .iter()
+            .all(|o| o.state == OrphanState::Marked)
+    );
+
+    state.now += 50;
+    let waiting = plan(&gone, &state, &settings);
+    assert!(waiting.is_empty());
+    assert!(
+        waiting
+            .orphans
+            .iter()
+            .all(|o| o.state == OrphanState::Waiting)
+    );
+
+    state.now += 50;
+    let (deleting, state) = converge(&gone, &state, &settings);
+    let states: Vec<OrphanState> = deleting.orphans.iter().map(|o| o.state).collect();
+    assert_eq!(
+        states,
+        [
+            OrphanState::Deleting,
+            OrphanState::Deleting,
+            OrphanState::Deferred
+        ]
+    );
+    // Unbound before deleted: the annotation and the add-on's role go first.
+    let first_role = &deleting.orphans[0].role;
+    let steps: Vec<String> = deleting
+        .actions
+        .iter()
+        .filter(|a| a.role() == Some(first_role))
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            "remove role annotation from ServiceAccount ack-system/ack-dynamodb-controller"
+                .to_owned(),
+            format!("delete inline policy eks-intents of {first_role}"),
+            format!("delete role {first_role}"),
+        ]
+    );
+    assert_eq!(state.roles.len(), 1);
+    assert!(state.addons[0].service_account_role_arn.is_some());
+    let (last, state) = converge(&gone, &state, &settings);
+    assert!(state.roles.is_empty());
+    assert!(state.addons[0].service_account_role_arn.is_none());
+    assert!(
+        matches!(
+            &last.actions[0],
+            Action::SetAddonRole { role_arn: None, .. }
+        ),
+        "{:?}",
+        names(&last)
+    );
+}
+
+#[test]
+fn returning_intents_clear_the_deletion_mark() {
+    let (_, state) = converge(&seed_desired(), &seed_cluster(), &settings());
+    let (_, marked) = converge(&DesiredState::default(), &state, &settings());
+    let back = plan(&seed_desired(), &marked, &settings());
+    assert_eq!(back.actions.len(), 3);
+    assert!(back.actions.iter().all(|a| matches!(a, Action::UntagRole { keys, .. } if keys == &[policy::ORPHANED_TAG.to_owned()])));
+}
+
+#[test]
+fn large_intents_split_into_managed_policies_and_converge() {
+    let mut desired = DesiredState::default();
+    let actions: Vec<String> = (0..900).map(|i| format!("dynamodb:Action{i:04}")).collect();
+    let actions: Vec<&str> = actions.iter().map(String::as_str).collect();
+    declare(
+        &mut desired,
+        "big.yaml",
+        "jokes",
+        "joke-worker",
+        "*",
+        &actions,
+    );
+    let (first, state) = converge(&desired, &empty(), &settings());
+    let parts = first
+        .actions
+        .iter()
+        .filter(|a| matches!(a, Action::CreateManagedPolicy { .. }))
+        .count();
+    assert!(parts >= 3, "{parts}");
+    assert_eq!(
+        first
+            .actions
+            .iter()
+            .filter(|a| matches!(a, Action::AttachManagedPolicy { .. }))
+            .count(),
+        parts
+    );
+    assert!(
+        !first
+            .actions
+            .iter()
+            .any(|a| matches!(a, Action::PutInlinePolicy { .. }))
+    );
+    assert!(plan(&desired, &state, &settings()).is_empty());
+
+    // Shrunk back under the inline quota: inline policy first, then the parts go.
+    let mut small = DesiredState::default();
+    declare(
+        &mut small,
+        "big.yaml",
+        "jokes",
+        "joke-worker",
+        "*",
+        &actions[..3],
+    );
+    let (shrink, state) = converge(&small, &state, &settings());
+    assert!(matches!(
+        shrink
+            .actions
+            .iter()
+            .find(|a| !matches!(a, Action::TagRole { .. })),
+        Some(Action::PutInlinePolicy { .. })
+    ));
+    assert!(state.managed_policies.is_empty());
+    assert!(plan(&small, &state, &settings()).is_empty());
+}
+
+#[test]
+fn too_many_parts_is_an_error_for_that_workload_alone() {
+    let mut desired = seed_desired();
+    let actions: Vec<String> = (0..900).map(|i| format!("dynamodb:Action{i:04}")).collect();
+    let actions: Vec<&str> = actions.iter().map(String::as_str).collect();
+    declare(
+        &mut desired,
+        "big.yaml",
+        "jokes",
+        "joke-worker",
+        "*",
+        &actions,
+    );
+    let tight = Settings {
+        quotas: crate::model::IamQuotas {
+            attached_policies: 1,
+            ..Default::default()
+        },
+        ..settings()
+    };
+    let planned = plan(&desired, &seed_cluster(), &tight);
+    assert_eq!(
+        workload(&planned, "joke-worker").state,
+        WorkloadState::Error
+    );
+    assert!(
+        workload(&planned, "joke-worker")
+            .message
+            .contains("more than the 1 that can be attached")
+    );
+    assert_eq!(
+        workload(&planned, "ebs-csi-controller").state,
+        WorkloadState::Changing
+    );
+}
+
+#[test]
+fn placeholders_resolve_to_the_clusters_region_and_account() {
+    let mut desired = DesiredState::default();
+    declare(
+        &mut desired,
+        "b.yaml",
+        "jokes",
+        "joke-worker",
+        "arn:aws:dynamodb:$(AWS_REGION):$(AWS_ACCOUNT_ID):table/JokesTable",
+        &["dynamodb:GetItem"],
+    );
+    let planned = plan(&desired, &empty(), &settings());
+    let doc = planned.actions.iter().find_map(|a| match a {
+        Action::PutInlinePolicy { document, .. } => Some(document.to_json()),
+        _ => None,
+    });
+    assert!(
+        doc.unwrap()
+            .contains("arn:aws:dynamodb:eu-west-2:123456789012:table/JokesTable")
+    );
+}
+
+#[test]
+fn a_removed_boundary_is_put_back() {
+    let (_, mut state) = converge(&seed_desired(), &seed_cluster(), &settings());
+    state.roles[0].permissions_boundary = None;
+    let again = plan(&seed_desired(), &state, &settings());
+    assert_eq!(again.actions.len(), 1);
+    assert!(matches!(
+        again.actions[0],
+        Action::PutPermissionsBoundary { .. }
+    ));
+}
+
+// ---- property tests ----
+
+fn arb_desired() -> impl Strategy<Value = DesiredState> {
+    let entry = (
+        0..3usize,
+        0..6usize,
+        0..3usize,
+        proptest::collection::btree_set(0..8usize, 0..4),
+        0..3usize,
+    );
+    proptest::collection::vec(entry, 0..10).prop_map(|entries| {
+        let mut desired = DesiredState::default();
+        for (ns, workload, resource, actions, bundle) in entries {
+            let actions: Vec<String> = actions
+                .into_iter()
+                .map(|a| format!("s3:Action{a}"))
+                .collect();
+            let actions: Vec<&str> = actions.iter().map(String::as_str).collect();
+            let resource = [
+                "*",
+                "arn:aws:s3:::bucket/*",
+                "arn:aws:s3:::$(AWS_ACCOUNT_ID)-logs",
+            ][resource];
+            declare(
+                &mut desired,
+                &format!("intents/demo/b{bundle}.yaml"),
+                &format!("ns{ns}"),
+                &format!("w{workload}"),
+                resource,
+                &actions,
+            );
+        }
+        desired
+    })
+}
+
+/// A cluster whose workloads run as a few ServiceAccounts (some shared, one add-on's).
+fn arb_observed() -> impl Strategy<Value = ObservedState> {
+    (
+        proptest::collection::vec((0..3usize, 0..6usize, 0..4usize), 0..14),
+        any::<bool>(),
+        0..2u64,
+    )
+        .prop_map(|(workloads, addon, now)| {
+            let mut observed = empty();
+            observed.now = now * 1_000_000;
+            observed.workloads = Some(Vec::new());
+            for (ns, workload, sa) in workloads {
+                let ns = format!("ns{ns}");
+                let name = format!("w{workload}");
+                if observed
+                    .workloads
+                    .as_ref()
+                    .unwrap()
+                    .iter()
+                    .any(|w| w.namespace.as_str() == ns && w.name.as_str() == name)
+                {
+                    continue;
+                }
+                run_workload(&mut observed, &ns, &name, &format!("sa{sa}"));
+            }
+            if addon {
+                install_addon(&mut observed, "aws-ebs-csi-driver", &[("ns0", "sa0")]);
+            }
+            observed
+        })
+}
+
+fn arb_settings() -> impl Strategy<Value = Settings> {
+    (any::<bool>(), any::<bool>(), 0..3usize).prop_map(|(pod_identity, small_quota, deletions)| {
+        Settings {
+            mode: if pod_identity {
+                BindingMode::PodIdentity
+            } else {
+                BindingMode::Irsa
+            },
+            deletion_grace_seconds: 10,
+            max_deletions_per_run: deletions,
+            quotas: if small_quota {
+                crate::model::IamQuotas {
+                    inline_policy_chars: 150,
+                    managed_policy_chars: 200,
+                    ..Default::default()
+                }
+            } else {
+                Default::default()
+            },
+            ..settings()
+        }
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    /// Applying a plan and planning again yields no action, from any earlier state: the
+    /// system converges in one step and then stays quiet.
+    #[test]
+    fn planning_after_applying_yields_an_empty_plan(
+        before in arb_desired(),
+        desired in arb_desired(),
+        observed in arb_observed(),
+        settings in arb_settings(),
+    ) {
+        // Start from a state that an earlier, different desired state left behind.
+        let (_, earlier) = converge(&before, &observed, &settings);
+        let (_, after) = converge(&desired, &earlier, &settings);
+        let again = plan(&desired, &after, &settings);
+        // Orphans are marked in one step and deleted after the grace period by design: only
+        // deletions still waiting on the clock or the cap may remain.
+        prop_assert!(again.actions.iter().all(|a| a.role().is_some_and(|r| again.orphans.iter().any(|o| &o.role == r))),
+            "{:?}", again.actions.iter().map(ToString::to_string).collect::<Vec<_>>());
+        prop_assert!(again.orphans.iter().all(|o| o.state != OrphanState::Marked));
+        for report in &again.workloads {
+            prop_assert!(report.state != WorkloadState::Changing, "{:?}", report);
+        }
+    }
+
+    /// The same input always gives the same plan, whatever order the observation lists came in.
+    #[test]
+    fn plans_are_deterministic(desired in arb_desired(), observed in arb_observed(), settings in arb_settings()) {
+        let (_, state) = converge(&desired, &observed, &settings);
+        let mut shuffled = state.clone();
+        shuffled.roles.reverse();
+        shuffled.service_accounts.reverse();
+        if let Some(w) = shuffled.workloads.as_mut() { w.reverse(); }
+        shuffled.managed_policies.reverse();
+        shuffled.pod_identity_associations.reverse();
+        let other = arb_desired_shuffle(&desired);
+        prop_assert_eq!(plan(&desired, &state, &settings), plan(&other, &shuffled, &settings));
+        prop_assert_eq!(plan(&desired, &observed, &settings), plan(&desired, &observed, &settings));
+    }
+}
+
+fn arb_desired_shuffle(desired: &DesiredState) -> DesiredState {
+    // A DesiredState is made of ordered maps and sets: rebuilding it in reverse order must
+    // give the same value, and so the same plan.
+    let mut out = DesiredState {
+        held: desired.held.clone(),
+        ..Default::default()
+    };
+    for (workload, entry) in desired.workloads.iter().rev() {
+        for source in entry.sources.iter().rev() {
+            out.add(
+                workload.clone(),
+                entry.permissions.iter().rev().cloned(),
+                source.clone(),
+            );
+        }
+    }
+    out
+}

@@ -1,0 +1,15 @@
+//! IAM documents and names: the permission and trust policies the system writes, their
+//! semantic comparison with what IAM returns, their sizes against the quotas, and the names,
+//! paths and tags of what the system owns.
+
+mod document;
+mod names;
+mod normalize;
+mod split;
+mod trust;
+
+pub use document::{PolicyDocument, Statement, permission_statements};
+pub use names::*;
+pub use normalize::{canonical_json, display_form, normalize};
+pub use split::{PermissionLayout, SizeError, layout_permissions};
+pub use trust::{IRSA_AUDIENCE, irsa_trust, oidc_provider_arn, pod_identity_trust};
