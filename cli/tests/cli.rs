@@ -1,0 +1,282 @@
+//! The CLI as a user runs it, on the reference scenario in `../shared/fixtures/seed-scenario`.
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn seed(file: &str) -> String {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/seed-scenario");
+    root.join(file).to_string_lossy().into_owned()
+}
+
+fn example(file: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples")
+        .join(file)
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn run(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_eks-intents"))
+        .args(args)
+        .output()
+        .expect("the eks-intents binary runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// The seed bundles with the namespaces they are applied to.
+fn seed_paths() -> Vec<String> {
+    vec![
+        seed("ack-dynamodb-ci.yaml"),
+        seed("dynamodb-table.yaml"),
+        format!("jokes={}", seed("joke-worker-ci.yaml")),
+        format!("kube-system={}", seed("ebs-ci.yaml")),
+    ]
+}
+
+fn plan(extra: &[&str]) -> Output {
+    let paths = seed_paths();
+    let mut args: Vec<&str> = vec!["plan"];
+    args.extend(paths.iter().map(String::as_str));
+    args.extend(extra);
+    run(&args)
+}
+
+const CLUSTER: &[&str] = &[
+    "--cluster",
+    "demo",
+    "--account",
+    "123456789012",
+    "--region",
+    "eu-west-2",
+    "--oidc-issuer",
+    "https://oidc.eks.eu-west-2.amazonaws.com/id/EXAMPLED539D4633E53DE1B71EXAMPLE",
+];
+
+#[test]
+fn validate_passes_on_the_seed_scenario_and_skips_the_ack_table() {
+    let files: Vec<String> = [
+        "ack-dynamodb-ci.yaml",
+        "dynamodb-table.yaml",
+        "ebs-ci.yaml",
+        "joke-worker-ci.yaml",
+    ]
+    .iter()
+    .map(|f| seed(f))
+    .collect();
+    let mut args = vec!["validate"];
+    args.extend(files.iter().map(String::as_str));
+    let out = run(&args);
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("dynamodb-table.yaml:1: document 1: skipped dynamodb.services.k8s.aws/v1alpha1 Table \"jokestable\""),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("4 bundle(s): 4 valid, 0 invalid; 3 intent(s)"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn validate_fails_with_file_and_line_on_a_bad_bundle() {
+    let dir = tempdir("validate-bad");
+    let bad = dir.join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "apiVersion: k8s.otterize.com/v1alpha3\nkind: ClientIntents\nmetadata:\n  name: x\nspec:\n  service:\n    name: x\n  calls:\n    - type: aws\n      name: '*'\n      awsActions: [42]\n",
+    )
+    .unwrap();
+    let out = run(&["validate", bad.to_str().unwrap()]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("bad.yaml:11: document 1: spec.calls[0].awsActions[0]"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("1 error(s)"), "{stderr}");
+}
+
+#[test]
+fn plan_shows_three_roles_with_exact_subjects_and_declared_actions() {
+    let out = plan(CLUSTER);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(stdout.matches("+ create role ").count(), 3, "{stdout}");
+    for subject in [
+        "system:serviceaccount:ack-system:ack-dynamodb-controller-dynamodb-chart",
+        "system:serviceaccount:jokes:joke-worker",
+        "system:serviceaccount:kube-system:ebs-csi-controller",
+    ] {
+        assert!(
+            stdout.contains(&format!("\"{subject}\"")),
+            "{subject} missing in\n{stdout}"
+        );
+    }
+    assert_eq!(stdout.matches("\"dynamodb:*\"").count(), 2, "{stdout}");
+    for action in [
+        "ec2:AttachVolume",
+        "ec2:DescribeVolumesModifications",
+        "ec2:ModifyVolume",
+    ] {
+        assert!(stdout.contains(action), "{action} missing");
+    }
+    assert!(
+        stdout.contains("Plan: 10 to add, 0 to change, 0 to remove."),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn plan_with_the_observed_cluster_binds_the_ebs_driver_through_its_addon() {
+    let observed = example("seed-scenario.observed.json");
+    let out = plan(&["--observed", &observed, "--output", "json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let json: Value = serde_json::from_slice(&out.stdout).expect("plan --output json is JSON");
+    let actions = json["actions"].as_array().unwrap();
+    let roles: Vec<&Value> = actions
+        .iter()
+        .filter(|a| a["action"] == "create-role")
+        .collect();
+    assert_eq!(roles.len(), 3);
+    let ebs = roles
+        .iter()
+        .find(|r| r["role"] == "demo.kube-system.ebs-csi-controller-sa")
+        .expect("the EBS role");
+    assert_eq!(
+        ebs["trust_policy"]["Statement"][0]["Condition"]["StringEquals"]["oidc.eks.eu-west-2.amazonaws.com/id/EXAMPLED539D4633E53DE1B71EXAMPLE:sub"],
+        "system:serviceaccount:kube-system:ebs-csi-controller-sa"
+    );
+    let policy = actions
+        .iter()
+        .find(|a| {
+            a["action"] == "put-inline-policy"
+                && a["role"] == "demo.kube-system.ebs-csi-controller-sa"
+        })
+        .expect("the EBS policy");
+    assert_eq!(
+        policy["document"]["Statement"][0]["Action"]
+            .as_array()
+            .unwrap()
+            .len(),
+        15
+    );
+    let addon: Vec<&Value> = actions
+        .iter()
+        .filter(|a| a["action"] == "set-addon-role")
+        .collect();
+    assert_eq!(addon.len(), 1);
+    assert_eq!(addon[0]["addon"], "aws-ebs-csi-driver");
+    let annotations = actions
+        .iter()
+        .filter(|a| a["action"] == "annotate-service-account")
+        .count();
+    assert_eq!(
+        annotations, 2,
+        "the add-on's ServiceAccount is not annotated"
+    );
+}
+
+#[test]
+fn the_state_a_plan_produces_plans_nothing_even_as_iam_spells_it() {
+    let dir = tempdir("write-state");
+    let state = dir.join("state.json");
+    let out = plan(&[&["--write-state", state.to_str().unwrap()], CLUSTER].concat());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    let again = plan(&["--observed", state.to_str().unwrap()]);
+    let stdout = text(&again.stdout);
+    assert!(again.status.success(), "{}", text(&again.stderr));
+    assert!(stdout.contains("No changes."), "{stdout}");
+    assert!(!stdout.contains("+ ") && !stdout.contains("~ "), "{stdout}");
+
+    // IAM returns documents percent-encoded, keys and lists in its own order, one-element
+    // lists as scalars.
+    let mut snapshot: Value =
+        serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
+    for role in snapshot["roles"].as_array_mut().unwrap() {
+        role["trust_policy"] = as_iam_returns(&role["trust_policy"]);
+        for (_, document) in role["inline_policies"].as_object_mut().unwrap() {
+            *document = as_iam_returns(document);
+        }
+    }
+    let iam_spelled = dir.join("iam-spelled.json");
+    std::fs::write(&iam_spelled, serde_json::to_string(&snapshot).unwrap()).unwrap();
+    let again = plan(&["--observed", iam_spelled.to_str().unwrap()]);
+    let stdout = text(&again.stdout);
+    assert!(stdout.contains("No changes."), "{stdout}");
+
+    // A document with another meaning is drift: it shows as an update with a diff.
+    let policy = &mut snapshot["roles"][0]["inline_policies"]["eks-intents"];
+    *policy = serde_json::json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]});
+    std::fs::write(&iam_spelled, serde_json::to_string(&snapshot).unwrap()).unwrap();
+    let drift = plan(&["--observed", iam_spelled.to_str().unwrap()]);
+    let stdout = text(&drift.stdout);
+    assert!(
+        stdout.contains("+ put inline policy eks-intents on"),
+        "{stdout}"
+    );
+    let diff_line = |sign: char, value: &str| {
+        stdout
+            .lines()
+            .any(|l| l.trim_start().starts_with(sign) && l.trim_end().ends_with(value))
+    };
+    assert!(diff_line('-', "\"*\""), "{stdout}");
+    assert!(diff_line('+', "\"dynamodb:*\""), "{stdout}");
+    assert!(
+        stdout.contains("Plan: 1 to add, 0 to change, 0 to remove."),
+        "{stdout}"
+    );
+}
+
+/// Reversed statement and list order, scalars for one-element lists, keys out of order, and
+/// the whole text percent-encoded.
+fn as_iam_returns(document: &Value) -> Value {
+    let mut value = document.clone();
+    if let Some(statements) = value["Statement"].as_array_mut() {
+        statements.reverse();
+        for statement in statements.iter_mut() {
+            let map = statement.as_object_mut().unwrap();
+            for list in map.values_mut().filter_map(Value::as_array_mut) {
+                list.reverse();
+            }
+            for item in map.values_mut() {
+                if item.as_array().is_some_and(|l| l.len() == 1) {
+                    *item = item[0].clone();
+                }
+            }
+        }
+    }
+    let text = serde_json::to_string(&value).unwrap();
+    let reordered = text.replacen(
+        "{\"Statement\"",
+        "{\"Version\":\"2012-10-17\",\"Statement\"",
+        1,
+    );
+    let reordered = reordered.replacen(",\"Version\":\"2012-10-17\"}", "}", 1);
+    serde_json::from_str::<Value>(&reordered).expect("still JSON");
+    Value::String(percent_encode(&reordered))
+}
+
+fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+fn tempdir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("eks-intents-cli-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
