@@ -145,7 +145,7 @@ fn find_role<'a>(
 }
 
 fn pretty(document: &PolicyDocument) -> Vec<String> {
-    serde_json::to_string_pretty(&display_form(&document.0))
+    serde_json::to_string_pretty(&display_form(&document.value()))
         .unwrap_or_default()
         .lines()
         .map(str::to_owned)

@@ -2,7 +2,10 @@
 //! and peak memory (Linux `/proc`); run with `cargo bench -p eks-intents --features test-util`.
 
 use eks_intents::intent::{BundleInput, Limits, read_bundle};
-use eks_intents::model::{DesiredState, Namespace, Settings};
+use eks_intents::model::{
+    DesiredState, Namespace, ObservedServiceAccount, ObservedWorkload, ServiceAccountName,
+    Settings, WorkloadKind, WorkloadName,
+};
 use eks_intents::plan::{plan, simulate};
 use eks_intents::testing;
 use std::time::{Duration, Instant};
@@ -87,29 +90,48 @@ fn main() {
         desired
     });
     assert_eq!(desired.workloads.len(), BUNDLES * WORKLOADS_PER_BUNDLE);
+    print_peak("peak memory after parse");
 
     let mut observed = testing::empty();
-    for ((_, _), namespace) in bundles.iter().zip(&namespaces) {
+    let mut workloads = Vec::new();
+    for namespace in &namespaces {
         for w in 0..WORKLOADS_PER_BUNDLE {
             let name = format!("worker-{w:03}");
-            testing::run_workload(&mut observed, namespace.as_str(), &name, &name);
+            workloads.push(ObservedWorkload {
+                namespace: namespace.clone(),
+                name: WorkloadName::new(name.as_str()),
+                kind: WorkloadKind::Deployment,
+                service_account: name.clone(),
+            });
+            observed.service_accounts.push(ObservedServiceAccount {
+                namespace: namespace.clone(),
+                name: ServiceAccountName::new(name),
+                annotations: Default::default(),
+                annotation_owned: false,
+            });
         }
     }
+    observed.workloads = Some(workloads);
+    drop(bundles);
     let settings = Settings::default();
     let first = measure("plan against an empty account", || {
         plan(&desired, &observed, &settings)
     });
     println!("{:<44} {:>8}", "  actions", first.actions.len());
+    print_peak("peak memory after parse + plan (a reconcile)");
     let converged = simulate(&observed, &first.actions);
+    drop(first);
+    drop(observed);
     let again = measure("plan again, nothing changed (no-op)", || {
         plan(&desired, &converged, &settings)
     });
     assert!(again.is_empty());
+    print_peak("peak memory of the whole run");
+}
+
+fn print_peak(label: &str) {
     match peak_rss_mib() {
-        Some(mib) => println!(
-            "{:<44} {mib:>8.1} MiB",
-            "peak resident memory (whole process)"
-        ),
-        None => println!("peak resident memory: n/a (no /proc)"),
+        Some(mib) => println!("{label:<44} {mib:>8.1} MiB"),
+        None => println!("{label}: n/a (no /proc)"),
     }
 }

@@ -143,6 +143,9 @@ pub fn read_bundle(input: &BundleInput<'_>, limits: &Limits) -> BundleReport {
 
 /// The placeholders Otterize lets ARNs carry, resolved for one cluster's region and account.
 pub fn resolve_placeholders(arn: &str, region: &str, account: &str) -> String {
+    if !arn.contains("$(") {
+        return arn.to_owned();
+    }
     arn.replace("$(AWS_REGION)", region)
         .replace("$(AWS_ACCOUNT_ID)", account)
 }

@@ -42,11 +42,10 @@ pub fn plan(desired: &DesiredState, observed: &ObservedState, settings: &Setting
     Planner::new(desired, observed, settings).run()
 }
 
-/// What the intents ask of one ServiceAccount's role.
+/// The workloads that run as one ServiceAccount: what its role is for. Their permissions are
+/// merged only while that role is planned, so a large cluster never holds them all twice.
 struct RoleIntent<'a> {
     workloads: Vec<&'a DesiredWorkload>,
-    permissions: BTreeSet<Permission>,
-    bundles: BTreeSet<String>,
 }
 
 /// The outcome of planning one role, shared by the workloads that run as its ServiceAccount.
@@ -151,27 +150,13 @@ impl<'a> Planner<'a> {
         for workload in self.desired.workloads.values() {
             match self.resolve_service_account(&workload.workload) {
                 Ok(service_account) => {
-                    let intent = intents
+                    intents
                         .entry(service_account)
                         .or_insert_with(|| RoleIntent {
                             workloads: Vec::new(),
-                            permissions: BTreeSet::new(),
-                            bundles: BTreeSet::new(),
-                        });
-                    intent.workloads.push(workload);
-                    intent
-                        .permissions
-                        .extend(workload.permissions.iter().map(|p| Permission {
-                            action: p.action.clone(),
-                            resource: resolve_placeholders(
-                                &p.resource,
-                                self.cluster.region.as_str(),
-                                self.cluster.account.as_str(),
-                            ),
-                        }));
-                    intent
-                        .bundles
-                        .extend(workload.sources.iter().map(|s| s.bundle.clone()));
+                        })
+                        .workloads
+                        .push(workload);
                 }
                 Err(reason) => pending.push((workload, reason)),
             }
@@ -472,7 +457,25 @@ impl<'a> Planner<'a> {
                 ),
             );
         }
-        let statements = policy::permission_statements(&intent.permissions);
+        let permissions: BTreeSet<Permission> = intent
+            .workloads
+            .iter()
+            .flat_map(|w| &w.permissions)
+            .map(|p| Permission {
+                action: p.action.clone(),
+                resource: resolve_placeholders(
+                    &p.resource,
+                    self.cluster.region.as_str(),
+                    self.cluster.account.as_str(),
+                ),
+            })
+            .collect();
+        let bundles: BTreeSet<String> = intent
+            .workloads
+            .iter()
+            .flat_map(|w| w.sources.iter().map(|s| s.bundle.clone()))
+            .collect();
+        let statements = policy::permission_statements(&permissions);
         let layout = match policy::layout_permissions(&statements, &self.settings.quotas) {
             Ok(layout) => layout,
             Err(error) => return fail(outcome, error.to_string()),
@@ -481,7 +484,7 @@ impl<'a> Planner<'a> {
             self.cluster,
             service_account,
             intent.workloads.iter().map(|w| &w.workload.name),
-            &intent.bundles,
+            &bundles,
         );
 
         let mut actions = Vec::new();

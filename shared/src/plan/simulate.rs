@@ -5,241 +5,289 @@
 use super::action::Action;
 use crate::model::{
     ObservedAssociation, ObservedManagedPolicy, ObservedRole, ObservedServiceAccount,
-    ObservedState, ROLE_ARN_ANNOTATION, RoleName, strip_scheme,
+    ObservedState, ROLE_ARN_ANNOTATION, RoleName, ServiceAccountRef, strip_scheme,
 };
 use crate::policy::{self, ORPHANED_TAG};
 use std::collections::BTreeMap;
 
-/// Applies `actions` to a copy of `observed`, as IAM, EKS and Kubernetes would.
+/// Applies `actions` to a copy of `observed`, as IAM, EKS and Kubernetes would. The lists of
+/// the result are sorted by name.
 pub fn simulate(observed: &ObservedState, actions: &[Action]) -> ObservedState {
-    let mut state = observed.clone();
+    let mut model = Model {
+        cluster: observed.cluster.cluster.clone(),
+        roles: observed
+            .roles
+            .iter()
+            .map(|r| (r.name.as_str().to_ascii_lowercase(), r.clone()))
+            .collect(),
+        managed: observed
+            .managed_policies
+            .iter()
+            .map(|p| (p.arn.clone(), p.clone()))
+            .collect(),
+        service_accounts: observed
+            .service_accounts
+            .iter()
+            .map(|sa| (sa.id(), sa.clone()))
+            .collect(),
+        associations: observed
+            .pod_identity_associations
+            .iter()
+            .map(|a| (a.association_id.clone(), a.clone()))
+            .collect(),
+        state: ObservedState {
+            roles: Vec::new(),
+            managed_policies: Vec::new(),
+            service_accounts: Vec::new(),
+            pod_identity_associations: Vec::new(),
+            ..observed.clone()
+        },
+    };
     for action in actions {
-        apply(&mut state, action);
+        model.apply(action);
     }
+    let mut state = model.state;
+    state.roles = model.roles.into_values().collect();
+    state.managed_policies = model.managed.into_values().collect();
+    state.service_accounts = model.service_accounts.into_values().collect();
+    state.pod_identity_associations = model.associations.into_values().collect();
     state
 }
 
-fn role_mut<'a>(state: &'a mut ObservedState, name: &RoleName) -> Option<&'a mut ObservedRole> {
-    state
-        .roles
-        .iter_mut()
-        .find(|r| r.name.as_str().eq_ignore_ascii_case(name.as_str()))
+/// The observed state with its long lists indexed, so a plan of N actions applies in
+/// O(N log N).
+struct Model {
+    cluster: crate::model::ClusterRef,
+    roles: BTreeMap<String, ObservedRole>,
+    managed: BTreeMap<String, ObservedManagedPolicy>,
+    service_accounts: BTreeMap<ServiceAccountRef, ObservedServiceAccount>,
+    associations: BTreeMap<String, ObservedAssociation>,
+    state: ObservedState,
 }
 
-fn service_account_mut<'a>(
-    state: &'a mut ObservedState,
-    id: &crate::model::ServiceAccountRef,
-) -> &'a mut ObservedServiceAccount {
-    let index = match state.service_accounts.iter().position(|sa| sa.id() == *id) {
-        Some(index) => index,
-        None => {
-            state.service_accounts.push(ObservedServiceAccount {
+impl Model {
+    fn role(&mut self, name: &RoleName) -> Option<&mut ObservedRole> {
+        self.roles.get_mut(&name.as_str().to_ascii_lowercase())
+    }
+
+    /// A ServiceAccount that does not exist is created, as server-side apply would.
+    fn service_account(&mut self, id: &ServiceAccountRef) -> &mut ObservedServiceAccount {
+        self.service_accounts
+            .entry(id.clone())
+            .or_insert_with(|| ObservedServiceAccount {
                 namespace: id.namespace.clone(),
                 name: id.name.clone(),
                 annotations: BTreeMap::new(),
                 annotation_owned: false,
-            });
-            state.service_accounts.len() - 1
-        }
-    };
-    &mut state.service_accounts[index]
-}
+            })
+    }
 
-fn apply(state: &mut ObservedState, action: &Action) {
-    let cluster = state.cluster.cluster.clone();
-    match action {
-        Action::CreateOidcProvider {
-            url, client_ids, ..
-        } => {
-            let host_path = strip_scheme(url).to_owned();
-            state.oidc_providers.push(crate::model::OidcProvider {
-                arn: policy::oidc_provider_arn(&cluster, &host_path),
-                url: host_path,
-                client_ids: client_ids.iter().cloned().collect(),
-            });
-        }
-        Action::AddOidcClientId {
-            provider_arn,
-            client_id,
-        } => {
-            if let Some(provider) = state
-                .oidc_providers
-                .iter_mut()
-                .find(|p| p.arn == *provider_arn)
-            {
-                provider.client_ids.insert(client_id.clone());
+    fn apply(&mut self, action: &Action) {
+        let cluster = self.cluster.clone();
+        let state = &mut self.state;
+        match action {
+            Action::CreateOidcProvider {
+                url, client_ids, ..
+            } => {
+                let host_path = strip_scheme(url).to_owned();
+                state.oidc_providers.push(crate::model::OidcProvider {
+                    arn: policy::oidc_provider_arn(&cluster, &host_path),
+                    url: host_path,
+                    client_ids: client_ids.iter().cloned().collect(),
+                });
             }
-        }
-        Action::CreateRole {
-            role,
-            path,
-            arn,
-            trust_policy,
-            permissions_boundary,
-            tags,
-            ..
-        } => state.roles.push(ObservedRole {
-            name: role.clone(),
-            arn: arn.clone(),
-            path: path.clone(),
-            trust_policy: trust_policy.clone(),
-            inline_policies: BTreeMap::new(),
-            attached_policies: Default::default(),
-            permissions_boundary: permissions_boundary.clone(),
-            tags: tags.clone(),
-        }),
-        Action::UpdateTrustPolicy { role, trust_policy } => {
-            if let Some(r) = role_mut(state, role) {
-                r.trust_policy = trust_policy.clone();
-            }
-        }
-        Action::PutPermissionsBoundary {
-            role,
-            permissions_boundary,
-        } => {
-            if let Some(r) = role_mut(state, role) {
-                r.permissions_boundary = Some(permissions_boundary.clone());
-            }
-        }
-        Action::TagRole { role, tags } => {
-            if let Some(r) = role_mut(state, role) {
-                r.tags.extend(tags.clone());
-            }
-        }
-        Action::UntagRole { role, keys } => {
-            if let Some(r) = role_mut(state, role) {
-                for key in keys {
-                    r.tags.remove(key);
+            Action::AddOidcClientId {
+                provider_arn,
+                client_id,
+            } => {
+                if let Some(provider) = state
+                    .oidc_providers
+                    .iter_mut()
+                    .find(|p| p.arn == *provider_arn)
+                {
+                    provider.client_ids.insert(client_id.clone());
                 }
             }
-        }
-        Action::PutInlinePolicy {
-            role,
-            policy_name,
-            document,
-        } => {
-            if let Some(r) = role_mut(state, role) {
-                r.inline_policies
-                    .insert(policy_name.clone(), document.clone());
+            Action::CreateRole {
+                role,
+                path,
+                arn,
+                trust_policy,
+                permissions_boundary,
+                tags,
+                ..
+            } => {
+                self.roles.insert(
+                    role.as_str().to_ascii_lowercase(),
+                    ObservedRole {
+                        name: role.clone(),
+                        arn: arn.clone(),
+                        path: path.clone(),
+                        trust_policy: trust_policy.clone(),
+                        inline_policies: BTreeMap::new(),
+                        attached_policies: Default::default(),
+                        permissions_boundary: permissions_boundary.clone(),
+                        tags: tags.clone(),
+                    },
+                );
             }
-        }
-        Action::DeleteInlinePolicy { role, policy_name } => {
-            if let Some(r) = role_mut(state, role) {
-                r.inline_policies.remove(policy_name);
+            Action::UpdateTrustPolicy { role, trust_policy } => {
+                if let Some(r) = self.role(role) {
+                    r.trust_policy = trust_policy.clone();
+                }
             }
-        }
-        Action::CreateManagedPolicy {
-            name,
-            path,
-            arn,
-            document,
-            tags,
-            ..
-        } => state.managed_policies.push(ObservedManagedPolicy {
-            arn: arn.clone(),
-            name: name.clone(),
-            path: path.clone(),
-            document: document.clone(),
-            tags: tags.clone(),
-        }),
-        Action::UpdateManagedPolicy { arn, document, .. } => {
-            if let Some(p) = state.managed_policies.iter_mut().find(|p| p.arn == *arn) {
-                p.document = document.clone();
+            Action::PutPermissionsBoundary {
+                role,
+                permissions_boundary,
+            } => {
+                if let Some(r) = self.role(role) {
+                    r.permissions_boundary = Some(permissions_boundary.clone());
+                }
             }
-        }
-        Action::AttachManagedPolicy { role, policy_arn } => {
-            if let Some(r) = role_mut(state, role) {
-                r.attached_policies.insert(policy_arn.clone());
+            Action::TagRole { role, tags } => {
+                if let Some(r) = self.role(role) {
+                    r.tags.extend(tags.clone());
+                }
             }
-        }
-        Action::DetachManagedPolicy { role, policy_arn } => {
-            if let Some(r) = role_mut(state, role) {
-                r.attached_policies.remove(policy_arn);
-            }
-        }
-        Action::DeleteManagedPolicy { arn, .. } => {
-            state.managed_policies.retain(|p| p.arn != *arn);
-        }
-        Action::AnnotateServiceAccount {
-            service_account,
-            role_arn,
-            ..
-        } => {
-            let sa = service_account_mut(state, service_account);
-            sa.annotations
-                .insert(ROLE_ARN_ANNOTATION.to_owned(), role_arn.clone());
-            sa.annotation_owned = true;
-        }
-        Action::RemoveServiceAccountAnnotation {
-            service_account, ..
-        } => {
-            let sa = service_account_mut(state, service_account);
-            sa.annotations.remove(ROLE_ARN_ANNOTATION);
-            sa.annotation_owned = false;
-        }
-        Action::CreatePodIdentityAssociation {
-            service_account,
-            role_arn,
-            tags,
-            ..
-        } => state.pod_identity_associations.push(ObservedAssociation {
-            association_id: format!("a-{}", policy::short_hash(&service_account.to_string(), 17)),
-            namespace: service_account.namespace.clone(),
-            service_account: service_account.name.clone(),
-            role_arn: role_arn.clone(),
-            owner_arn: None,
-            tags: tags.clone(),
-        }),
-        Action::UpdatePodIdentityAssociation {
-            association_id,
-            role_arn,
-            ..
-        } => {
-            if let Some(a) = state
-                .pod_identity_associations
-                .iter_mut()
-                .find(|a| a.association_id == *association_id)
-            {
-                a.role_arn = role_arn.clone();
-            }
-        }
-        Action::DeletePodIdentityAssociation { association_id, .. } => {
-            state
-                .pod_identity_associations
-                .retain(|a| a.association_id != *association_id);
-        }
-        Action::SetAddonRole {
-            addon,
-            service_account,
-            pod_identity,
-            role_arn,
-            ..
-        } => {
-            if let Some(a) = state.addons.iter_mut().find(|a| a.name == *addon) {
-                if *pod_identity {
-                    match role_arn {
-                        Some(arn) => {
-                            a.pod_identity_associations
-                                .insert(service_account.name.clone(), arn.clone());
-                        }
-                        None => {
-                            a.pod_identity_associations.remove(&service_account.name);
-                        }
+            Action::UntagRole { role, keys } => {
+                if let Some(r) = self.role(role) {
+                    for key in keys {
+                        r.tags.remove(key);
                     }
-                } else {
-                    a.service_account_role_arn = role_arn.clone();
                 }
             }
-        }
-        Action::MarkRoleForDeletion { role, since } => {
-            if let Some(r) = role_mut(state, role) {
-                r.tags.insert(ORPHANED_TAG.to_owned(), since.to_string());
+            Action::PutInlinePolicy {
+                role,
+                policy_name,
+                document,
+            } => {
+                if let Some(r) = self.role(role) {
+                    r.inline_policies
+                        .insert(policy_name.clone(), document.clone());
+                }
             }
-        }
-        Action::DeleteRole { role } => {
-            state
-                .roles
-                .retain(|r| !r.name.as_str().eq_ignore_ascii_case(role.as_str()));
+            Action::DeleteInlinePolicy { role, policy_name } => {
+                if let Some(r) = self.role(role) {
+                    r.inline_policies.remove(policy_name);
+                }
+            }
+            Action::CreateManagedPolicy {
+                name,
+                path,
+                arn,
+                document,
+                tags,
+                ..
+            } => {
+                self.managed.insert(
+                    arn.clone(),
+                    ObservedManagedPolicy {
+                        arn: arn.clone(),
+                        name: name.clone(),
+                        path: path.clone(),
+                        document: document.clone(),
+                        tags: tags.clone(),
+                    },
+                );
+            }
+            Action::UpdateManagedPolicy { arn, document, .. } => {
+                if let Some(p) = self.managed.get_mut(arn) {
+                    p.document = document.clone();
+                }
+            }
+            Action::AttachManagedPolicy { role, policy_arn } => {
+                if let Some(r) = self.role(role) {
+                    r.attached_policies.insert(policy_arn.clone());
+                }
+            }
+            Action::DetachManagedPolicy { role, policy_arn } => {
+                if let Some(r) = self.role(role) {
+                    r.attached_policies.remove(policy_arn);
+                }
+            }
+            Action::DeleteManagedPolicy { arn, .. } => {
+                self.managed.remove(arn);
+            }
+            Action::AnnotateServiceAccount {
+                service_account,
+                role_arn,
+                ..
+            } => {
+                let sa = self.service_account(service_account);
+                sa.annotations
+                    .insert(ROLE_ARN_ANNOTATION.to_owned(), role_arn.clone());
+                sa.annotation_owned = true;
+            }
+            Action::RemoveServiceAccountAnnotation {
+                service_account, ..
+            } => {
+                let sa = self.service_account(service_account);
+                sa.annotations.remove(ROLE_ARN_ANNOTATION);
+                sa.annotation_owned = false;
+            }
+            Action::CreatePodIdentityAssociation {
+                service_account,
+                role_arn,
+                tags,
+                ..
+            } => {
+                let association_id =
+                    format!("a-{}", policy::short_hash(&service_account.to_string(), 17));
+                self.associations.insert(
+                    association_id.clone(),
+                    ObservedAssociation {
+                        association_id,
+                        namespace: service_account.namespace.clone(),
+                        service_account: service_account.name.clone(),
+                        role_arn: role_arn.clone(),
+                        owner_arn: None,
+                        tags: tags.clone(),
+                    },
+                );
+            }
+            Action::UpdatePodIdentityAssociation {
+                association_id,
+                role_arn,
+                ..
+            } => {
+                if let Some(a) = self.associations.get_mut(association_id) {
+                    a.role_arn = role_arn.clone();
+                }
+            }
+            Action::DeletePodIdentityAssociation { association_id, .. } => {
+                self.associations.remove(association_id);
+            }
+            Action::SetAddonRole {
+                addon,
+                service_account,
+                pod_identity,
+                role_arn,
+                ..
+            } => {
+                if let Some(a) = state.addons.iter_mut().find(|a| a.name == *addon) {
+                    if *pod_identity {
+                        match role_arn {
+                            Some(arn) => {
+                                a.pod_identity_associations
+                                    .insert(service_account.name.clone(), arn.clone());
+                            }
+                            None => {
+                                a.pod_identity_associations.remove(&service_account.name);
+                            }
+                        }
+                    } else {
+                        a.service_account_role_arn = role_arn.clone();
+                    }
+                }
+            }
+            Action::MarkRoleForDeletion { role, since } => {
+                if let Some(r) = self.role(role) {
+                    r.tags.insert(ORPHANED_TAG.to_owned(), since.to_string());
+                }
+            }
+            Action::DeleteRole { role } => {
+                self.roles.remove(&role.as_str().to_ascii_lowercase());
+            }
         }
     }
 }

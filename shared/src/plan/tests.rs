@@ -119,7 +119,7 @@ fn new_irsa_workloads_get_provider_role_policy_and_binding_in_order() {
         Some("arn:aws:iam::123456789012:policy/eks-intents-boundary")
     );
     assert_eq!(
-        trust_policy.0["Statement"][0]["Condition"]["StringEquals"]["oidc.eks.eu-west-2.amazonaws.com/id/EXAMPLED539D4633E53DE1B71EXAMPLE:sub"],
+        trust_policy.value()["Statement"][0]["Condition"]["StringEquals"]["oidc.eks.eu-west-2.amazonaws.com/id/EXAMPLED539D4633E53DE1B71EXAMPLE:sub"],
         "system:serviceaccount:ack-system:ack-dynamodb-controller"
     );
     assert_eq!(
@@ -172,7 +172,7 @@ fn documents_as_iam_returns_them_plan_nothing() {
 }
 
 fn reencode(doc: &PolicyDocument) -> PolicyDocument {
-    let mut value = doc.0.clone();
+    let mut value = doc.value();
     if let Some(statements) = value["Statement"].as_array_mut() {
         statements.reverse();
         for statement in statements {
@@ -190,7 +190,7 @@ fn reencode(doc: &PolicyDocument) -> PolicyDocument {
     let text = serde_json::to_string_pretty(&value).unwrap();
     let encoded = percent_encoding::utf8_percent_encode(&text, percent_encoding::NON_ALPHANUMERIC)
         .to_string();
-    PolicyDocument(Value::String(encoded))
+    PolicyDocument::from_text(encoded)
 }
 
 #[test]
@@ -203,13 +203,13 @@ fn a_policy_with_another_meaning_is_restored() {
         .unwrap();
     role.inline_policies.insert(
         INLINE_POLICY_NAME.into(),
-        PolicyDocument(serde_json::json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]})),
+        PolicyDocument::from_value(&serde_json::json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]})),
     );
     role.attached_policies
         .insert("arn:aws:iam::aws:policy/AdministratorAccess".into());
     role.inline_policies.insert(
         "added-by-hand".into(),
-        PolicyDocument(serde_json::json!({})),
+        PolicyDocument::from_value(&serde_json::json!({})),
     );
     let again = plan(&seed_desired(), &state, &settings());
     assert_eq!(
@@ -372,7 +372,7 @@ fn pod_identity_mode_uses_associations_and_the_addon() {
         .find(|r| r.name.as_str() == "demo.jokes.joke-worker")
         .unwrap();
     assert_eq!(
-        role.trust_policy.0["Statement"][0]["Principal"]["Service"],
+        role.trust_policy.value()["Statement"][0]["Principal"]["Service"],
         "pods.eks.amazonaws.com"
     );
     assert!(plan(&seed_desired(), &state, &pod_identity).is_empty());

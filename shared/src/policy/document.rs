@@ -3,64 +3,140 @@
 
 use super::normalize::{canonical_json, normalize};
 use crate::model::Permission;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Value, json};
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
-/// An IAM policy document. Holds the JSON as written or as IAM returned it (an object, or a
-/// string that may still be percent-encoded); compare with [`PolicyDocument::same_meaning`].
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct PolicyDocument(pub Value);
+/// An IAM policy document, kept as JSON text: as the system wrote it (compact, keys sorted) or
+/// as IAM returned it (possibly percent-encoded, in IAM's own order). Text is small and cheap to
+/// compare; compare meaning with [`PolicyDocument::same_meaning`].
+///
+/// In JSON (plans, snapshots) a document is written as the object it holds; a snapshot may give
+/// either an object or the text IAM returned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PolicyDocument {
+    text: String,
+}
 
 impl PolicyDocument {
     pub const VERSION: &'static str = "2012-10-17";
 
     /// A document with the current policy language version and these statements.
     pub fn from_statements(statements: Vec<Value>) -> Self {
-        PolicyDocument(json!({ "Version": Self::VERSION, "Statement": statements }))
+        Self::from_value(&json!({ "Version": Self::VERSION, "Statement": statements }))
     }
 
-    /// True when both documents grant the same thing, however IAM spelled them.
-    pub fn same_meaning(&self, other: &PolicyDocument) -> bool {
-        normalize(&self.0) == normalize(&other.0)
+    /// The permission policy granting these Allow statements. Written straight to canonical
+    /// text: this runs for every workload of every reconcile.
+    pub fn allowing(statements: &[Statement]) -> Self {
+        #[derive(Serialize)]
+        struct Canonical<'a> {
+            #[serde(rename = "Statement")]
+            statement: &'a [Statement],
+            #[serde(rename = "Version")]
+            version: &'static str,
+        }
+        let text = serde_json::to_string(&Canonical {
+            statement: statements,
+            version: Self::VERSION,
+        })
+        .unwrap_or_default();
+        PolicyDocument { text }
     }
 
-    /// The compact JSON text sent to IAM (keys in a fixed order).
+    /// A document from its JSON value, in canonical compact form.
+    pub fn from_value(value: &Value) -> Self {
+        PolicyDocument {
+            text: canonical_json(value),
+        }
+    }
+
+    /// A document as IAM returned it: JSON text, percent-encoded or not.
+    pub fn from_text(text: impl Into<String>) -> Self {
+        PolicyDocument { text: text.into() }
+    }
+
+    /// The JSON text, percent-decoded when IAM had encoded it.
     pub fn to_json(&self) -> String {
-        canonical_json(&self.0)
+        decoded(&self.text).into_owned()
+    }
+
+    /// The document as a JSON value; text that is not JSON becomes a JSON string.
+    pub fn value(&self) -> Value {
+        serde_json::from_str(&decoded(&self.text))
+            .unwrap_or_else(|_| Value::String(self.text.clone()))
+    }
+
+    /// True when both documents grant the same thing, however IAM spelled them. Identical
+    /// text (the usual case once converged) is decided without parsing.
+    pub fn same_meaning(&self, other: &PolicyDocument) -> bool {
+        if self.text == other.text {
+            return true;
+        }
+        let (a, b) = (decoded(&self.text), decoded(&other.text));
+        a == b
+            || normalize(&Value::String(a.into_owned()))
+                == normalize(&Value::String(b.into_owned()))
     }
 
     /// Size as IAM counts it against its quotas: characters, whitespace not counted.
     pub fn iam_size(&self) -> usize {
-        self.to_json()
+        decoded(&self.text)
             .chars()
             .filter(|c| !c.is_whitespace())
             .count()
     }
 }
 
+/// IAM returns documents percent-encoded; text that already looks like JSON is taken as is.
+fn decoded(text: &str) -> Cow<'_, str> {
+    if text.trim_start().starts_with('{') {
+        Cow::Borrowed(text)
+    } else {
+        percent_encoding::percent_decode_str(text).decode_utf8_lossy()
+    }
+}
+
+impl Serialize for PolicyDocument {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.value().serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for PolicyDocument {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Ok(match Value::deserialize(deserializer)? {
+            Value::String(text) => PolicyDocument::from_text(text),
+            other => PolicyDocument::from_value(&other),
+        })
+    }
+}
+
 /// One Allow statement: these actions on these resources. Both lists are sorted and unique.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+/// Serializes as the IAM statement, keys in sorted order. Lists stay lists even with one
+/// element (IAM would accept a scalar) so the shape does not change when a second is added.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
 pub struct Statement {
     pub actions: Vec<String>,
     pub resources: Vec<String>,
 }
 
-impl Statement {
-    pub fn to_value(&self) -> Value {
-        json!({
-            "Effect": "Allow",
-            "Action": one_or_many(&self.actions),
-            "Resource": one_or_many(&self.resources),
-        })
+impl Serialize for Statement {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut statement = serializer.serialize_struct("Statement", 3)?;
+        statement.serialize_field("Action", &self.actions)?;
+        statement.serialize_field("Effect", "Allow")?;
+        statement.serialize_field("Resource", &self.resources)?;
+        statement.end()
     }
 }
 
-/// IAM accepts a scalar for a one-element list; lists are always written as lists so that the
-/// shape of a document does not change when a second action is added.
-fn one_or_many(items: &[String]) -> Value {
-    Value::Array(items.iter().map(|s| Value::String(s.clone())).collect())
+impl Statement {
+    pub fn to_value(&self) -> Value {
+        serde_json::to_value(self).unwrap_or_default()
+    }
 }
 
 /// The fewest statements that grant exactly `permissions`: resources that need the same set of
@@ -156,7 +232,33 @@ mod tests {
 
     #[test]
     fn size_ignores_whitespace() {
-        let doc = PolicyDocument(json!({"Version": "2012-10-17", "Statement": [{"Sid": "a b"}]}));
+        let doc = PolicyDocument::from_value(
+            &json!({"Version": "2012-10-17", "Statement": [{"Sid": "a b"}]}),
+        );
         assert_eq!(doc.iam_size(), doc.to_json().len() - 1);
+        let spaced = PolicyDocument::from_text(
+            "{ \"Version\" : \"2012-10-17\" ,\n \"Statement\": [{\"Sid\": \"a b\"}] }",
+        );
+        assert_eq!(spaced.iam_size(), doc.iam_size());
+    }
+
+    #[test]
+    fn encoded_text_decodes_and_compares_by_meaning() {
+        let ours = PolicyDocument::from_value(
+            &json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": ["*"]}]}),
+        );
+        let theirs = PolicyDocument::from_text(
+            "%7B%22Statement%22%3A%7B%22Resource%22%3A%22%2A%22%2C%22Action%22%3A%22s3%3AGetObject%22%2C%22Effect%22%3A%22Allow%22%7D%2C%22Version%22%3A%222012-10-17%22%7D",
+        );
+        assert!(ours.same_meaning(&theirs));
+        assert_eq!(theirs.value()["Statement"]["Action"], "s3:GetObject");
+        assert_eq!(
+            ours.iam_size(),
+            PolicyDocument::from_text(ours.to_json()).iam_size()
+        );
+        let serialized = serde_json::to_value(&theirs).unwrap();
+        assert_eq!(serialized["Statement"]["Resource"], "*");
+        let back: PolicyDocument = serde_json::from_value(serialized).unwrap();
+        assert!(back.same_meaning(&ours));
     }
 }

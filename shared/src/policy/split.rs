@@ -44,18 +44,18 @@ pub fn layout_permissions(
     if statements.is_empty() {
         return Ok(PermissionLayout::Empty);
     }
-    let inline = document(statements.iter().map(Statement::to_value).collect());
+    let inline = PolicyDocument::allowing(statements);
     if inline.iam_size() <= quotas.inline_policy_chars {
         return Ok(PermissionLayout::Inline(inline));
     }
     let budget = quotas
         .managed_policy_chars
-        .saturating_sub(document(Vec::new()).iam_size());
-    let mut pieces = Vec::new();
+        .saturating_sub(PolicyDocument::allowing(&[]).iam_size());
+    let mut pieces: Vec<(Statement, usize)> = Vec::new();
     for statement in statements {
         split_statement(statement, budget, quotas.managed_policy_chars, &mut pieces)?;
     }
-    let mut parts: Vec<Vec<Value>> = Vec::new();
+    let mut parts: Vec<Vec<Statement>> = Vec::new();
     let mut used = 0;
     for (piece, size) in pieces {
         // A comma separates statements inside the list.
@@ -78,12 +78,8 @@ pub fn layout_permissions(
         });
     }
     Ok(PermissionLayout::Managed(
-        parts.into_iter().map(document).collect(),
+        parts.iter().map(|p| PolicyDocument::allowing(p)).collect(),
     ))
-}
-
-fn document(statements: Vec<Value>) -> PolicyDocument {
-    PolicyDocument::from_statements(statements)
 }
 
 fn element_size(item: &str) -> usize {
@@ -98,14 +94,11 @@ fn list_size(items: &[String]) -> usize {
     items.iter().map(|i| element_size(i) + 1).sum::<usize>() - usize::from(!items.is_empty())
 }
 
+/// Characters of `{"Action":[],"Effect":"Allow","Resource":[]}`.
+const EMPTY_STATEMENT_SIZE: usize = 44;
+
 fn statement_size(statement: &Statement) -> usize {
-    let empty = Statement {
-        actions: Vec::new(),
-        resources: Vec::new(),
-    };
-    PolicyDocument(empty.to_value()).iam_size()
-        + list_size(&statement.actions)
-        + list_size(&statement.resources)
+    EMPTY_STATEMENT_SIZE + list_size(&statement.actions) + list_size(&statement.resources)
 }
 
 /// Cuts a statement that is too large for one managed policy into pieces that each fit, first
@@ -114,11 +107,11 @@ fn split_statement(
     statement: &Statement,
     budget: usize,
     limit: usize,
-    pieces: &mut Vec<(Value, usize)>,
+    pieces: &mut Vec<(Statement, usize)>,
 ) -> Result<(), SizeError> {
     let size = statement_size(statement);
     if size <= budget {
-        pieces.push((statement.to_value(), size));
+        pieces.push((statement.clone(), size));
         return Ok(());
     }
     let widest_resource = statement
@@ -149,7 +142,7 @@ fn split_statement(
                     limit,
                 });
             }
-            pieces.push((piece.to_value(), size));
+            pieces.push((piece, size));
         }
     }
     Ok(())
@@ -194,9 +187,21 @@ mod tests {
     }
 
     #[test]
+    fn empty_statement_size_is_right() {
+        let empty = statement(&[], &[]);
+        assert_eq!(
+            PolicyDocument::from_value(&empty.to_value()).iam_size(),
+            EMPTY_STATEMENT_SIZE
+        );
+    }
+
+    #[test]
     fn statement_size_matches_the_serialized_size() {
         let s = statement(&actions(3), &["*".into(), "arn:aws:s3:::a\"b".into()]);
-        assert_eq!(statement_size(&s), PolicyDocument(s.to_value()).iam_size());
+        assert_eq!(
+            statement_size(&s),
+            PolicyDocument::from_value(&s.to_value()).iam_size()
+        );
     }
 
     #[test]
@@ -225,7 +230,7 @@ mod tests {
                 "{}",
                 part.iam_size()
             );
-            for s in part.0["Statement"].as_array().unwrap() {
+            for s in part.value()["Statement"].as_array().unwrap() {
                 for a in s["Action"].as_array().unwrap() {
                     seen.push(a.as_str().unwrap().to_owned());
                 }
@@ -280,7 +285,7 @@ mod tests {
         };
         let total: usize = parts
             .iter()
-            .flat_map(|p| p.0["Statement"].as_array().unwrap().iter())
+            .flat_map(|p| p.value()["Statement"].as_array().unwrap().clone())
             .map(|s| s["Resource"].as_array().unwrap().len())
             .sum();
         assert_eq!(total, 400);

@@ -102,7 +102,7 @@ mod tests {
     #[test]
     fn pod_identity_pins_account_cluster_namespace_and_service_account() {
         let doc = pod_identity_trust(&cluster(), &sa());
-        let condition = &doc.0["Statement"][0]["Condition"]["StringEquals"];
+        let condition = &doc.value()["Statement"][0]["Condition"]["StringEquals"];
         assert_eq!(condition["aws:SourceAccount"], "123456789012");
         assert_eq!(
             condition["aws:RequestTag/eks-cluster-arn"],
@@ -117,7 +117,7 @@ mod tests {
             "ack-dynamodb"
         );
         assert_eq!(
-            doc.0["Statement"][0]["Principal"]["Service"],
+            doc.value()["Statement"][0]["Principal"]["Service"],
             "pods.eks.amazonaws.com"
         );
     }
