@@ -8,6 +8,19 @@ pub mod intent;
 pub mod model;
 pub mod plan;
 pub mod policy;
+pub mod ports;
+pub mod status;
+
+#[cfg(feature = "aws")]
+pub mod adapters;
+#[cfg(feature = "aws")]
+pub mod apply;
+#[cfg(feature = "aws")]
+pub mod config;
+#[cfg(feature = "aws")]
+pub mod reconcile;
+#[cfg(feature = "aws")]
+pub mod telemetry;
 
 #[cfg(any(test, feature = "test-util"))]
 pub mod testing;

@@ -238,6 +238,7 @@ impl<'a> Planner<'a> {
             });
         }
 
+        self.report_held_roles(&claimed, &mut plan);
         if needs_oidc_provider {
             plan.actions.extend(self.plan_oidc_provider());
         }
@@ -802,6 +803,51 @@ impl<'a> Planner<'a> {
         self.roles.values().any(|role| {
             role.arn == arn && policy::ownership(&role.tags, self.cluster) == Ownership::Ours
         })
+    }
+
+    /// Owned roles that no valid intent claims any more but whose source fails to read: their
+    /// workloads (from the role's tags) are reported as held, so the status says why nothing
+    /// happens to them.
+    fn report_held_roles(&self, claimed: &BTreeSet<String>, plan: &mut Plan) {
+        for (key, role) in &self.roles {
+            if claimed.contains(key)
+                || policy::ownership(&role.tags, self.cluster) != Ownership::Ours
+                || !self.role_is_held(role)
+            {
+                continue;
+            }
+            let namespace = role
+                .tags
+                .get(policy::NAMESPACE_TAG)
+                .cloned()
+                .unwrap_or_default();
+            let service_account = role.tags.get(policy::SERVICE_ACCOUNT_TAG).cloned();
+            let workloads = role
+                .tags
+                .get(policy::WORKLOADS_TAG)
+                .cloned()
+                .unwrap_or_default();
+            for workload in workloads
+                .split(' ')
+                .filter(|w| !w.is_empty() && !w.starts_with('+'))
+            {
+                plan.workloads.push(WorkloadPlan {
+                    namespace: namespace.as_str().into(),
+                    workload: workload.into(),
+                    kind: None,
+                    service_account: service_account.as_ref().map(|sa| ServiceAccountRef {
+                        namespace: namespace.as_str().into(),
+                        name: sa.as_str().into(),
+                    }),
+                    role: Some(role.name.clone()),
+                    role_arn: Some(role.arn.clone()),
+                    binding: None,
+                    state: WorkloadState::Held,
+                    message: "its bundle or document fails to read: the role and its binding are left exactly as they are until it is fixed".to_owned(),
+                    actions: 0,
+                });
+            }
+        }
     }
 
     /// Owned roles that no intent claims: marked, then deleted after the grace period, at most

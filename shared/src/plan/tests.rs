@@ -487,6 +487,12 @@ fn roles_of_a_failing_bundle_stay_exactly_as_they_are() {
     let planned = plan(&desired, &state, &settings());
     assert!(planned.is_empty(), "{:?}", names(&planned));
     assert!(planned.orphans.is_empty());
+    let held = workload(&planned, "joke-worker");
+    assert_eq!(held.state, WorkloadState::Held);
+    assert_eq!(
+        held.role.as_ref().map(RoleName::as_str),
+        Some("demo.jokes.joke-worker")
+    );
 
     // One document of the ACK bundle fails; its workload is known and held, and the other
     // documents of the bundle still reconcile.

@@ -2,6 +2,9 @@
 //! The in-memory model of IAM, EKS and Kubernetes itself is `plan::simulate`, which the CLI
 //! uses as well.
 
+mod kubernetes;
+pub use kubernetes::FakeKubernetes;
+
 use crate::model::{
     AccountId, ClusterInfo, ClusterName, ClusterRef, DesiredState, Namespace, ObservedAddon,
     ObservedServiceAccount, ObservedState, ObservedWorkload, Permission, Region,

@@ -1,0 +1,177 @@
+//! The bundle-upload handler: S3 notifications, in the direct form (`Records[].s3`) and in
+//! EventBridge's `Object Created` / `Object Deleted` form. For a key under `intents/<cluster>/`
+//! it checks the object at once, writes the result to
+//! `status/<cluster>/bundles/<rest of key>.json` (so the uploader sees errors in seconds), and
+//! asks for a reconcile of the cluster. Other keys are ignored with a log line.
+
+use eks_intents::intent::{self, Limits};
+use eks_intents::ports::{BundleStore, PortError, ReconcileCluster, ReconcileQueue};
+use eks_intents::reconcile::{now, read_object};
+use eks_intents::status::{BundleStatus, upload_status_key};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+pub struct Context<S, Q> {
+    pub store: S,
+    pub queue: Q,
+    pub bucket: String,
+    pub limits: Limits,
+}
+
+/// One object change, whichever notification form carried it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectChange {
+    pub bucket: String,
+    /// The key, URL-decoded.
+    pub key: String,
+    pub size: u64,
+    pub deleted: bool,
+}
+
+/// The result of checking one upload, as written next to the status report.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadStatus {
+    pub checked_at: u64,
+    #[serde(flatten)]
+    pub bundle: BundleStatus,
+}
+
+/// What the handler did with each change, returned to the caller (and logged).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Response {
+    pub reconciles: Vec<ReconcileCluster>,
+    pub ignored: Vec<String>,
+    pub invalid: Vec<String>,
+}
+
+/// Reads the changes out of either notification form. An event of neither form is an error.
+pub fn changes(event: &Value) -> Result<Vec<ObjectChange>, String> {
+    if let Some(records) = event.get("Records").and_then(Value::as_array) {
+        return Ok(records.iter().filter_map(direct_change).collect());
+    }
+    if event.get("source").and_then(Value::as_str) == Some("aws.s3") {
+        let kind = event
+            .get("detail-type")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let detail = event.get("detail").unwrap_or(&Value::Null);
+        let bucket = detail.pointer("/bucket/name").and_then(Value::as_str);
+        let key = detail.pointer("/object/key").and_then(Value::as_str);
+        let (Some(bucket), Some(key)) = (bucket, key) else {
+            return Err(
+                "EventBridge S3 event without detail.bucket.name and detail.object.key".into(),
+            );
+        };
+        let deleted = match kind {
+            "Object Created" => false,
+            "Object Deleted" => true,
+            other => {
+                return Err(format!(
+                    "EventBridge S3 event of type {other:?} is not handled"
+                ));
+            }
+        };
+        return Ok(vec![ObjectChange {
+            bucket: bucket.to_owned(),
+            key: decode_key(key),
+            size: detail
+                .pointer("/object/size")
+                .and_then(Value::as_u64)
+                .unwrap_or_default(),
+            deleted,
+        }]);
+    }
+    Err("neither an S3 notification (Records[].s3) nor an EventBridge S3 event".into())
+}
+
+fn direct_change(record: &Value) -> Option<ObjectChange> {
+    let name = record
+        .get("eventName")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let bucket = record.pointer("/s3/bucket/name").and_then(Value::as_str)?;
+    let key = record.pointer("/s3/object/key").and_then(Value::as_str)?;
+    Some(ObjectChange {
+        bucket: bucket.to_owned(),
+        key: decode_key(key),
+        size: record
+            .pointer("/s3/object/size")
+            .and_then(Value::as_u64)
+            .unwrap_or_default(),
+        deleted: name.starts_with("ObjectRemoved"),
+    })
+}
+
+/// S3 notifications carry keys URL-encoded, with `+` for spaces.
+fn decode_key(key: &str) -> String {
+    let spaced = key.replace('+', " ");
+    percent_encoding::percent_decode_str(&spaced)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+pub async fn handle<S: BundleStore, Q: ReconcileQueue>(
+    ctx: &Context<S, Q>,
+    event: &Value,
+) -> Result<Response, String> {
+    let mut response = Response::default();
+    for change in changes(event)? {
+        let located = intent::locate(&change.key);
+        let (Some(location), true) = (located, change.bucket == ctx.bucket) else {
+            tracing::info!(bucket = %change.bucket, key = %change.key, "not an intent bundle of this deployment; ignored");
+            response.ignored.push(change.key);
+            continue;
+        };
+        if !change.deleted {
+            let report = read_object(&ctx.store, &change.key, change.size, &ctx.limits).await;
+            let status = UploadStatus {
+                checked_at: now(),
+                bundle: BundleStatus {
+                    key: change.key.clone(),
+                    etag: None,
+                    version: None,
+                    valid: report.is_valid(),
+                    intents: report.intents.len(),
+                    errors: report.errors.clone(),
+                    notices: report.notices.len(),
+                },
+            };
+            for error in &report.errors {
+                tracing::warn!(key = %change.key, %error, "invalid bundle");
+            }
+            if !report.is_valid() {
+                response.invalid.push(change.key.clone());
+            }
+            let body = serde_json::to_vec_pretty(&status).unwrap_or_default();
+            ctx.store
+                .put(
+                    &upload_status_key(&location.cluster, &change.key),
+                    body,
+                    "application/json",
+                )
+                .await
+                .map_err(|e: PortError| e.to_string())?;
+        }
+        let message = ReconcileCluster {
+            cluster: location.cluster,
+            reason: format!(
+                "{} {}",
+                if change.deleted {
+                    "deleted"
+                } else {
+                    "uploaded"
+                },
+                change.key
+            ),
+        };
+        if !response
+            .reconciles
+            .iter()
+            .any(|m| m.cluster == message.cluster)
+        {
+            ctx.queue.send(&message).await.map_err(|e| e.to_string())?;
+            response.reconciles.push(message);
+        }
+    }
+    Ok(response)
+}

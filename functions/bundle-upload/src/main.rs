@@ -1,0 +1,28 @@
+//! Lambda entry point of bundle-upload: clients and settings once, then the runtime loop.
+
+use bundle_upload::{Context, handle};
+use eks_intents::adapters::aws::{AwsClients, S3Adapter, SqsAdapter};
+use eks_intents::config::Config;
+use eks_intents::intent::Limits;
+use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use serde_json::Value;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    eks_intents::telemetry::init();
+    let config = Config::from_env()?;
+    let queue_url = config.require_queue()?.to_owned();
+    let clients = AwsClients::from_env(&config.aws).await;
+    let ctx = Context {
+        store: S3Adapter::new(clients.s3, config.bucket.clone()),
+        queue: SqsAdapter::new(clients.sqs, queue_url),
+        bucket: config.bucket,
+        limits: Limits::default(),
+    };
+    let ctx = &ctx;
+    run(service_fn(move |event: LambdaEvent<Value>| async move {
+        let response = handle(ctx, &event.payload).await?;
+        Ok::<_, Error>(serde_json::to_value(response)?)
+    }))
+    .await
+}

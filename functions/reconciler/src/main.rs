@@ -1,0 +1,34 @@
+//! Lambda entry point of the reconciler: clients and settings once, then the runtime loop.
+
+use eks_intents::adapters::aws::{AwsClients, S3Adapter};
+use eks_intents::adapters::kube::Unavailable;
+use eks_intents::config::Config;
+use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use reconciler::{Context, handle};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    eks_intents::telemetry::init();
+    let config = Config::from_env()?;
+    let clients = AwsClients::from_env(&config.aws).await;
+    let calls = clients.calls.clone();
+    let ctx = Context {
+        iam: clients.iam,
+        eks: clients.eks,
+        kube: Unavailable,
+        store: S3Adapter::new(clients.s3, config.bucket),
+        settings: config.reconcile,
+        calls: Box::new(move |reset| {
+            let counts = calls.snapshot();
+            if reset {
+                calls.reset();
+            }
+            counts
+        }),
+    };
+    let ctx = &ctx;
+    run(service_fn(move |event: LambdaEvent<_>| async move {
+        Ok::<_, Error>(handle(ctx, event.payload).await)
+    }))
+    .await
+}

@@ -1,0 +1,283 @@
+//! EKS: the cluster, its add-ons and their role settings, and Pod Identity associations.
+
+use super::port_error;
+use crate::model::ServiceAccountRef;
+use crate::model::{AccountId, ClusterInfo, ClusterName, ClusterRef, ObservedAssociation, Region};
+use crate::ports::{
+    AddonDescription, ClusterDescription, EksPort, ErrorKind, PortError, PortResult,
+};
+use aws_sdk_eks::Client;
+use aws_sdk_eks::types::AddonPodIdentityAssociations;
+use std::collections::BTreeMap;
+
+#[derive(Clone, Debug)]
+pub struct EksAdapter {
+    client: Client,
+}
+
+impl EksAdapter {
+    pub fn new(client: Client) -> Self {
+        Self { client }
+    }
+}
+
+/// `arn:<partition>:eks:<region>:<account>:cluster/<name>` -> (partition, region, account).
+fn parse_cluster_arn(arn: &str) -> Option<(&str, &str, &str)> {
+    let mut parts = arn.splitn(6, ':');
+    let (_, partition, service, region, account) = (
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+    );
+    (service == "eks" && !region.is_empty() && !account.is_empty())
+        .then_some((partition, region, account))
+}
+
+impl EksPort for EksAdapter {
+    async fn describe_cluster(&self, name: &str) -> PortResult<ClusterDescription> {
+        let out = self
+            .client
+            .describe_cluster()
+            .name(name)
+            .send()
+            .await
+            .map_err(|e| port_error("eks", "DescribeCluster", e))?;
+        let cluster = out.cluster().ok_or_else(|| {
+            PortError::new(
+                "eks",
+                "DescribeCluster",
+                ErrorKind::NotFound,
+                format!("cluster {name} not described"),
+            )
+        })?;
+        let arn = cluster.arn().unwrap_or_default();
+        let (partition, region, account) = parse_cluster_arn(arn).ok_or_else(|| {
+            PortError::new(
+                "eks",
+                "DescribeCluster",
+                ErrorKind::Other,
+                format!("cluster {name} has an ARN that names no region or account: {arn:?}"),
+            )
+        })?;
+        let mut cluster_ref = ClusterRef::new(
+            ClusterName::new(name),
+            AccountId::new(account),
+            Region::new(region),
+        );
+        cluster_ref.partition = partition.to_owned();
+        Ok(ClusterDescription {
+            info: ClusterInfo {
+                cluster: cluster_ref,
+                oidc_issuer: cluster
+                    .identity()
+                    .and_then(|i| i.oidc())
+                    .and_then(|o| o.issuer())
+                    .map(str::to_owned),
+            },
+            endpoint: cluster.endpoint().map(str::to_owned),
+            certificate_authority: cluster
+                .certificate_authority()
+                .and_then(|c| c.data())
+                .map(str::to_owned),
+            status: cluster
+                .status()
+                .map(|s| s.as_str().to_owned())
+                .unwrap_or_default(),
+        })
+    }
+
+    async fn addons(&self, cluster: &str) -> PortResult<Vec<AddonDescription>> {
+        let mut names = Vec::new();
+        let mut pages = self
+            .client
+            .list_addons()
+            .cluster_name(cluster)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| port_error("eks", "ListAddons", e))?;
+            names.extend(page.addons().iter().cloned());
+        }
+        let mut addons = Vec::new();
+        for name in names {
+            let out = self
+                .client
+                .describe_addon()
+                .cluster_name(cluster)
+                .addon_name(&name)
+                .send()
+                .await
+                .map_err(|e| port_error("eks", "DescribeAddon", e))?;
+            let Some(addon) = out.addon() else { continue };
+            addons.push(AddonDescription {
+                name: name.clone(),
+                arn: addon.addon_arn().unwrap_or_default().to_owned(),
+                service_account_role_arn: addon
+                    .service_account_role_arn()
+                    .filter(|arn| !arn.is_empty())
+                    .map(str::to_owned),
+            });
+        }
+        Ok(addons)
+    }
+
+    async fn pod_identity_associations(
+        &self,
+        cluster: &str,
+    ) -> PortResult<Vec<ObservedAssociation>> {
+        let mut ids = Vec::new();
+        let mut pages = self
+            .client
+            .list_pod_identity_associations()
+            .cluster_name(cluster)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| port_error("eks", "ListPodIdentityAssociations", e))?;
+            ids.extend(
+                page.associations()
+                    .iter()
+                    .filter_map(|a| a.association_id().map(str::to_owned)),
+            );
+        }
+        // The list leaves out the role and tags: one describe per association.
+        let mut associations = Vec::new();
+        for id in ids {
+            let out = self
+                .client
+                .describe_pod_identity_association()
+                .cluster_name(cluster)
+                .association_id(&id)
+                .send()
+                .await
+                .map_err(|e| port_error("eks", "DescribePodIdentityAssociation", e))?;
+            let Some(a) = out.association() else { continue };
+            associations.push(ObservedAssociation {
+                association_id: id,
+                namespace: a.namespace().unwrap_or_default().into(),
+                service_account: a.service_account().unwrap_or_default().into(),
+                role_arn: a.role_arn().unwrap_or_default().to_owned(),
+                owner_arn: a.owner_arn().map(str::to_owned),
+                tags: a
+                    .tags()
+                    .map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                    .unwrap_or_default(),
+            });
+        }
+        Ok(associations)
+    }
+
+    async fn create_pod_identity_association(
+        &self,
+        cluster: &str,
+        service_account: &ServiceAccountRef,
+        role_arn: &str,
+        tags: &BTreeMap<String, String>,
+    ) -> PortResult<()> {
+        self.client
+            .create_pod_identity_association()
+            .cluster_name(cluster)
+            .namespace(service_account.namespace.as_str())
+            .service_account(service_account.name.as_str())
+            .role_arn(role_arn)
+            .set_tags(Some(tags.clone().into_iter().collect()))
+            .send()
+            .await
+            .map_err(|e| port_error("eks", "CreatePodIdentityAssociation", e))?;
+        Ok(())
+    }
+
+    async fn update_pod_identity_association(
+        &self,
+        cluster: &str,
+        association_id: &str,
+        role_arn: &str,
+    ) -> PortResult<()> {
+        self.client
+            .update_pod_identity_association()
+            .cluster_name(cluster)
+            .association_id(association_id)
+            .role_arn(role_arn)
+            .send()
+            .await
+            .map_err(|e| port_error("eks", "UpdatePodIdentityAssociation", e))?;
+        Ok(())
+    }
+
+    async fn delete_pod_identity_association(
+        &self,
+        cluster: &str,
+        association_id: &str,
+    ) -> PortResult<()> {
+        self.client
+            .delete_pod_identity_association()
+            .cluster_name(cluster)
+            .association_id(association_id)
+            .send()
+            .await
+            .map_err(|e| port_error("eks", "DeletePodIdentityAssociation", e))?;
+        Ok(())
+    }
+
+    async fn set_addon_role(
+        &self,
+        cluster: &str,
+        addon: &str,
+        role_arn: Option<&str>,
+    ) -> PortResult<()> {
+        // An empty ARN removes the add-on's role.
+        self.client
+            .update_addon()
+            .cluster_name(cluster)
+            .addon_name(addon)
+            .service_account_role_arn(role_arn.unwrap_or_default())
+            .send()
+            .await
+            .map_err(|e| port_error("eks", "UpdateAddon", e))?;
+        Ok(())
+    }
+
+    async fn set_addon_pod_identity(
+        &self,
+        cluster: &str,
+        addon: &str,
+        associations: &BTreeMap<String, String>,
+    ) -> PortResult<()> {
+        let associations: Vec<AddonPodIdentityAssociations> = associations
+            .iter()
+            .filter_map(|(sa, arn)| {
+                AddonPodIdentityAssociations::builder()
+                    .service_account(sa)
+                    .role_arn(arn)
+                    .build()
+                    .ok()
+            })
+            .collect();
+        self.client
+            .update_addon()
+            .cluster_name(cluster)
+            .addon_name(addon)
+            .set_pod_identity_associations(Some(associations))
+            .send()
+            .await
+            .map_err(|e| port_error("eks", "UpdateAddon", e))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cluster_arns_give_partition_region_and_account() {
+        assert_eq!(
+            parse_cluster_arn("arn:aws:eks:eu-west-2:123456789012:cluster/demo"),
+            Some(("aws", "eu-west-2", "123456789012"))
+        );
+        assert_eq!(parse_cluster_arn("arn:aws:iam::123456789012:role/x"), None);
+        assert_eq!(parse_cluster_arn("garbage"), None);
+    }
+}

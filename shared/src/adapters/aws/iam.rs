@@ -1,0 +1,389 @@
+//! IAM: read every owned role and policy in about one call per thousand roles
+//! (`GetAccountAuthorizationDetails`), and the writes the executor needs.
+
+use super::port_error;
+use crate::model::{ObservedManagedPolicy, ObservedRole, OidcProvider, RoleName, strip_scheme};
+use crate::policy::PolicyDocument;
+use crate::ports::{IamPort, IamSnapshot, NewRole, PortResult};
+use aws_sdk_iam::Client;
+use aws_sdk_iam::types::{EntityType, Tag};
+use std::collections::BTreeMap;
+
+#[derive(Clone, Debug)]
+pub struct IamAdapter {
+    client: Client,
+}
+
+impl IamAdapter {
+    pub fn new(client: Client) -> Self {
+        Self { client }
+    }
+}
+
+fn tags(tags: &BTreeMap<String, String>) -> Vec<Tag> {
+    tags.iter()
+        .filter_map(|(k, v)| Tag::builder().key(k).value(v).build().ok())
+        .collect()
+}
+
+fn tag_map(tags: &[Tag]) -> BTreeMap<String, String> {
+    tags.iter()
+        .map(|t| (t.key().to_owned(), t.value().to_owned()))
+        .collect()
+}
+
+impl IamPort for IamAdapter {
+    async fn snapshot(&self, path_prefix: &str) -> PortResult<IamSnapshot> {
+        let mut snapshot = IamSnapshot::default();
+        let mut pages = self
+            .client
+            .get_account_authorization_details()
+            .filter(EntityType::Role)
+            .filter(EntityType::LocalManagedPolicy)
+            .into_paginator()
+            .send();
+        let mut untagged_policies = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| port_error("iam", "GetAccountAuthorizationDetails", e))?;
+            for role in page.role_detail_list() {
+                let path = role.path().unwrap_or("/");
+                if !path.starts_with(path_prefix) {
+                    continue;
+                }
+                let (Some(name), Some(arn)) = (role.role_name(), role.arn()) else {
+                    continue;
+                };
+                snapshot.roles.push(ObservedRole {
+                    name: RoleName::new(name),
+                    arn: arn.to_owned(),
+                    path: path.to_owned(),
+                    trust_policy: PolicyDocument::from_text(
+                        role.assume_role_policy_document().unwrap_or_default(),
+                    ),
+                    inline_policies: role
+                        .role_policy_list()
+                        .iter()
+                        .filter_map(|p| {
+                            Some((
+                                p.policy_name()?.to_owned(),
+                                PolicyDocument::from_text(p.policy_document()?),
+                            ))
+                        })
+                        .collect(),
+                    attached_policies: role
+                        .attached_managed_policies()
+                        .iter()
+                        .filter_map(|p| p.policy_arn().map(str::to_owned))
+                        .collect(),
+                    permissions_boundary: role
+                        .permissions_boundary()
+                        .and_then(|b| b.permissions_boundary_arn())
+                        .map(str::to_owned),
+                    tags: tag_map(role.tags()),
+                });
+            }
+            for policy in page.policies() {
+                let path = policy.path().unwrap_or("/");
+                if !path.starts_with(path_prefix) {
+                    continue;
+                }
+                let (Some(name), Some(arn)) = (policy.policy_name(), policy.arn()) else {
+                    continue;
+                };
+                let document = policy
+                    .policy_version_list()
+                    .iter()
+                    .find(|v| v.is_default_version())
+                    .and_then(|v| v.document())
+                    .unwrap_or_default();
+                untagged_policies.push(ObservedManagedPolicy {
+                    arn: arn.to_owned(),
+                    name: name.to_owned(),
+                    path: path.to_owned(),
+                    document: PolicyDocument::from_text(document),
+                    tags: BTreeMap::new(),
+                });
+            }
+        }
+        // The authorization details leave out policy tags; the system's policies are few
+        // (only split permission policies), so one call each is cheap.
+        for mut policy in untagged_policies {
+            let out = self
+                .client
+                .list_policy_tags()
+                .policy_arn(&policy.arn)
+                .send()
+                .await
+                .map_err(|e| port_error("iam", "ListPolicyTags", e))?;
+            policy.tags = tag_map(out.tags());
+            snapshot.managed_policies.push(policy);
+        }
+        let providers = self
+            .client
+            .list_open_id_connect_providers()
+            .send()
+            .await
+            .map_err(|e| port_error("iam", "ListOpenIDConnectProviders", e))?;
+        for entry in providers.open_id_connect_provider_list() {
+            let Some(arn) = entry.arn() else { continue };
+            let provider = self
+                .client
+                .get_open_id_connect_provider()
+                .open_id_connect_provider_arn(arn)
+                .send()
+                .await
+                .map_err(|e| port_error("iam", "GetOpenIDConnectProvider", e))?;
+            snapshot.oidc_providers.push(OidcProvider {
+                arn: arn.to_owned(),
+                url: strip_scheme(provider.url().unwrap_or_default()).to_owned(),
+                client_ids: provider.client_id_list().iter().cloned().collect(),
+            });
+        }
+        Ok(snapshot)
+    }
+
+    async fn create_oidc_provider(
+        &self,
+        url: &str,
+        client_ids: &[String],
+        tags_: &BTreeMap<String, String>,
+    ) -> PortResult<()> {
+        self.client
+            .create_open_id_connect_provider()
+            .url(url)
+            .set_client_id_list(Some(client_ids.to_vec()))
+            .set_tags(Some(tags(tags_)))
+            .send()
+            .await
+            .map_err(|e| port_error("iam", "CreateOpenIDConnectProvider", e))?;
+        Ok(())
+    }
+
+    async fn add_oidc_client_id(&self, provider_arn: &str, client_id: &str) -> PortResult<()> {
+        self.client
+            .add_client_id_to_open_id_connect_provider()
+            .open_id_connect_provider_arn(provider_arn)
+            .client_id(client_id)
+            .send()
+            .await
+            .map_err(|e| port_error("iam", "AddClientIDToOpenIDConnectProvider", e))?;
+        Ok(())
+    }
+
+    async fn create_role(&self, role: &NewRole<'_>) -> PortResult<()> {
+        self.client
+            .create_role()
+            .role_name(role.name.as_str())
+            .path(role.path)
+            .description(role.description)
+            .assume_role_policy_document(role.trust_policy.to_json())
+            .set_permissions_boundary(role.permissions_boundary.map(str::to_owned))
+            .set_tags(Some(tags(role.tags)))
+            .send()
+            .await
+            .map_err(|e| port_error("iam", "CreateRole", e))?;
+        Ok(())
+    }
+
+    async fn role_tags(&self, role: &RoleName) -> PortResult<Option<BTreeMap<String, String>>> {
+        match self.client.get_role().role_name(role.as_str()).send().await {
+            Ok(out) => Ok(Some(
+                out.role().map(|r| tag_map(r.tags())).unwrap_or_default(),
+            )),
+            Err(e) => {
+                let error = port_error("iam", "GetRole", e);
+                if error.kind == crate::ports::ErrorKind::NotFound {
+                    Ok(None)
+                } else {
+                    Err(error)
+                }
+            }
+        }
+    }
+
+    async fn update_trust_policy(
+        &self,
+        role: &RoleName,
+        document: &PolicyDocument,
+    ) -> PortResult<()> {
+        self.client
+            .update_assume_role_policy()
+            .role_name(role.as_str())
+            .policy_document(document.to_json())
+            .send()
+            .await
+            .map_err(|e| port_error("iam", "UpdateAssumeRolePolicy", e))?;
+        Ok(())
+    }
+
+    async fn put_permissions_boundary(
+        &self,
+        role: &RoleName,
+        boundary_arn: &str,
+    ) -> PortResult<()> {
+        self.client
+            .put_role_permissions_boundary()
+            .role_name(role.as_str())
+            .permissions_boundary(boundary_arn)
+            .send()
+            .await
+            .map_err(|e| port_error("iam", "PutRolePermissionsBoundary", e))?;
+        Ok(())
+    }
+
+    async fn tag_role(&self, role: &RoleName, tags_: &BTreeMap<String, String>) -> PortResult<()> {
+        self.client
+            .tag_role()
+            .role_name(role.as_str())
+            .set_tags(Some(tags(tags_)))
+            .send()
+            .await
+            .map_err(|e| port_error("iam", "TagRole", e))?;
+        Ok(())
+    }
+
+    async fn untag_role(&self, role: &RoleName, keys: &[String]) -> PortResult<()> {
+        self.client
+            .untag_role()
+            .role_name(role.as_str())
+            .set_tag_keys(Some(keys.to_vec()))
+            .send()
+            .await
+            .map_err(|e| port_error("iam", "UntagRole", e))?;
+        Ok(())
+    }
+
+    async fn put_role_policy(
+        &self,
+        role: &RoleName,
+        name: &str,
+        document: &PolicyDocument,
+    ) -> PortResult<()> {
+        self.client
+            .put_role_policy()
+            .role_name(role.as_str())
+            .policy_name(name)
+            .policy_document(document.to_json())
+            .send()
+            .await
+            .map_err(|e| port_error("iam", "PutRolePolicy", e))?;
+        Ok(())
+    }
+
+    async fn delete_role_policy(&self, role: &RoleName, name: &str) -> PortResult<()> {
+        self.client
+            .delete_role_policy()
+            .role_name(role.as_str())
+            .policy_name(name)
+            .send()
+            .await
+            .map_err(|e| port_error("iam", "DeleteRolePolicy", e))?;
+        Ok(())
+    }
+
+    async fn create_policy(
+        &self,
+        name: &str,
+        path: &str,
+        document: &PolicyDocument,
+        tags_: &BTreeMap<String, String>,
+    ) -> PortResult<()> {
+        self.client
+            .create_policy()
+            .policy_name(name)
+            .path(path)
+            .policy_document(document.to_json())
+            .description("eks-intents: part of a workload's permission policy")
+            .set_tags(Some(tags(tags_)))
+            .send()
+            .await
+            .map_err(|e| port_error("iam", "CreatePolicy", e))?;
+        Ok(())
+    }
+
+    async fn set_policy_document(&self, arn: &str, document: &PolicyDocument) -> PortResult<()> {
+        // At most five versions may exist: prune the old ones before adding one.
+        self.prune_versions(arn).await?;
+        self.client
+            .create_policy_version()
+            .policy_arn(arn)
+            .policy_document(document.to_json())
+            .set_as_default(true)
+            .send()
+            .await
+            .map_err(|e| port_error("iam", "CreatePolicyVersion", e))?;
+        self.prune_versions(arn).await
+    }
+
+    async fn attach_role_policy(&self, role: &RoleName, arn: &str) -> PortResult<()> {
+        self.client
+            .attach_role_policy()
+            .role_name(role.as_str())
+            .policy_arn(arn)
+            .send()
+            .await
+            .map_err(|e| port_error("iam", "AttachRolePolicy", e))?;
+        Ok(())
+    }
+
+    async fn detach_role_policy(&self, role: &RoleName, arn: &str) -> PortResult<()> {
+        self.client
+            .detach_role_policy()
+            .role_name(role.as_str())
+            .policy_arn(arn)
+            .send()
+            .await
+            .map_err(|e| port_error("iam", "DetachRolePolicy", e))?;
+        Ok(())
+    }
+
+    async fn delete_policy(&self, arn: &str) -> PortResult<()> {
+        self.prune_versions(arn).await?;
+        self.client
+            .delete_policy()
+            .policy_arn(arn)
+            .send()
+            .await
+            .map_err(|e| port_error("iam", "DeletePolicy", e))?;
+        Ok(())
+    }
+
+    async fn delete_role(&self, role: &RoleName) -> PortResult<()> {
+        self.client
+            .delete_role()
+            .role_name(role.as_str())
+            .send()
+            .await
+            .map_err(|e| port_error("iam", "DeleteRole", e))?;
+        Ok(())
+    }
+}
+
+impl IamAdapter {
+    /// Deletes every version of a managed policy but the default one.
+    async fn prune_versions(&self, arn: &str) -> PortResult<()> {
+        let versions = self
+            .client
+            .list_policy_versions()
+            .policy_arn(arn)
+            .send()
+            .await
+            .map_err(|e| port_error("iam", "ListPolicyVersions", e))?;
+        for version in versions.versions() {
+            if version.is_default_version() {
+                continue;
+            }
+            let Some(id) = version.version_id() else {
+                continue;
+            };
+            self.client
+                .delete_policy_version()
+                .policy_arn(arn)
+                .version_id(id)
+                .send()
+                .await
+                .map_err(|e| port_error("iam", "DeletePolicyVersion", e))?;
+        }
+        Ok(())
+    }
+}

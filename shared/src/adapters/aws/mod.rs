@@ -1,0 +1,179 @@
+//! The AWS adapters, their shared configuration, error mapping and API call accounting.
+//! Endpoints, region and credentials come from the standard configuration chain
+//! (`AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_<SERVICE>`, `AWS_REGION`, ...); nothing here knows
+//! whether it talks to AWS or to a local emulator.
+
+mod counter;
+mod eks;
+mod iam;
+mod s3;
+mod sqs;
+mod sts;
+
+pub use counter::ApiCalls;
+pub use eks::EksAdapter;
+pub use iam::IamAdapter;
+pub use s3::S3Adapter;
+pub use sqs::SqsAdapter;
+pub use sts::account_id;
+
+use crate::ports::{ErrorKind, PortError};
+use aws_config::BehaviorVersion;
+use aws_config::retry::RetryConfig;
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::display::DisplayErrorContext;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+
+/// Settings of the AWS clients, built once at cold start.
+#[derive(Clone, Debug)]
+pub struct AwsSettings {
+    /// Attempts per call, retries included (adaptive retry: throttling slows the client).
+    pub max_attempts: u32,
+    /// Path-style S3 addresses (`endpoint/bucket/key`), for S3-compatible endpoints without
+    /// virtual-host names.
+    pub s3_path_style: bool,
+}
+
+impl Default for AwsSettings {
+    fn default() -> Self {
+        Self {
+            max_attempts: 8,
+            s3_path_style: false,
+        }
+    }
+}
+
+/// All AWS clients, sharing one configuration and one call counter.
+#[derive(Clone, Debug)]
+pub struct AwsClients {
+    pub iam: IamAdapter,
+    pub eks: EksAdapter,
+    pub s3: aws_sdk_s3::Client,
+    pub sqs: aws_sdk_sqs::Client,
+    pub sts: aws_sdk_sts::Client,
+    pub calls: ApiCalls,
+}
+
+impl AwsClients {
+    /// Loads the standard AWS configuration chain (environment, profile, container or instance
+    /// credentials) and builds every client from it.
+    pub async fn from_env(settings: &AwsSettings) -> Self {
+        let config = aws_config::defaults(BehaviorVersion::latest()).load().await;
+        Self::from_config(&config, settings)
+    }
+
+    /// Builds every client from a loaded configuration, with adaptive retries and the call
+    /// counter.
+    pub fn from_config(config: &aws_config::SdkConfig, settings: &AwsSettings) -> Self {
+        let calls = ApiCalls::default();
+        let config = config
+            .to_builder()
+            .retry_config(RetryConfig::adaptive().with_max_attempts(settings.max_attempts))
+            .build();
+        let iam = aws_sdk_iam::Client::from_conf(
+            aws_sdk_iam::config::Builder::from(&config)
+                .interceptor(calls.clone())
+                .build(),
+        );
+        let eks = aws_sdk_eks::Client::from_conf(
+            aws_sdk_eks::config::Builder::from(&config)
+                .interceptor(calls.clone())
+                .build(),
+        );
+        let s3 = aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&config)
+                .interceptor(calls.clone())
+                .force_path_style(settings.s3_path_style)
+                .build(),
+        );
+        let sqs = aws_sdk_sqs::Client::from_conf(
+            aws_sdk_sqs::config::Builder::from(&config)
+                .interceptor(calls.clone())
+                .build(),
+        );
+        let sts = aws_sdk_sts::Client::from_conf(
+            aws_sdk_sts::config::Builder::from(&config)
+                .interceptor(calls.clone())
+                .build(),
+        );
+        AwsClients {
+            iam: IamAdapter::new(iam),
+            eks: EksAdapter::new(eks),
+            s3,
+            sqs,
+            sts,
+            calls,
+        }
+    }
+}
+
+/// Maps an SDK error to a `PortError`, keeping the source and saying whether a retry helps.
+/// The SDK has already retried throttling and transient failures by then.
+pub(crate) fn port_error<E, R>(
+    service: &'static str,
+    operation: &'static str,
+    error: SdkError<E, R>,
+) -> PortError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    let message = DisplayErrorContext(&error).to_string();
+    let kind = match &error {
+        SdkError::ServiceError(service_error) => kind_of(service_error.err().code()),
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            ErrorKind::Transient
+        }
+        _ => ErrorKind::Other,
+    };
+    let message = match &error {
+        SdkError::ServiceError(service_error) => {
+            let e = service_error.err();
+            format!(
+                "{}: {}",
+                e.code().unwrap_or("error"),
+                e.message().unwrap_or(&message)
+            )
+        }
+        _ => message,
+    };
+    PortError::new(service, operation, kind, message).with_source(error)
+}
+
+fn kind_of(code: Option<&str>) -> ErrorKind {
+    match code.unwrap_or_default() {
+        "NoSuchEntity"
+        | "ResourceNotFoundException"
+        | "NoSuchKey"
+        | "NotFound"
+        | "NoSuchBucket"
+        | "AWS.SimpleQueueService.NonExistentQueue" => ErrorKind::NotFound,
+        "EntityAlreadyExists" | "ResourceInUseException" => ErrorKind::AlreadyExists,
+        "DeleteConflict" => ErrorKind::Conflict,
+        "Throttling"
+        | "ThrottlingException"
+        | "RequestLimitExceeded"
+        | "ServiceFailure"
+        | "ServiceUnavailable"
+        | "ServiceUnavailableException"
+        | "ServerException"
+        | "ConcurrentModification"
+        | "ConcurrentModificationException"
+        | "SlowDown"
+        | "InternalError" => ErrorKind::Transient,
+        "InvalidParameterException"
+        | "InvalidRequestException"
+        | "InvalidInput"
+        | "MalformedPolicyDocument"
+        | "LimitExceeded"
+        | "ValidationError" => ErrorKind::Invalid,
+        code if code.starts_with("AccessDenied")
+            || code == "UnrecognizedClientException"
+            || code == "InvalidClientTokenId"
+            || code == "ExpiredToken" =>
+        {
+            ErrorKind::Denied
+        }
+        _ => ErrorKind::Other,
+    }
+}

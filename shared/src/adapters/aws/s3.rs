@@ -1,0 +1,86 @@
+//! S3: the bundle store. Lists and reads every bundle under a cluster's prefix, writes status.
+
+use super::port_error;
+use crate::ports::{BundleObject, BundleStore, PortResult};
+use aws_sdk_s3::Client;
+use aws_sdk_s3::primitives::ByteStream;
+
+#[derive(Clone, Debug)]
+pub struct S3Adapter {
+    client: Client,
+    bucket: String,
+}
+
+impl S3Adapter {
+    pub fn new(client: Client, bucket: impl Into<String>) -> Self {
+        Self {
+            client,
+            bucket: bucket.into(),
+        }
+    }
+
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+}
+
+impl BundleStore for S3Adapter {
+    async fn list(&self, prefix: &str) -> PortResult<Vec<BundleObject>> {
+        let mut objects = Vec::new();
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(prefix)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| port_error("s3", "ListObjectsV2", e))?;
+            for object in page.contents() {
+                let Some(key) = object.key() else { continue };
+                objects.push(BundleObject {
+                    key: key.to_owned(),
+                    etag: object.e_tag().map(|e| e.trim_matches('"').to_owned()),
+                    version: None,
+                    size: object.size().unwrap_or_default().max(0) as u64,
+                });
+            }
+        }
+        Ok(objects)
+    }
+
+    async fn get(&self, key: &str, max_bytes: u64) -> PortResult<Vec<u8>> {
+        // One byte past the cap tells the reader the object is too large, without fetching it.
+        let out = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .range(format!("bytes=0-{max_bytes}"))
+            .send()
+            .await
+            .map_err(|e| port_error("s3", "GetObject", e))?;
+        let body = out.body.collect().await.map_err(|e| {
+            crate::ports::PortError::new(
+                "s3",
+                "GetObject",
+                crate::ports::ErrorKind::Transient,
+                e.to_string(),
+            )
+        })?;
+        Ok(body.into_bytes().to_vec())
+    }
+
+    async fn put(&self, key: &str, body: Vec<u8>, content_type: &str) -> PortResult<()> {
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(content_type)
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .map_err(|e| port_error("s3", "PutObject", e))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,383 @@
+//! The executor: walks a plan through the ports. Roles are independent and run with bounded
+//! concurrency; the actions of one role run strictly in order, and its first failure stops that
+//! role while the others go on. Every step is idempotent, so a run after any partial failure
+//! picks up where it stopped.
+
+use crate::model::{ClusterRef, RoleName};
+use crate::plan::{Action, Plan};
+use crate::policy::{self, Ownership};
+use crate::ports::{EksPort, ErrorKind, IamPort, KubernetesPort, NewRole, PortError, PortResult};
+use futures_util::StreamExt;
+use futures_util::stream;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// The ports the executor writes through.
+pub struct Ports<'a, I, E, K> {
+    pub iam: &'a I,
+    pub eks: &'a E,
+    pub kube: &'a K,
+}
+
+#[derive(Clone, Debug)]
+pub struct ApplySettings {
+    /// Roles worked on at once.
+    pub concurrency: usize,
+    /// How long an EKS call that refuses a just-created role is retried: IAM is eventually
+    /// consistent, and EKS may not see a new role for some seconds.
+    pub propagation_timeout: Duration,
+    /// First wait between those retries; it doubles up to ten seconds.
+    pub propagation_backoff: Duration,
+}
+
+impl Default for ApplySettings {
+    fn default() -> Self {
+        Self {
+            concurrency: 8,
+            propagation_timeout: Duration::from_secs(120),
+            propagation_backoff: Duration::from_secs(1),
+        }
+    }
+}
+
+/// What a run did: how many actions succeeded, and per role (or `None`: cluster-wide) the
+/// action that failed and why. The role's later actions were not tried.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApplyReport {
+    pub done: usize,
+    pub failures: Vec<ActionFailure>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActionFailure {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<RoleName>,
+    pub action: String,
+    pub error: String,
+    pub retryable: bool,
+    /// Actions of the role that were not tried after the failure.
+    pub skipped: usize,
+}
+
+impl ApplyReport {
+    pub fn failure_of(&self, role: &RoleName) -> Option<&ActionFailure> {
+        self.failures.iter().find(|f| f.role.as_ref() == Some(role))
+    }
+}
+
+pub async fn apply<I: IamPort, E: EksPort, K: KubernetesPort>(
+    plan: &Plan,
+    cluster: &ClusterRef,
+    ports: &Ports<'_, I, E, K>,
+    settings: &ApplySettings,
+) -> ApplyReport {
+    let mut groups: Vec<(Option<&RoleName>, Vec<&Action>)> = Vec::new();
+    let mut index: BTreeMap<Option<&RoleName>, usize> = BTreeMap::new();
+    for action in &plan.actions {
+        let key = action.role();
+        let at = *index.entry(key).or_insert_with(|| {
+            groups.push((key, Vec::new()));
+            groups.len() - 1
+        });
+        groups[at].1.push(action);
+    }
+    let mut report = ApplyReport::default();
+    // Cluster-wide actions (the OIDC provider) come first: roles' trust depends on them.
+    let (cluster_wide, roles): (Vec<_>, Vec<_>) =
+        groups.into_iter().partition(|(role, _)| role.is_none());
+    for (role, actions) in cluster_wide {
+        let (done, failure) = run_group(role, &actions, cluster, ports, settings).await;
+        report.done += done;
+        report.failures.extend(failure);
+    }
+    let results: Vec<(usize, Option<ActionFailure>)> =
+        stream::iter(roles)
+            .map(|(role, actions)| async move {
+                run_group(role, &actions, cluster, ports, settings).await
+            })
+            .buffer_unordered(settings.concurrency.max(1))
+            .collect()
+            .await;
+    for (done, failure) in results {
+        report.done += done;
+        report.failures.extend(failure);
+    }
+    report.failures.sort_by(|a, b| a.role.cmp(&b.role));
+    report
+}
+
+async fn run_group<I: IamPort, E: EksPort, K: KubernetesPort>(
+    role: Option<&RoleName>,
+    actions: &[&Action],
+    cluster: &ClusterRef,
+    ports: &Ports<'_, I, E, K>,
+    settings: &ApplySettings,
+) -> (usize, Option<ActionFailure>) {
+    for (i, action) in actions.iter().enumerate() {
+        if let Err(error) = run(action, cluster, ports, settings).await {
+            tracing::warn!(role = role.map(RoleName::as_str), action = %action, %error, "action failed; the role's remaining actions wait for the next run");
+            return (
+                i,
+                Some(ActionFailure {
+                    role: role.cloned(),
+                    action: action.to_string(),
+                    error: error.to_string(),
+                    retryable: error.is_retryable(),
+                    skipped: actions.len() - i - 1,
+                }),
+            );
+        }
+        tracing::info!(role = role.map(RoleName::as_str), action = %action, "done");
+    }
+    (actions.len(), None)
+}
+
+/// A missing object on delete is success: the goal is reached.
+fn gone_is_fine(result: PortResult<()>) -> PortResult<()> {
+    match result {
+        Err(e) if e.kind == ErrorKind::NotFound => Ok(()),
+        other => other,
+    }
+}
+
+async fn run<I: IamPort, E: EksPort, K: KubernetesPort>(
+    action: &Action,
+    cluster: &ClusterRef,
+    ports: &Ports<'_, I, E, K>,
+    settings: &ApplySettings,
+) -> PortResult<()> {
+    let iam = ports.iam;
+    let name = cluster.name.as_str();
+    match action {
+        Action::CreateOidcProvider {
+            url,
+            client_ids,
+            tags,
+        } => match iam.create_oidc_provider(url, client_ids, tags).await {
+            Err(e) if e.kind == ErrorKind::AlreadyExists => Ok(()),
+            other => other,
+        },
+        Action::AddOidcClientId {
+            provider_arn,
+            client_id,
+        } => iam.add_oidc_client_id(provider_arn, client_id).await,
+        Action::CreateRole {
+            role,
+            path,
+            description,
+            trust_policy,
+            permissions_boundary,
+            tags,
+            ..
+        } => {
+            let new = NewRole {
+                name: role,
+                path,
+                description,
+                trust_policy,
+                permissions_boundary: permissions_boundary.as_deref(),
+                tags,
+            };
+            match iam.create_role(&new).await {
+                Err(e) if e.kind == ErrorKind::AlreadyExists => {
+                    adopt_existing_role(iam, &new, cluster).await
+                }
+                other => other,
+            }
+        }
+        Action::UpdateTrustPolicy { role, trust_policy } => {
+            iam.update_trust_policy(role, trust_policy).await
+        }
+        Action::PutPermissionsBoundary {
+            role,
+            permissions_boundary,
+        } => {
+            iam.put_permissions_boundary(role, permissions_boundary)
+                .await
+        }
+        Action::TagRole { role, tags } => iam.tag_role(role, tags).await,
+        Action::UntagRole { role, keys } => iam.untag_role(role, keys).await,
+        Action::PutInlinePolicy {
+            role,
+            policy_name,
+            document,
+        } => iam.put_role_policy(role, policy_name, document).await,
+        Action::DeleteInlinePolicy { role, policy_name } => {
+            gone_is_fine(iam.delete_role_policy(role, policy_name).await)
+        }
+        Action::CreateManagedPolicy {
+            name: policy_name,
+            path,
+            arn,
+            document,
+            tags,
+            ..
+        } => match iam.create_policy(policy_name, path, document, tags).await {
+            // Left by an earlier run that stopped half-way: bring its document up to date.
+            Err(e) if e.kind == ErrorKind::AlreadyExists => {
+                iam.set_policy_document(arn, document).await
+            }
+            other => other,
+        },
+        Action::UpdateManagedPolicy { arn, document, .. } => {
+            iam.set_policy_document(arn, document).await
+        }
+        Action::AttachManagedPolicy { role, policy_arn } => {
+            iam.attach_role_policy(role, policy_arn).await
+        }
+        Action::DetachManagedPolicy { role, policy_arn } => {
+            gone_is_fine(iam.detach_role_policy(role, policy_arn).await)
+        }
+        Action::DeleteManagedPolicy { arn, .. } => gone_is_fine(iam.delete_policy(arn).await),
+        Action::AnnotateServiceAccount {
+            service_account,
+            role_arn,
+            ..
+        } => {
+            ports
+                .kube
+                .annotate_service_account(service_account, role_arn)
+                .await
+        }
+        Action::RemoveServiceAccountAnnotation {
+            service_account, ..
+        } => gone_is_fine(
+            ports
+                .kube
+                .remove_service_account_annotation(service_account)
+                .await,
+        ),
+        Action::CreatePodIdentityAssociation {
+            service_account,
+            role_arn,
+            tags,
+            ..
+        } => {
+            with_propagation_retry(settings, || {
+                ports
+                    .eks
+                    .create_pod_identity_association(name, service_account, role_arn, tags)
+            })
+            .await
+        }
+        Action::UpdatePodIdentityAssociation {
+            association_id,
+            role_arn,
+            ..
+        } => {
+            with_propagation_retry(settings, || {
+                ports
+                    .eks
+                    .update_pod_identity_association(name, association_id, role_arn)
+            })
+            .await
+        }
+        Action::DeletePodIdentityAssociation { association_id, .. } => gone_is_fine(
+            ports
+                .eks
+                .delete_pod_identity_association(name, association_id)
+                .await,
+        ),
+        Action::SetAddonRole {
+            addon,
+            service_account,
+            pod_identity,
+            role_arn,
+            ..
+        } => {
+            if *pod_identity {
+                // The add-on's associations are replaced whole: keep the others it has.
+                let arn = ports
+                    .eks
+                    .addons(name)
+                    .await?
+                    .into_iter()
+                    .find(|a| a.name == *addon)
+                    .map(|a| a.arn)
+                    .unwrap_or_default();
+                let mut wanted: BTreeMap<String, String> = ports
+                    .eks
+                    .pod_identity_associations(name)
+                    .await?
+                    .into_iter()
+                    .filter(|a| a.owner_arn.as_deref() == Some(arn.as_str()))
+                    .map(|a| (a.service_account.to_string(), a.role_arn))
+                    .collect();
+                match role_arn {
+                    Some(arn) => {
+                        wanted.insert(service_account.name.to_string(), arn.clone());
+                    }
+                    None => {
+                        wanted.remove(service_account.name.as_str());
+                    }
+                }
+                with_propagation_retry(settings, || {
+                    ports.eks.set_addon_pod_identity(name, addon, &wanted)
+                })
+                .await
+            } else {
+                with_propagation_retry(settings, || {
+                    ports.eks.set_addon_role(name, addon, role_arn.as_deref())
+                })
+                .await
+            }
+        }
+        Action::MarkRoleForDeletion { role, since } => {
+            let tags = BTreeMap::from([(policy::ORPHANED_TAG.to_owned(), since.to_string())]);
+            iam.tag_role(role, &tags).await
+        }
+        Action::DeleteRole { role } => gone_is_fine(iam.delete_role(role).await),
+    }
+}
+
+/// A role of this name exists although the plan did not see it (a run that stopped after
+/// creating it, or a role outside the system's path). Only an owned role is taken over, by
+/// updating it to what the create would have made.
+async fn adopt_existing_role<I: IamPort>(
+    iam: &I,
+    new: &NewRole<'_>,
+    cluster: &ClusterRef,
+) -> PortResult<()> {
+    let tags = iam.role_tags(new.name).await?.unwrap_or_default();
+    if policy::ownership(&tags, cluster) != Ownership::Ours {
+        return Err(PortError::new(
+            "iam",
+            "CreateRole",
+            ErrorKind::Conflict,
+            format!(
+                "a role named {} already exists and is not managed by eks-intents for this cluster; it is left alone",
+                new.name
+            ),
+        ));
+    }
+    iam.update_trust_policy(new.name, new.trust_policy).await?;
+    if let Some(boundary) = new.permissions_boundary {
+        iam.put_permissions_boundary(new.name, boundary).await?;
+    }
+    iam.tag_role(new.name, new.tags).await
+}
+
+/// Retries an EKS call that refuses a role it cannot see yet, with doubling waits, until the
+/// propagation timeout; any other outcome returns at once.
+async fn with_propagation_retry<F, Fut>(settings: &ApplySettings, call: F) -> PortResult<()>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = PortResult<()>>,
+{
+    let started = tokio::time::Instant::now();
+    let mut wait = settings.propagation_backoff;
+    loop {
+        match call().await {
+            Err(e)
+                if e.kind == ErrorKind::Invalid
+                    && started.elapsed() + wait <= settings.propagation_timeout =>
+            {
+                tracing::info!(error = %e, wait_ms = wait.as_millis() as u64, "EKS does not see the role yet; retrying");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(10));
+            }
+            other => return other,
+        }
+    }
+}

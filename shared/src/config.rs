@@ -1,0 +1,200 @@
+//! Deployment-wide configuration from environment variables, read once at cold start. A bad or
+//! missing value is a clear error naming the variable, before any event is handled.
+
+use crate::adapters::aws::AwsSettings;
+use crate::apply::ApplySettings;
+use crate::model::{BindingMode, Settings};
+use crate::reconcile::ReconcileSettings;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+#[error("configuration: {variable}: {message}")]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub message: String,
+}
+
+/// Everything a function or the CLI needs to know about its deployment.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The bucket holding `intents/` and `status/`.
+    pub bucket: String,
+    /// The FIFO queue of reconcile requests (needed by the functions that send them).
+    pub queue_url: Option<String>,
+    pub reconcile: ReconcileSettings,
+    pub aws: AwsSettings,
+}
+
+pub const BUCKET: &str = "EKS_INTENTS_BUCKET";
+pub const QUEUE_URL: &str = "EKS_INTENTS_QUEUE_URL";
+pub const MODE: &str = "EKS_INTENTS_MODE";
+pub const PERMISSIONS_BOUNDARY: &str = "EKS_INTENTS_PERMISSIONS_BOUNDARY";
+pub const IAM_PATH: &str = "EKS_INTENTS_IAM_PATH";
+pub const ALLOW_DEFAULT_SA: &str = "EKS_INTENTS_ALLOW_DEFAULT_SERVICE_ACCOUNT";
+pub const DELETION_GRACE: &str = "EKS_INTENTS_DELETION_GRACE_SECONDS";
+pub const MAX_DELETIONS: &str = "EKS_INTENTS_MAX_DELETIONS_PER_RUN";
+pub const MAX_ATTEMPTS: &str = "EKS_INTENTS_MAX_ATTEMPTS";
+pub const CONCURRENCY: &str = "EKS_INTENTS_CONCURRENCY";
+pub const PROPAGATION_TIMEOUT: &str = "EKS_INTENTS_IAM_PROPAGATION_SECONDS";
+pub const S3_PATH_STYLE: &str = "EKS_INTENTS_S3_PATH_STYLE";
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads the configuration through `lookup` (the environment, or a map in tests).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &'static str| lookup(name).filter(|v| !v.trim().is_empty());
+        let bucket = get(BUCKET).ok_or(ConfigError {
+            variable: BUCKET,
+            message: "not set; it names the S3 bucket that holds intents/ and status/".into(),
+        })?;
+        let defaults = Settings::default();
+        let mode = match get(MODE).as_deref() {
+            None | Some("irsa") => BindingMode::Irsa,
+            Some("pod-identity") => BindingMode::PodIdentity,
+            Some(other) => {
+                return Err(ConfigError {
+                    variable: MODE,
+                    message: format!("{other:?} is not a mode; use irsa or pod-identity"),
+                });
+            }
+        };
+        let iam_path = get(IAM_PATH).unwrap_or(defaults.iam_path);
+        if !(iam_path.starts_with('/') && iam_path.ends_with('/')) || iam_path.len() > 400 {
+            return Err(ConfigError {
+                variable: IAM_PATH,
+                message: format!(
+                    "{iam_path:?} must start and end with / (for example /eks-intents/)"
+                ),
+            });
+        }
+        let permissions_boundary = get(PERMISSIONS_BOUNDARY);
+        if let Some(arn) = &permissions_boundary
+            && !(arn.starts_with("arn:") && arn.contains(":policy/"))
+        {
+            return Err(ConfigError {
+                variable: PERMISSIONS_BOUNDARY,
+                message: format!("{arn:?} is not the ARN of a managed policy"),
+            });
+        }
+        let plan = Settings {
+            mode,
+            iam_path,
+            permissions_boundary,
+            allow_default_service_account: parse(&get, ALLOW_DEFAULT_SA, false)?,
+            deletion_grace_seconds: parse(&get, DELETION_GRACE, defaults.deletion_grace_seconds)?,
+            max_deletions_per_run: parse(&get, MAX_DELETIONS, defaults.max_deletions_per_run)?,
+            quotas: defaults.quotas,
+        };
+        let apply_defaults = ApplySettings::default();
+        let apply = ApplySettings {
+            concurrency: parse(&get, CONCURRENCY, apply_defaults.concurrency)?.max(1),
+            propagation_timeout: Duration::from_secs(parse(
+                &get,
+                PROPAGATION_TIMEOUT,
+                apply_defaults.propagation_timeout.as_secs(),
+            )?),
+            propagation_backoff: apply_defaults.propagation_backoff,
+        };
+        let aws_defaults = AwsSettings::default();
+        Ok(Config {
+            bucket,
+            queue_url: get(QUEUE_URL),
+            reconcile: ReconcileSettings {
+                plan,
+                apply,
+                ..ReconcileSettings::default()
+            },
+            aws: AwsSettings {
+                max_attempts: parse(&get, MAX_ATTEMPTS, aws_defaults.max_attempts)?.max(1),
+                s3_path_style: parse(&get, S3_PATH_STYLE, aws_defaults.s3_path_style)?,
+            },
+        })
+    }
+
+    pub fn require_queue(&self) -> Result<&str, ConfigError> {
+        self.queue_url.as_deref().ok_or(ConfigError {
+            variable: QUEUE_URL,
+            message: "not set; it names the SQS FIFO queue of reconcile requests".into(),
+        })
+    }
+}
+
+fn parse<T: std::str::FromStr>(
+    get: &impl Fn(&'static str) -> Option<String>,
+    name: &'static str,
+    default: T,
+) -> Result<T, ConfigError> {
+    match get(name) {
+        None => Ok(default),
+        Some(raw) => raw.trim().parse().map_err(|_| ConfigError {
+            variable: name,
+            message: format!("{raw:?} is not a valid value"),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn the_bucket_is_required() {
+        let err = config(&[]).unwrap_err();
+        assert_eq!(err.variable, BUCKET);
+        assert!(
+            err.to_string()
+                .starts_with("configuration: EKS_INTENTS_BUCKET: not set")
+        );
+    }
+
+    #[test]
+    fn values_are_read_and_checked() {
+        let c = config(&[
+            (BUCKET, "b"),
+            (MODE, "pod-identity"),
+            (MAX_DELETIONS, "3"),
+            (S3_PATH_STYLE, "true"),
+        ])
+        .unwrap();
+        assert_eq!(c.reconcile.plan.mode, BindingMode::PodIdentity);
+        assert_eq!(c.reconcile.plan.max_deletions_per_run, 3);
+        assert!(c.aws.s3_path_style);
+        assert!(c.require_queue().is_err());
+        assert_eq!(
+            config(&[(BUCKET, "b"), (MODE, "kiam")])
+                .unwrap_err()
+                .variable,
+            MODE
+        );
+        assert_eq!(
+            config(&[(BUCKET, "b"), (MAX_DELETIONS, "many")])
+                .unwrap_err()
+                .variable,
+            MAX_DELETIONS
+        );
+        assert_eq!(
+            config(&[(BUCKET, "b"), (IAM_PATH, "eks")])
+                .unwrap_err()
+                .variable,
+            IAM_PATH
+        );
+        assert_eq!(
+            config(&[(BUCKET, "b"), (PERMISSIONS_BOUNDARY, "x")])
+                .unwrap_err()
+                .variable,
+            PERMISSIONS_BOUNDARY
+        );
+    }
+}

@@ -1,0 +1,321 @@
+//! The narrow async traits through which the core reaches the world: IAM, EKS, the bundle
+//! store (S3), the reconcile queue (SQS) and the Kubernetes API. Adapters implement them over
+//! the real services; `testing` has in-memory fakes. Every method maps one service call (or one
+//! paginated read) and returns domain types; a "not found" on delete is success.
+
+use crate::model::{
+    ClusterInfo, Namespace, ObservedAddon, ObservedAssociation, ObservedManagedPolicy,
+    ObservedRole, ObservedServiceAccount, ObservedWorkload, OidcProvider, RoleName,
+    ServiceAccountRef,
+};
+use crate::policy::PolicyDocument;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+
+/// What went wrong in a call to the outside, and whether trying again can help.
+#[derive(Debug, thiserror::Error)]
+#[error("{service} {operation}: {message}")]
+pub struct PortError {
+    pub service: &'static str,
+    pub operation: &'static str,
+    pub kind: ErrorKind,
+    pub message: String,
+    #[source]
+    pub source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ErrorKind {
+    NotFound,
+    AlreadyExists,
+    /// Someone else's object or a concurrent change is in the way.
+    Conflict,
+    /// Throttled or the service is unavailable: retry later.
+    Transient,
+    /// The request was refused as invalid. EKS says this of a role IAM has not made visible
+    /// to it yet, which passes after a few seconds.
+    Invalid,
+    /// Credentials or permissions: nothing a retry fixes.
+    Denied,
+    Other,
+}
+
+impl PortError {
+    pub fn new(
+        service: &'static str,
+        operation: &'static str,
+        kind: ErrorKind,
+        message: impl Into<String>,
+    ) -> Self {
+        PortError {
+            service,
+            operation,
+            kind,
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Box::new(source));
+        self
+    }
+
+    /// True when the same call may succeed later.
+    pub fn is_retryable(&self) -> bool {
+        self.kind == ErrorKind::Transient
+    }
+}
+
+pub type PortResult<T> = Result<T, PortError>;
+
+/// Everything IAM holds that the system owns or must know about.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct IamSnapshot {
+    pub roles: Vec<ObservedRole>,
+    pub managed_policies: Vec<ObservedManagedPolicy>,
+    pub oidc_providers: Vec<OidcProvider>,
+}
+
+/// A new role, created with its trust, boundary, tags and description in one call.
+#[derive(Clone, Debug)]
+pub struct NewRole<'a> {
+    pub name: &'a RoleName,
+    pub path: &'a str,
+    pub description: &'a str,
+    pub trust_policy: &'a PolicyDocument,
+    pub permissions_boundary: Option<&'a str>,
+    pub tags: &'a BTreeMap<String, String>,
+}
+
+pub trait IamPort: Send + Sync {
+    /// Roles and managed policies under `path_prefix` (with documents, tags and boundary),
+    /// and the account's OIDC providers.
+    fn snapshot(&self, path_prefix: &str) -> impl Future<Output = PortResult<IamSnapshot>> + Send;
+    fn create_oidc_provider(
+        &self,
+        url: &str,
+        client_ids: &[String],
+        tags: &BTreeMap<String, String>,
+    ) -> impl Future<Output = PortResult<()>> + Send;
+    fn add_oidc_client_id(
+        &self,
+        provider_arn: &str,
+        client_id: &str,
+    ) -> impl Future<Output = PortResult<()>> + Send;
+    fn create_role(&self, role: &NewRole<'_>) -> impl Future<Output = PortResult<()>> + Send;
+    /// The tags of a role wherever its path (`None` when there is no such role): tells whether
+    /// a name that already exists is the system's own.
+    fn role_tags(
+        &self,
+        role: &RoleName,
+    ) -> impl Future<Output = PortResult<Option<BTreeMap<String, String>>>> + Send;
+    fn update_trust_policy(
+        &self,
+        role: &RoleName,
+        document: &PolicyDocument,
+    ) -> impl Future<Output = PortResult<()>> + Send;
+    fn put_permissions_boundary(
+        &self,
+        role: &RoleName,
+        boundary_arn: &str,
+    ) -> impl Future<Output = PortResult<()>> + Send;
+    fn tag_role(
+        &self,
+        role: &RoleName,
+        tags: &BTreeMap<String, String>,
+    ) -> impl Future<Output = PortResult<()>> + Send;
+    fn untag_role(
+        &self,
+        role: &RoleName,
+        keys: &[String],
+    ) -> impl Future<Output = PortResult<()>> + Send;
+    fn put_role_policy(
+        &self,
+        role: &RoleName,
+        name: &str,
+        document: &PolicyDocument,
+    ) -> impl Future<Output = PortResult<()>> + Send;
+    fn delete_role_policy(
+        &self,
+        role: &RoleName,
+        name: &str,
+    ) -> impl Future<Output = PortResult<()>> + Send;
+    fn create_policy(
+        &self,
+        name: &str,
+        path: &str,
+        document: &PolicyDocument,
+        tags: &BTreeMap<String, String>,
+    ) -> impl Future<Output = PortResult<()>> + Send;
+    /// A new default version with this document; versions beyond the newest few are pruned
+    /// so the five-version quota is never hit.
+    fn set_policy_document(
+        &self,
+        arn: &str,
+        document: &PolicyDocument,
+    ) -> impl Future<Output = PortResult<()>> + Send;
+    fn attach_role_policy(
+        &self,
+        role: &RoleName,
+        arn: &str,
+    ) -> impl Future<Output = PortResult<()>> + Send;
+    fn detach_role_policy(
+        &self,
+        role: &RoleName,
+        arn: &str,
+    ) -> impl Future<Output = PortResult<()>> + Send;
+    /// Deletes the policy and its non-default versions.
+    fn delete_policy(&self, arn: &str) -> impl Future<Output = PortResult<()>> + Send;
+    fn delete_role(&self, role: &RoleName) -> impl Future<Output = PortResult<()>> + Send;
+}
+
+pub trait EksPort: Send + Sync {
+    fn describe_cluster(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = PortResult<ClusterDescription>> + Send;
+    /// The cluster's add-ons with their IRSA role setting (their Pod Identity associations
+    /// are among `pod_identity_associations`, owned by the add-on's ARN).
+    fn addons(
+        &self,
+        cluster: &str,
+    ) -> impl Future<Output = PortResult<Vec<AddonDescription>>> + Send;
+    fn pod_identity_associations(
+        &self,
+        cluster: &str,
+    ) -> impl Future<Output = PortResult<Vec<ObservedAssociation>>> + Send;
+    fn create_pod_identity_association(
+        &self,
+        cluster: &str,
+        service_account: &ServiceAccountRef,
+        role_arn: &str,
+        tags: &BTreeMap<String, String>,
+    ) -> impl Future<Output = PortResult<()>> + Send;
+    fn update_pod_identity_association(
+        &self,
+        cluster: &str,
+        association_id: &str,
+        role_arn: &str,
+    ) -> impl Future<Output = PortResult<()>> + Send;
+    fn delete_pod_identity_association(
+        &self,
+        cluster: &str,
+        association_id: &str,
+    ) -> impl Future<Output = PortResult<()>> + Send;
+    /// IRSA: sets (or with `None` clears) the add-on's `serviceAccountRoleArn`.
+    fn set_addon_role(
+        &self,
+        cluster: &str,
+        addon: &str,
+        role_arn: Option<&str>,
+    ) -> impl Future<Output = PortResult<()>> + Send;
+    /// Pod Identity: the add-on's associations, ServiceAccount name -> role ARN, replaced whole.
+    fn set_addon_pod_identity(
+        &self,
+        cluster: &str,
+        addon: &str,
+        associations: &BTreeMap<String, String>,
+    ) -> impl Future<Output = PortResult<()>> + Send;
+}
+
+/// `DescribeCluster`, as far as the system needs it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClusterDescription {
+    pub info: ClusterInfo,
+    pub endpoint: Option<String>,
+    /// Base64 PEM of the cluster's certificate authority.
+    pub certificate_authority: Option<String>,
+    pub status: String,
+}
+
+/// An add-on with its IRSA role setting.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AddonDescription {
+    pub name: String,
+    pub arn: String,
+    pub service_account_role_arn: Option<String>,
+}
+
+impl AddonDescription {
+    /// The add-on as the planner sees it: the ServiceAccounts it runs as, and its own Pod
+    /// Identity associations among `associations`.
+    pub fn into_observed(
+        self,
+        service_accounts: BTreeSet<ServiceAccountRef>,
+        associations: &[ObservedAssociation],
+    ) -> ObservedAddon {
+        ObservedAddon {
+            pod_identity_associations: associations
+                .iter()
+                .filter(|a| a.owner_arn.as_deref() == Some(self.arn.as_str()))
+                .map(|a| (a.service_account.clone(), a.role_arn.clone()))
+                .collect(),
+            name: self.name,
+            service_accounts,
+            service_account_role_arn: self.service_account_role_arn,
+        }
+    }
+}
+
+/// One object of the bundle store.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BundleObject {
+    pub key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    pub size: u64,
+}
+
+pub trait BundleStore: Send + Sync {
+    /// Every object under `prefix`, paginated to the end.
+    fn list(&self, prefix: &str) -> impl Future<Output = PortResult<Vec<BundleObject>>> + Send;
+    /// The object's bytes, at most `max_bytes` of them (one more tells it is too large).
+    fn get(&self, key: &str, max_bytes: u64) -> impl Future<Output = PortResult<Vec<u8>>> + Send;
+    fn put(
+        &self,
+        key: &str,
+        body: Vec<u8>,
+        content_type: &str,
+    ) -> impl Future<Output = PortResult<()>> + Send;
+}
+
+/// The message that asks for one cluster to be reconciled.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReconcileCluster {
+    pub cluster: String,
+    /// Why, for the logs: the S3 key, the EKS event, `schedule`.
+    pub reason: String,
+}
+
+pub trait ReconcileQueue: Send + Sync {
+    fn send(&self, message: &ReconcileCluster) -> impl Future<Output = PortResult<()>> + Send;
+}
+
+/// What the Kubernetes API tells about the namespaces the intents name.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KubernetesSnapshot {
+    pub workloads: Vec<ObservedWorkload>,
+    pub service_accounts: Vec<ObservedServiceAccount>,
+}
+
+pub trait KubernetesPort: Send + Sync {
+    fn snapshot(
+        &self,
+        namespaces: &BTreeSet<Namespace>,
+    ) -> impl Future<Output = PortResult<KubernetesSnapshot>> + Send;
+    /// Sets the role annotation, as this system's field manager.
+    fn annotate_service_account(
+        &self,
+        service_account: &ServiceAccountRef,
+        role_arn: &str,
+    ) -> impl Future<Output = PortResult<()>> + Send;
+    /// Gives up this system's role annotation.
+    fn remove_service_account_annotation(
+        &self,
+        service_account: &ServiceAccountRef,
+    ) -> impl Future<Output = PortResult<()>> + Send;
+}

@@ -1,0 +1,244 @@
+//! The status report written to `status/<cluster>.json` after each reconcile: which bundles were
+//! read, and per workload where its role and binding stand, in words a developer can act on.
+
+use crate::intent::IntentError;
+use crate::model::{BindingMode, Namespace, ServiceAccountRef, WorkloadKind, WorkloadName};
+use crate::plan::{Binding, OrphanPlan, Plan, WorkloadState};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// `status/<cluster>.json`
+pub fn status_key(cluster: &str) -> String {
+    format!("status/{cluster}.json")
+}
+
+/// `status/<cluster>/bundles/<rest of the bundle's key>.json`: the result of checking one
+/// upload, written at once by `bundle-upload`.
+pub fn upload_status_key(cluster: &str, bundle_key: &str) -> String {
+    let rest = bundle_key
+        .strip_prefix(&format!("intents/{cluster}/"))
+        .unwrap_or(bundle_key);
+    format!("status/{cluster}/bundles/{rest}.json")
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BundleStatus {
+    pub key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    pub valid: bool,
+    /// Intents read from it.
+    pub intents: usize,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<IntentError>,
+    /// Documents and calls skipped as not this system's job.
+    pub notices: usize,
+}
+
+/// Where a workload stands after the run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum State {
+    /// Role and binding are in place as declared.
+    Ready,
+    /// Waiting on the cluster (workload or ServiceAccount not there yet), or, in a dry run,
+    /// changes that were planned but not made.
+    Pending,
+    /// Its bundle fails to read: left as it was.
+    Held,
+    Error,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkloadStatus {
+    pub namespace: Namespace,
+    pub workload: WorkloadName,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<WorkloadKind>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account: Option<ServiceAccountRef>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_arn: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub binding: Option<Binding>,
+    pub state: State,
+    pub message: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanSummary {
+    pub create: usize,
+    pub change: usize,
+    pub remove: usize,
+    pub applied: usize,
+    pub failed: usize,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusReport {
+    pub schema: u32,
+    pub cluster: String,
+    /// Seconds since the Unix epoch.
+    pub generated_at: u64,
+    pub mode: BindingMode,
+    pub dry_run: bool,
+    pub bundles: Vec<BundleStatus>,
+    pub workloads: Vec<WorkloadStatus>,
+    pub orphans: Vec<OrphanPlan>,
+    pub warnings: Vec<String>,
+    pub summary: PlanSummary,
+    /// Calls made to AWS during the run, by `service:Operation`.
+    pub api_calls: BTreeMap<String, u64>,
+}
+
+/// What happened to one role's actions, for the report: `None` when they all went through.
+pub type RoleFailures<'a> = &'a dyn Fn(&crate::model::RoleName) -> Option<String>;
+
+impl StatusReport {
+    /// The report of a run: the plan, and for each role whether its actions went through
+    /// (`failure_of` gives the error of a role whose actions did not).
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        cluster: &str,
+        generated_at: u64,
+        mode: BindingMode,
+        dry_run: bool,
+        bundles: Vec<BundleStatus>,
+        plan: &Plan,
+        failure_of: RoleFailures<'_>,
+        applied: usize,
+        api_calls: BTreeMap<String, u64>,
+    ) -> Self {
+        let sign = |s| plan.actions.iter().filter(|a| a.sign() == s).count();
+        let mut failed = 0;
+        let workloads = plan
+            .workloads
+            .iter()
+            .map(|w| {
+                let failure = w.role.as_ref().and_then(failure_of);
+                let (state, message) = match (w.state, failure) {
+                    (_, Some(error)) => {
+                        failed += 1;
+                        (State::Error, error)
+                    }
+                    (WorkloadState::Ready, None) => (State::Ready, w.message.clone()),
+                    (WorkloadState::Changing, None) if dry_run => {
+                        (State::Pending, format!("dry run: {}", w.message))
+                    }
+                    (WorkloadState::Changing, None) => (
+                        State::Ready,
+                        format!("role and binding updated ({} change(s))", w.actions),
+                    ),
+                    (WorkloadState::Pending, None) => (State::Pending, w.message.clone()),
+                    (WorkloadState::Held, None) => (State::Held, w.message.clone()),
+                    (WorkloadState::Error, None) => (State::Error, w.message.clone()),
+                };
+                WorkloadStatus {
+                    namespace: w.namespace.clone(),
+                    workload: w.workload.clone(),
+                    kind: w.kind,
+                    service_account: w.service_account.clone(),
+                    role_arn: w.role_arn.clone(),
+                    binding: w.binding.clone(),
+                    state,
+                    message,
+                }
+            })
+            .collect();
+        StatusReport {
+            schema: SCHEMA_VERSION,
+            cluster: cluster.to_owned(),
+            generated_at,
+            mode,
+            dry_run,
+            bundles,
+            workloads,
+            orphans: plan.orphans.clone(),
+            warnings: plan.warnings.clone(),
+            summary: PlanSummary {
+                create: sign('+'),
+                change: sign('~'),
+                remove: sign('-'),
+                applied,
+                failed,
+            },
+            api_calls,
+        }
+    }
+
+    /// The report as a table, for `eks-intents status`.
+    pub fn table(&self) -> String {
+        let mut rows = vec![[
+            "NAMESPACE".to_owned(),
+            "WORKLOAD".to_owned(),
+            "SERVICEACCOUNT".to_owned(),
+            "STATE".to_owned(),
+            "BINDING".to_owned(),
+            "ROLE".to_owned(),
+            "MESSAGE".to_owned(),
+        ]];
+        for w in &self.workloads {
+            rows.push([
+                w.namespace.to_string(),
+                w.workload.to_string(),
+                w.service_account
+                    .as_ref()
+                    .map(|sa| sa.name.to_string())
+                    .unwrap_or_else(|| "-".into()),
+                format!("{:?}", w.state),
+                w.binding
+                    .as_ref()
+                    .map(ToString::to_string)
+                    .unwrap_or_else(|| "-".into()),
+                w.role_arn.clone().unwrap_or_else(|| "-".into()),
+                w.message.clone(),
+            ]);
+        }
+        let mut widths = [0usize; 7];
+        for row in &rows {
+            for (i, cell) in row.iter().enumerate().take(6) {
+                widths[i] = widths[i].max(cell.chars().count());
+            }
+        }
+        let mut out = format!(
+            "cluster {} ({} mode{}), generated at {} (Unix time)\n",
+            self.cluster,
+            self.mode.as_str(),
+            if self.dry_run { ", dry run" } else { "" },
+            self.generated_at
+        );
+        for row in &rows {
+            let mut line = String::new();
+            for (i, cell) in row.iter().enumerate() {
+                if i < 6 {
+                    line.push_str(&format!("{cell:<width$}  ", width = widths[i]));
+                } else {
+                    line.push_str(cell);
+                }
+            }
+            out.push_str(line.trim_end());
+            out.push('\n');
+        }
+        for bundle in self.bundles.iter().filter(|b| !b.valid) {
+            out.push_str(&format!("\ninvalid bundle {}:\n", bundle.key));
+            for error in &bundle.errors {
+                out.push_str(&format!("  {error}\n"));
+            }
+        }
+        for warning in &self.warnings {
+            out.push_str(&format!("\nwarning: {warning}\n"));
+        }
+        out.push_str(&format!(
+            "\nplan: {} to add, {} to change, {} to remove; {} applied, {} workload(s) failed\n",
+            self.summary.create,
+            self.summary.change,
+            self.summary.remove,
+            self.summary.applied,
+            self.summary.failed
+        ));
+        out
+    }
+}
