@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 mod bundles;
+mod remote;
 mod render;
 
 use anyhow::{Context, Result, bail};
@@ -44,6 +45,27 @@ enum Command {
     },
     /// Show what a reconcile would do, without AWS: roles, trust, permissions and bindings.
     Plan(PlanArgs),
+    /// Reconcile a cluster now, from this machine, with the environment's AWS configuration
+    /// and the deployment's settings (EKS_INTENTS_* variables, see the README).
+    Reconcile {
+        #[arg(long)]
+        cluster: String,
+        /// Plan and write the status report, but change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// The bucket holding intents/ and status/ (else EKS_INTENTS_BUCKET).
+        #[arg(long)]
+        bucket: Option<String>,
+    },
+    /// Print a cluster's status report (status/<cluster>.json) as a table.
+    Status {
+        #[arg(long)]
+        cluster: String,
+        #[arg(long)]
+        bucket: Option<String>,
+        #[arg(long, value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
 }
 
 #[derive(clap::Args)]
@@ -108,7 +130,28 @@ fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Validate { paths, namespace } => validate(&paths, namespace.as_deref()),
         Command::Plan(args) => plan_command(args),
+        Command::Reconcile {
+            cluster,
+            dry_run,
+            bucket,
+        } => runtime()?.block_on(remote::reconcile(&cluster, dry_run, bucket)),
+        Command::Status {
+            cluster,
+            bucket,
+            output,
+        } => runtime()?.block_on(remote::status(
+            &cluster,
+            bucket,
+            matches!(output, Output::Json),
+        )),
     }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
 }
 
 fn parse_paths(paths: &[String]) -> Result<Vec<PathArg>> {

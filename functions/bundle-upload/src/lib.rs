@@ -3,6 +3,8 @@
 //! it checks the object at once, writes the result to
 //! `status/<cluster>/bundles/<rest of key>.json` (so the uploader sees errors in seconds), and
 //! asks for a reconcile of the cluster. Other keys are ignored with a log line.
+//!
+//! Samples of both forms are in `events/` (for `cargo lambda invoke --data-file`).
 
 use eks_intents::intent::{self, Limits};
 use eks_intents::ports::{BundleStore, PortError, ReconcileCluster, ReconcileQueue};
@@ -71,9 +73,10 @@ pub fn changes(event: &Value) -> Result<Vec<ObjectChange>, String> {
                 ));
             }
         };
+        // Unlike direct notifications, EventBridge carries the key as it is, not URL-encoded.
         return Ok(vec![ObjectChange {
             bucket: bucket.to_owned(),
-            key: decode_key(key),
+            key: key.to_owned(),
             size: detail
                 .pointer("/object/size")
                 .and_then(Value::as_u64)
@@ -174,4 +177,60 @@ pub async fn handle<S: BundleStore, Q: ReconcileQueue>(
         }
     }
     Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(name: &str) -> Value {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../events/");
+        let text = std::fs::read_to_string(format!("{path}{name}")).expect("sample exists");
+        serde_json::from_str(&text).expect("sample is JSON")
+    }
+
+    #[test]
+    fn every_s3_sample_reads_as_the_change_it_describes() {
+        let cases = [
+            (
+                "s3-object-created.json",
+                "intents/demo/jokes/joke worker+ci.yaml",
+                false,
+            ),
+            (
+                "s3-object-removed.json",
+                "intents/demo/kube-system/ebs-ci.yaml",
+                true,
+            ),
+            (
+                "eventbridge-object-created.json",
+                "intents/demo/jokes/joke-worker-ci.yaml",
+                false,
+            ),
+            (
+                "eventbridge-object-deleted.json",
+                "intents/demo/ack-dynamodb-ci.yaml",
+                true,
+            ),
+        ];
+        for (file, key, deleted) in cases {
+            let changes = changes(&sample(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+            assert_eq!(changes.len(), 1, "{file}");
+            assert_eq!(changes[0].bucket, "eks-intents-bundles", "{file}");
+            assert_eq!(changes[0].key, key, "{file}");
+            assert_eq!(changes[0].deleted, deleted, "{file}");
+        }
+    }
+
+    #[test]
+    fn other_events_are_errors_that_say_what_was_expected() {
+        let err = changes(&serde_json::json!({"hello": "world"})).unwrap_err();
+        assert!(err.contains("neither an S3 notification"), "{err}");
+        let err = changes(
+            &serde_json::json!({"source": "aws.s3", "detail-type": "Object Restore Completed",
+            "detail": {"bucket": {"name": "b"}, "object": {"key": "k"}}}),
+        )
+        .unwrap_err();
+        assert!(err.contains("Object Restore Completed"), "{err}");
+    }
 }

@@ -85,3 +85,28 @@ where
         .collect();
     response
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sqs_sample_holds_reconcile_messages() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../events/sqs-reconcile-cluster.json"
+        );
+        let text = std::fs::read_to_string(path).expect("sample exists");
+        let event: SqsEvent = serde_json::from_str(&text).expect("an SQS event");
+        let clusters: Vec<String> = event
+            .records
+            .iter()
+            .map(|r| {
+                serde_json::from_str::<ReconcileCluster>(r.body.as_deref().unwrap_or_default())
+                    .expect("a ReconcileCluster body")
+                    .cluster
+            })
+            .collect();
+        assert_eq!(clusters, ["demo", "demo"]);
+    }
+}

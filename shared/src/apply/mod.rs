@@ -115,7 +115,11 @@ async fn run_group<I: IamPort, E: EksPort, K: KubernetesPort>(
     settings: &ApplySettings,
 ) -> (usize, Option<ActionFailure>) {
     for (i, action) in actions.iter().enumerate() {
-        if let Err(error) = run(action, cluster, ports, settings).await {
+        let result = retry_transient(TRANSIENT_RETRIES, settings.propagation_backoff, || {
+            run(action, cluster, ports, settings)
+        })
+        .await;
+        if let Err(error) = result {
             tracing::warn!(role = role.map(RoleName::as_str), action = %action, %error, "action failed; the role's remaining actions wait for the next run");
             return (
                 i,
@@ -358,6 +362,31 @@ async fn adopt_existing_role<I: IamPort>(
     iam.tag_role(new.name, new.tags).await
 }
 
+/// Extra tries of an action that failed with a transient error. The SDK already retries
+/// throttling; this covers what it does not classify as retryable, such as IAM's
+/// `ConcurrentModification`.
+const TRANSIENT_RETRIES: u32 = 3;
+
+async fn retry_transient<F, Fut>(retries: u32, first_wait: Duration, call: F) -> PortResult<()>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = PortResult<()>>,
+{
+    let mut wait = first_wait;
+    let mut left = retries;
+    loop {
+        match call().await {
+            Err(e) if e.is_retryable() && left > 0 => {
+                tracing::info!(error = %e, wait_ms = wait.as_millis() as u64, "transient error; retrying");
+                left -= 1;
+                tokio::time::sleep(wait).await;
+                wait *= 2;
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Retries an EKS call that refuses a role it cannot see yet, with doubling waits, until the
 /// propagation timeout; any other outcome returns at once.
 async fn with_propagation_retry<F, Fut>(settings: &ApplySettings, call: F) -> PortResult<()>
@@ -379,5 +408,90 @@ where
             }
             other => return other,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    fn failing(kind: ErrorKind, times: u32, calls: &AtomicU32) -> PortResult<()> {
+        let n = calls.fetch_add(1, Ordering::SeqCst);
+        if n < times {
+            Err(PortError::new("eks", "UpdateAddon", kind, "not yet"))
+        } else {
+            Ok(())
+        }
+    }
+
+    fn quick() -> ApplySettings {
+        ApplySettings {
+            propagation_timeout: Duration::from_millis(300),
+            propagation_backoff: Duration::from_millis(5),
+            ..ApplySettings::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_role_eks_cannot_see_yet_is_retried_until_it_can() {
+        let calls = AtomicU32::new(0);
+        let result = with_propagation_retry(&quick(), || async {
+            failing(ErrorKind::Invalid, 3, &calls)
+        })
+        .await;
+        assert!(result.is_ok());
+        assert_eq!(calls.load(Ordering::SeqCst), 4);
+    }
+
+    #[tokio::test]
+    async fn propagation_retries_stop_at_the_timeout() {
+        let calls = AtomicU32::new(0);
+        let result = with_propagation_retry(&quick(), || async {
+            failing(ErrorKind::Invalid, u32::MAX, &calls)
+        })
+        .await;
+        assert_eq!(result.unwrap_err().kind, ErrorKind::Invalid);
+        let tries = calls.load(Ordering::SeqCst);
+        assert!((2..20).contains(&tries), "{tries}");
+    }
+
+    #[tokio::test]
+    async fn other_errors_are_not_retried_as_propagation() {
+        let calls = AtomicU32::new(0);
+        let result =
+            with_propagation_retry(&quick(), || async { failing(ErrorKind::Denied, 1, &calls) })
+                .await;
+        assert_eq!(result.unwrap_err().kind, ErrorKind::Denied);
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn transient_errors_are_retried_a_few_times() {
+        let calls = AtomicU32::new(0);
+        assert!(
+            retry_transient(3, Duration::from_millis(1), || async {
+                failing(ErrorKind::Transient, 2, &calls)
+            })
+            .await
+            .is_ok()
+        );
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+        let calls = AtomicU32::new(0);
+        let result = retry_transient(3, Duration::from_millis(1), || async {
+            failing(ErrorKind::Transient, 10, &calls)
+        })
+        .await;
+        assert!(result.is_err());
+        assert_eq!(calls.load(Ordering::SeqCst), 4);
+        let calls = AtomicU32::new(0);
+        assert!(
+            retry_transient(3, Duration::from_millis(1), || async {
+                failing(ErrorKind::Conflict, 1, &calls)
+            })
+            .await
+            .is_err()
+        );
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
     }
 }
