@@ -48,11 +48,11 @@ pub async fn status(cluster: &str, bucket: Option<String>, json: bool) -> Result
     let clients = AwsClients::from_env(&config.aws).await;
     let store = S3Adapter::new(clients.s3, config.bucket.clone());
     let key = status_key(cluster);
-    let bytes = store
+    let object = store
         .get(&key, 64 * 1024 * 1024)
         .await
         .with_context(|| format!("no status report at s3://{}/{key}", config.bucket))?;
-    let report: StatusReport = serde_json::from_slice(&bytes)
+    let report: StatusReport = serde_json::from_slice(&object.bytes)
         .with_context(|| format!("s3://{}/{key} is not a status report", config.bucket))?;
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);

@@ -270,11 +270,23 @@ pub struct BundleObject {
     pub size: u64,
 }
 
+/// An object's bytes and the version they were read at.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FetchedObject {
+    pub bytes: Vec<u8>,
+    pub version: Option<String>,
+}
+
 pub trait BundleStore: Send + Sync {
     /// Every object under `prefix`, paginated to the end.
     fn list(&self, prefix: &str) -> impl Future<Output = PortResult<Vec<BundleObject>>> + Send;
-    /// The object's bytes, at most `max_bytes` of them (one more tells it is too large).
-    fn get(&self, key: &str, max_bytes: u64) -> impl Future<Output = PortResult<Vec<u8>>> + Send;
+    /// The object, at most `max_bytes + 1` of its bytes (one more than the cap tells it is too
+    /// large without fetching it all).
+    fn get(
+        &self,
+        key: &str,
+        max_bytes: u64,
+    ) -> impl Future<Output = PortResult<FetchedObject>> + Send;
     fn put(
         &self,
         key: &str,

@@ -72,13 +72,14 @@ impl ReconcileError {
     }
 }
 
-/// Reads one bundle object into a report; a fetch that fails holds the whole bundle.
+/// Reads one bundle object into a report, with the object version read; a fetch that fails
+/// holds the whole bundle.
 pub async fn read_object<S: BundleStore>(
     store: &S,
     key: &str,
     size: u64,
     limits: &Limits,
-) -> BundleReport {
+) -> (BundleReport, Option<String>) {
     let location = intent::locate(key);
     let namespace = location.as_ref().and_then(|l| l.namespace.clone());
     let failed = |message: String| BundleReport {
@@ -95,22 +96,26 @@ pub async fn read_object<S: BundleStore>(
         ..BundleReport::default()
     };
     if size > limits.max_bundle_bytes as u64 {
-        return failed(format!(
+        let message = format!(
             "bundle is {size} bytes, more than the limit of {} bytes",
             limits.max_bundle_bytes
-        ));
+        );
+        return (failed(message), None);
     }
     match store.get(key, limits.max_bundle_bytes as u64).await {
-        Ok(bytes) => intent::read_bundle(
-            &BundleInput {
-                key,
-                bytes: &bytes,
-                default_namespace: namespace.as_ref(),
-                tenant_namespace: namespace.as_ref(),
-            },
-            limits,
+        Ok(object) => (
+            intent::read_bundle(
+                &BundleInput {
+                    key,
+                    bytes: &object.bytes,
+                    default_namespace: namespace.as_ref(),
+                    tenant_namespace: namespace.as_ref(),
+                },
+                limits,
+            ),
+            object.version,
         ),
-        Err(error) => failed(format!("cannot read the bundle: {error}")),
+        Err(error) => (failed(format!("cannot read the bundle: {error}")), None),
     }
 }
 
@@ -127,12 +132,12 @@ pub async fn load_desired<S: BundleStore>(
         if intent::locate(&object.key).is_none_or(|l| l.cluster != cluster) {
             continue;
         }
-        let report = read_object(store, &object.key, object.size, limits).await;
+        let (report, version) = read_object(store, &object.key, object.size, limits).await;
         report.add_to(&mut load.desired);
         load.bundles.push(BundleStatus {
             key: object.key,
             etag: object.etag,
-            version: object.version,
+            version: version.or(object.version),
             valid: report.is_valid(),
             intents: report.intents.len(),
             errors: report.errors,

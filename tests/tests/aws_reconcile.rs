@@ -74,6 +74,18 @@ async fn world(mode: BindingMode) -> World {
         .send()
         .await
         .expect("bucket");
+    clients
+        .s3
+        .put_bucket_versioning()
+        .bucket(BUCKET)
+        .versioning_configuration(
+            aws_sdk_s3::types::VersioningConfiguration::builder()
+                .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("versioning");
     let queue_url = clients
         .sqs
         .create_queue()
@@ -434,7 +446,19 @@ async fn seed_scenario_irsa_end_to_end_then_a_quiet_second_run() {
         .map(|w| w["state"].as_str().unwrap())
         .collect();
     assert_eq!(states, ["Ready", "Ready", "Ready"], "{status:#}");
-    assert_eq!(status["bundles"].as_array().unwrap().len(), 4);
+    let bundles = status["bundles"].as_array().unwrap();
+    assert_eq!(bundles.len(), 4);
+    for bundle in bundles {
+        assert!(
+            bundle["etag"].as_str().is_some_and(|e| e.len() == 32),
+            "{bundle}"
+        );
+        assert!(
+            bundle["version"].as_str().is_some_and(|v| !v.is_empty()),
+            "{bundle}"
+        );
+        assert_eq!(bundle["valid"], true);
+    }
     assert!(
         status["api_calls"]["IAM:CreateRole"].as_u64() == Some(3),
         "{:#}",

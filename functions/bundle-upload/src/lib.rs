@@ -126,13 +126,14 @@ pub async fn handle<S: BundleStore, Q: ReconcileQueue>(
             continue;
         };
         if !change.deleted {
-            let report = read_object(&ctx.store, &change.key, change.size, &ctx.limits).await;
+            let (report, version) =
+                read_object(&ctx.store, &change.key, change.size, &ctx.limits).await;
             let status = UploadStatus {
                 checked_at: now(),
                 bundle: BundleStatus {
                     key: change.key.clone(),
                     etag: None,
-                    version: None,
+                    version,
                     valid: report.is_valid(),
                     intents: report.intents.len(),
                     errors: report.errors.clone(),

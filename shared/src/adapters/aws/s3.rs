@@ -1,7 +1,7 @@
 //! S3: the bundle store. Lists and reads every bundle under a cluster's prefix, writes status.
 
 use super::port_error;
-use crate::ports::{BundleObject, BundleStore, PortResult};
+use crate::ports::{BundleObject, BundleStore, FetchedObject, PortResult};
 use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
 
@@ -49,7 +49,7 @@ impl BundleStore for S3Adapter {
         Ok(objects)
     }
 
-    async fn get(&self, key: &str, max_bytes: u64) -> PortResult<Vec<u8>> {
+    async fn get(&self, key: &str, max_bytes: u64) -> PortResult<FetchedObject> {
         // One byte past the cap tells the reader the object is too large, without fetching it.
         let out = self
             .client
@@ -60,6 +60,7 @@ impl BundleStore for S3Adapter {
             .send()
             .await
             .map_err(|e| port_error("s3", "GetObject", e))?;
+        let version = out.version_id().map(str::to_owned);
         let body = out.body.collect().await.map_err(|e| {
             crate::ports::PortError::new(
                 "s3",
@@ -68,7 +69,10 @@ impl BundleStore for S3Adapter {
                 e.to_string(),
             )
         })?;
-        Ok(body.into_bytes().to_vec())
+        Ok(FetchedObject {
+            bytes: body.into_bytes().to_vec(),
+            version,
+        })
     }
 
     async fn put(&self, key: &str, body: Vec<u8>, content_type: &str) -> PortResult<()> {
