@@ -3,7 +3,6 @@
 
 use anyhow::{Context, Result, bail};
 use eks_intents::adapters::aws::{AwsClients, S3Adapter};
-use eks_intents::adapters::kube::Unavailable;
 use eks_intents::config::{self, Config};
 use eks_intents::ports::BundleStore;
 use eks_intents::reconcile::{ReconcilePorts, reconcile as run_reconcile};
@@ -30,7 +29,7 @@ pub async fn reconcile(cluster: &str, dry_run: bool, bucket: Option<String>) -> 
     let ports = ReconcilePorts {
         iam: &clients.iam,
         eks: &clients.eks,
-        kube: &Unavailable,
+        kube: &clients.kubernetes,
         store: &store,
     };
     let calls = || clients.calls.snapshot();

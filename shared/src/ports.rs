@@ -330,4 +330,54 @@ pub trait KubernetesPort: Send + Sync {
         &self,
         service_account: &ServiceAccountRef,
     ) -> impl Future<Output = PortResult<()>> + Send;
+    /// A Kubernetes Event on the ServiceAccount, so `kubectl describe sa` tells what happened.
+    fn record_event(
+        &self,
+        service_account: &ServiceAccountRef,
+        reason: &str,
+        message: &str,
+        warning: bool,
+    ) -> impl Future<Output = PortResult<()>> + Send;
+}
+
+impl<T: KubernetesPort> KubernetesPort for &T {
+    fn snapshot(
+        &self,
+        namespaces: &BTreeSet<Namespace>,
+    ) -> impl Future<Output = PortResult<KubernetesSnapshot>> + Send {
+        (**self).snapshot(namespaces)
+    }
+    fn annotate_service_account(
+        &self,
+        service_account: &ServiceAccountRef,
+        role_arn: &str,
+    ) -> impl Future<Output = PortResult<()>> + Send {
+        (**self).annotate_service_account(service_account, role_arn)
+    }
+    fn remove_service_account_annotation(
+        &self,
+        service_account: &ServiceAccountRef,
+    ) -> impl Future<Output = PortResult<()>> + Send {
+        (**self).remove_service_account_annotation(service_account)
+    }
+    fn record_event(
+        &self,
+        service_account: &ServiceAccountRef,
+        reason: &str,
+        message: &str,
+        warning: bool,
+    ) -> impl Future<Output = PortResult<()>> + Send {
+        (**self).record_event(service_account, reason, message, warning)
+    }
+}
+
+/// Opens the Kubernetes API of one cluster, from what `DescribeCluster` said of it.
+pub trait KubernetesConnector: Send + Sync {
+    type Port<'a>: KubernetesPort
+    where
+        Self: 'a;
+    fn connect<'a>(
+        &'a self,
+        cluster: &ClusterDescription,
+    ) -> impl Future<Output = PortResult<Self::Port<'a>>> + Send;
 }

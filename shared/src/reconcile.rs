@@ -10,7 +10,10 @@ use crate::model::{
 };
 use crate::plan::{Plan, plan};
 use crate::policy;
-use crate::ports::{BundleStore, EksPort, IamPort, KubernetesPort, PortError};
+use crate::ports::{
+    BundleStore, ClusterDescription, EksPort, IamPort, KubernetesConnector, KubernetesPort,
+    PortError,
+};
 use crate::status::{BundleStatus, StatusReport, status_key};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -47,6 +50,12 @@ pub enum ReconcileError {
         #[source]
         source: PortError,
     },
+    #[error("cannot reach the Kubernetes API of cluster {cluster}: {source}")]
+    Kubernetes {
+        cluster: String,
+        #[source]
+        source: PortError,
+    },
     #[error("cannot observe cluster {cluster}: {source}")]
     Observe {
         cluster: String,
@@ -66,6 +75,7 @@ impl ReconcileError {
     pub fn is_retryable(&self) -> bool {
         match self {
             ReconcileError::Bundles { source, .. }
+            | ReconcileError::Kubernetes { source, .. }
             | ReconcileError::Observe { source, .. }
             | ReconcileError::Status { source, .. } => source.is_retryable(),
         }
@@ -149,14 +159,14 @@ pub async fn load_desired<S: BundleStore>(
 
 /// Reads IAM, EKS and the Kubernetes namespaces the intents name.
 pub async fn observe<I: IamPort, E: EksPort, K: KubernetesPort>(
-    cluster: &str,
+    description: &ClusterDescription,
     iam: &I,
     eks: &E,
     kube: &K,
     desired: &DesiredState,
     settings: &ReconcileSettings,
 ) -> Result<ObservedState, PortError> {
-    let description = eks.describe_cluster(cluster).await?;
+    let cluster = description.info.cluster.name.as_str();
     let path = policy::cluster_path(&settings.plan.iam_path, &description.info.cluster.name);
     let snapshot = iam.snapshot(&path).await?;
     let associations = eks.pod_identity_associations(cluster).await?;
@@ -183,7 +193,7 @@ pub async fn observe<I: IamPort, E: EksPort, K: KubernetesPort>(
     namespaces.extend(desired.held.workloads.iter().map(|(ns, _)| ns.clone()));
     let kubernetes = kube.snapshot(&namespaces).await?;
     Ok(ObservedState {
-        cluster: description.info,
+        cluster: description.info.clone(),
         now: now(),
         oidc_providers: snapshot.oidc_providers,
         roles: snapshot.roles,
@@ -200,6 +210,38 @@ pub fn now() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or_default()
+}
+
+/// A run that could not observe the cluster still leaves a report that says why, with what the
+/// bundles gave; the error is handed back so the message is retried.
+async fn fail<S: BundleStore>(
+    store: &S,
+    cluster: &str,
+    settings: &ReconcileSettings,
+    load: DesiredLoad,
+    error: ReconcileError,
+) -> ReconcileError {
+    tracing::error!(cluster, %error, "reconcile failed");
+    let mut report = StatusReport::new(
+        cluster,
+        now(),
+        settings.plan.mode,
+        false,
+        load.bundles,
+        &Plan::default(),
+        &|_| None,
+        0,
+        BTreeMap::new(),
+    );
+    report.error = Some(error.to_string());
+    let body = serde_json::to_vec_pretty(&report).unwrap_or_default();
+    if let Err(put) = store
+        .put(&status_key(cluster), body, "application/json")
+        .await
+    {
+        tracing::error!(cluster, error = %put, "could not write the status report");
+    }
+    error
 }
 
 /// The outcome of one run.
@@ -222,7 +264,7 @@ pub async fn reconcile<I, E, K, S>(
 where
     I: IamPort,
     E: EksPort,
-    K: KubernetesPort,
+    K: KubernetesConnector,
     S: BundleStore,
 {
     let load = load_desired(ports.store, cluster, &settings.limits)
@@ -231,19 +273,49 @@ where
             cluster: cluster.to_owned(),
             source,
         })?;
-    let observed = observe(
-        cluster,
+    let observe_error = |source| ReconcileError::Observe {
+        cluster: cluster.to_owned(),
+        source,
+    };
+    let description = match ports.eks.describe_cluster(cluster).await {
+        Ok(description) => description,
+        Err(source) => {
+            return Err(fail(ports.store, cluster, settings, load, observe_error(source)).await);
+        }
+    };
+    let kubernetes = match ports.kube.connect(&description).await {
+        Ok(port) => port,
+        Err(source) => {
+            let error = ReconcileError::Kubernetes {
+                cluster: cluster.to_owned(),
+                source,
+            };
+            return Err(fail(ports.store, cluster, settings, load, error).await);
+        }
+    };
+    let observed = match observe(
+        &description,
         ports.iam,
         ports.eks,
-        ports.kube,
+        &kubernetes,
         &load.desired,
         settings,
     )
     .await
-    .map_err(|source| ReconcileError::Observe {
-        cluster: cluster.to_owned(),
-        source,
-    })?;
+    {
+        Ok(observed) => observed,
+        Err(source) => {
+            let error = if source.service == "kubernetes" {
+                ReconcileError::Kubernetes {
+                    cluster: cluster.to_owned(),
+                    source,
+                }
+            } else {
+                observe_error(source)
+            };
+            return Err(fail(ports.store, cluster, settings, load, error).await);
+        }
+    };
     let planned = plan(&load.desired, &observed, &settings.plan);
     tracing::info!(
         cluster,
@@ -260,7 +332,7 @@ where
             &Ports {
                 iam: ports.iam,
                 eks: ports.eks,
-                kube: ports.kube,
+                kube: &kubernetes,
             },
             &settings.apply,
         )

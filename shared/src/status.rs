@@ -92,6 +92,10 @@ pub struct StatusReport {
     pub summary: PlanSummary,
     /// Calls made to AWS during the run, by `service:Operation`.
     pub api_calls: BTreeMap<String, u64>,
+    /// Set when the run could not observe the cluster (EKS or Kubernetes unreachable, access
+    /// refused): nothing was planned or changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// What happened to one role's actions, for the report: `None` when they all went through.
@@ -166,6 +170,7 @@ impl StatusReport {
                 failed,
             },
             api_calls,
+            error: None,
         }
     }
 
@@ -210,6 +215,9 @@ impl StatusReport {
             if self.dry_run { ", dry run" } else { "" },
             self.generated_at
         );
+        if let Some(error) = &self.error {
+            out.push_str(&format!("error: {error}\n"));
+        }
         for row in &rows {
             let mut line = String::new();
             for (i, cell) in row.iter().enumerate() {

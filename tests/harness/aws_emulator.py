@@ -207,6 +207,13 @@ def read_body(environ: dict) -> bytes:
 
 
 def make_call(environ: dict) -> Call:
+    # A presigned request (the STS call behind an EKS token) carries its credential scope in the
+    # query, not in an Authorization header; moto routes by the header, so give it one.
+    presigned = parse_qs(environ.get("QUERY_STRING", "")).get("X-Amz-Credential")
+    if presigned and "HTTP_AUTHORIZATION" not in environ:
+        environ["HTTP_AUTHORIZATION"] = (
+            f"AWS4-HMAC-SHA256 Credential={presigned[0]}, SignedHeaders=host, Signature=0"
+        )
     auth = environ.get("HTTP_AUTHORIZATION", "")
     scope = CREDENTIAL_SCOPE.search(auth)
     service = scope.group(2).lower() if scope else "unsigned"

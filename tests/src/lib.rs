@@ -3,6 +3,8 @@
 //! points at it, drives its control API, and reads state back with boto3, independently of the
 //! code under test.
 
+pub mod scenario;
+
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_iam::config::Credentials;
 use serde_json::Value;
@@ -143,6 +145,138 @@ impl Emulator {
 }
 
 impl Drop for Emulator {
+    fn drop(&mut self) {
+        drop(self.stdin.take());
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
+}
+
+/// The local Kubernetes API server (`tests/kube-api-server`), for one cluster, checking EKS
+/// tokens against the emulator's STS. Stopped when dropped.
+pub struct KubeServer {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    pub endpoint: String,
+    /// Base64 PEM of its CA, as `DescribeCluster` gives it.
+    pub ca_data: String,
+    pub admin_token: String,
+}
+
+fn kube_server_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("executable path");
+    // Tests run from target/<profile>/deps/, binaries from target/<profile>/.
+    let beside = |dir: Option<&Path>| dir.map(|d| d.join("kube-api-server"));
+    let candidates = [
+        beside(exe.parent()),
+        beside(exe.parent().and_then(Path::parent)),
+    ];
+    if let Some(found) = candidates.iter().flatten().find(|p| p.exists()) {
+        return found.clone();
+    }
+    let binary = candidates.into_iter().flatten().last().unwrap_or_default();
+    {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "-p", "kube-api-server"])
+            .current_dir(repo_root())
+            .status()
+            .expect("cargo builds kube-api-server");
+        assert!(status.success(), "cargo build -p kube-api-server failed");
+    }
+    binary
+}
+
+impl KubeServer {
+    /// Serves the API of `cluster`; tokens are checked with the emulator's STS and the
+    /// credentials `Emulator::sdk_config` uses.
+    pub fn start(cluster: &str, emulator: &Emulator) -> KubeServer {
+        let admin_token = format!("admin-{}", std::process::id());
+        let mut child = Command::new(kube_server_binary())
+            .args(["--cluster", cluster, "--sts-endpoint", &emulator.url])
+            .args([
+                "--aws-access-key-id",
+                "testing",
+                "--aws-secret-access-key",
+                "testing",
+            ])
+            .args(["--admin-token", &admin_token, "--port", "0"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("kube-api-server starts");
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take().expect("kube-api-server stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("kube-api-server prints READY");
+        let ready: Value = line
+            .trim()
+            .strip_prefix("READY ")
+            .and_then(|json| serde_json::from_str(json).ok())
+            .unwrap_or_else(|| panic!("unexpected kube-api-server output: {line:?}"));
+        KubeServer {
+            child,
+            stdin,
+            endpoint: ready["endpoint"].as_str().unwrap_or_default().to_owned(),
+            ca_data: ready["ca_data"].as_str().unwrap_or_default().to_owned(),
+            admin_token,
+        }
+    }
+
+    /// Makes `DescribeCluster` of `cluster` on the emulator return this server.
+    pub fn register(&self, emulator: &Emulator, cluster: &str) {
+        emulator.control(
+            "PUT",
+            &format!("/_harness/clusters/{cluster}"),
+            Some(&serde_json::json!({ "endpoint": self.endpoint, "ca_data": self.ca_data })),
+        );
+    }
+
+    /// A client with the admin token, to seed and inspect objects as a cluster admin would.
+    pub fn admin_client(&self) -> kube::Client {
+        use base64::Engine as _;
+        let _ = &self.ca_data;
+        let mut config = kube::Config::new(self.endpoint.parse().expect("endpoint URL"));
+        let pem = base64::engine::general_purpose::STANDARD
+            .decode(&self.ca_data)
+            .expect("CA data is base64");
+        config.root_cert = Some(pem_to_der(&String::from_utf8_lossy(&pem)));
+        let mut value = http::HeaderValue::from_str(&format!("Bearer {}", self.admin_token))
+            .expect("header value");
+        value.set_sensitive(true);
+        config.headers.push((http::header::AUTHORIZATION, value));
+        kube::Client::try_from(config).expect("admin client")
+    }
+}
+
+fn pem_to_der(pem: &str) -> Vec<Vec<u8>> {
+    use base64::Engine as _;
+    let mut out = Vec::new();
+    let mut body: Option<String> = None;
+    for line in pem.lines().map(str::trim) {
+        if line.starts_with("-----BEGIN") {
+            body = Some(String::new());
+        } else if line.starts_with("-----END") {
+            if let Some(b) = body.take() {
+                out.push(
+                    base64::engine::general_purpose::STANDARD
+                        .decode(b)
+                        .expect("PEM body"),
+                );
+            }
+        } else if let Some(b) = body.as_mut() {
+            b.push_str(line);
+        }
+    }
+    out
+}
+
+impl Drop for KubeServer {
     fn drop(&mut self) {
         drop(self.stdin.take());
         if self.child.try_wait().ok().flatten().is_none() {

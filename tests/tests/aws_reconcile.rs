@@ -1,134 +1,17 @@
 //! The seed scenario through the real handlers (`bundle-upload`, `reconciler`) and the real AWS
-//! SDK adapters, on the local AWS emulator. State is read back with boto3 (`inspect.py`), not
-//! with the code under test. Kubernetes is the in-memory fake until the Kubernetes side lands.
+//! SDK adapters, on the local AWS emulator. State is read back with boto3 (`read_back.py`), not
+//! with the code under test. Kubernetes is the in-memory fake here; `kube_reconcile.rs` runs the
+//! same handlers against the local Kubernetes API server.
 
-use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
-use aws_sdk_eks::types::VpcConfigRequest;
-use aws_sdk_sqs::types::QueueAttributeName;
-use eks_intents::adapters::aws::{
-    AwsClients, AwsSettings, EksAdapter, IamAdapter, S3Adapter, SqsAdapter,
-};
-use eks_intents::apply::ApplySettings;
-use eks_intents::intent::Limits;
-use eks_intents::model::{BindingMode, Settings};
-use eks_intents::reconcile::ReconcileSettings;
+use eks_intents::model::BindingMode;
 use eks_intents::testing::{FakeKubernetes, ISSUER, service_account_ref};
+use integration::scenario::*;
 use integration::{ACCOUNT, Emulator, REGION};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
-use std::time::Duration;
 
-const BUCKET: &str = "eks-intents-test";
-const CLUSTER: &str = "demo";
-const PATH: &str = "/eks-intents/";
-
-fn seed(file: &str) -> Vec<u8> {
-    let path = integration::repo_root()
-        .join("../shared/fixtures/seed-scenario")
-        .join(file);
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-/// Where each seed bundle is uploaded: the namespaced ones under their team's prefix.
-const SEED_KEYS: &[(&str, &str)] = &[
-    ("intents/demo/ack-dynamodb-ci.yaml", "ack-dynamodb-ci.yaml"),
-    (
-        "intents/demo/jokes/joke-worker-ci.yaml",
-        "joke-worker-ci.yaml",
-    ),
-    (
-        "intents/demo/jokes/dynamodb-table.yaml",
-        "dynamodb-table.yaml",
-    ),
-    ("intents/demo/kube-system/ebs-ci.yaml", "ebs-ci.yaml"),
-];
-
-struct World {
-    emulator: Emulator,
-    clients: AwsClients,
-    reconciler: reconciler::Context<IamAdapter, EksAdapter, FakeKubernetes, S3Adapter>,
-    upload: bundle_upload::Context<S3Adapter, SqsAdapter>,
-    queue_url: String,
-    boundary: String,
-}
-
-async fn world(mode: BindingMode) -> World {
-    let emulator = Emulator::start();
-    let config = emulator.sdk_config();
-    let clients = AwsClients::from_config(
-        &config,
-        &AwsSettings {
-            max_attempts: 5,
-            s3_path_style: true,
-        },
-    );
-    clients
-        .s3
-        .create_bucket()
-        .bucket(BUCKET)
-        .create_bucket_configuration(
-            aws_sdk_s3::types::CreateBucketConfiguration::builder()
-                .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::EuWest2)
-                .build(),
-        )
-        .send()
-        .await
-        .expect("bucket");
-    clients
-        .s3
-        .put_bucket_versioning()
-        .bucket(BUCKET)
-        .versioning_configuration(
-            aws_sdk_s3::types::VersioningConfiguration::builder()
-                .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
-                .build(),
-        )
-        .send()
-        .await
-        .expect("versioning");
-    let queue_url = clients
-        .sqs
-        .create_queue()
-        .queue_name("reconcile.fifo")
-        .attributes(QueueAttributeName::FifoQueue, "true")
-        .send()
-        .await
-        .expect("queue")
-        .queue_url()
-        .unwrap_or_default()
-        .to_owned();
-    let iam = aws_sdk_iam::Client::new(&config);
-    let boundary = iam
-        .create_policy()
-        .policy_name("eks-intents-boundary")
-        .policy_document(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["dynamodb:*","ec2:*","s3:*"],"Resource":"*"}]}"#)
-        .send()
-        .await
-        .expect("boundary policy")
-        .policy()
-        .and_then(|p| p.arn())
-        .unwrap_or_default()
-        .to_owned();
-    let eks = aws_sdk_eks::Client::new(&config);
-    eks.create_cluster()
-        .name(CLUSTER)
-        .role_arn(format!("arn:aws:iam::{ACCOUNT}:role/eks-cluster"))
-        .resources_vpc_config(VpcConfigRequest::builder().subnet_ids("subnet-1").build())
-        .send()
-        .await
-        .expect("cluster");
-    emulator.control(
-        "PUT",
-        &format!("/_harness/clusters/{CLUSTER}"),
-        Some(&json!({ "oidc_issuer": ISSUER })),
-    );
-    eks.create_addon()
-        .cluster_name(CLUSTER)
-        .addon_name("aws-ebs-csi-driver")
-        .send()
-        .await
-        .expect("add-on");
-
+/// The seed scenario's workloads in the in-memory Kubernetes.
+async fn fake_cluster(emulator: Emulator) -> (Emulator, FakeKubernetes) {
     let kube = FakeKubernetes::default();
     kube.add_workload(
         "ack-system",
@@ -138,227 +21,12 @@ async fn world(mode: BindingMode) -> World {
     kube.add_workload("jokes", "joke-worker", "joke-worker");
     kube.add_workload("jokes", "joke-server", "joke-server");
     kube.add_workload("kube-system", "ebs-csi-controller", "ebs-csi-controller-sa");
-
-    let calls = clients.calls.clone();
-    let reconciler = reconciler::Context {
-        iam: clients.iam.clone(),
-        eks: clients.eks.clone(),
-        kube,
-        store: S3Adapter::new(clients.s3.clone(), BUCKET),
-        settings: ReconcileSettings {
-            plan: Settings {
-                mode,
-                permissions_boundary: Some(boundary.clone()),
-                ..Settings::default()
-            },
-            apply: ApplySettings {
-                propagation_timeout: Duration::from_secs(5),
-                propagation_backoff: Duration::from_millis(100),
-                ..ApplySettings::default()
-            },
-            ..ReconcileSettings::default()
-        },
-        calls: Box::new(move |reset| {
-            let counts = calls.snapshot();
-            if reset {
-                calls.reset();
-            }
-            counts
-        }),
-    };
-    let upload = bundle_upload::Context {
-        store: S3Adapter::new(clients.s3.clone(), BUCKET),
-        queue: SqsAdapter::new(clients.sqs.clone(), queue_url.clone()),
-        bucket: BUCKET.to_owned(),
-        limits: Limits::default(),
-    };
-    World {
-        emulator,
-        clients,
-        reconciler,
-        upload,
-        queue_url,
-        boundary,
-    }
+    (emulator, kube)
 }
-
-impl World {
-    async fn put(&self, key: &str, body: Vec<u8>) {
-        self.clients
-            .s3
-            .put_object()
-            .bucket(BUCKET)
-            .key(key)
-            .body(body.into())
-            .send()
-            .await
-            .expect("put object");
-    }
-
-    /// An S3 notification as S3 sends it (keys URL-encoded) through the bundle-upload handler.
-    async fn notify(&self, key: &str, deleted: bool) -> bundle_upload::Response {
-        let event = json!({"Records": [{
-            "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": REGION,
-            "eventTime": "2026-11-26T12:00:00.000Z",
-            "eventName": if deleted { "ObjectRemoved:Delete" } else { "ObjectCreated:Put" },
-            "s3": {"bucket": {"name": BUCKET}, "object": {"key": key.replace(' ', "+"), "size": 100}}
-        }]});
-        bundle_upload::handle(&self.upload, &event)
-            .await
-            .expect("bundle-upload handles the event")
-    }
-
-    async fn upload_seed(&self) {
-        for (key, file) in SEED_KEYS {
-            self.put(key, seed(file)).await;
-            let response = self.notify(key, false).await;
-            assert_eq!(response.reconciles.len(), 1, "{key}: {response:?}");
-            assert!(response.invalid.is_empty(), "{key}: {response:?}");
-        }
-    }
-
-    /// Takes the queued messages and gives them to the reconciler handler, as Lambda's SQS
-    /// event source would.
-    async fn run_reconciler(&self) -> usize {
-        let out = self
-            .clients
-            .sqs
-            .receive_message()
-            .queue_url(&self.queue_url)
-            .max_number_of_messages(10)
-            .send()
-            .await
-            .expect("receive");
-        let mut event = SqsEvent::default();
-        for message in out.messages() {
-            let mut record = SqsMessage::default();
-            record.message_id = message.message_id().map(str::to_owned);
-            record.body = message.body().map(str::to_owned);
-            event.records.push(record);
-        }
-        let count = event.records.len();
-        let response = reconciler::handle(&self.reconciler, event).await;
-        assert!(
-            response.batch_item_failures.is_empty(),
-            "{:?}",
-            response.batch_item_failures.len()
-        );
-        for message in out.messages() {
-            if let Some(handle) = message.receipt_handle() {
-                let _ = self
-                    .clients
-                    .sqs
-                    .delete_message()
-                    .queue_url(&self.queue_url)
-                    .receipt_handle(handle)
-                    .send()
-                    .await;
-            }
-        }
-        count
-    }
-
-    /// Asks for a reconcile directly (as the schedule would) and runs it.
-    async fn reconcile_again(&self) {
-        use eks_intents::ports::{ReconcileCluster, ReconcileQueue};
-        self.upload
-            .queue
-            .send(&ReconcileCluster {
-                cluster: CLUSTER.into(),
-                reason: "test".into(),
-            })
-            .await
-            .expect("send");
-        assert_eq!(self.run_reconciler().await, 1);
-    }
-
-    fn inspect(&self) -> Value {
-        self.emulator.inspect(PATH, CLUSTER)
-    }
-
-    /// IAM and EKS writes seen by the emulator since the counters were last cleared.
-    fn aws_writes(&self) -> BTreeMap<String, u64> {
-        let mut writes = BTreeMap::new();
-        let requests = self.emulator.requests();
-        for service in ["iam", "eks"] {
-            if let Some(ops) = requests.get(service).and_then(Value::as_object) {
-                for (op, count) in ops {
-                    let read = ["Get", "List", "Describe", "moto:GET"]
-                        .iter()
-                        .any(|p| op.starts_with(p));
-                    if !read {
-                        writes.insert(
-                            format!("{service}:{op}"),
-                            count.as_u64().unwrap_or_default(),
-                        );
-                    }
-                }
-            }
-        }
-        writes
-    }
-
-    async fn status(&self) -> Value {
-        let out = self
-            .clients
-            .s3
-            .get_object()
-            .bucket(BUCKET)
-            .key(format!("status/{CLUSTER}.json"))
-            .send()
-            .await
-            .expect("status report");
-        let bytes = out.body.collect().await.expect("body").into_bytes();
-        serde_json::from_slice(&bytes).expect("status is JSON")
-    }
-}
-
-fn role_arn(name: &str) -> String {
-    format!("arn:aws:iam::{ACCOUNT}:role/eks-intents/demo/{name}")
-}
-
-const ACK_ROLE: &str = "demo.ack-system.ack-dynamodb-controller";
-const WORKER_ROLE: &str = "demo.jokes.joke-worker";
-const EBS_ROLE: &str = "demo.kube-system.ebs-csi-controller-sa";
-
-fn irsa_trust(namespace: &str, service_account: &str) -> Value {
-    let issuer = ISSUER.trim_start_matches("https://");
-    json!({"Version": "2012-10-17", "Statement": [{
-        "Effect": "Allow",
-        "Principal": {"Federated": format!("arn:aws:iam::{ACCOUNT}:oidc-provider/{issuer}")},
-        "Action": "sts:AssumeRoleWithWebIdentity",
-        "Condition": {"StringEquals": {
-            format!("{issuer}:sub"): format!("system:serviceaccount:{namespace}:{service_account}"),
-            format!("{issuer}:aud"): "sts.amazonaws.com",
-        }}
-    }]})
-}
-
-fn allow(actions: &[&str]) -> Value {
-    json!({"Version": "2012-10-17", "Statement": [{"Action": actions, "Effect": "Allow", "Resource": ["*"]}]})
-}
-
-const EBS_ACTIONS: &[&str] = &[
-    "ec2:AttachVolume",
-    "ec2:CreateSnapshot",
-    "ec2:CreateTags",
-    "ec2:CreateVolume",
-    "ec2:DeleteSnapshot",
-    "ec2:DeleteTags",
-    "ec2:DeleteVolume",
-    "ec2:DescribeAvailabilityZones",
-    "ec2:DescribeInstances",
-    "ec2:DescribeSnapshots",
-    "ec2:DescribeTags",
-    "ec2:DescribeVolumes",
-    "ec2:DescribeVolumesModifications",
-    "ec2:DetachVolume",
-    "ec2:ModifyVolume",
-];
 
 #[tokio::test]
 async fn seed_scenario_irsa_end_to_end_then_a_quiet_second_run() {
-    let w = world(BindingMode::Irsa).await;
+    let w = world(BindingMode::Irsa, fake_cluster).await;
     w.upload_seed().await;
     // Four uploads ask for four reconciles of one cluster: one run serves them all.
     assert_eq!(w.run_reconciler().await, 4);
@@ -489,7 +157,7 @@ async fn seed_scenario_irsa_end_to_end_then_a_quiet_second_run() {
 
 #[tokio::test]
 async fn seed_scenario_pod_identity_uses_associations() {
-    let w = world(BindingMode::PodIdentity).await;
+    let w = world(BindingMode::PodIdentity, fake_cluster).await;
     w.upload_seed().await;
     w.run_reconciler().await;
     let state = w.inspect();
@@ -551,7 +219,7 @@ async fn seed_scenario_pod_identity_uses_associations() {
 
 #[tokio::test]
 async fn a_changed_bundle_makes_exactly_the_writes_it_needs() {
-    let w = world(BindingMode::Irsa).await;
+    let w = world(BindingMode::Irsa, fake_cluster).await;
     w.upload_seed().await;
     w.run_reconciler().await;
     w.emulator.clear_requests();
@@ -603,7 +271,7 @@ async fn a_changed_bundle_makes_exactly_the_writes_it_needs() {
 
 #[tokio::test]
 async fn policies_rewritten_out_of_band_are_compared_by_meaning() {
-    let w = world(BindingMode::Irsa).await;
+    let w = world(BindingMode::Irsa, fake_cluster).await;
     w.upload_seed().await;
     w.run_reconciler().await;
     let iam = aws_sdk_iam::Client::new(&w.emulator.sdk_config());
@@ -650,7 +318,7 @@ async fn policies_rewritten_out_of_band_are_compared_by_meaning() {
 
 #[tokio::test]
 async fn an_invalid_upload_leaves_its_roles_as_they_were() {
-    let w = world(BindingMode::Irsa).await;
+    let w = world(BindingMode::Irsa, fake_cluster).await;
     w.upload_seed().await;
     w.run_reconciler().await;
     let before = w.inspect();
@@ -715,7 +383,7 @@ async fn an_invalid_upload_leaves_its_roles_as_they_were() {
 
 #[tokio::test]
 async fn throttling_on_iam_and_eks_still_converges() {
-    let w = world(BindingMode::Irsa).await;
+    let w = world(BindingMode::Irsa, fake_cluster).await;
     w.upload_seed().await;
     w.emulator.control(
         "POST",

@@ -4,7 +4,7 @@
 //! they are retried.
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
-use eks_intents::ports::{BundleStore, EksPort, IamPort, KubernetesPort, ReconcileCluster};
+use eks_intents::ports::{BundleStore, EksPort, IamPort, KubernetesConnector, ReconcileCluster};
 use eks_intents::reconcile::{ReconcilePorts, ReconcileSettings, reconcile};
 use std::collections::BTreeMap;
 
@@ -23,7 +23,7 @@ pub async fn handle<I, E, K, S>(ctx: &Context<I, E, K, S>, event: SqsEvent) -> S
 where
     I: IamPort,
     E: EksPort,
-    K: KubernetesPort,
+    K: KubernetesConnector,
     S: BundleStore,
 {
     // Messages by cluster, in arrival order; a message that is not a ReconcileCluster fails

@@ -1,7 +1,6 @@
 //! Lambda entry point of the reconciler: clients and settings once, then the runtime loop.
 
 use eks_intents::adapters::aws::{AwsClients, S3Adapter};
-use eks_intents::adapters::kube::Unavailable;
 use eks_intents::config::Config;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use reconciler::{Context, handle};
@@ -15,7 +14,7 @@ async fn main() -> Result<(), Error> {
     let ctx = Context {
         iam: clients.iam,
         eks: clients.eks,
-        kube: Unavailable,
+        kube: clients.kubernetes,
         store: S3Adapter::new(clients.s3, config.bucket),
         settings: config.reconcile,
         calls: Box::new(move |reset| {

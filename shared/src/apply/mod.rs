@@ -239,19 +239,48 @@ async fn run<I: IamPort, E: EksPort, K: KubernetesPort>(
             role_arn,
             ..
         } => {
-            ports
+            let result = ports
                 .kube
                 .annotate_service_account(service_account, role_arn)
-                .await
+                .await;
+            let (reason, message, warning) = match &result {
+                Ok(()) => (
+                    "RoleBound",
+                    format!(
+                        "bound to IAM role {role_arn} (eks.amazonaws.com/role-arn); pods started from now on get its credentials"
+                    ),
+                    false,
+                ),
+                Err(e) => (
+                    "BindingFailed",
+                    format!("could not bind IAM role {role_arn}: {e}"),
+                    true,
+                ),
+            };
+            record_event(ports.kube, service_account, reason, &message, warning).await;
+            result
         }
         Action::RemoveServiceAccountAnnotation {
             service_account, ..
-        } => gone_is_fine(
-            ports
-                .kube
-                .remove_service_account_annotation(service_account)
-                .await,
-        ),
+        } => {
+            let result = gone_is_fine(
+                ports
+                    .kube
+                    .remove_service_account_annotation(service_account)
+                    .await,
+            );
+            if result.is_ok() {
+                record_event(
+                    ports.kube,
+                    service_account,
+                    "RoleUnbound",
+                    "the IAM role annotation of eks-intents was removed",
+                    false,
+                )
+                .await;
+            }
+            result
+        }
         Action::CreatePodIdentityAssociation {
             service_account,
             role_arn,
@@ -332,6 +361,22 @@ async fn run<I: IamPort, E: EksPort, K: KubernetesPort>(
             iam.tag_role(role, &tags).await
         }
         Action::DeleteRole { role } => gone_is_fine(iam.delete_role(role).await),
+    }
+}
+
+/// Events are for people reading `kubectl describe sa`; failing to record one changes nothing.
+async fn record_event<K: KubernetesPort>(
+    kube: &K,
+    service_account: &crate::model::ServiceAccountRef,
+    reason: &str,
+    message: &str,
+    warning: bool,
+) {
+    if let Err(error) = kube
+        .record_event(service_account, reason, message, warning)
+        .await
+    {
+        tracing::warn!(%service_account, reason, %error, "could not record a Kubernetes event");
     }
 }
 

@@ -5,7 +5,10 @@ use crate::model::{
     Namespace, ObservedServiceAccount, ObservedWorkload, ROLE_ARN_ANNOTATION, ServiceAccountRef,
     WorkloadKind,
 };
-use crate::ports::{ErrorKind, KubernetesPort, KubernetesSnapshot, PortError, PortResult};
+use crate::ports::{
+    ClusterDescription, ErrorKind, KubernetesConnector, KubernetesPort, KubernetesSnapshot,
+    PortError, PortResult,
+};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 
@@ -13,6 +16,7 @@ use std::sync::Mutex;
 pub struct FakeKubernetes {
     state: Mutex<KubernetesSnapshot>,
     writes: Mutex<usize>,
+    events: Mutex<Vec<(ServiceAccountRef, String, String)>>,
 }
 
 impl FakeKubernetes {
@@ -79,6 +83,11 @@ impl FakeKubernetes {
             .iter()
             .find(|sa| sa.id() == *service_account)
             .and_then(|sa| sa.role_annotation().map(str::to_owned))
+    }
+
+    /// Events recorded: (ServiceAccount, reason, message).
+    pub fn events(&self) -> Vec<(ServiceAccountRef, String, String)> {
+        self.events.lock().map(|e| e.clone()).unwrap_or_default()
     }
 
     pub fn writes(&self) -> usize {
@@ -163,5 +172,36 @@ impl KubernetesPort for FakeKubernetes {
         service_account: &ServiceAccountRef,
     ) -> PortResult<()> {
         self.write(service_account, None)
+    }
+
+    async fn record_event(
+        &self,
+        service_account: &ServiceAccountRef,
+        reason: &str,
+        message: &str,
+        _warning: bool,
+    ) -> PortResult<()> {
+        if let Ok(mut events) = self.events.lock() {
+            events.push((
+                service_account.clone(),
+                reason.to_owned(),
+                message.to_owned(),
+            ));
+        }
+        if let Ok(mut writes) = self.writes.lock() {
+            *writes += 1;
+        }
+        Ok(())
+    }
+}
+
+impl KubernetesConnector for FakeKubernetes {
+    type Port<'a> = &'a FakeKubernetes;
+
+    async fn connect<'a>(
+        &'a self,
+        _cluster: &ClusterDescription,
+    ) -> PortResult<&'a FakeKubernetes> {
+        Ok(self)
     }
 }

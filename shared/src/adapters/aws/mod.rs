@@ -51,6 +51,8 @@ pub struct AwsClients {
     pub s3: aws_sdk_s3::Client,
     pub sqs: aws_sdk_sqs::Client,
     pub sts: aws_sdk_sts::Client,
+    /// Kubernetes APIs of EKS clusters, through EKS tokens of the same identity.
+    pub kubernetes: crate::adapters::kube::EksKubernetes,
     pub calls: ApiCalls,
 }
 
@@ -96,15 +98,44 @@ impl AwsClients {
                 .interceptor(calls.clone())
                 .build(),
         );
+        let region = config
+            .region()
+            .map(|r| r.as_ref().to_owned())
+            .unwrap_or_else(|| "us-east-1".to_owned());
+        let kubernetes = crate::adapters::kube::EksKubernetes::new(
+            config.credentials_provider(),
+            region.clone(),
+            sts_endpoint(&config, &region),
+        );
         AwsClients {
             iam: IamAdapter::new(iam),
             eks: EksAdapter::new(eks),
             s3,
             sqs,
             sts,
+            kubernetes,
             calls,
         }
     }
+}
+
+/// Where EKS tokens send the API server: the configured STS endpoint (`AWS_ENDPOINT_URL_STS`,
+/// else the configuration's endpoint URL), else the regional STS endpoint.
+fn sts_endpoint(config: &aws_config::SdkConfig, region: &str) -> String {
+    if let Ok(url) = std::env::var("AWS_ENDPOINT_URL_STS")
+        && !url.is_empty()
+    {
+        return url;
+    }
+    if let Some(url) = config.endpoint_url() {
+        return url.to_owned();
+    }
+    let suffix = if region.starts_with("cn-") {
+        "amazonaws.com.cn"
+    } else {
+        "amazonaws.com"
+    };
+    format!("https://sts.{region}.{suffix}")
 }
 
 /// Maps an SDK error to a `PortError`, keeping the source and saying whether a retry helps.

@@ -1,0 +1,471 @@
+//! Kubernetes through the EKS API: a client built from `DescribeCluster` (endpoint and CA) with
+//! a short-lived EKS token of the caller's own IAM identity. No kubeconfig, no kubectl, no
+//! credentials stored anywhere. Reads are a few LISTs per namespace; the only writes are the
+//! role annotation by server-side apply with one field manager, and Events.
+
+mod token;
+
+pub use token::{CLUSTER_HEADER, TOKEN_PREFIX, eks_token};
+
+use crate::model::{
+    Namespace, ObservedServiceAccount, ObservedWorkload, ROLE_ARN_ANNOTATION, ServiceAccountRef,
+    WorkloadKind,
+};
+use crate::ports::{
+    ClusterDescription, ErrorKind, KubernetesConnector, KubernetesPort, KubernetesSnapshot,
+    PortError, PortResult,
+};
+use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
+use k8s_openapi::api::batch::v1::{CronJob, Job};
+use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference, PodSpec, ServiceAccount};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use kube::{Api, Client, Resource};
+use serde::de::DeserializeOwned;
+use serde_json::json;
+use std::collections::BTreeSet;
+use std::fmt::Debug;
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime};
+
+/// The field manager of every write: server-side apply then owns exactly our fields.
+pub const FIELD_MANAGER: &str = "eks-intents";
+/// Marks a ServiceAccount whose role annotation this system manages.
+pub const BOUND_LABEL: &str = "eks-intents/role-bound";
+/// Tokens are good for 15 minutes; a client is rebuilt with a new one well before.
+const TOKEN_REFRESH: Duration = Duration::from_secs(10 * 60);
+const PAGE: u32 = 500;
+
+fn kube_error(operation: &'static str, error: kube::Error) -> PortError {
+    let (kind, message) = match &error {
+        kube::Error::Api(status) => {
+            let kind = match status.code {
+                401 | 403 => ErrorKind::Denied,
+                404 => ErrorKind::NotFound,
+                409 => ErrorKind::Conflict,
+                422 | 400 => ErrorKind::Invalid,
+                429 | 500..=599 => ErrorKind::Transient,
+                _ => ErrorKind::Other,
+            };
+            (
+                kind,
+                format!("{} {}: {}", status.code, status.reason, status.message),
+            )
+        }
+        kube::Error::HyperError(_) | kube::Error::Service(_) => {
+            (ErrorKind::Transient, error.to_string())
+        }
+        _ => (ErrorKind::Other, error.to_string()),
+    };
+    PortError::new("kubernetes", operation, kind, message).with_source(error)
+}
+
+/// Connects to clusters with EKS tokens of the configured AWS identity.
+#[derive(Clone, Debug)]
+pub struct EksKubernetes {
+    credentials: Option<SharedCredentialsProvider>,
+    region: String,
+    sts_endpoint: String,
+}
+
+impl EksKubernetes {
+    /// `sts_endpoint` is where the API server will send the token: the STS endpoint of the
+    /// configuration (`https://sts.<region>.amazonaws.com` unless overridden).
+    pub fn new(
+        credentials: Option<SharedCredentialsProvider>,
+        region: impl Into<String>,
+        sts_endpoint: impl Into<String>,
+    ) -> Self {
+        Self {
+            credentials,
+            region: region.into(),
+            sts_endpoint: sts_endpoint.into(),
+        }
+    }
+
+    async fn token(&self, cluster: &str) -> PortResult<String> {
+        let provider = self.credentials.as_ref().ok_or_else(|| {
+            PortError::new(
+                "kubernetes",
+                "token",
+                ErrorKind::Denied,
+                "no AWS credentials are configured to make an EKS token",
+            )
+        })?;
+        let credentials = provider.provide_credentials().await.map_err(|e| {
+            PortError::new(
+                "kubernetes",
+                "token",
+                ErrorKind::Denied,
+                format!("no AWS credentials to make an EKS token: {e}"),
+            )
+        })?;
+        eks_token(
+            cluster,
+            &self.sts_endpoint,
+            &self.region,
+            &credentials,
+            SystemTime::now(),
+        )
+    }
+
+    async fn client(&self, cluster: &ClusterDescription) -> PortResult<Client> {
+        let name = cluster.info.cluster.name.as_str();
+        let fail =
+            |message: String| PortError::new("kubernetes", "connect", ErrorKind::Other, message);
+        let endpoint = cluster.endpoint.as_deref().ok_or_else(|| {
+            fail(format!(
+                "cluster {name} has no API endpoint yet (status {})",
+                cluster.status
+            ))
+        })?;
+        let uri: http::Uri = endpoint.parse().map_err(|e| {
+            fail(format!(
+                "cluster {name} has an endpoint that is not a URL: {endpoint:?}: {e}"
+            ))
+        })?;
+        let mut config = kube::Config::new(uri);
+        if let Some(ca) = &cluster.certificate_authority {
+            config.root_cert = Some(
+                pem_certificates(ca)
+                    .map_err(|e| fail(format!("cluster {name}: certificate authority: {e}")))?,
+            );
+        }
+        let token = self.token(name).await?;
+        let mut value = http::HeaderValue::from_str(&format!("Bearer {token}"))
+            .map_err(|e| fail(format!("token is not a header value: {e}")))?;
+        value.set_sensitive(true);
+        config.headers.push((http::header::AUTHORIZATION, value));
+        config.connect_timeout = Some(Duration::from_secs(10));
+        config.read_timeout = Some(Duration::from_secs(60));
+        Client::try_from(config)
+            .map_err(|e| fail(format!("cannot build a client for cluster {name}: {e}")))
+    }
+}
+
+/// The DER certificates of base64 PEM data, as `DescribeCluster` gives the CA.
+fn pem_certificates(data: &str) -> Result<Vec<Vec<u8>>, String> {
+    let pem = STANDARD
+        .decode(data.trim())
+        .map_err(|e| format!("not base64: {e}"))?;
+    let pem = String::from_utf8(pem).map_err(|_| "not PEM text".to_owned())?;
+    let mut certificates = Vec::new();
+    let mut current: Option<String> = None;
+    for line in pem.lines().map(str::trim) {
+        if line == "-----BEGIN CERTIFICATE-----" {
+            current = Some(String::new());
+        } else if line == "-----END CERTIFICATE-----" {
+            let body = current.take().ok_or("END without BEGIN")?;
+            certificates.push(
+                STANDARD
+                    .decode(body)
+                    .map_err(|e| format!("bad certificate: {e}"))?,
+            );
+        } else if let Some(body) = current.as_mut() {
+            body.push_str(line);
+        }
+    }
+    if certificates.is_empty() {
+        return Err("no certificate in it".into());
+    }
+    Ok(certificates)
+}
+
+impl KubernetesConnector for EksKubernetes {
+    type Port<'a> = EksCluster<'a>;
+
+    async fn connect<'a>(&'a self, cluster: &ClusterDescription) -> PortResult<EksCluster<'a>> {
+        let client = self.client(cluster).await?;
+        Ok(EksCluster {
+            connector: self,
+            cluster: cluster.clone(),
+            client: Mutex::new((client, Instant::now())),
+        })
+    }
+}
+
+/// One cluster's API, through a client whose token is renewed before it expires.
+pub struct EksCluster<'a> {
+    connector: &'a EksKubernetes,
+    cluster: ClusterDescription,
+    client: Mutex<(Client, Instant)>,
+}
+
+impl EksCluster<'_> {
+    async fn client(&self) -> PortResult<Client> {
+        let current = self
+            .client
+            .lock()
+            .map(|c| (c.0.clone(), c.1))
+            .map_err(|_| {
+                PortError::new(
+                    "kubernetes",
+                    "connect",
+                    ErrorKind::Other,
+                    "client lock poisoned",
+                )
+            })?;
+        if current.1.elapsed() < TOKEN_REFRESH {
+            return Ok(current.0);
+        }
+        let fresh = self.connector.client(&self.cluster).await?;
+        if let Ok(mut slot) = self.client.lock() {
+            *slot = (fresh.clone(), Instant::now());
+        }
+        Ok(fresh)
+    }
+
+    /// Every object of kind `K` in `namespace`, page by page.
+    async fn list_all<K>(&self, namespace: &str, operation: &'static str) -> PortResult<Vec<K>>
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope> + Clone + DeserializeOwned + Debug,
+        <K as Resource>::DynamicType: Default,
+    {
+        let api: Api<K> = Api::namespaced(self.client().await?, namespace);
+        let mut items = Vec::new();
+        let mut params = ListParams::default().limit(PAGE);
+        loop {
+            let page = api
+                .list(&params)
+                .await
+                .map_err(|e| kube_error(operation, e))?;
+            items.extend(page.items);
+            match page.metadata.continue_.filter(|c| !c.is_empty()) {
+                Some(token) => params = params.continue_token(&token),
+                None => return Ok(items),
+            }
+        }
+    }
+
+    async fn service_account(&self, id: &ServiceAccountRef) -> PortResult<Option<ServiceAccount>> {
+        let api: Api<ServiceAccount> = Api::namespaced(self.client().await?, id.namespace.as_str());
+        api.get_opt(id.name.as_str())
+            .await
+            .map_err(|e| kube_error("get serviceaccount", e))
+    }
+
+    async fn apply_service_account(
+        &self,
+        id: &ServiceAccountRef,
+        role_arn: Option<&str>,
+    ) -> PortResult<()> {
+        // Applying creates what does not exist: never create a ServiceAccount, only annotate.
+        if self.service_account(id).await?.is_none() {
+            return Err(PortError::new(
+                "kubernetes",
+                "apply serviceaccount",
+                ErrorKind::NotFound,
+                format!("ServiceAccount {id} does not exist"),
+            ));
+        }
+        let mut metadata = json!({ "name": id.name.as_str(), "namespace": id.namespace.as_str() });
+        if let Some(arn) = role_arn {
+            metadata["annotations"] = json!({ ROLE_ARN_ANNOTATION: arn });
+            metadata["labels"] = json!({ BOUND_LABEL: "true" });
+        }
+        let patch = json!({ "apiVersion": "v1", "kind": "ServiceAccount", "metadata": metadata });
+        let api: Api<ServiceAccount> = Api::namespaced(self.client().await?, id.namespace.as_str());
+        api.patch(
+            id.name.as_str(),
+            &PatchParams::apply(FIELD_MANAGER),
+            &Patch::Apply(&patch),
+        )
+        .await
+        .map_err(|e| kube_error("apply serviceaccount", e))?;
+        Ok(())
+    }
+}
+
+/// True when our field manager owns the role annotation, from the object's managed fields.
+fn annotation_owned(account: &ServiceAccount) -> bool {
+    account
+        .metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .filter(|entry| entry.manager.as_deref() == Some(FIELD_MANAGER))
+        .filter_map(|entry| entry.fields_v1.as_ref())
+        .any(|fields| {
+            fields.0["f:metadata"]["f:annotations"]
+                .get(format!("f:{ROLE_ARN_ANNOTATION}"))
+                .is_some()
+        })
+}
+
+fn observed_workload(
+    namespace: &str,
+    name: Option<&String>,
+    kind: WorkloadKind,
+    spec: Option<&PodSpec>,
+) -> Option<ObservedWorkload> {
+    Some(ObservedWorkload {
+        namespace: namespace.into(),
+        name: name?.as_str().into(),
+        kind,
+        service_account: spec
+            .and_then(|s| s.service_account_name.clone())
+            .unwrap_or_default(),
+    })
+}
+
+impl KubernetesPort for EksCluster<'_> {
+    async fn snapshot(&self, namespaces: &BTreeSet<Namespace>) -> PortResult<KubernetesSnapshot> {
+        let mut snapshot = KubernetesSnapshot::default();
+        for namespace in namespaces {
+            let ns = namespace.as_str();
+            for account in self
+                .list_all::<ServiceAccount>(ns, "list serviceaccounts")
+                .await?
+            {
+                let Some(name) = account.metadata.name.clone() else {
+                    continue;
+                };
+                snapshot.service_accounts.push(ObservedServiceAccount {
+                    namespace: namespace.clone(),
+                    name: name.as_str().into(),
+                    annotations: account.metadata.annotations.clone().unwrap_or_default(),
+                    annotation_owned: annotation_owned(&account),
+                });
+            }
+            let workloads = &mut snapshot.workloads;
+            for d in self.list_all::<Deployment>(ns, "list deployments").await? {
+                let spec = d.spec.as_ref().and_then(|s| s.template.spec.as_ref());
+                workloads.extend(observed_workload(
+                    ns,
+                    d.metadata.name.as_ref(),
+                    WorkloadKind::Deployment,
+                    spec,
+                ));
+            }
+            for s in self
+                .list_all::<StatefulSet>(ns, "list statefulsets")
+                .await?
+            {
+                let spec = s.spec.as_ref().and_then(|s| s.template.spec.as_ref());
+                workloads.extend(observed_workload(
+                    ns,
+                    s.metadata.name.as_ref(),
+                    WorkloadKind::StatefulSet,
+                    spec,
+                ));
+            }
+            for d in self.list_all::<DaemonSet>(ns, "list daemonsets").await? {
+                let spec = d.spec.as_ref().and_then(|s| s.template.spec.as_ref());
+                workloads.extend(observed_workload(
+                    ns,
+                    d.metadata.name.as_ref(),
+                    WorkloadKind::DaemonSet,
+                    spec,
+                ));
+            }
+            for j in self.list_all::<Job>(ns, "list jobs").await? {
+                let spec = j.spec.as_ref().and_then(|s| s.template.spec.as_ref());
+                workloads.extend(observed_workload(
+                    ns,
+                    j.metadata.name.as_ref(),
+                    WorkloadKind::Job,
+                    spec,
+                ));
+            }
+            for c in self.list_all::<CronJob>(ns, "list cronjobs").await? {
+                let spec = c
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.job_template.spec.as_ref())
+                    .and_then(|s| s.template.spec.as_ref());
+                workloads.extend(observed_workload(
+                    ns,
+                    c.metadata.name.as_ref(),
+                    WorkloadKind::CronJob,
+                    spec,
+                ));
+            }
+        }
+        Ok(snapshot)
+    }
+
+    async fn annotate_service_account(
+        &self,
+        service_account: &ServiceAccountRef,
+        role_arn: &str,
+    ) -> PortResult<()> {
+        self.apply_service_account(service_account, Some(role_arn))
+            .await
+    }
+
+    async fn remove_service_account_annotation(
+        &self,
+        service_account: &ServiceAccountRef,
+    ) -> PortResult<()> {
+        self.apply_service_account(service_account, None).await
+    }
+
+    async fn record_event(
+        &self,
+        service_account: &ServiceAccountRef,
+        reason: &str,
+        message: &str,
+        warning: bool,
+    ) -> PortResult<()> {
+        let uid = self
+            .service_account(service_account)
+            .await?
+            .and_then(|sa| sa.metadata.uid);
+        let now = Time(k8s_openapi::jiff::Timestamp::now());
+        let event = Event {
+            metadata: ObjectMeta {
+                generate_name: Some(format!("{}.", service_account.name)),
+                namespace: Some(service_account.namespace.to_string()),
+                ..ObjectMeta::default()
+            },
+            involved_object: ObjectReference {
+                api_version: Some("v1".into()),
+                kind: Some("ServiceAccount".into()),
+                name: Some(service_account.name.to_string()),
+                namespace: Some(service_account.namespace.to_string()),
+                uid,
+                ..ObjectReference::default()
+            },
+            reason: Some(reason.to_owned()),
+            message: Some(message.to_owned()),
+            type_: Some(if warning { "Warning" } else { "Normal" }.to_owned()),
+            source: Some(EventSource {
+                component: Some(FIELD_MANAGER.to_owned()),
+                host: None,
+            }),
+            reporting_component: Some(FIELD_MANAGER.to_owned()),
+            reporting_instance: Some(FIELD_MANAGER.to_owned()),
+            first_timestamp: Some(now.clone()),
+            last_timestamp: Some(now),
+            count: Some(1),
+            ..Event::default()
+        };
+        let api: Api<Event> =
+            Api::namespaced(self.client().await?, service_account.namespace.as_str());
+        api.create(&PostParams::default(), &event)
+            .await
+            .map_err(|e| kube_error("create event", e))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pem_data_gives_der_certificates() {
+        let pem = "-----BEGIN CERTIFICATE-----\nAAEC\nAwQ=\n-----END CERTIFICATE-----\n";
+        let data = STANDARD.encode(pem);
+        assert_eq!(pem_certificates(&data).unwrap(), vec![vec![0, 1, 2, 3, 4]]);
+        assert!(pem_certificates("!!").unwrap_err().contains("not base64"));
+        assert!(
+            pem_certificates(&STANDARD.encode("hello"))
+                .unwrap_err()
+                .contains("no certificate")
+        );
+    }
+}

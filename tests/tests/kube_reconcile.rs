@@ -1,0 +1,277 @@
+//! The seed scenario through the real handlers, the real AWS adapters on the local AWS emulator,
+//! and the real Kubernetes client (EKS token, TLS with the cluster's CA from DescribeCluster)
+//! against the local Kubernetes API server.
+
+use eks_intents::adapters::kube::FIELD_MANAGER;
+use eks_intents::model::BindingMode;
+use integration::scenario::*;
+use k8s_openapi::api::core::v1::{Event, ServiceAccount};
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use serde_json::{Value, json};
+
+const ROLE_ANNOTATION: &str = "eks.amazonaws.com/role-arn";
+
+async fn service_account(w: &World<LocalCluster>, ns: &str, name: &str) -> ServiceAccount {
+    let api: Api<ServiceAccount> = Api::namespaced(w.reconciler.kube.server.admin_client(), ns);
+    api.get(name).await.expect("service account")
+}
+
+fn annotation(sa: &ServiceAccount) -> Option<String> {
+    sa.metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(ROLE_ANNOTATION).cloned())
+}
+
+fn managers_of_annotation(sa: &ServiceAccount) -> Vec<String> {
+    sa.metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .filter(|m| {
+            m.fields_v1.as_ref().is_some_and(|f| {
+                f.0["f:metadata"]["f:annotations"]
+                    .get(format!("f:{ROLE_ANNOTATION}"))
+                    .is_some()
+            })
+        })
+        .filter_map(|m| m.manager.clone())
+        .collect()
+}
+
+async fn events(w: &World<LocalCluster>, ns: &str) -> Vec<Event> {
+    let api: Api<Event> = Api::namespaced(w.reconciler.kube.server.admin_client(), ns);
+    api.list(&ListParams::default())
+        .await
+        .expect("events")
+        .items
+}
+
+fn workload_status<'a>(status: &'a Value, name: &str) -> &'a Value {
+    status["workloads"]
+        .as_array()
+        .and_then(|w| w.iter().find(|x| x["workload"] == name))
+        .unwrap_or_else(|| panic!("no status for {name}: {status:#}"))
+}
+
+#[tokio::test]
+async fn seed_scenario_binds_service_accounts_by_server_side_apply() {
+    let w = world(BindingMode::Irsa, local_cluster(CLUSTER, true)).await;
+    w.upload_seed().await;
+    w.run_reconciler().await;
+
+    let worker = service_account(&w, "jokes", "joke-worker").await;
+    assert_eq!(annotation(&worker), Some(role_arn(WORKER_ROLE)));
+    assert_eq!(managers_of_annotation(&worker), [FIELD_MANAGER]);
+    let ack = service_account(&w, "ack-system", "ack-dynamodb-controller").await;
+    assert_eq!(annotation(&ack), Some(role_arn(ACK_ROLE)));
+    assert_eq!(managers_of_annotation(&ack), [FIELD_MANAGER]);
+    // The add-on's ServiceAccount is left alone: the add-on got the role.
+    let ebs = service_account(&w, "kube-system", "ebs-csi-controller-sa").await;
+    assert_eq!(annotation(&ebs), None);
+    assert_eq!(
+        w.inspect()["addons"]["aws-ebs-csi-driver"]["service_account_role_arn"],
+        role_arn(EBS_ROLE)
+    );
+
+    for (ns, sa, role) in [
+        ("jokes", "joke-worker", WORKER_ROLE),
+        ("ack-system", "ack-dynamodb-controller", ACK_ROLE),
+    ] {
+        let recorded = events(&w, ns).await;
+        let bound: Vec<&Event> = recorded
+            .iter()
+            .filter(|e| {
+                e.reason.as_deref() == Some("RoleBound")
+                    && e.involved_object.name.as_deref() == Some(sa)
+            })
+            .collect();
+        assert_eq!(bound.len(), 1, "{ns}/{sa}: {recorded:#?}");
+        assert!(
+            bound[0]
+                .message
+                .as_deref()
+                .unwrap_or_default()
+                .contains(&role_arn(role))
+        );
+        assert_eq!(
+            bound[0].involved_object.kind.as_deref(),
+            Some("ServiceAccount")
+        );
+    }
+    let status = w.status().await;
+    for name in [
+        "joke-worker",
+        "ack-dynamodb-controller-dynamodb-chart",
+        "ebs-csi-controller",
+    ] {
+        assert_eq!(
+            workload_status(&status, name)["state"],
+            "Ready",
+            "{status:#}"
+        );
+    }
+
+    // A second run writes nothing to the cluster: no object changes, no new event.
+    let versions = |sas: &[ServiceAccount]| -> Vec<Option<String>> {
+        sas.iter()
+            .map(|s| s.metadata.resource_version.clone())
+            .collect()
+    };
+    let before = versions(&[
+        service_account(&w, "jokes", "joke-worker").await,
+        service_account(&w, "ack-system", "ack-dynamodb-controller").await,
+    ]);
+    let events_before = events(&w, "jokes").await.len() + events(&w, "ack-system").await.len();
+    w.reconcile_again().await;
+    let after = versions(&[
+        service_account(&w, "jokes", "joke-worker").await,
+        service_account(&w, "ack-system", "ack-dynamodb-controller").await,
+    ]);
+    assert_eq!(before, after);
+    assert_eq!(
+        events(&w, "jokes").await.len() + events(&w, "ack-system").await.len(),
+        events_before
+    );
+}
+
+#[tokio::test]
+async fn annotations_removed_are_restored_and_other_managers_are_not_overwritten() {
+    let w = world(BindingMode::Irsa, local_cluster(CLUSTER, true)).await;
+    w.upload_seed().await;
+    w.run_reconciler().await;
+    let admin = w.reconciler.kube.server.admin_client();
+
+    // Someone removes the annotation with a plain edit (JSON merge patch).
+    let jokes: Api<ServiceAccount> = Api::namespaced(admin.clone(), "jokes");
+    jokes
+        .patch(
+            "joke-worker",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": {ROLE_ANNOTATION: null}}})),
+        )
+        .await
+        .expect("remove annotation");
+    assert_eq!(
+        annotation(&service_account(&w, "jokes", "joke-worker").await),
+        None
+    );
+    w.reconcile_again().await;
+    assert_eq!(
+        annotation(&service_account(&w, "jokes", "joke-worker").await),
+        Some(role_arn(WORKER_ROLE))
+    );
+
+    // Another manager takes the ACK controller's annotation for a role of its own.
+    let other = "arn:aws:iam::123456789012:role/hand-made";
+    let ack: Api<ServiceAccount> = Api::namespaced(admin, "ack-system");
+    ack.patch(
+        "ack-dynamodb-controller",
+        &PatchParams::apply("platform-team").force(),
+        &Patch::Apply(json!({"apiVersion": "v1", "kind": "ServiceAccount",
+            "metadata": {"name": "ack-dynamodb-controller", "annotations": {ROLE_ANNOTATION: other}}})),
+    )
+    .await
+    .expect("other manager applies");
+    w.reconcile_again().await;
+    let sa = service_account(&w, "ack-system", "ack-dynamodb-controller").await;
+    assert_eq!(annotation(&sa), Some(other.to_owned()), "left as it is");
+    let status = w.status().await;
+    let ack_status = workload_status(&status, "ack-dynamodb-controller-dynamodb-chart");
+    assert_eq!(ack_status["state"], "Error");
+    let message = ack_status["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("hand-made") && message.contains("another manager"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn a_workload_that_appears_later_goes_from_pending_to_ready() {
+    let w = world(BindingMode::Irsa, local_cluster(CLUSTER, false)).await;
+    w.upload_seed().await;
+    w.run_reconciler().await;
+    let status = w.status().await;
+    let worker = workload_status(&status, "joke-worker");
+    assert_eq!(worker["state"], "Pending", "{status:#}");
+    assert!(
+        worker["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("no workload named joke-worker in namespace jokes")
+    );
+    assert_eq!(
+        annotation(&service_account(&w, "jokes", "joke-worker").await),
+        None
+    );
+
+    create_deployment(
+        &w.reconciler.kube.server.admin_client(),
+        "jokes",
+        "joke-worker",
+        "joke-worker",
+    )
+    .await;
+    w.reconcile_again().await;
+    let status = w.status().await;
+    assert_eq!(
+        workload_status(&status, "joke-worker")["state"],
+        "Ready",
+        "{status:#}"
+    );
+    assert_eq!(
+        annotation(&service_account(&w, "jokes", "joke-worker").await),
+        Some(role_arn(WORKER_ROLE))
+    );
+}
+
+#[tokio::test]
+async fn a_workload_on_the_default_service_account_gets_a_clear_error() {
+    let w = world(BindingMode::Irsa, local_cluster(CLUSTER, true)).await;
+    create_deployment(
+        &w.reconciler.kube.server.admin_client(),
+        "jokes",
+        "redis",
+        "",
+    )
+    .await;
+    let bundle = "apiVersion: k8s.otterize.com/v1alpha3\nkind: ClientIntents\nmetadata:\n  name: redis\nspec:\n  service:\n    name: redis\n  calls:\n  - name: \"*\"\n    type: aws\n    awsActions: [\"ec2:DescribeVolumes\"]\n";
+    w.put("intents/demo/jokes/redis.yaml", bundle.as_bytes().to_vec())
+        .await;
+    w.notify("intents/demo/jokes/redis.yaml", false).await;
+    w.run_reconciler().await;
+    let status = w.status().await;
+    let redis = workload_status(&status, "redis");
+    assert_eq!(redis["state"], "Error");
+    let message = redis["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("default ServiceAccount of namespace jokes"),
+        "{message}"
+    );
+    assert!(message.contains("serviceAccountName"), "{message}");
+    assert!(w.inspect()["roles"].get("demo.jokes.default").is_none());
+}
+
+#[tokio::test]
+async fn a_token_for_another_cluster_is_refused_and_the_status_says_so() {
+    // The API server belongs to cluster "other": the token the reconciler makes for "demo"
+    // must not open it.
+    let w = world(BindingMode::Irsa, local_cluster("other", true)).await;
+    w.upload_seed().await;
+    let failures = w.run_reconciler_expecting_failure().await;
+    assert_eq!(failures, 4, "every message of the cluster is retried");
+    let status = w.status().await;
+    let error = status["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("cannot reach the Kubernetes API of cluster demo"),
+        "{error}"
+    );
+    assert!(error.contains("401"), "{error}");
+    assert!(error.contains("not valid for cluster"), "{error}");
+    assert!(
+        w.inspect()["roles"]
+            .as_object()
+            .is_some_and(|r| r.is_empty()),
+        "nothing changed"
+    );
+}
