@@ -37,6 +37,7 @@ pub const MAX_ATTEMPTS: &str = "EKS_INTENTS_MAX_ATTEMPTS";
 pub const CONCURRENCY: &str = "EKS_INTENTS_CONCURRENCY";
 pub const PROPAGATION_TIMEOUT: &str = "EKS_INTENTS_IAM_PROPAGATION_SECONDS";
 pub const S3_PATH_STYLE: &str = "EKS_INTENTS_S3_PATH_STYLE";
+pub const ROLLOUT: &str = "EKS_INTENTS_ROLLOUT";
 
 impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -87,6 +88,16 @@ impl Config {
             deletion_grace_seconds: parse(&get, DELETION_GRACE, defaults.deletion_grace_seconds)?,
             max_deletions_per_run: parse(&get, MAX_DELETIONS, defaults.max_deletions_per_run)?,
             quotas: defaults.quotas,
+            rollout_restart: match get(ROLLOUT).as_deref() {
+                None | Some("none") => false,
+                Some("restart") => true,
+                Some(other) => {
+                    return Err(ConfigError {
+                        variable: ROLLOUT,
+                        message: format!("{other:?} is not a rollout setting; use none or restart"),
+                    });
+                }
+            },
         };
         let apply_defaults = ApplySettings::default();
         let apply = ApplySettings {

@@ -8,6 +8,7 @@ use crate::model::{
     ObservedRole, ObservedServiceAccount, ObservedWorkload, OidcProvider, RoleName,
     ServiceAccountRef,
 };
+use crate::model::{WorkloadKind, WorkloadName};
 use crate::policy::PolicyDocument;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -338,6 +339,15 @@ pub trait KubernetesPort: Send + Sync {
         message: &str,
         warning: bool,
     ) -> impl Future<Output = PortResult<()>> + Send;
+    /// Rolls a Deployment, StatefulSet or DaemonSet by setting its pod template annotation
+    /// `eks-intents/restarted-at`, as this system's field manager.
+    fn restart_workload(
+        &self,
+        namespace: &Namespace,
+        kind: WorkloadKind,
+        name: &WorkloadName,
+        restarted_at: u64,
+    ) -> impl Future<Output = PortResult<()>> + Send;
 }
 
 impl<T: KubernetesPort> KubernetesPort for &T {
@@ -368,6 +378,15 @@ impl<T: KubernetesPort> KubernetesPort for &T {
         warning: bool,
     ) -> impl Future<Output = PortResult<()>> + Send {
         (**self).record_event(service_account, reason, message, warning)
+    }
+    fn restart_workload(
+        &self,
+        namespace: &Namespace,
+        kind: WorkloadKind,
+        name: &WorkloadName,
+        restarted_at: u64,
+    ) -> impl Future<Output = PortResult<()>> + Send {
+        (**self).restart_workload(namespace, kind, name, restarted_at)
     }
 }
 

@@ -132,10 +132,25 @@ impl StatusReport {
                     (WorkloadState::Changing, None) if dry_run => {
                         (State::Pending, format!("dry run: {}", w.message))
                     }
-                    (WorkloadState::Changing, None) => (
-                        State::Ready,
-                        format!("role and binding updated ({} change(s))", w.actions),
-                    ),
+                    (WorkloadState::Changing, None) => {
+                        let restart = match w.restart {
+                            crate::plan::Restart::NotNeeded => String::new(),
+                            crate::plan::Restart::Planned => {
+                                "; its pods were restarted to get the role".to_owned()
+                            }
+                            crate::plan::Restart::Needed => format!(
+                                "; pods started before the binding lack the role: restart them (kubectl rollout restart {} -n {})",
+                                w.kind
+                                    .map(|k| format!("{}/{}", k.as_str().to_ascii_lowercase(), w.workload))
+                                    .unwrap_or_else(|| w.workload.to_string()),
+                                w.namespace
+                            ),
+                        };
+                        (
+                            State::Ready,
+                            format!("role and binding updated ({} change(s)){restart}", w.actions),
+                        )
+                    }
                     (WorkloadState::Pending, None) => (State::Pending, w.message.clone()),
                     (WorkloadState::Held, None) => (State::Held, w.message.clone()),
                     (WorkloadState::Error, None) => (State::Error, w.message.clone()),

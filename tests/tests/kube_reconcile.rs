@@ -275,3 +275,63 @@ async fn a_token_for_another_cluster_is_refused_and_the_status_says_so() {
         "nothing changed"
     );
 }
+
+#[tokio::test]
+async fn pods_are_rolled_only_when_rollout_restart_is_set() {
+    let mut w = world(BindingMode::Irsa, local_cluster(CLUSTER, true)).await;
+    w.reconciler.settings.plan.rollout_restart = true;
+    w.upload_seed().await;
+    w.run_reconciler().await;
+    let admin = w.reconciler.kube.server.admin_client();
+    let deployments: Api<k8s_openapi::api::apps::v1::Deployment> =
+        Api::namespaced(admin.clone(), "jokes");
+    let worker = deployments.get("joke-worker").await.expect("deployment");
+    let annotations = worker
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.metadata.as_ref())
+        .and_then(|m| m.annotations.clone())
+        .unwrap_or_default();
+    assert!(
+        annotations.contains_key("eks-intents/restarted-at"),
+        "{annotations:?}"
+    );
+    // joke-server has no intents: untouched.
+    let server = deployments.get("joke-server").await.expect("deployment");
+    assert!(
+        server
+            .spec
+            .and_then(|s| s.template.metadata)
+            .and_then(|m| m.annotations)
+            .is_none_or(|a| a.is_empty())
+    );
+    let status = w.status().await;
+    let message = workload_status(&status, "joke-worker")["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(message.contains("pods were restarted"), "{message}");
+}
+
+#[tokio::test]
+async fn without_rollout_the_status_says_which_workloads_need_a_restart() {
+    let w = world(BindingMode::Irsa, local_cluster(CLUSTER, true)).await;
+    w.upload_seed().await;
+    w.run_reconciler().await;
+    let status = w.status().await;
+    let message = workload_status(&status, "joke-worker")["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(message.contains("kubectl rollout restart"), "{message}");
+    let admin = w.reconciler.kube.server.admin_client();
+    let deployments: Api<k8s_openapi::api::apps::v1::Deployment> = Api::namespaced(admin, "jokes");
+    let worker = deployments.get("joke-worker").await.expect("deployment");
+    assert!(
+        worker
+            .spec
+            .and_then(|s| s.template.metadata)
+            .and_then(|m| m.annotations)
+            .is_none_or(|a| !a.contains_key("eks-intents/restarted-at"))
+    );
+}

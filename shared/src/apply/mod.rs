@@ -356,6 +356,18 @@ async fn run<I: IamPort, E: EksPort, K: KubernetesPort>(
                 .await
             }
         }
+        Action::RestartWorkload {
+            namespace,
+            kind,
+            name: workload,
+            restarted_at,
+            ..
+        } => {
+            ports
+                .kube
+                .restart_workload(namespace, *kind, workload, *restarted_at)
+                .await
+        }
         Action::MarkRoleForDeletion { role, since } => {
             let tags = BTreeMap::from([(policy::ORPHANED_TAG.to_owned(), since.to_string())]);
             iam.tag_role(role, &tags).await

@@ -67,6 +67,9 @@ pub struct Settings {
     /// At most this many roles are deleted in one run.
     pub max_deletions_per_run: usize,
     pub quotas: IamQuotas,
+    /// Roll a workload's pods (a pod template annotation) when its binding changes: pods only
+    /// get credentials when they start. Off, the status says which workloads need a restart.
+    pub rollout_restart: bool,
 }
 
 impl Default for Settings {
@@ -79,6 +82,7 @@ impl Default for Settings {
             deletion_grace_seconds: 24 * 60 * 60,
             max_deletions_per_run: 5,
             quotas: IamQuotas::default(),
+            rollout_restart: false,
         }
     }
 }

@@ -1,7 +1,7 @@
 //! The actions of a plan. Each is fully specified (names, ARNs, whole documents), so the
 //! executor makes no choices.
 
-use crate::model::{RoleName, ServiceAccountRef};
+use crate::model::{Namespace, RoleName, ServiceAccountRef, WorkloadKind, WorkloadName};
 use crate::policy::PolicyDocument;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -139,6 +139,15 @@ pub enum Action {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         role_arn: Option<String>,
     },
+    /// Rolls the workload's pods (pod template annotation `eks-intents/restarted-at`) so they
+    /// start with the new binding's credentials.
+    RestartWorkload {
+        role: RoleName,
+        namespace: Namespace,
+        kind: WorkloadKind,
+        name: WorkloadName,
+        restarted_at: u64,
+    },
     /// Tags the role with the time its intents were found gone; deleted after the grace period.
     MarkRoleForDeletion {
         role: RoleName,
@@ -174,6 +183,7 @@ impl Action {
             | Action::UpdatePodIdentityAssociation { role, .. }
             | Action::DeletePodIdentityAssociation { role, .. }
             | Action::SetAddonRole { role, .. }
+            | Action::RestartWorkload { role, .. }
             | Action::MarkRoleForDeletion { role, .. }
             | Action::DeleteRole { role } => Some(role),
         }
@@ -204,7 +214,9 @@ impl Action {
     pub fn is_kubernetes(&self) -> bool {
         matches!(
             self,
-            Action::AnnotateServiceAccount { .. } | Action::RemoveServiceAccountAnnotation { .. }
+            Action::AnnotateServiceAccount { .. }
+                | Action::RemoveServiceAccountAnnotation { .. }
+                | Action::RestartWorkload { .. }
         )
     }
 }
@@ -299,6 +311,15 @@ impl fmt::Display for Action {
                 role_arn: None,
                 ..
             } => write!(f, "remove role of add-on {addon} ({service_account})"),
+            Action::RestartWorkload {
+                namespace,
+                kind,
+                name,
+                ..
+            } => write!(
+                f,
+                "restart the pods of {kind} {namespace}/{name} so they get the new binding"
+            ),
             Action::MarkRoleForDeletion { role, since } => {
                 write!(
                     f,

@@ -7,14 +7,15 @@ mod report;
 mod simulate;
 
 pub use action::{Action, Binding};
-pub use report::{OrphanPlan, OrphanState, WorkloadPlan, WorkloadState};
+pub use report::{OrphanPlan, OrphanState, Restart, WorkloadPlan, WorkloadState};
 pub use simulate::simulate;
 
 use crate::intent::resolve_placeholders;
 use crate::model::{
     BindingMode, ClusterRef, DesiredState, DesiredWorkload, ObservedAddon, ObservedAssociation,
     ObservedManagedPolicy, ObservedRole, ObservedServiceAccount, ObservedState, ObservedWorkload,
-    Permission, RoleName, ServiceAccountName, ServiceAccountRef, Settings, WorkloadRef,
+    Permission, RoleName, ServiceAccountName, ServiceAccountRef, Settings, WorkloadKind,
+    WorkloadRef,
 };
 use crate::policy::{
     self, INLINE_POLICY_NAME, IRSA_AUDIENCE, ORPHANED_TAG, OWNER_TAG, Ownership, PermissionLayout,
@@ -198,11 +199,50 @@ impl<'a> Planner<'a> {
                     format!("{} change(s) planned", outcome.actions.len()),
                 ),
             };
+            let rebinds = outcome.actions.iter().any(|a| {
+                matches!(
+                    a,
+                    Action::AnnotateServiceAccount { .. }
+                        | Action::CreatePodIdentityAssociation { .. }
+                        | Action::UpdatePodIdentityAssociation { .. }
+                )
+            });
+            let mut outcome = outcome;
+            let mut restarts = BTreeMap::new();
+            for workload in &intent.workloads {
+                let restart = match self.observed_kind(&workload.workload) {
+                    Some(kind) if rebinds => {
+                        let rollable = matches!(
+                            kind,
+                            WorkloadKind::Deployment
+                                | WorkloadKind::StatefulSet
+                                | WorkloadKind::DaemonSet
+                        );
+                        if rollable && self.settings.rollout_restart {
+                            outcome.actions.push(Action::RestartWorkload {
+                                role: outcome.role.clone(),
+                                namespace: workload.workload.namespace.clone(),
+                                kind,
+                                name: workload.workload.name.clone(),
+                                restarted_at: self.observed.now,
+                            });
+                            Restart::Planned
+                        } else {
+                            Restart::Needed
+                        }
+                    }
+                    _ => Restart::NotNeeded,
+                };
+                restarts.insert(workload.workload.clone(), restart);
+            }
             for workload in &intent.workloads {
                 plan.workloads.push(WorkloadPlan {
                     namespace: workload.workload.namespace.clone(),
                     workload: workload.workload.name.clone(),
-                    kind: workload.workload.kind,
+                    kind: workload
+                        .workload
+                        .kind
+                        .or_else(|| self.observed_kind(&workload.workload)),
                     service_account: Some(service_account.clone()),
                     role: Some(outcome.role.clone()),
                     role_arn: Some(outcome.arn.clone()),
@@ -210,6 +250,10 @@ impl<'a> Planner<'a> {
                     state,
                     message: message.clone(),
                     actions: outcome.actions.len(),
+                    restart: restarts
+                        .get(&workload.workload)
+                        .copied()
+                        .unwrap_or_default(),
                 });
             }
             role_actions.extend(outcome.actions);
@@ -235,6 +279,7 @@ impl<'a> Planner<'a> {
                 },
                 message: reason.clone(),
                 actions: 0,
+                restart: Restart::NotNeeded,
             });
         }
 
@@ -272,6 +317,17 @@ impl<'a> Planner<'a> {
                 workload.namespace
             )),
         }
+    }
+
+    /// The kind of the observed workload a desired one resolves to (none when the cluster's
+    /// workloads were not observed).
+    fn observed_kind(&self, workload: &WorkloadRef) -> Option<WorkloadKind> {
+        self.workloads
+            .as_ref()?
+            .get(&(workload.namespace.as_str(), workload.name.as_str()))?
+            .iter()
+            .find(|w| workload.kind.is_none_or(|kind| kind == w.kind))
+            .map(|w| w.kind)
     }
 
     fn issuer(&self) -> Option<&'a str> {
@@ -845,6 +901,7 @@ impl<'a> Planner<'a> {
                     state: WorkloadState::Held,
                     message: "its bundle or document fails to read: the role and its binding are left exactly as they are until it is fixed".to_owned(),
                     actions: 0,
+                    restart: Restart::NotNeeded,
                 });
             }
         }

@@ -37,6 +37,21 @@ pub struct WorkloadPlan {
     pub message: String,
     /// How many actions of the plan belong to this workload's role.
     pub actions: usize,
+    /// Whether its running pods lack the credentials of a binding this plan makes.
+    #[serde(default)]
+    pub restart: Restart,
+}
+
+/// Pods get the credentials of a binding only when they start.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Restart {
+    /// The binding does not change.
+    #[default]
+    NotNeeded,
+    /// The binding changes; pods started before must be restarted by someone.
+    Needed,
+    /// The binding changes and the plan rolls the pods.
+    Planned,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -280,6 +280,8 @@ impl Model {
                     }
                 }
             }
+            // Pods are not part of the observed state.
+            Action::RestartWorkload { .. } => {}
             Action::MarkRoleForDeletion { role, since } => {
                 if let Some(r) = self.role(role) {
                     r.tags.insert(ORPHANED_TAG.to_owned(), since.to_string());

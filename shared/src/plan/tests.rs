@@ -895,3 +895,44 @@ fn arb_desired_shuffle(desired: &DesiredState) -> DesiredState {
     }
     out
 }
+
+#[test]
+fn a_new_binding_asks_for_a_restart_or_rolls_the_pods() {
+    let planned = plan(&seed_desired(), &seed_cluster(), &settings());
+    assert_eq!(workload(&planned, "joke-worker").restart, Restart::Needed);
+    // The add-on's binding is the add-on's business.
+    assert_eq!(
+        workload(&planned, "ebs-csi-controller").restart,
+        Restart::NotNeeded
+    );
+    assert!(
+        !planned
+            .actions
+            .iter()
+            .any(|a| matches!(a, Action::RestartWorkload { .. }))
+    );
+
+    let rolling = Settings {
+        rollout_restart: true,
+        ..settings()
+    };
+    let (planned, state) = converge(&seed_desired(), &seed_cluster(), &rolling);
+    assert_eq!(workload(&planned, "joke-worker").restart, Restart::Planned);
+    let worker_steps: Vec<String> = planned
+        .actions
+        .iter()
+        .filter(|a| a.role().map(RoleName::as_str) == Some("demo.jokes.joke-worker"))
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        worker_steps.last().map(String::as_str),
+        Some("restart the pods of Deployment jokes/joke-worker so they get the new binding")
+    );
+    assert!(
+        worker_steps.iter().position(|s| s.starts_with("annotate")) < Some(worker_steps.len() - 1)
+    );
+    // Converged: no binding changes, no restarts.
+    let again = plan(&seed_desired(), &state, &rolling);
+    assert!(again.is_empty(), "{:?}", names(&again));
+    assert_eq!(workload(&again, "joke-worker").restart, Restart::NotNeeded);
+}

@@ -3,7 +3,7 @@
 
 use crate::model::{
     Namespace, ObservedServiceAccount, ObservedWorkload, ROLE_ARN_ANNOTATION, ServiceAccountRef,
-    WorkloadKind,
+    WorkloadKind, WorkloadName,
 };
 use crate::ports::{
     ClusterDescription, ErrorKind, KubernetesConnector, KubernetesPort, KubernetesSnapshot,
@@ -17,6 +17,7 @@ pub struct FakeKubernetes {
     state: Mutex<KubernetesSnapshot>,
     writes: Mutex<usize>,
     events: Mutex<Vec<(ServiceAccountRef, String, String)>>,
+    restarts: Mutex<Vec<String>>,
 }
 
 impl FakeKubernetes {
@@ -88,6 +89,11 @@ impl FakeKubernetes {
     /// Events recorded: (ServiceAccount, reason, message).
     pub fn events(&self) -> Vec<(ServiceAccountRef, String, String)> {
         self.events.lock().map(|e| e.clone()).unwrap_or_default()
+    }
+
+    /// Workloads rolled, as `Kind namespace/name`.
+    pub fn restarts(&self) -> Vec<String> {
+        self.restarts.lock().map(|r| r.clone()).unwrap_or_default()
     }
 
     pub fn writes(&self) -> usize {
@@ -192,6 +198,28 @@ impl KubernetesPort for FakeKubernetes {
             *writes += 1;
         }
         Ok(())
+    }
+
+    async fn restart_workload(
+        &self,
+        namespace: &Namespace,
+        kind: WorkloadKind,
+        name: &WorkloadName,
+        _restarted_at: u64,
+    ) -> PortResult<()> {
+        self.record_restart(kind, namespace, name);
+        Ok(())
+    }
+}
+
+impl FakeKubernetes {
+    fn record_restart(&self, kind: WorkloadKind, namespace: &Namespace, name: &WorkloadName) {
+        if let Ok(mut restarts) = self.restarts.lock() {
+            restarts.push(format!("{kind} {namespace}/{name}"));
+        }
+        if let Ok(mut writes) = self.writes.lock() {
+            *writes += 1;
+        }
     }
 }
 

@@ -9,7 +9,7 @@ pub use token::{CLUSTER_HEADER, TOKEN_PREFIX, eks_token};
 
 use crate::model::{
     Namespace, ObservedServiceAccount, ObservedWorkload, ROLE_ARN_ANNOTATION, ServiceAccountRef,
-    WorkloadKind,
+    WorkloadKind, WorkloadName,
 };
 use crate::ports::{
     ClusterDescription, ErrorKind, KubernetesConnector, KubernetesPort, KubernetesSnapshot,
@@ -311,7 +311,53 @@ fn observed_workload(
     })
 }
 
+/// The pod template annotation that rolls a workload's pods.
+pub const RESTARTED_AT_ANNOTATION: &str = "eks-intents/restarted-at";
+
 impl KubernetesPort for EksCluster<'_> {
+    async fn restart_workload(
+        &self,
+        namespace: &Namespace,
+        kind: WorkloadKind,
+        name: &WorkloadName,
+        restarted_at: u64,
+    ) -> PortResult<()> {
+        let patch = json!({
+            "apiVersion": "apps/v1",
+            "kind": kind.as_str(),
+            "metadata": { "name": name.as_str(), "namespace": namespace.as_str() },
+            "spec": { "template": { "metadata": { "annotations": {
+                RESTARTED_AT_ANNOTATION: restarted_at.to_string()
+            } } } }
+        });
+        let client = self.client().await?;
+        let params = PatchParams::apply(FIELD_MANAGER);
+        let ns = namespace.as_str();
+        let result = match kind {
+            WorkloadKind::Deployment => Api::<Deployment>::namespaced(client, ns)
+                .patch(name.as_str(), &params, &Patch::Apply(&patch))
+                .await
+                .map(drop),
+            WorkloadKind::StatefulSet => Api::<StatefulSet>::namespaced(client, ns)
+                .patch(name.as_str(), &params, &Patch::Apply(&patch))
+                .await
+                .map(drop),
+            WorkloadKind::DaemonSet => Api::<DaemonSet>::namespaced(client, ns)
+                .patch(name.as_str(), &params, &Patch::Apply(&patch))
+                .await
+                .map(drop),
+            other => {
+                return Err(PortError::new(
+                    "kubernetes",
+                    "restart workload",
+                    ErrorKind::Invalid,
+                    format!("a {other} is not rolled; its next pods start with the binding"),
+                ));
+            }
+        };
+        result.map_err(|e| kube_error("restart workload", e))
+    }
+
     async fn snapshot(&self, namespaces: &BTreeSet<Namespace>) -> PortResult<KubernetesSnapshot> {
         let mut snapshot = KubernetesSnapshot::default();
         for namespace in namespaces {
