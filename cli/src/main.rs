@@ -258,6 +258,8 @@ fn plan_command(args: PlanArgs) -> Result<ExitCode> {
             Mode::PodIdentity => BindingMode::PodIdentity,
         },
         permissions_boundary: args.permissions_boundary.clone(),
+        // A local preview without a boundary still shows the roles, with a warning.
+        require_boundary: args.permissions_boundary.is_some(),
         ..Settings::default()
     };
     let planned = plan(&desired, &observed, &settings);

@@ -47,8 +47,12 @@ async fn status_prints_the_clusters_report_as_a_table() {
     );
     let mut observed = empty();
     run_workload(&mut observed, "jokes", "joke-worker", "joke-worker");
-    let (_, state) = converge(&desired, &observed, &Settings::default());
-    let planned = plan(&desired, &state, &Settings::default());
+    let settings = Settings {
+        permissions_boundary: Some("arn:aws:iam::123456789012:policy/boundary".into()),
+        ..Settings::default()
+    };
+    let (_, state) = converge(&desired, &observed, &settings);
+    let planned = plan(&desired, &state, &settings);
     let report = StatusReport::new(
         "demo",
         1_795_000_000,

@@ -113,7 +113,10 @@ fn main() {
     }
     observed.workloads = Some(workloads);
     drop(bundles);
-    let settings = Settings::default();
+    let settings = Settings {
+        permissions_boundary: Some("arn:aws:iam::123456789012:policy/eks-intents-boundary".into()),
+        ..Settings::default()
+    };
     let first = measure("plan against an empty account", || {
         plan(&desired, &observed, &settings)
     });

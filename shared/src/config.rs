@@ -38,6 +38,9 @@ pub const CONCURRENCY: &str = "EKS_INTENTS_CONCURRENCY";
 pub const PROPAGATION_TIMEOUT: &str = "EKS_INTENTS_IAM_PROPAGATION_SECONDS";
 pub const S3_PATH_STYLE: &str = "EKS_INTENTS_S3_PATH_STYLE";
 pub const ROLLOUT: &str = "EKS_INTENTS_ROLLOUT";
+pub const REQUIRE_BOUNDARY: &str = "EKS_INTENTS_REQUIRE_BOUNDARY";
+pub const REFUSE_DANGEROUS: &str = "EKS_INTENTS_REFUSE_DANGEROUS";
+pub const DANGEROUS_EXCEPTIONS: &str = "EKS_INTENTS_DANGEROUS_EXCEPTIONS";
 
 impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -80,10 +83,22 @@ impl Config {
                 message: format!("{arn:?} is not the ARN of a managed policy"),
             });
         }
+        let danger_exceptions = match get(DANGEROUS_EXCEPTIONS) {
+            None => Vec::new(),
+            Some(json) => serde_json::from_str(&json).map_err(|e| ConfigError {
+                variable: DANGEROUS_EXCEPTIONS,
+                message: format!(
+                    "not a JSON list of exceptions like [{{\"namespace\": \"platform\", \"workload\": \"crossplane\", \"action\": \"iam:PassRole\"}}]: {e}"
+                ),
+            })?,
+        };
         let plan = Settings {
             mode,
             iam_path,
             permissions_boundary,
+            require_boundary: parse(&get, REQUIRE_BOUNDARY, true)?,
+            refuse_dangerous: parse(&get, REFUSE_DANGEROUS, true)?,
+            danger_exceptions,
             allow_default_service_account: parse(&get, ALLOW_DEFAULT_SA, false)?,
             deletion_grace_seconds: parse(&get, DELETION_GRACE, defaults.deletion_grace_seconds)?,
             max_deletions_per_run: parse(&get, MAX_DELETIONS, defaults.max_deletions_per_run)?,

@@ -59,6 +59,13 @@ pub struct Settings {
     pub iam_path: String,
     /// ARN of the permissions boundary put on every role the system creates.
     pub permissions_boundary: Option<String>,
+    /// Refuse to create or update roles while no boundary is configured. Off, every plan
+    /// carries a warning that roles go without one.
+    pub require_boundary: bool,
+    /// Refuse intents that ask for actions creating, changing or passing identities or
+    /// credentials (`iam:PassRole`, `iam:Put*`, `*`, ...), unless an exception names them.
+    pub refuse_dangerous: bool,
+    pub danger_exceptions: Vec<crate::policy::DangerException>,
     /// Allow binding a role to a namespace's `default` ServiceAccount (which every pod of the
     /// namespace uses unless told otherwise).
     pub allow_default_service_account: bool,
@@ -78,6 +85,9 @@ impl Default for Settings {
             mode: BindingMode::Irsa,
             iam_path: "/eks-intents/".to_owned(),
             permissions_boundary: None,
+            require_boundary: true,
+            refuse_dangerous: true,
+            danger_exceptions: Vec::new(),
             allow_default_service_account: false,
             deletion_grace_seconds: 24 * 60 * 60,
             max_deletions_per_run: 5,

@@ -51,6 +51,7 @@ struct RoleIntent<'a> {
 
 /// The outcome of planning one role, shared by the workloads that run as its ServiceAccount.
 struct RoleOutcome {
+    warnings: Vec<String>,
     role: RoleName,
     arn: String,
     binding: Option<Binding>,
@@ -179,6 +180,7 @@ impl<'a> Planner<'a> {
                 ));
             }
             let outcome = self.plan_role(service_account, intent);
+            plan.warnings.extend(outcome.warnings.iter().cloned());
             claimed.insert(outcome.role.as_str().to_ascii_lowercase());
             if self.settings.mode == BindingMode::Irsa
                 && outcome
@@ -286,6 +288,17 @@ impl<'a> Planner<'a> {
         self.report_held_roles(&claimed, &mut plan);
         if needs_oidc_provider {
             plan.actions.extend(self.plan_oidc_provider());
+        }
+        if self.settings.permissions_boundary.is_none()
+            && !self.settings.require_boundary
+            && role_actions
+                .iter()
+                .any(|a| matches!(a, Action::CreateRole { .. }))
+        {
+            plan.warnings.push(
+                "roles are created without a permissions boundary: the requirement is turned off"
+                    .to_owned(),
+            );
         }
         plan.actions.extend(role_actions);
         self.plan_orphans(&claimed, &mut plan);
@@ -430,6 +443,7 @@ impl<'a> Planner<'a> {
             (None, BindingMode::PodIdentity) => Binding::PodIdentityAssociation,
         };
         let mut outcome = RoleOutcome {
+            warnings: Vec::new(),
             role: role.clone(),
             arn: arn.clone(),
             binding: Some(binding.clone()),
@@ -532,6 +546,42 @@ impl<'a> Planner<'a> {
             .iter()
             .flat_map(|w| w.sources.iter().map(|s| s.bundle.clone()))
             .collect();
+        if self.settings.permissions_boundary.is_none() && self.settings.require_boundary {
+            return fail(
+                outcome,
+                "no permissions boundary is configured (EKS_INTENTS_PERMISSIONS_BOUNDARY): roles are neither created nor changed without one, since whoever uploads intents would otherwise get whatever they ask for. Configure the boundary, or turn the requirement off (EKS_INTENTS_REQUIRE_BOUNDARY=false)".to_owned(),
+            );
+        }
+        if self.settings.refuse_dangerous {
+            let refused: Vec<String> = permissions
+                .iter()
+                .filter_map(|p| policy::danger(p).map(|why| (p, why)))
+                .filter(|(p, _)| !self.excepted(p, intent))
+                .map(|(p, why)| format!("{} on {}: {why}", p.action, p.resource))
+                .collect();
+            if !refused.is_empty() {
+                return fail(
+                    outcome,
+                    format!(
+                        "refused: {}. Such actions let a workload create or take over identities; the platform team can allow one for this workload with an exception in the settings (EKS_INTENTS_DANGEROUS_EXCEPTIONS)",
+                        refused.join("; ")
+                    ),
+                );
+            }
+        }
+        for p in permissions.iter().filter(|p| policy::broad(p)) {
+            let names: Vec<String> = intent
+                .workloads
+                .iter()
+                .map(|w| w.workload.to_string())
+                .collect();
+            outcome.warnings.push(format!(
+                "{} {} granted {} on every resource: broad; consider naming the resources",
+                names.join(" and "),
+                if names.len() > 1 { "are" } else { "is" },
+                p.action
+            ));
+        }
         let statements = policy::permission_statements(&permissions);
         let layout = match policy::layout_permissions(&statements, &self.settings.quotas) {
             Ok(layout) => layout,
@@ -853,6 +903,25 @@ impl<'a> Planner<'a> {
             }
         }
         Ok((actions, None))
+    }
+
+    /// True when an exception of the settings allows this dangerous permission for one of the
+    /// role's workloads.
+    fn excepted(&self, permission: &Permission, intent: &RoleIntent) -> bool {
+        self.settings.danger_exceptions.iter().any(|e| {
+            e.action.eq_ignore_ascii_case(&permission.action)
+                && e.cluster
+                    .as_deref()
+                    .is_none_or(|c| c == self.cluster.name.as_str())
+                && intent.workloads.iter().any(|w| {
+                    e.namespace
+                        .as_deref()
+                        .is_none_or(|n| n == w.workload.namespace.as_str())
+                        && e.workload
+                            .as_deref()
+                            .is_none_or(|n| n == w.workload.name.as_str())
+                })
+        })
     }
 
     fn is_our_role_arn(&self, arn: &str) -> bool {

@@ -936,3 +936,129 @@ fn a_new_binding_asks_for_a_restart_or_rolls_the_pods() {
     assert!(again.is_empty(), "{:?}", names(&again));
     assert_eq!(workload(&again, "joke-worker").restart, Restart::NotNeeded);
 }
+
+#[test]
+fn no_role_is_created_or_changed_without_a_configured_boundary() {
+    let unbounded = Settings {
+        permissions_boundary: None,
+        ..settings()
+    };
+    let planned = plan(&seed_desired(), &seed_cluster(), &unbounded);
+    assert!(
+        !planned.actions.iter().any(|a| a.role().is_some()),
+        "{:?}",
+        names(&planned)
+    );
+    let report = workload(&planned, "joke-worker");
+    assert_eq!(report.state, WorkloadState::Error);
+    assert!(
+        report
+            .message
+            .contains("no permissions boundary is configured"),
+        "{}",
+        report.message
+    );
+
+    let allowed = Settings {
+        require_boundary: false,
+        ..unbounded
+    };
+    let planned = plan(&seed_desired(), &seed_cluster(), &allowed);
+    assert!(planned.actions.iter().any(|a| matches!(
+        a,
+        Action::CreateRole {
+            permissions_boundary: None,
+            ..
+        }
+    )));
+    assert!(
+        planned
+            .warnings
+            .iter()
+            .any(|w| w.contains("without a permissions boundary")),
+        "{:?}",
+        planned.warnings
+    );
+}
+
+#[test]
+fn dangerous_actions_are_refused_unless_an_exception_names_the_workload() {
+    let mut desired = seed_desired();
+    declare(
+        &mut desired,
+        "intents/demo/jokes/w.yaml",
+        "jokes",
+        "joke-worker",
+        "*",
+        &["iam:Put*"],
+    );
+    let planned = plan(&desired, &seed_cluster(), &settings());
+    let report = workload(&planned, "joke-worker");
+    assert_eq!(report.state, WorkloadState::Error);
+    assert!(
+        report.message.contains("iam:Put* on *") && report.message.contains("iam:PutRolePolicy"),
+        "{}",
+        report.message
+    );
+    assert!(!names(&planned).iter().any(|n| n.contains("joke-worker")));
+    // The other workloads go on.
+    assert_eq!(
+        workload(&planned, "ebs-csi-controller").state,
+        WorkloadState::Changing
+    );
+
+    let excepted = Settings {
+        danger_exceptions: vec![crate::policy::DangerException {
+            namespace: Some("jokes".into()),
+            workload: Some("joke-worker".into()),
+            action: "iam:put*".into(),
+            ..Default::default()
+        }],
+        ..settings()
+    };
+    assert_eq!(
+        workload(&plan(&desired, &seed_cluster(), &excepted), "joke-worker").state,
+        WorkloadState::Changing
+    );
+    let elsewhere = Settings {
+        danger_exceptions: vec![crate::policy::DangerException {
+            namespace: Some("other".into()),
+            action: "iam:Put*".into(),
+            ..Default::default()
+        }],
+        ..settings()
+    };
+    assert_eq!(
+        workload(&plan(&desired, &seed_cluster(), &elsewhere), "joke-worker").state,
+        WorkloadState::Error
+    );
+}
+
+#[test]
+fn broad_grants_are_allowed_with_a_warning() {
+    let planned = plan(&seed_desired(), &seed_cluster(), &settings());
+    assert!(
+        planned.warnings.iter().any(|w| w.contains("ack-system/ack-dynamodb-controller-dynamodb-chart is granted dynamodb:* on every resource")),
+        "{:?}",
+        planned.warnings
+    );
+}
+
+proptest! {
+    /// Whatever the intents and the account, a role is only ever created with the configured
+    /// boundary, and never when none is configured and one is required.
+    #[test]
+    fn every_created_role_carries_the_boundary(desired in arb_desired(), observed in arb_observed(), with_boundary in any::<bool>()) {
+        let settings = Settings {
+            permissions_boundary: with_boundary.then(|| "arn:aws:iam::123456789012:policy/b".to_owned()),
+            ..settings()
+        };
+        let planned = plan(&desired, &observed, &settings);
+        for action in &planned.actions {
+            if let Action::CreateRole { permissions_boundary, .. } = action {
+                prop_assert_eq!(permissions_boundary, &settings.permissions_boundary);
+                prop_assert!(permissions_boundary.is_some());
+            }
+        }
+    }
+}

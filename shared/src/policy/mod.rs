@@ -2,12 +2,16 @@
 //! semantic comparison with what IAM returns, their sizes against the quotas, and the names,
 //! paths and tags of what the system owns.
 
+mod catalogue;
+mod danger;
 mod document;
 mod names;
 mod normalize;
 mod split;
 mod trust;
 
+pub use catalogue::{ActionCheck, check_action, expand};
+pub use danger::{DangerException, action_matches, broad, danger};
 pub use document::{PolicyDocument, Statement, permission_statements};
 pub use names::*;
 pub use normalize::{canonical_json, display_form, normalize};
