@@ -430,7 +430,16 @@ impl Doc<'_, '_> {
         let mut actions = Vec::new();
         for (i, item) in items.iter().enumerate() {
             match &item.node {
-                Node::String(action) if is_iam_action(action) => actions.push(action.clone()),
+                Node::String(action) if is_iam_action(action) => {
+                    // Checked against the Service Authorization Reference, so a typo fails
+                    // here with a suggestion instead of as a silently useless grant.
+                    let check = crate::policy::check_action(action);
+                    if check.is_valid() {
+                        actions.push(action.clone());
+                    } else {
+                        self.error(item.line, &index(&path, i), check.to_string());
+                    }
+                }
                 Node::String(action) => self.error(
                     item.line,
                     &index(&path, i),

@@ -1078,3 +1078,40 @@ proptest! {
         prop_assert!(report.is_valid() || report.held_whole_bundle || !report.held_workloads.is_empty());
     }
 }
+
+#[test]
+fn actions_are_checked_against_the_service_authorization_reference() {
+    let text = "apiVersion: k8s.otterize.com/v1alpha3
+kind: ClientIntents
+metadata:
+  name: w
+  namespace: jokes
+spec:
+  service:
+    name: joke-worker
+  calls:
+    - name: '*'
+      type: aws
+      awsActions:
+        - dynamodb:PutItm
+        - dynamdb:GetItem
+        - s3:Nothing*
+        - ec2:Describe*
+        - dynamodb:GetItem
+";
+    let report = read("typos.yaml", text);
+    assert_eq!(
+        shown(&report.errors),
+        [
+            "typos.yaml:13: document 1: spec.calls[0].awsActions[0]: dynamodb:PutItm: unknown action; did you mean dynamodb:PutItem?",
+            "typos.yaml:14: document 1: spec.calls[0].awsActions[1]: dynamdb:GetItem: unknown service dynamdb; did you mean dynamodb?",
+            "typos.yaml:15: document 1: spec.calls[0].awsActions[2]: s3:Nothing*: the wildcard matches no action",
+        ]
+    );
+    // The document fails as a whole: its workload is held, not granted the valid rest.
+    assert!(report.intents.is_empty());
+    assert_eq!(
+        report.held_workloads,
+        [(Namespace::new("jokes"), WorkloadName::new("joke-worker"))]
+    );
+}
