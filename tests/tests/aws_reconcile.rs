@@ -414,3 +414,146 @@ async fn throttling_on_iam_and_eks_still_converges() {
         "{status:#}"
     );
 }
+
+/// Each bad bundle of `tests/fixtures/bad-bundles/`, uploaded over the valid joke-worker
+/// bundle, changes nothing in IAM, EKS or the cluster, and the status says what is wrong.
+#[tokio::test]
+async fn bad_uploads_change_nothing_and_the_status_explains() {
+    let w = world(BindingMode::Irsa, fake_cluster).await;
+    w.upload_seed().await;
+    w.run_reconciler().await;
+    let before = w.inspect();
+    let dir = integration::repo_root().join("tests/fixtures/bad-bundles");
+    let key = "intents/demo/jokes/joke-worker-ci.yaml";
+    let archive = "intents/demo/jokes/joke-worker.tgz";
+    let cases: Vec<(&str, &str, Vec<u8>, &str)> = vec![
+        (
+            "malformed-yaml.yaml",
+            key,
+            read(&dir, "malformed-yaml.yaml"),
+            "invalid YAML: unclosed bracket '['",
+        ),
+        (
+            "wrong-type.yaml",
+            key,
+            read(&dir, "wrong-type.yaml"),
+            "expected a list of actions, found a number",
+        ),
+        (
+            "missing-spec.yaml",
+            key,
+            read(&dir, "missing-spec.yaml"),
+            "missing required field",
+        ),
+        (
+            "unknown-api-version.yaml",
+            key,
+            read(&dir, "unknown-api-version.yaml"),
+            "unsupported ClientIntents version \"k8s.otterize.com/v9\"; supported versions of k8s.otterize.com: v1alpha3, v1beta1, v2alpha1, v2beta1 (v1alpha2 is read but has no AWS calls)",
+        ),
+        (
+            "action-typo.yaml",
+            key,
+            read(&dir, "action-typo.yaml"),
+            "dynamodb:PutItm: unknown action; did you mean dynamodb:PutItem?",
+        ),
+        (
+            "unknown-service.yaml",
+            key,
+            read(&dir, "unknown-service.yaml"),
+            "dynamdb:GetItem: unknown service dynamdb; did you mean dynamodb?",
+        ),
+        (
+            "other-namespace.yaml",
+            key,
+            read(&dir, "other-namespace.yaml"),
+            "namespace \"ack-system\" is outside this bundle's namespace \"jokes\"",
+        ),
+        (
+            "alias-bomb.yaml",
+            key,
+            read(&dir, "alias-bomb.yaml"),
+            "YAML aliases expand to more than 10000 parser events (an alias bomb?); write the values out instead of repeating aliases",
+        ),
+        (
+            "not-utf8.yaml",
+            key,
+            read(&dir, "not-utf8.yaml"),
+            "file is not UTF-8 text",
+        ),
+        (
+            "empty.yaml",
+            key,
+            read(&dir, "empty.yaml"),
+            "bundle is empty",
+        ),
+        (
+            "oversized.yaml",
+            key,
+            b"# padding\n".repeat(120_000),
+            "bundle is 1200000 bytes, more than the limit of 1048576 bytes",
+        ),
+        (
+            "dotdot-archive.tgz",
+            archive,
+            read(&dir, "dotdot-archive.tgz"),
+            "..",
+        ),
+    ];
+    for (name, key, body, expected) in cases {
+        w.emulator.clear_requests();
+        w.put(key, body).await;
+        let response = w.notify(key, false).await;
+        assert_eq!(response.invalid, [key], "{name}");
+        w.run_reconciler().await;
+        assert_eq!(w.aws_writes(), BTreeMap::new(), "{name}");
+        assert_eq!(w.inspect(), before, "{name}");
+        let status = w.status().await;
+        let bundle = status["bundles"]
+            .as_array()
+            .and_then(|b| b.iter().find(|b| b["key"] == key))
+            .unwrap_or_else(|| panic!("{name}: no bundle status"));
+        assert_eq!(bundle["valid"], false, "{name}");
+        let message = bundle["errors"][0]["message"].as_str().unwrap_or_default();
+        if name.ends_with(".tgz") {
+            assert!(message.contains(expected), "{name}: {message}");
+        } else {
+            assert_eq!(message, expected, "{name}");
+        }
+        assert_eq!(bundle["errors"][0]["file"], key, "{name}");
+    }
+    w.clients
+        .s3
+        .delete_object()
+        .bucket("eks-intents-test")
+        .key(archive)
+        .send()
+        .await
+        .expect("delete");
+    // Dangerous actions parse, but the workload is refused: its role stays as it was.
+    w.emulator.clear_requests();
+    w.put(key, read(&dir, "dangerous-wildcard.yaml")).await;
+    w.notify(key, false).await;
+    w.run_reconciler().await;
+    assert_eq!(w.aws_writes(), BTreeMap::new());
+    assert_eq!(w.inspect(), before);
+    let status = w.status().await;
+    let worker = status["workloads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["workload"] == "joke-worker")
+        .unwrap();
+    assert_eq!(worker["state"], "Error");
+    assert!(
+        worker["message"]
+            .as_str()
+            .unwrap()
+            .contains("iam:PutRolePolicy"),
+        "{worker}"
+    );
+}
+
+fn read(dir: &std::path::Path, name: &str) -> Vec<u8> {
+    std::fs::read(dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+}

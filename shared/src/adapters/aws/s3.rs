@@ -51,15 +51,24 @@ impl BundleStore for S3Adapter {
 
     async fn get(&self, key: &str, max_bytes: u64) -> PortResult<FetchedObject> {
         // One byte past the cap tells the reader the object is too large, without fetching it.
-        let out = self
+        let result = self
             .client
             .get_object()
             .bucket(&self.bucket)
             .key(key)
             .range(format!("bytes=0-{max_bytes}"))
             .send()
-            .await
-            .map_err(|e| port_error("s3", "GetObject", e))?;
+            .await;
+        let out = match result {
+            Ok(out) => out,
+            // A range of an empty object is not satisfiable: the object is empty.
+            Err(e)
+                if e.as_service_error().and_then(|s| s.meta().code()) == Some("InvalidRange") =>
+            {
+                return Ok(FetchedObject::default());
+            }
+            Err(e) => return Err(port_error("s3", "GetObject", e)),
+        };
         let version = out.version_id().map(str::to_owned);
         let body = out.body.collect().await.map_err(|e| {
             crate::ports::PortError::new(
