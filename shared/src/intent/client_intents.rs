@@ -327,6 +327,7 @@ impl Doc<'_, '_> {
                 Some("aws") => {
                     let resource = self.resource_arn(call, &call_path, "name");
                     let actions = self.actions(call, &call_path, "awsActions");
+                    self.service_mismatch(call.line, &call_path, resource.as_deref(), &actions);
                     add_permissions(&mut permissions, resource, actions);
                 }
                 Some(other) if other.eq_ignore_ascii_case("aws") => {
@@ -373,6 +374,7 @@ impl Doc<'_, '_> {
                 if let Some(aws) = self.mapping(target, &target_path, "aws", true) {
                     let resource = self.resource_arn(aws, &aws_path, "arn");
                     let actions = self.actions(aws, &aws_path, "actions");
+                    self.service_mismatch(aws.line, &aws_path, resource.as_deref(), &actions);
                     add_permissions(&mut permissions, resource, actions);
                 }
                 continue;
@@ -389,11 +391,45 @@ impl Doc<'_, '_> {
         permissions
     }
 
+    /// A warning (as a notice) for actions of another service than the ARN's: IAM accepts the
+    /// grant, but it can never match, which is almost always a mistake in the intents.
+    fn service_mismatch(
+        &mut self,
+        line: Option<u64>,
+        path: &str,
+        resource: Option<&str>,
+        actions: &[String],
+    ) {
+        let Some(service) = resource.and_then(crate::policy::arn_service) else {
+            return;
+        };
+        for action in actions {
+            let Some((action_service, _)) = action.split_once(':') else {
+                continue;
+            };
+            if !action_service.contains('*') && !action_service.eq_ignore_ascii_case(service) {
+                self.notice(
+                    line,
+                    path,
+                    format!(
+                        "warning: {action} is an action of {action_service}, but the resource is a {service} ARN: the grant can never match"
+                    ),
+                );
+            }
+        }
+    }
+
     /// The resource of an AWS call: an ARN or `*`.
     fn resource_arn(&mut self, parent: &Item, parent_path: &str, key: &str) -> Option<String> {
         let path = field(parent_path, key);
         let (value, line) = self.string_entry(parent, &path, key, true).ok()??;
         if is_resource(value) {
+            if value != "*"
+                && let Err(why) = crate::policy::check_arn(value)
+            {
+                self.error(line, &path, why);
+                return None;
+            }
             Some(value.to_owned())
         } else {
             self.error(

@@ -1115,3 +1115,40 @@ spec:
         [(Namespace::new("jokes"), WorkloadName::new("joke-worker"))]
     );
 }
+
+#[test]
+fn resource_arns_are_checked_and_service_mismatches_warned() {
+    let text = "apiVersion: k8s.otterize.com/v2alpha1
+kind: ClientIntents
+metadata:
+  name: w
+  namespace: jokes
+spec:
+  workload:
+    name: joke-worker
+  targets:
+    - aws:
+        arn: arn:aws:dynamodb:euwest2:123456789012:table/t
+        actions: [dynamodb:GetItem]
+";
+    let report = read("arns.yaml", text);
+    assert_eq!(
+        shown(&report.errors),
+        [
+            "arns.yaml:11: document 1: spec.targets[0].aws.arn: \"arn:aws:dynamodb:euwest2:123456789012:table/t\": region \"euwest2\" is not a region (like eu-west-2), empty, or *"
+        ]
+    );
+    let mismatch = text.replace(
+        "arn:aws:dynamodb:euwest2:123456789012:table/t",
+        "arn:aws:s3:::jokes/*",
+    );
+    let report = read("arns.yaml", &mismatch);
+    assert!(report.is_valid(), "{:?}", report.errors);
+    assert!(
+        shown(&report.notices).iter().any(|n| n.contains(
+            "warning: dynamodb:GetItem is an action of dynamodb, but the resource is a s3 ARN"
+        )),
+        "{:?}",
+        shown(&report.notices)
+    );
+}

@@ -2,6 +2,7 @@
 //! semantic comparison with what IAM returns, their sizes against the quotas, and the names,
 //! paths and tags of what the system owns.
 
+mod arn;
 mod catalogue;
 mod danger;
 mod document;
@@ -10,6 +11,7 @@ mod normalize;
 mod split;
 mod trust;
 
+pub use arn::{arn_service, check_arn};
 pub use catalogue::{ActionCheck, check_action, expand};
 pub use danger::{DangerException, action_matches, broad, danger};
 pub use document::{PolicyDocument, Statement, permission_statements};
