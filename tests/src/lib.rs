@@ -47,30 +47,56 @@ pub fn python() -> &'static str {
     })
 }
 
-/// One emulator process, stopped when dropped (closing its stdin ends it).
-pub struct Emulator {
+/// A service process started for a test: it prints one line when ready and stops when its
+/// stdin closes, so a test that dies never leaves it running.
+struct Service {
     child: Child,
     stdin: Option<ChildStdin>,
+}
+
+impl Service {
+    /// Starts `command` and returns it with its first stdout line.
+    fn start(mut command: Command, what: &str) -> (Service, String) {
+        let mut child = command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{what} does not start: {e}"));
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .unwrap_or_else(|e| panic!("{what} prints nothing: {e}"));
+        (Service { child, stdin }, line)
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        drop(self.stdin.take());
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
+}
+
+/// One emulator process, stopped when dropped.
+pub struct Emulator {
+    _process: Service,
     pub url: String,
     address: String,
 }
 
 impl Emulator {
     pub fn start() -> Emulator {
-        let mut child = Command::new(python())
+        let mut command = Command::new(python());
+        command
             .arg(repo_root().join("tests/harness/aws_emulator.py"))
-            .args(["--port", "0"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("the AWS emulator starts");
-        let stdin = child.stdin.take();
-        let stdout = child.stdout.take().expect("emulator stdout");
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("the emulator prints READY");
+            .args(["--port", "0"]);
+        let (process, line) = Service::start(command, "the AWS emulator");
         let url = line
             .trim()
             .strip_prefix("READY ")
@@ -78,8 +104,7 @@ impl Emulator {
             .to_owned();
         let address = url.trim_start_matches("http://").to_owned();
         Emulator {
-            child,
-            stdin,
+            _process: process,
             url,
             address,
         }
@@ -144,21 +169,10 @@ impl Emulator {
     }
 }
 
-impl Drop for Emulator {
-    fn drop(&mut self) {
-        drop(self.stdin.take());
-        if self.child.try_wait().ok().flatten().is_none() {
-            let _ = self.child.kill();
-        }
-        let _ = self.child.wait();
-    }
-}
-
 /// The local Kubernetes API server (`tests/kube-api-server`), for one cluster, checking EKS
 /// tokens against the emulator's STS. Stopped when dropped.
 pub struct KubeServer {
-    child: Child,
-    stdin: Option<ChildStdin>,
+    _process: Service,
     pub endpoint: String,
     /// Base64 PEM of its CA, as `DescribeCluster` gives it.
     pub ca_data: String,
@@ -194,7 +208,8 @@ impl KubeServer {
     /// credentials `Emulator::sdk_config` uses.
     pub fn start(cluster: &str, emulator: &Emulator) -> KubeServer {
         let admin_token = format!("admin-{}", std::process::id());
-        let mut child = Command::new(kube_server_binary())
+        let mut command = Command::new(kube_server_binary());
+        command
             .args(["--cluster", cluster, "--sts-endpoint", &emulator.url])
             .args([
                 "--aws-access-key-id",
@@ -202,26 +217,15 @@ impl KubeServer {
                 "--aws-secret-access-key",
                 "testing",
             ])
-            .args(["--admin-token", &admin_token, "--port", "0"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("kube-api-server starts");
-        let stdin = child.stdin.take();
-        let stdout = child.stdout.take().expect("kube-api-server stdout");
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("kube-api-server prints READY");
+            .args(["--admin-token", &admin_token, "--port", "0"]);
+        let (process, line) = Service::start(command, "kube-api-server");
         let ready: Value = line
             .trim()
             .strip_prefix("READY ")
             .and_then(|json| serde_json::from_str(json).ok())
             .unwrap_or_else(|| panic!("unexpected kube-api-server output: {line:?}"));
         KubeServer {
-            child,
-            stdin,
+            _process: process,
             endpoint: ready["endpoint"].as_str().unwrap_or_default().to_owned(),
             ca_data: ready["ca_data"].as_str().unwrap_or_default().to_owned(),
             admin_token,
@@ -239,49 +243,14 @@ impl KubeServer {
 
     /// A client with the admin token, to seed and inspect objects as a cluster admin would.
     pub fn admin_client(&self) -> kube::Client {
-        use base64::Engine as _;
-        let _ = &self.ca_data;
         let mut config = kube::Config::new(self.endpoint.parse().expect("endpoint URL"));
-        let pem = base64::engine::general_purpose::STANDARD
-            .decode(&self.ca_data)
-            .expect("CA data is base64");
-        config.root_cert = Some(pem_to_der(&String::from_utf8_lossy(&pem)));
+        config.root_cert = Some(
+            eks_intents::adapters::kube::pem_certificates(&self.ca_data).expect("CA data is PEM"),
+        );
         let mut value = http::HeaderValue::from_str(&format!("Bearer {}", self.admin_token))
             .expect("header value");
         value.set_sensitive(true);
         config.headers.push((http::header::AUTHORIZATION, value));
         kube::Client::try_from(config).expect("admin client")
-    }
-}
-
-fn pem_to_der(pem: &str) -> Vec<Vec<u8>> {
-    use base64::Engine as _;
-    let mut out = Vec::new();
-    let mut body: Option<String> = None;
-    for line in pem.lines().map(str::trim) {
-        if line.starts_with("-----BEGIN") {
-            body = Some(String::new());
-        } else if line.starts_with("-----END") {
-            if let Some(b) = body.take() {
-                out.push(
-                    base64::engine::general_purpose::STANDARD
-                        .decode(b)
-                        .expect("PEM body"),
-                );
-            }
-        } else if let Some(b) = body.as_mut() {
-            b.push_str(line);
-        }
-    }
-    out
-}
-
-impl Drop for KubeServer {
-    fn drop(&mut self) {
-        drop(self.stdin.take());
-        if self.child.try_wait().ok().flatten().is_none() {
-            let _ = self.child.kill();
-        }
-        let _ = self.child.wait();
     }
 }

@@ -147,7 +147,7 @@ impl EksKubernetes {
 }
 
 /// The DER certificates of base64 PEM data, as `DescribeCluster` gives the CA.
-fn pem_certificates(data: &str) -> Result<Vec<Vec<u8>>, String> {
+pub fn pem_certificates(data: &str) -> Result<Vec<Vec<u8>>, String> {
     let pem = STANDARD
         .decode(data.trim())
         .map_err(|e| format!("not base64: {e}"))?;
