@@ -171,6 +171,24 @@ fn validate(paths: &[String], namespace: Option<&str>) -> Result<ExitCode> {
     let namespace = parse_namespace(namespace)?;
     let reports = bundles::read_all(&parse_paths(paths)?, namespace.as_ref(), &Limits::default())?;
     let errors = bundles::print_diagnostics(&reports);
+    // The reconciler refuses these unless the deployment grants an exception, which only it
+    // knows: before upload they are warnings, in the same words as the status report.
+    for report in &reports {
+        for intent in &report.intents {
+            for permission in &intent.permissions {
+                if let Some(why) = eks_intents::policy::danger(permission) {
+                    eprintln!(
+                        "{}: document {}: warning: {} on {}: {why}; refused unless the platform team grants {} an exception",
+                        intent.source.bundle,
+                        intent.source.document,
+                        permission.action,
+                        permission.resource,
+                        intent.workload
+                    );
+                }
+            }
+        }
+    }
     let intents: usize = reports.iter().map(|r| r.intents.len()).sum();
     let skipped: usize = reports.iter().map(|r| r.notices.len()).sum();
     let valid = reports.iter().filter(|r| r.is_valid()).count();

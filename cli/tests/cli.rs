@@ -280,3 +280,21 @@ fn tempdir(name: &str) -> PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+#[test]
+fn validate_warns_of_dangerous_actions_in_the_status_reports_words() {
+    let dir = tempdir("validate-danger");
+    let bundle = dir.join("danger.yaml");
+    std::fs::write(
+        &bundle,
+        "apiVersion: k8s.otterize.com/v1alpha3\nkind: ClientIntents\nmetadata:\n  name: x\n  namespace: jokes\nspec:\n  service:\n    name: joke-worker\n  calls:\n    - type: aws\n      name: '*'\n      awsActions: [\"iam:Put*\"]\n",
+    )
+    .unwrap();
+    let out = run(&["validate", bundle.to_str().unwrap()]);
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("document 1: warning: iam:Put* on *: iam:Put* includes iam:PutGroupPolicy, iam:PutRolePermissionsBoundary, iam:PutRolePolicy, iam:PutUserPermissionsBoundary, iam:PutUserPolicy (identities and credentials); refused unless the platform team grants jokes/joke-worker an exception"),
+        "{stderr}"
+    );
+}
