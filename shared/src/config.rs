@@ -39,6 +39,7 @@ pub const PROPAGATION_TIMEOUT: &str = "EKS_INTENTS_IAM_PROPAGATION_SECONDS";
 pub const S3_PATH_STYLE: &str = "EKS_INTENTS_S3_PATH_STYLE";
 pub const ROLLOUT: &str = "EKS_INTENTS_ROLLOUT";
 pub const REQUIRE_BOUNDARY: &str = "EKS_INTENTS_REQUIRE_BOUNDARY";
+pub const FORCE_ANNOTATIONS: &str = "EKS_INTENTS_FORCE_ANNOTATIONS";
 pub const REFUSE_DANGEROUS: &str = "EKS_INTENTS_REFUSE_DANGEROUS";
 pub const DANGEROUS_EXCEPTIONS: &str = "EKS_INTENTS_DANGEROUS_EXCEPTIONS";
 
@@ -97,6 +98,7 @@ impl Config {
             iam_path,
             permissions_boundary,
             require_boundary: parse(&get, REQUIRE_BOUNDARY, true)?,
+            force_annotations: parse(&get, FORCE_ANNOTATIONS, false)?,
             refuse_dangerous: parse(&get, REFUSE_DANGEROUS, true)?,
             danger_exceptions,
             allow_default_service_account: parse(&get, ALLOW_DEFAULT_SA, false)?,

@@ -320,11 +320,13 @@ pub trait KubernetesPort: Send + Sync {
         &self,
         namespaces: &BTreeSet<Namespace>,
     ) -> impl Future<Output = PortResult<KubernetesSnapshot>> + Send;
-    /// Sets the role annotation, as this system's field manager.
+    /// Sets the role annotation, as this system's field manager; `force` takes it over from
+    /// another manager.
     fn annotate_service_account(
         &self,
         service_account: &ServiceAccountRef,
         role_arn: &str,
+        force: bool,
     ) -> impl Future<Output = PortResult<()>> + Send;
     /// Gives up this system's role annotation.
     fn remove_service_account_annotation(
@@ -361,8 +363,9 @@ impl<T: KubernetesPort> KubernetesPort for &T {
         &self,
         service_account: &ServiceAccountRef,
         role_arn: &str,
+        force: bool,
     ) -> impl Future<Output = PortResult<()>> + Send {
-        (**self).annotate_service_account(service_account, role_arn)
+        (**self).annotate_service_account(service_account, role_arn, force)
     }
     fn remove_service_account_annotation(
         &self,

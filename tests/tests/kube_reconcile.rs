@@ -335,3 +335,31 @@ async fn without_rollout_the_status_says_which_workloads_need_a_restart() {
             .is_none_or(|a| !a.contains_key("eks-intents/restarted-at"))
     );
 }
+
+#[tokio::test]
+async fn with_forcing_allowed_another_managers_annotation_is_taken_over() {
+    let mut w = world(BindingMode::Irsa, local_cluster(CLUSTER, true)).await;
+    w.reconciler.settings.plan.force_annotations = true;
+    let admin = w.reconciler.kube.server.admin_client();
+    let jokes: Api<ServiceAccount> = Api::namespaced(admin, "jokes");
+    jokes
+        .patch(
+            "joke-worker",
+            &PatchParams::apply("platform-team"),
+            &Patch::Apply(json!({"apiVersion": "v1", "kind": "ServiceAccount",
+                "metadata": {"name": "joke-worker", "annotations": {ROLE_ANNOTATION: "arn:aws:iam::123456789012:role/hand-made"}}})),
+        )
+        .await
+        .expect("other manager applies");
+    w.upload_seed().await;
+    w.run_reconciler().await;
+    let sa = service_account(&w, "jokes", "joke-worker").await;
+    assert_eq!(annotation(&sa), Some(role_arn(WORKER_ROLE)));
+    assert_eq!(managers_of_annotation(&sa), [FIELD_MANAGER]);
+    let status = w.status().await;
+    assert_eq!(
+        workload_status(&status, "joke-worker")["state"],
+        "Ready",
+        "{status:#}"
+    );
+}

@@ -237,11 +237,12 @@ async fn run<I: IamPort, E: EksPort, K: KubernetesPort>(
         Action::AnnotateServiceAccount {
             service_account,
             role_arn,
+            force,
             ..
         } => {
             let result = ports
                 .kube
-                .annotate_service_account(service_account, role_arn)
+                .annotate_service_account(service_account, role_arn, *force)
                 .await;
             let (reason, message, warning) = match &result {
                 Ok(()) => (

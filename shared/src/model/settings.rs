@@ -77,6 +77,9 @@ pub struct Settings {
     /// Roll a workload's pods (a pod template annotation) when its binding changes: pods only
     /// get credentials when they start. Off, the status says which workloads need a restart.
     pub rollout_restart: bool,
+    /// Take the role annotation over from another field manager instead of reporting a
+    /// conflict.
+    pub force_annotations: bool,
 }
 
 impl Default for Settings {
@@ -93,6 +96,7 @@ impl Default for Settings {
             max_deletions_per_run: 5,
             quotas: IamQuotas::default(),
             rollout_restart: false,
+            force_annotations: false,
         }
     }
 }

@@ -107,6 +107,9 @@ pub enum Action {
         role: RoleName,
         service_account: ServiceAccountRef,
         role_arn: String,
+        /// Take the annotation over from the manager that set it (settings allow forcing).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        force: bool,
     },
     RemoveServiceAccountAnnotation {
         role: RoleName,

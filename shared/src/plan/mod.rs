@@ -820,21 +820,23 @@ impl<'a> Planner<'a> {
                             role: role.clone(),
                             service_account: service_account.clone(),
                             role_arn: arn.to_owned(),
+                            force: false,
                         });
                         return Ok((actions, None));
                     }
                 };
                 match sa.role_annotation() {
                     Some(current) if current == arn => {}
-                    Some(current) if !sa.annotation_owned => {
+                    Some(current) if !sa.annotation_owned && !self.settings.force_annotations => {
                         return Err(format!(
-                            "ServiceAccount {service_account} is already annotated with role {current} by another manager; not overwriting it. Remove that annotation, or allow forcing in the settings"
+                            "ServiceAccount {service_account} is already annotated with role {current} by another manager; not overwriting it. Remove that annotation, or allow forcing in the settings (EKS_INTENTS_FORCE_ANNOTATIONS)"
                         ));
                     }
-                    _ => actions.push(Action::AnnotateServiceAccount {
+                    current => actions.push(Action::AnnotateServiceAccount {
                         role: role.clone(),
                         service_account: service_account.clone(),
                         role_arn: arn.to_owned(),
+                        force: current.is_some() && !sa.annotation_owned,
                     }),
                 }
             }

@@ -1062,3 +1062,29 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn forcing_takes_over_another_managers_annotation_when_allowed() {
+    let mut observed = seed_cluster();
+    let sa = observed
+        .service_accounts
+        .iter_mut()
+        .find(|s| s.name.as_str() == "joke-worker")
+        .unwrap();
+    sa.annotations.insert(
+        ROLE_ARN_ANNOTATION.into(),
+        "arn:aws:iam::123456789012:role/hand-made".into(),
+    );
+    let forcing = Settings {
+        force_annotations: true,
+        ..settings()
+    };
+    let planned = plan(&seed_desired(), &observed, &forcing);
+    assert_eq!(
+        workload(&planned, "joke-worker").state,
+        WorkloadState::Changing
+    );
+    assert!(planned.actions.iter().any(|a| matches!(a, Action::AnnotateServiceAccount { service_account, force: true, .. } if service_account.name.as_str() == "joke-worker")));
+    // Annotations nobody else holds are applied without force.
+    assert!(planned.actions.iter().any(|a| matches!(a, Action::AnnotateServiceAccount { service_account, force: false, .. } if service_account.namespace.as_str() == "ack-system")));
+}

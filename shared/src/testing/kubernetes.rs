@@ -169,6 +169,7 @@ impl KubernetesPort for FakeKubernetes {
         &self,
         service_account: &ServiceAccountRef,
         role_arn: &str,
+        _force: bool,
     ) -> PortResult<()> {
         self.write(service_account, Some(role_arn))
     }

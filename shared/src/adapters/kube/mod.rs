@@ -251,6 +251,7 @@ impl EksCluster<'_> {
         &self,
         id: &ServiceAccountRef,
         role_arn: Option<&str>,
+        force: bool,
     ) -> PortResult<()> {
         // Applying creates what does not exist: never create a ServiceAccount, only annotate.
         if self.service_account(id).await?.is_none() {
@@ -268,13 +269,14 @@ impl EksCluster<'_> {
         }
         let patch = json!({ "apiVersion": "v1", "kind": "ServiceAccount", "metadata": metadata });
         let api: Api<ServiceAccount> = Api::namespaced(self.client().await?, id.namespace.as_str());
-        api.patch(
-            id.name.as_str(),
-            &PatchParams::apply(FIELD_MANAGER),
-            &Patch::Apply(&patch),
-        )
-        .await
-        .map_err(|e| kube_error("apply serviceaccount", e))?;
+        let params = if force {
+            PatchParams::apply(FIELD_MANAGER).force()
+        } else {
+            PatchParams::apply(FIELD_MANAGER)
+        };
+        api.patch(id.name.as_str(), &params, &Patch::Apply(&patch))
+            .await
+            .map_err(|e| kube_error("apply serviceaccount", e))?;
         Ok(())
     }
 }
@@ -437,8 +439,9 @@ impl KubernetesPort for EksCluster<'_> {
         &self,
         service_account: &ServiceAccountRef,
         role_arn: &str,
+        force: bool,
     ) -> PortResult<()> {
-        self.apply_service_account(service_account, Some(role_arn))
+        self.apply_service_account(service_account, Some(role_arn), force)
             .await
     }
 
@@ -446,7 +449,8 @@ impl KubernetesPort for EksCluster<'_> {
         &self,
         service_account: &ServiceAccountRef,
     ) -> PortResult<()> {
-        self.apply_service_account(service_account, None).await
+        self.apply_service_account(service_account, None, false)
+            .await
     }
 
     async fn record_event(
