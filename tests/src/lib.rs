@@ -179,28 +179,56 @@ pub struct KubeServer {
     pub admin_token: String,
 }
 
+/// The `kube-api-server` executable: the one beside the running test or quick start (cargo puts
+/// every binary of a build in `target/<profile>/`, tests run from its `deps/`), else the one cargo
+/// reports when asked to build it. The path comes from cargo itself, never from a guess, so a first
+/// run in an empty target directory finds the binary it just built.
 fn kube_server_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("executable path");
-    // Tests run from target/<profile>/deps/, binaries from target/<profile>/.
-    let beside = |dir: Option<&Path>| dir.map(|d| d.join("kube-api-server"));
-    let candidates = [
-        beside(exe.parent()),
-        beside(exe.parent().and_then(Path::parent)),
-    ];
-    if let Some(found) = candidates.iter().flatten().find(|p| p.exists()) {
-        return found.clone();
-    }
-    let binary = candidates.into_iter().flatten().last().unwrap_or_default();
-    {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "-p", "kube-api-server"])
-            .current_dir(repo_root())
-            .status()
-            .expect("cargo builds kube-api-server");
-        assert!(status.success(), "cargo build -p kube-api-server failed");
-    }
-    binary
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY
+        .get_or_init(|| {
+            let exe = std::env::current_exe().expect("executable path");
+            let beside = |dir: Option<&Path>| dir.map(|d| d.join("kube-api-server"));
+            let found = [
+                beside(exe.parent()),
+                beside(exe.parent().and_then(Path::parent)),
+            ]
+            .into_iter()
+            .flatten()
+            .find(|p| p.is_file());
+            found.unwrap_or_else(build_kube_server)
+        })
+        .clone()
+}
+
+/// Builds `kube-api-server` and returns the executable cargo says it wrote.
+fn build_kube_server() -> PathBuf {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    eprintln!("==> building the local Kubernetes API server (tests/kube-api-server)");
+    let out = Command::new(cargo)
+        .args(["build", "-p", "kube-api-server", "--bin", "kube-api-server"])
+        .args(["--message-format", "json-render-diagnostics"])
+        .current_dir(repo_root())
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("cargo runs");
+    assert!(
+        out.status.success(),
+        "cargo build -p kube-api-server failed"
+    );
+    executable_of(&String::from_utf8_lossy(&out.stdout), "kube-api-server").unwrap_or_else(|| {
+        panic!("cargo build -p kube-api-server reported no kube-api-server executable")
+    })
+}
+
+/// The `executable` of the `compiler-artifact` message for the binary `name`, in cargo's JSON
+/// messages (one per line).
+fn executable_of(messages: &str, name: &str) -> Option<PathBuf> {
+    messages
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == name)
+        .find_map(|m| m["executable"].as_str().map(PathBuf::from))
 }
 
 impl KubeServer {
@@ -252,5 +280,22 @@ impl KubeServer {
         value.set_sensitive(true);
         config.headers.push((http::header::AUTHORIZATION, value));
         kube::Client::try_from(config).expect("admin client")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_executable_is_read_from_cargos_messages() {
+        let messages = r#"{"reason":"compiler-artifact","target":{"name":"kube_fake_client","kind":["lib"]},"executable":null}
+{"reason":"compiler-artifact","target":{"name":"kube-api-server","kind":["bin"]},"executable":"/t/debug/kube-api-server"}
+{"reason":"build-finished","success":true}"#;
+        assert_eq!(
+            executable_of(messages, "kube-api-server"),
+            Some(PathBuf::from("/t/debug/kube-api-server"))
+        );
+        assert_eq!(executable_of(messages, "quickstart"), None);
     }
 }
