@@ -108,6 +108,7 @@ fn main() {
                 name: ServiceAccountName::new(name),
                 annotations: Default::default(),
                 annotation_owned: false,
+                bound_label: false,
             });
         }
     }

@@ -42,6 +42,11 @@ pub const REQUIRE_BOUNDARY: &str = "EKS_INTENTS_REQUIRE_BOUNDARY";
 pub const FORCE_ANNOTATIONS: &str = "EKS_INTENTS_FORCE_ANNOTATIONS";
 pub const REFUSE_DANGEROUS: &str = "EKS_INTENTS_REFUSE_DANGEROUS";
 pub const DANGEROUS_EXCEPTIONS: &str = "EKS_INTENTS_DANGEROUS_EXCEPTIONS";
+pub const SOFT_DELETE: &str = "EKS_INTENTS_SOFT_DELETE";
+pub const REPORT_ONLY: &str = "EKS_INTENTS_REPORT_ONLY";
+pub const NOT_READY_RETRY: &str = "EKS_INTENTS_NOT_READY_RETRY_SECONDS";
+/// The region Lambda runs in (set by the runtime; the CLI takes it from its AWS configuration).
+pub const REGION: &str = "AWS_REGION";
 
 impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -104,6 +109,7 @@ impl Config {
             allow_default_service_account: parse(&get, ALLOW_DEFAULT_SA, false)?,
             deletion_grace_seconds: parse(&get, DELETION_GRACE, defaults.deletion_grace_seconds)?,
             max_deletions_per_run: parse(&get, MAX_DELETIONS, defaults.max_deletions_per_run)?,
+            soft_delete: parse(&get, SOFT_DELETE, false)?,
             quotas: defaults.quotas,
             rollout_restart: match get(ROLLOUT).as_deref() {
                 None | Some("none") => false,
@@ -133,6 +139,13 @@ impl Config {
             reconcile: ReconcileSettings {
                 plan,
                 apply,
+                report_only: parse(&get, REPORT_ONLY, false)?,
+                region: get(REGION),
+                not_ready_retry: Duration::from_secs(parse(
+                    &get,
+                    NOT_READY_RETRY,
+                    ReconcileSettings::default().not_ready_retry.as_secs(),
+                )?),
                 ..ReconcileSettings::default()
             },
             aws: AwsSettings {
@@ -194,8 +207,25 @@ mod tests {
             (MODE, "pod-identity"),
             (MAX_DELETIONS, "3"),
             (S3_PATH_STYLE, "true"),
+            (SOFT_DELETE, "true"),
+            (REPORT_ONLY, "true"),
+            (NOT_READY_RETRY, "30"),
+            (REGION, "eu-west-2"),
         ])
         .unwrap();
+        assert!(c.reconcile.plan.soft_delete);
+        assert!(c.reconcile.report_only);
+        assert_eq!(c.reconcile.not_ready_retry, Duration::from_secs(30));
+        assert_eq!(c.reconcile.region.as_deref(), Some("eu-west-2"));
+        let defaults = config(&[(BUCKET, "b")]).unwrap();
+        assert!(!defaults.reconcile.plan.soft_delete);
+        assert!(!defaults.reconcile.report_only);
+        assert_eq!(
+            config(&[(BUCKET, "b"), (REPORT_ONLY, "maybe")])
+                .unwrap_err()
+                .variable,
+            REPORT_ONLY
+        );
         assert_eq!(c.reconcile.plan.mode, BindingMode::PodIdentity);
         assert_eq!(c.reconcile.plan.max_deletions_per_run, 3);
         assert!(c.aws.s3_path_style);

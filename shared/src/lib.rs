@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 pub mod intent;
+pub mod metrics;
 pub mod model;
 pub mod plan;
 pub mod policy;

@@ -173,6 +173,8 @@ pub trait IamPort: Send + Sync {
 }
 
 pub trait EksPort: Send + Sync {
+    /// Names of the clusters of the region, paginated to the end.
+    fn list_clusters(&self) -> impl Future<Output = PortResult<Vec<String>>> + Send;
     fn describe_cluster(
         &self,
         name: &str,
@@ -278,9 +280,21 @@ pub struct FetchedObject {
     pub version: Option<String>,
 }
 
+/// One level of the bundle store under a prefix, as a listing with the delimiter `/` gives it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StoreLevel {
+    /// The next level's prefixes, each ending in `/` (`intents/demo/`, ...).
+    pub prefixes: Vec<String>,
+    /// The objects directly at this level.
+    pub objects: Vec<BundleObject>,
+}
+
 pub trait BundleStore: Send + Sync {
     /// Every object under `prefix`, paginated to the end.
     fn list(&self, prefix: &str) -> impl Future<Output = PortResult<Vec<BundleObject>>> + Send;
+    /// One level under `prefix` (delimiter `/`), paginated to the end: finds the clusters under
+    /// `intents/` or the namespaces of a cluster without listing every bundle.
+    fn list_level(&self, prefix: &str) -> impl Future<Output = PortResult<StoreLevel>> + Send;
     /// The object, at most `max_bytes + 1` of its bytes (one more than the cap tells it is too
     /// large without fetching it all).
     fn get(
@@ -300,12 +314,56 @@ pub trait BundleStore: Send + Sync {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReconcileCluster {
     pub cluster: String,
-    /// Why, for the logs: the S3 key, the EKS event, `schedule`.
+    /// Why, for the logs: the S3 key, the EKS event, `drift`.
     pub reason: String,
+    /// Seconds since the epoch before which the reconcile must not start: a request that merges
+    /// the events of a time window waits for the window to close, so that no event of the
+    /// window happens after the reconcile has read the cluster (the consumer puts it back until
+    /// then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_before: Option<u64>,
+}
+
+impl ReconcileCluster {
+    pub fn new(cluster: impl Into<String>, reason: impl Into<String>) -> Self {
+        ReconcileCluster {
+            cluster: cluster.into(),
+            reason: reason.into(),
+            not_before: None,
+        }
+    }
+}
+
+/// A reconcile request that merges with its repeats: the FIFO queue drops a message whose
+/// deduplication id it has seen in the last five minutes, so every request of one cluster in
+/// one time bucket (or one schedule tick) becomes one reconcile.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeduplicatedReconcile {
+    pub message: ReconcileCluster,
+    /// At most 128 characters of `[A-Za-z0-9!-/:-@[-`{-~]`.
+    pub deduplication_id: String,
 }
 
 pub trait ReconcileQueue: Send + Sync {
+    /// Sends one request that is never merged with another (an upload must not be dropped as
+    /// the repeat of an earlier, already consumed one).
     fn send(&self, message: &ReconcileCluster) -> impl Future<Output = PortResult<()>> + Send;
+    /// Sends requests in batches (ten per call); repeats of one deduplication id merge.
+    fn send_deduplicated(
+        &self,
+        messages: &[DeduplicatedReconcile],
+    ) -> impl Future<Output = PortResult<()>> + Send;
+}
+
+/// The queue as its consumer sees it: a message can be put back for later.
+pub trait ReconcileRetry: Send + Sync {
+    /// Makes a received message visible again after `seconds` (the message returns with one
+    /// more receive count), for a cluster that is not ready yet.
+    fn retry_later(
+        &self,
+        receipt_handle: &str,
+        seconds: u32,
+    ) -> impl Future<Output = PortResult<()>> + Send;
 }
 
 /// What the Kubernetes API tells about the namespaces the intents name.

@@ -5,26 +5,48 @@
 use crate::apply::{ApplyReport, ApplySettings, Ports, apply};
 use crate::intent::{self, BundleInput, BundleReport, IntentError, Limits};
 use crate::model::{
-    DesiredState, Namespace, ObservedState, ServiceAccountRef, Settings,
-    known_addon_service_accounts,
+    ClusterInfo, ClusterName, ClusterRef, DesiredState, Namespace, ObservedState,
+    ServiceAccountRef, Settings, WorkloadKind, WorkloadName, known_addon_service_accounts,
 };
 use crate::plan::{Plan, plan};
 use crate::policy;
 use crate::ports::{
-    BundleStore, ClusterDescription, EksPort, IamPort, KubernetesConnector, KubernetesPort,
-    PortError,
+    BundleStore, ClusterDescription, EksPort, ErrorKind, IamPort, KubernetesConnector,
+    KubernetesPort, KubernetesSnapshot, PortError, PortResult,
 };
 use crate::status::{BundleStatus, StatusReport, status_key};
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct ReconcileSettings {
     pub plan: Settings,
     pub apply: ApplySettings,
     pub limits: Limits,
     /// Add-on ServiceAccounts beyond the known list: add-on name -> ServiceAccounts.
     pub addon_service_accounts: BTreeMap<String, Vec<ServiceAccountRef>>,
+    /// Plan and report, write nothing (the status report says what would have been repaired).
+    pub report_only: bool,
+    /// The deployment's region: which of the roles tagged with a cluster's name belong to this
+    /// deployment once the cluster itself is gone.
+    pub region: Option<String>,
+    /// First wait before a cluster that is still being created is tried again; doubled on each
+    /// further try, up to 15 minutes.
+    pub not_ready_retry: Duration,
+}
+
+impl Default for ReconcileSettings {
+    fn default() -> Self {
+        ReconcileSettings {
+            plan: Settings::default(),
+            apply: ApplySettings::default(),
+            limits: Limits::default(),
+            addon_service_accounts: BTreeMap::new(),
+            report_only: false,
+            region: None,
+            not_ready_retry: Duration::from_secs(60),
+        }
+    }
 }
 
 /// Every port a reconcile uses.
@@ -68,6 +90,10 @@ pub enum ReconcileError {
         #[source]
         source: PortError,
     },
+    /// The cluster is being created: its API and OIDC issuer are not there yet. Tried again
+    /// later, never failed.
+    #[error("cluster {cluster} is {status}; it is reconciled once it is ACTIVE")]
+    NotReady { cluster: String, status: String },
 }
 
 impl ReconcileError {
@@ -78,9 +104,15 @@ impl ReconcileError {
             | ReconcileError::Kubernetes { source, .. }
             | ReconcileError::Observe { source, .. }
             | ReconcileError::Status { source, .. } => source.is_retryable(),
+            ReconcileError::NotReady { .. } => true,
         }
     }
 }
+
+/// The `DescribeCluster` statuses of a cluster whose API cannot be used yet.
+const NOT_READY: [&str; 2] = ["CREATING", "PENDING"];
+/// The statuses of a cluster on its way out: its roles enter the clean-up.
+const GOING: [&str; 1] = ["DELETING"];
 
 /// Reads one bundle object into a report, with the object version read; a fetch that fails
 /// holds the whole bundle.
@@ -191,6 +223,18 @@ pub async fn observe<I: IamPort, E: EksPort, K: KubernetesPort>(
         .map(|w| w.namespace.clone())
         .collect();
     namespaces.extend(desired.held.workloads.iter().map(|(ns, _)| ns.clone()));
+    // The namespaces of the roles already made: a role whose intents are all gone must still
+    // be unbound there before it is deleted.
+    namespaces.extend(
+        snapshot
+            .roles
+            .iter()
+            .filter(|role| {
+                policy::ownership(&role.tags, &description.info.cluster) == policy::Ownership::Ours
+            })
+            .filter_map(|role| role.tags.get(policy::NAMESPACE_TAG))
+            .map(|ns| Namespace::new(ns.as_str())),
+    );
     let kubernetes = kube.snapshot(&namespaces).await?;
     Ok(ObservedState {
         cluster: description.info.clone(),
@@ -277,8 +321,22 @@ where
         cluster: cluster.to_owned(),
         source,
     };
+    let dry_run = dry_run || settings.report_only;
     let description = match ports.eks.describe_cluster(cluster).await {
+        Ok(description) if NOT_READY.contains(&description.status.as_str()) => {
+            let error = ReconcileError::NotReady {
+                cluster: cluster.to_owned(),
+                status: description.status,
+            };
+            return Err(fail(ports.store, cluster, settings, load, error).await);
+        }
+        Ok(description) if GOING.contains(&description.status.as_str()) => {
+            return reconcile_gone(cluster, ports, settings, load, dry_run, api_calls).await;
+        }
         Ok(description) => description,
+        Err(source) if source.kind == ErrorKind::NotFound => {
+            return reconcile_gone(cluster, ports, settings, load, dry_run, api_calls).await;
+        }
         Err(source) => {
             return Err(fail(ports.store, cluster, settings, load, observe_error(source)).await);
         }
@@ -338,6 +396,33 @@ where
         )
         .await
     };
+    finish(
+        cluster,
+        ports.store,
+        settings,
+        dry_run,
+        load,
+        planned,
+        applied,
+        observed.now,
+        api_calls,
+    )
+    .await
+}
+
+/// Writes the status report of a run that planned (and, unless `dry_run`, applied).
+#[allow(clippy::too_many_arguments)]
+async fn finish<S: BundleStore>(
+    cluster: &str,
+    store: &S,
+    settings: &ReconcileSettings,
+    dry_run: bool,
+    load: DesiredLoad,
+    planned: Plan,
+    applied: ApplyReport,
+    now: u64,
+    api_calls: &(dyn Fn() -> BTreeMap<String, u64> + Sync),
+) -> Result<Outcome, ReconcileError> {
     let failure_of = |role: &crate::model::RoleName| {
         applied
             .failure_of(role)
@@ -345,7 +430,7 @@ where
     };
     let report = StatusReport::new(
         cluster,
-        observed.now,
+        now,
         settings.plan.mode,
         dry_run,
         load.bundles,
@@ -354,9 +439,11 @@ where
         applied.done,
         api_calls(),
     );
+    if let Some(breaker) = &report.cleanup.breaker {
+        tracing::error!(cluster, "{breaker}");
+    }
     let body = serde_json::to_vec_pretty(&report).unwrap_or_default();
-    ports
-        .store
+    store
         .put(&status_key(cluster), body, "application/json")
         .await
         .map_err(|source| ReconcileError::Status {
@@ -368,4 +455,154 @@ where
         applied,
         report,
     })
+}
+
+/// A cluster that no longer exists (or is being deleted): nothing in it can be bound any more,
+/// so every role the system made for it is an orphan, marked, then deleted after the grace
+/// period under the same deletion breaker. The cluster's identity (account, region) comes from
+/// its roles' ownership tags, restricted to the deployment's region.
+async fn reconcile_gone<I, E, K, S>(
+    cluster: &str,
+    ports: &ReconcilePorts<'_, I, E, K, S>,
+    settings: &ReconcileSettings,
+    load: DesiredLoad,
+    dry_run: bool,
+    api_calls: &(dyn Fn() -> BTreeMap<String, u64> + Sync),
+) -> Result<Outcome, ReconcileError>
+where
+    I: IamPort,
+    E: EksPort,
+    K: KubernetesConnector,
+    S: BundleStore,
+{
+    let name = ClusterName::new(cluster);
+    let path = policy::cluster_path(&settings.plan.iam_path, &name);
+    let snapshot = match ports.iam.snapshot(&path).await {
+        Ok(snapshot) => snapshot,
+        Err(source) => {
+            let error = ReconcileError::Observe {
+                cluster: cluster.to_owned(),
+                source,
+            };
+            return Err(fail(ports.store, cluster, settings, load, error).await);
+        }
+    };
+    let cluster_ref = snapshot
+        .roles
+        .iter()
+        .filter_map(|role| role.tags.get(policy::CLUSTER_TAG))
+        .filter_map(|arn| ClusterRef::from_arn(arn))
+        .find(|c| {
+            c.name == name
+                && settings
+                    .region
+                    .as_deref()
+                    .is_none_or(|region| c.region.as_str() == region)
+        });
+    let mut planned = Plan::default();
+    let mut applied = ApplyReport::default();
+    let now = now();
+    if let Some(cluster_ref) = cluster_ref {
+        let observed = ObservedState {
+            cluster: ClusterInfo {
+                cluster: cluster_ref,
+                oidc_issuer: None,
+            },
+            now,
+            oidc_providers: snapshot.oidc_providers,
+            roles: snapshot.roles,
+            managed_policies: snapshot.managed_policies,
+            workloads: Some(Vec::new()),
+            service_accounts: Vec::new(),
+            pod_identity_associations: Vec::new(),
+            addons: Vec::new(),
+        };
+        planned = plan(&DesiredState::default(), &observed, &settings.plan);
+        if !dry_run {
+            applied = apply(
+                &planned,
+                &observed.cluster.cluster,
+                &Ports {
+                    iam: ports.iam,
+                    eks: ports.eks,
+                    kube: &GoneCluster,
+                },
+                &settings.apply,
+            )
+            .await;
+        }
+    }
+    planned.warnings.insert(
+        0,
+        format!(
+            "cluster {cluster} does not exist any more (or is being deleted): the roles made for it are cleaned up after the grace period"
+        ),
+    );
+    tracing::warn!(
+        cluster,
+        roles = planned.orphans.len(),
+        "cluster is gone; its roles enter the clean-up"
+    );
+    finish(
+        cluster,
+        ports.store,
+        settings,
+        dry_run,
+        load,
+        planned,
+        applied,
+        now,
+        api_calls,
+    )
+    .await
+}
+
+/// The Kubernetes API of a cluster that is gone: nothing can be read or written there. The
+/// plan of a gone cluster observes no ServiceAccount, so it never asks.
+struct GoneCluster;
+
+impl GoneCluster {
+    fn gone<T>(operation: &'static str) -> PortResult<T> {
+        Err(PortError::new(
+            "kubernetes",
+            operation,
+            ErrorKind::NotFound,
+            "the cluster does not exist any more",
+        ))
+    }
+}
+
+impl KubernetesPort for GoneCluster {
+    async fn snapshot(&self, _: &BTreeSet<Namespace>) -> PortResult<KubernetesSnapshot> {
+        Self::gone("list")
+    }
+    async fn annotate_service_account(
+        &self,
+        _: &ServiceAccountRef,
+        _: &str,
+        _: bool,
+    ) -> PortResult<()> {
+        Self::gone("apply serviceaccount")
+    }
+    async fn remove_service_account_annotation(&self, _: &ServiceAccountRef) -> PortResult<()> {
+        Self::gone("apply serviceaccount")
+    }
+    async fn record_event(
+        &self,
+        _: &ServiceAccountRef,
+        _: &str,
+        _: &str,
+        _: bool,
+    ) -> PortResult<()> {
+        Self::gone("create event")
+    }
+    async fn restart_workload(
+        &self,
+        _: &Namespace,
+        _: WorkloadKind,
+        _: &WorkloadName,
+        _: u64,
+    ) -> PortResult<()> {
+        Self::gone("apply workload")
+    }
 }

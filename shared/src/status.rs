@@ -3,7 +3,7 @@
 
 use crate::intent::IntentError;
 use crate::model::{BindingMode, Namespace, ServiceAccountRef, WorkloadKind, WorkloadName};
-use crate::plan::{Binding, OrphanPlan, Plan, WorkloadState};
+use crate::plan::{Binding, DriftKind, OrphanPlan, OrphanState, Plan, WorkloadState};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -90,12 +90,64 @@ pub struct StatusReport {
     pub orphans: Vec<OrphanPlan>,
     pub warnings: Vec<String>,
     pub summary: PlanSummary,
+    /// Hand changes found on this run, and those put back, by kind (`inline-policy`, `trust`,
+    /// `annotation`, ...). In a dry run or report-only run nothing is repaired.
+    #[serde(default)]
+    pub drift: DriftReport,
+    /// Where the roles whose intents are gone stand.
+    #[serde(default)]
+    pub cleanup: CleanupReport,
     /// Calls made to AWS during the run, by `service:Operation`.
     pub api_calls: BTreeMap<String, u64>,
     /// Set when the run could not observe the cluster (EKS or Kubernetes unreachable, access
     /// refused): nothing was planned or changed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DriftReport {
+    pub found: BTreeMap<DriftKind, usize>,
+    pub repaired: BTreeMap<DriftKind, usize>,
+}
+
+impl DriftReport {
+    pub fn found_total(&self) -> usize {
+        self.found.values().sum()
+    }
+}
+
+/// Roles whose intents are gone, by where they stand.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CleanupReport {
+    /// Marked on this run.
+    pub marked: usize,
+    /// Marked earlier, in their grace period.
+    pub waiting: usize,
+    /// Deleted on this run.
+    pub deleted: usize,
+    /// Unbound and kept (soft delete).
+    pub unbound: usize,
+    /// Due, but held by the deletion breaker.
+    pub held_by_breaker: usize,
+    /// Set when the breaker tripped: why nothing was deleted and how to proceed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub breaker: Option<String>,
+}
+
+impl CleanupReport {
+    fn of(plan: &Plan, dry_run: bool) -> Self {
+        let count = |state| plan.orphans.iter().filter(|o| o.state == state).count();
+        let done = |n: usize| if dry_run { 0 } else { n };
+        CleanupReport {
+            marked: count(OrphanState::Marked),
+            waiting: count(OrphanState::Waiting),
+            deleted: done(count(OrphanState::Deleting)),
+            unbound: done(count(OrphanState::Unbound)),
+            held_by_breaker: count(OrphanState::HeldByBreaker),
+            breaker: plan.breaker.as_ref().map(|b| b.message()),
+        }
+    }
 }
 
 /// What happened to one role's actions, for the report: `None` when they all went through.
@@ -167,7 +219,17 @@ impl StatusReport {
                 }
             })
             .collect();
+        let mut drift = DriftReport::default();
+        for found in &plan.drift {
+            *drift.found.entry(found.kind).or_default() += 1;
+            let failed = found.role.as_ref().and_then(failure_of).is_some();
+            if !dry_run && !failed {
+                *drift.repaired.entry(found.kind).or_default() += 1;
+            }
+        }
         StatusReport {
+            drift,
+            cleanup: CleanupReport::of(plan, dry_run),
             schema: SCHEMA_VERSION,
             cluster: cluster.to_owned(),
             generated_at,
@@ -253,6 +315,21 @@ impl StatusReport {
         }
         for warning in &self.warnings {
             out.push_str(&format!("\nwarning: {warning}\n"));
+        }
+        if !self.drift.found.is_empty() {
+            let kinds: Vec<String> = self
+                .drift
+                .found
+                .iter()
+                .map(|(kind, n)| {
+                    let repaired = self.drift.repaired.get(kind).copied().unwrap_or_default();
+                    format!("{} {n} found, {repaired} repaired", kind.as_str())
+                })
+                .collect();
+            out.push_str(&format!("\ndrift: {}\n", kinds.join("; ")));
+        }
+        if let Some(breaker) = &self.cleanup.breaker {
+            out.push_str(&format!("\n{breaker}\n"));
         }
         out.push_str(&format!(
             "\nplan: {} to add, {} to change, {} to remove; {} applied, {} workload(s) failed\n",

@@ -572,6 +572,8 @@ class Eks:
             described.setdefault("certificateAuthority", {})["data"] = override["ca_data"]
         if "oidc_issuer" in override:
             described.setdefault("identity", {}).setdefault("oidc", {})["issuer"] = override["oidc_issuer"]
+        if "status" in override:
+            described["status"] = override["status"]
         response.body = json.dumps(payload).encode()
         return response
 
@@ -1005,7 +1007,7 @@ def method_not_allowed() -> Response:
 def parse_override(payload: Any) -> dict:
     if not isinstance(payload, dict):
         raise TypeError("an override is a JSON object")
-    allowed = {"endpoint", "ca_data", "oidc_issuer"}
+    allowed = {"endpoint", "ca_data", "oidc_issuer", "status"}
     unknown = set(payload) - allowed
     if unknown:
         raise ValueError(f"unknown override fields: {sorted(unknown)}; allowed: {sorted(allowed)}")

@@ -12,6 +12,7 @@ use eks_intents::adapters::aws::{
 use eks_intents::adapters::kube::{EksCluster, EksKubernetes};
 use eks_intents::apply::ApplySettings;
 use eks_intents::intent::Limits;
+use eks_intents::metrics::Metrics;
 use eks_intents::model::{BindingMode, Settings};
 use eks_intents::ports::KubernetesConnector;
 use eks_intents::ports::{ClusterDescription, PortResult};
@@ -22,6 +23,7 @@ use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
 use kube::api::{Api, PostParams};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub const BUCKET: &str = "eks-intents-test";
@@ -52,7 +54,9 @@ pub const SEED_KEYS: &[(&str, &str)] = &[
 pub struct World<K> {
     pub emulator: Emulator,
     pub clients: AwsClients,
-    pub reconciler: reconciler::Context<IamAdapter, EksAdapter, K, S3Adapter>,
+    /// The metrics of every reconciler run, as the function would emit them.
+    pub metrics: Arc<Mutex<Vec<Metrics>>>,
+    pub reconciler: reconciler::Context<IamAdapter, EksAdapter, K, S3Adapter, SqsAdapter>,
     pub upload: bundle_upload::Context<S3Adapter, SqsAdapter>,
     pub queue_url: String,
     pub boundary: String,
@@ -146,11 +150,13 @@ where
     let (emulator, kube) = connect(emulator).await;
 
     let calls = clients.calls.clone();
+    let metrics: Arc<Mutex<Vec<Metrics>>> = Arc::default();
     let reconciler = reconciler::Context {
         iam: clients.iam.clone(),
         eks: clients.eks.clone(),
         kube,
         store: S3Adapter::new(clients.s3.clone(), BUCKET),
+        retry: SqsAdapter::new(clients.sqs.clone(), queue_url.clone()),
         settings: ReconcileSettings {
             plan: Settings {
                 mode,
@@ -162,6 +168,7 @@ where
                 propagation_backoff: Duration::from_millis(100),
                 ..ApplySettings::default()
             },
+            region: Some(REGION.to_owned()),
             ..ReconcileSettings::default()
         },
         calls: Box::new(move |reset| {
@@ -171,6 +178,14 @@ where
             }
             counts
         }),
+        metrics: {
+            let sink = metrics.clone();
+            Box::new(move |m: &Metrics| {
+                if let Ok(mut list) = sink.lock() {
+                    list.push(m.clone());
+                }
+            })
+        },
     };
     let upload = bundle_upload::Context {
         store: S3Adapter::new(clients.s3.clone(), BUCKET),
@@ -181,6 +196,7 @@ where
     World {
         emulator,
         clients,
+        metrics,
         reconciler,
         upload,
         queue_url,
@@ -241,13 +257,48 @@ impl<K: KubernetesConnector> World<K> {
         failures
     }
 
+    /// Runs the queued messages and deletes them all, whatever the handler said.
     async fn run_batch(&self) -> (usize, usize) {
+        let (out, response) = self.receive_and_handle().await;
+        for message in out.messages() {
+            self.delete_message(message).await;
+        }
+        (out.messages().len(), response.batch_item_failures.len())
+    }
+
+    /// Runs the queued messages as Lambda's SQS event source does: the messages the handler
+    /// reports as failed stay on the queue (and come back when their visibility ends), the
+    /// others are deleted. Returns how many were received and how many failed.
+    pub async fn run_batch_as_lambda(&self) -> (usize, usize) {
+        let (out, response) = self.receive_and_handle().await;
+        let failed: Vec<&str> = response
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.as_str())
+            .collect();
+        for message in out.messages() {
+            if !failed.contains(&message.message_id().unwrap_or_default()) {
+                self.delete_message(message).await;
+            }
+        }
+        (out.messages().len(), failed.len())
+    }
+
+    async fn receive_and_handle(
+        &self,
+    ) -> (
+        aws_sdk_sqs::operation::receive_message::ReceiveMessageOutput,
+        aws_lambda_events::event::sqs::SqsBatchResponse,
+    ) {
         let out = self
             .clients
             .sqs
             .receive_message()
             .queue_url(&self.queue_url)
             .max_number_of_messages(10)
+            .message_system_attribute_names(
+                aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount,
+            )
             .send()
             .await
             .expect("receive");
@@ -255,24 +306,30 @@ impl<K: KubernetesConnector> World<K> {
         for message in out.messages() {
             let mut record = SqsMessage::default();
             record.message_id = message.message_id().map(str::to_owned);
+            record.receipt_handle = message.receipt_handle().map(str::to_owned);
             record.body = message.body().map(str::to_owned);
+            for (name, value) in message.attributes().into_iter().flatten() {
+                record
+                    .attributes
+                    .insert(name.as_str().to_owned(), value.clone());
+            }
             event.records.push(record);
         }
-        let count = event.records.len();
         let response = reconciler::handle(&self.reconciler, event).await;
-        for message in out.messages() {
-            if let Some(handle) = message.receipt_handle() {
-                let _ = self
-                    .clients
-                    .sqs
-                    .delete_message()
-                    .queue_url(&self.queue_url)
-                    .receipt_handle(handle)
-                    .send()
-                    .await;
-            }
+        (out, response)
+    }
+
+    async fn delete_message(&self, message: &aws_sdk_sqs::types::Message) {
+        if let Some(handle) = message.receipt_handle() {
+            let _ = self
+                .clients
+                .sqs
+                .delete_message()
+                .queue_url(&self.queue_url)
+                .receipt_handle(handle)
+                .send()
+                .await;
         }
-        (count, response.batch_item_failures.len())
     }
 
     /// Asks for a reconcile directly (as the schedule would) and runs it.
@@ -280,10 +337,7 @@ impl<K: KubernetesConnector> World<K> {
         use eks_intents::ports::{ReconcileCluster, ReconcileQueue};
         self.upload
             .queue
-            .send(&ReconcileCluster {
-                cluster: CLUSTER.into(),
-                reason: "test".into(),
-            })
+            .send(&ReconcileCluster::new(CLUSTER, "test"))
             .await
             .expect("send");
         assert_eq!(self.run_reconciler().await, 1);

@@ -249,13 +249,14 @@ async fn a_changed_bundle_makes_exactly_the_writes_it_needs() {
     assert_eq!(response.reconciles.len(), 1);
     w.run_reconciler().await;
 
-    // The added action: one policy write. The removed workload: its role is marked (one tag
-    // write) and kept through the grace period.
+    // The added action: one policy write, and the role's digest of what is declared (one tag
+    // write). The removed workload: its role is marked (one tag write) and kept through the
+    // grace period.
     assert_eq!(
         w.aws_writes(),
         BTreeMap::from([
             ("iam:PutRolePolicy".to_owned(), 1),
-            ("iam:TagRole".to_owned(), 1)
+            ("iam:TagRole".to_owned(), 2)
         ])
     );
     let state = w.inspect();

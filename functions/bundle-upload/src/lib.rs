@@ -156,9 +156,9 @@ pub async fn handle<S: BundleStore, Q: ReconcileQueue>(
                 .await
                 .map_err(|e: PortError| e.to_string())?;
         }
-        let message = ReconcileCluster {
-            cluster: location.cluster,
-            reason: format!(
+        let message = ReconcileCluster::new(
+            location.cluster,
+            format!(
                 "{} {}",
                 if change.deleted {
                     "deleted"
@@ -167,7 +167,7 @@ pub async fn handle<S: BundleStore, Q: ReconcileQueue>(
                 },
                 change.key
             ),
-        };
+        );
         if !response
             .reconciles
             .iter()

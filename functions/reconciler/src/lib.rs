@@ -2,33 +2,65 @@
 //! distinct cluster is reconciled once (level-triggered: the latest state is read whatever the
 //! messages say); a cluster that fails reports its messages as batch item failures, so only
 //! they are retried.
+//!
+//! Two kinds of message are put back on the queue on purpose, with a visibility of their own:
+//! one whose `not_before` is still ahead (it merges the events of a time window, and waits for
+//! the window to close so that no event of it happens after the cluster is read), and one for a
+//! cluster still being created (tried again with a doubling wait, never failed: the queue's
+//! receive count gives the attempt).
 
-use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
-use eks_intents::ports::{BundleStore, EksPort, IamPort, KubernetesConnector, ReconcileCluster};
-use eks_intents::reconcile::{ReconcilePorts, ReconcileSettings, reconcile};
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use eks_intents::metrics::{Metrics, reconcile_metrics};
+use eks_intents::ports::{
+    BundleStore, EksPort, IamPort, KubernetesConnector, ReconcileCluster, ReconcileRetry,
+};
+use eks_intents::reconcile::{ReconcileError, ReconcilePorts, ReconcileSettings, now, reconcile};
 use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+/// The longest wait before a cluster that is still being created is tried again.
+const MAX_NOT_READY_WAIT: Duration = Duration::from_secs(15 * 60);
 
 /// Built once at cold start and borrowed by every invocation.
-pub struct Context<I, E, K, S> {
+pub struct Context<I, E, K, S, R> {
     pub iam: I,
     pub eks: E,
     pub kube: K,
     pub store: S,
+    /// The queue the messages came from, to put one back for later.
+    pub retry: R,
     pub settings: ReconcileSettings,
     /// Reads and resets the API call counts around each cluster's run.
     pub calls: Box<dyn Fn(bool) -> BTreeMap<String, u64> + Send + Sync>,
+    /// Where each run's metrics go: `Metrics::emit` (stdout, as Embedded Metric Format) in the
+    /// function.
+    pub metrics: Box<dyn Fn(&Metrics) + Send + Sync>,
 }
 
-pub async fn handle<I, E, K, S>(ctx: &Context<I, E, K, S>, event: SqsEvent) -> SqsBatchResponse
+/// The messages of one cluster in a batch.
+#[derive(Default)]
+struct ClusterMessages<'a> {
+    records: Vec<&'a SqsMessage>,
+    /// The latest `not_before` among them.
+    not_before: Option<u64>,
+    /// The most times one of them has been received.
+    receive_count: u32,
+}
+
+pub async fn handle<I, E, K, S, R>(
+    ctx: &Context<I, E, K, S, R>,
+    event: SqsEvent,
+) -> SqsBatchResponse
 where
     I: IamPort,
     E: EksPort,
     K: KubernetesConnector,
     S: BundleStore,
+    R: ReconcileRetry,
 {
     // Messages by cluster, in arrival order; a message that is not a ReconcileCluster fails
     // alone (it reaches the dead-letter queue after its retries).
-    let mut clusters: Vec<(String, Vec<String>)> = Vec::new();
+    let mut clusters: Vec<(String, ClusterMessages)> = Vec::new();
     let mut failures = Vec::new();
     for record in &event.records {
         let id = record.message_id.clone().unwrap_or_default();
@@ -39,10 +71,23 @@ where
         match message {
             Some(Ok(message)) => {
                 tracing::info!(cluster = %message.cluster, reason = %message.reason, "reconcile requested");
-                match clusters.iter_mut().find(|(c, _)| *c == message.cluster) {
-                    Some((_, ids)) => ids.push(id),
-                    None => clusters.push((message.cluster, vec![id])),
-                }
+                let index = match clusters.iter().position(|(c, _)| *c == message.cluster) {
+                    Some(index) => index,
+                    None => {
+                        clusters.push((message.cluster.clone(), ClusterMessages::default()));
+                        clusters.len() - 1
+                    }
+                };
+                let entry = &mut clusters[index].1;
+                entry.records.push(record);
+                entry.not_before = entry.not_before.max(message.not_before);
+                entry.receive_count = entry.receive_count.max(
+                    record
+                        .attributes
+                        .get("ApproximateReceiveCount")
+                        .and_then(|n| n.parse().ok())
+                        .unwrap_or(1),
+                );
             }
             other => {
                 tracing::error!(message_id = %id, body = ?record.body, error = ?other.and_then(Result::err).map(|e| e.to_string()), "not a ReconcileCluster message");
@@ -50,7 +95,17 @@ where
             }
         }
     }
-    for (cluster, ids) in clusters {
+    for (cluster, messages) in clusters {
+        if let Some(not_before) = messages.not_before.filter(|&t| t > now()) {
+            let wait = Duration::from_secs(not_before - now());
+            tracing::info!(
+                cluster,
+                wait_seconds = wait.as_secs(),
+                "waiting for the event window to close"
+            );
+            put_back(ctx, &cluster, &messages, wait, &mut failures).await;
+            continue;
+        }
         (ctx.calls)(true);
         let ports = ReconcilePorts {
             iam: &ctx.iam,
@@ -59,18 +114,44 @@ where
             store: &ctx.store,
         };
         let calls = || (ctx.calls)(false);
+        let started = Instant::now();
         match reconcile(&cluster, &ports, &ctx.settings, false, &calls).await {
-            Ok(outcome) => tracing::info!(
-                cluster,
-                actions = outcome.plan.actions.len(),
-                applied = outcome.applied.done,
-                failed = outcome.applied.failures.len(),
-                api_calls = ?outcome.report.api_calls,
-                "reconciled"
-            ),
+            Ok(outcome) => {
+                tracing::info!(
+                    cluster,
+                    actions = outcome.plan.actions.len(),
+                    applied = outcome.applied.done,
+                    failed = outcome.applied.failures.len(),
+                    drift = outcome.report.drift.found_total(),
+                    api_calls = ?outcome.report.api_calls,
+                    "reconciled"
+                );
+                (ctx.metrics)(&reconcile_metrics(
+                    &outcome.report,
+                    &outcome.plan,
+                    !outcome.report.dry_run,
+                    started.elapsed().as_millis(),
+                ));
+            }
+            Err(error @ ReconcileError::NotReady { .. }) => {
+                let wait = not_ready_wait(ctx.settings.not_ready_retry, messages.receive_count);
+                tracing::info!(cluster, %error, wait_seconds = wait.as_secs(), "cluster not ready; tried again later");
+                put_back(ctx, &cluster, &messages, wait, &mut failures).await;
+            }
             Err(error) => {
                 tracing::error!(cluster, %error, retryable = error.is_retryable(), "reconcile failed");
-                failures.extend(ids);
+                let mut metrics = Metrics::new("reconciler", Some(&cluster));
+                metrics
+                    .count("Reconciles", 1)
+                    .count("Errors", 1)
+                    .milliseconds("Duration", started.elapsed().as_millis());
+                (ctx.metrics)(&metrics);
+                failures.extend(
+                    messages
+                        .records
+                        .iter()
+                        .map(|r| r.message_id.clone().unwrap_or_default()),
+                );
             }
         }
     }
@@ -84,6 +165,37 @@ where
         })
         .collect();
     response
+}
+
+/// The wait before the `receive_count`-th try of a cluster that is still being created: `first`,
+/// doubled on each try, at most 15 minutes.
+pub fn not_ready_wait(first: Duration, receive_count: u32) -> Duration {
+    let doublings = receive_count.saturating_sub(1).min(16);
+    first
+        .saturating_mul(1u32 << doublings)
+        .min(MAX_NOT_READY_WAIT)
+}
+
+/// Reports the cluster's messages as failed and makes each visible again after `wait`: a
+/// failed message of a FIFO group would otherwise wait for the queue's whole visibility timeout.
+async fn put_back<I, E, K, S, R: ReconcileRetry>(
+    ctx: &Context<I, E, K, S, R>,
+    cluster: &str,
+    messages: &ClusterMessages<'_>,
+    wait: Duration,
+    failures: &mut Vec<String>,
+) {
+    for record in &messages.records {
+        if let Some(handle) = record.receipt_handle.as_deref()
+            && let Err(error) = ctx
+                .retry
+                .retry_later(handle, wait.as_secs().max(1) as u32)
+                .await
+        {
+            tracing::warn!(cluster, %error, "could not set when the message comes back; it returns after the queue's visibility timeout");
+        }
+        failures.push(record.message_id.clone().unwrap_or_default());
+    }
 }
 
 #[cfg(test)]
@@ -108,5 +220,16 @@ mod tests {
             })
             .collect();
         assert_eq!(clusters, ["demo", "demo"]);
+    }
+
+    #[test]
+    fn a_cluster_being_created_waits_longer_each_time_up_to_fifteen_minutes() {
+        let first = Duration::from_secs(60);
+        let waits: Vec<u64> = (1..=6)
+            .map(|n| not_ready_wait(first, n).as_secs())
+            .collect();
+        assert_eq!(waits, [60, 120, 240, 480, 900, 900]);
+        assert_eq!(not_ready_wait(first, 0).as_secs(), 60);
+        assert_eq!(not_ready_wait(first, u32::MAX).as_secs(), 900);
     }
 }

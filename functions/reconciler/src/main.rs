@@ -1,7 +1,8 @@
 //! Lambda entry point of the reconciler: clients and settings once, then the runtime loop.
 
-use eks_intents::adapters::aws::{AwsClients, S3Adapter};
+use eks_intents::adapters::aws::{AwsClients, S3Adapter, SqsAdapter};
 use eks_intents::config::Config;
+use eks_intents::metrics::Metrics;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use reconciler::{Context, handle};
 
@@ -9,6 +10,7 @@ use reconciler::{Context, handle};
 async fn main() -> Result<(), Error> {
     eks_intents::telemetry::init();
     let config = Config::from_env()?;
+    let queue_url = config.require_queue()?.to_owned();
     let clients = AwsClients::from_env(&config.aws).await;
     let calls = clients.calls.clone();
     let ctx = Context {
@@ -16,6 +18,7 @@ async fn main() -> Result<(), Error> {
         eks: clients.eks,
         kube: clients.kubernetes,
         store: S3Adapter::new(clients.s3, config.bucket),
+        retry: SqsAdapter::new(clients.sqs, queue_url),
         settings: config.reconcile,
         calls: Box::new(move |reset| {
             let counts = calls.snapshot();
@@ -24,6 +27,7 @@ async fn main() -> Result<(), Error> {
             }
             counts
         }),
+        metrics: Box::new(Metrics::emit),
     };
     let ctx = &ctx;
     run(service_fn(move |event: LambdaEvent<_>| async move {

@@ -170,6 +170,32 @@ impl ClusterRef {
         }
     }
 
+    /// Reads `arn:<partition>:eks:<region>:<account>:cluster/<name>`; `None` for anything else.
+    pub fn from_arn(arn: &str) -> Option<ClusterRef> {
+        let mut parts = arn.splitn(6, ':');
+        let (_, partition, service, region, account, resource) = (
+            parts.next()?,
+            parts.next()?,
+            parts.next()?,
+            parts.next()?,
+            parts.next()?,
+            parts.next()?,
+        );
+        let name = resource.strip_prefix("cluster/")?;
+        if service != "eks" || partition.is_empty() || region.is_empty() || account.is_empty() {
+            return None;
+        }
+        if name.is_empty() || name.contains('/') {
+            return None;
+        }
+        Some(ClusterRef {
+            name: ClusterName::new(name),
+            account: AccountId::new(account),
+            region: Region::new(region),
+            partition: partition.to_owned(),
+        })
+    }
+
     /// `arn:<partition>:eks:<region>:<account>:cluster/<name>`
     pub fn arn(&self) -> String {
         format!(
@@ -190,5 +216,30 @@ pub fn partition_of(region: &str) -> &'static str {
         "aws-us-gov"
     } else {
         "aws"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cluster_arn_reads_back_as_the_cluster_it_names() {
+        let cluster = ClusterRef::new(
+            ClusterName::new("demo"),
+            AccountId::new("123456789012"),
+            Region::new("cn-north-1"),
+        );
+        assert_eq!(ClusterRef::from_arn(&cluster.arn()), Some(cluster));
+        for bad in [
+            "",
+            "arn:aws:iam::123456789012:role/demo",
+            "arn:aws:eks:eu-west-2::cluster/demo",
+            "arn:aws:eks:eu-west-2:123456789012:cluster/",
+            "arn:aws:eks:eu-west-2:123456789012:nodegroup/demo/ng/1",
+            "arn:aws:eks:eu-west-2:123456789012:cluster/demo/extra",
+        ] {
+            assert_eq!(ClusterRef::from_arn(bad), None, "{bad}");
+        }
     }
 }

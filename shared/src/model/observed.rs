@@ -107,6 +107,11 @@ pub struct ObservedServiceAccount {
     /// may be changed or removed; an annotation of anyone else's is never overwritten.
     #[serde(default)]
     pub annotation_owned: bool,
+    /// True when it carries this system's `eks-intents/role-bound` label: the system bound a
+    /// role to it once, so a role annotation missing now was removed by hand (drift), not yet
+    /// to be made.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub bound_label: bool,
 }
 
 /// The annotation IRSA reads on a ServiceAccount.

@@ -71,8 +71,11 @@ pub struct Settings {
     pub allow_default_service_account: bool,
     /// Seconds a role whose intents are gone waits, marked, before it is deleted.
     pub deletion_grace_seconds: u64,
-    /// At most this many roles are deleted in one run.
+    /// The deletion breaker: when more roles than this are due for deletion in one run, none
+    /// is deleted (an accidentally removed prefix must not wipe a cluster).
     pub max_deletions_per_run: usize,
+    /// Roles whose grace period is over are unbound and kept, never deleted.
+    pub soft_delete: bool,
     pub quotas: IamQuotas,
     /// Roll a workload's pods (a pod template annotation) when its binding changes: pods only
     /// get credentials when they start. Off, the status says which workloads need a restart.
@@ -94,6 +97,7 @@ impl Default for Settings {
             allow_default_service_account: false,
             deletion_grace_seconds: 24 * 60 * 60,
             max_deletions_per_run: 5,
+            soft_delete: false,
             quotas: IamQuotas::default(),
             rollout_restart: false,
             force_annotations: false,

@@ -7,7 +7,10 @@ mod report;
 mod simulate;
 
 pub use action::{Action, Binding};
-pub use report::{OrphanPlan, OrphanState, Restart, WorkloadPlan, WorkloadState};
+pub use report::{
+    DeletionBreaker, Drift, DriftKind, OrphanPlan, OrphanState, Restart, WorkloadPlan,
+    WorkloadState,
+};
 pub use simulate::simulate;
 
 use crate::intent::resolve_placeholders;
@@ -18,8 +21,8 @@ use crate::model::{
     WorkloadRef,
 };
 use crate::policy::{
-    self, INLINE_POLICY_NAME, IRSA_AUDIENCE, ORPHANED_TAG, OWNER_TAG, Ownership, PermissionLayout,
-    PolicyDocument, TAG_PREFIX,
+    self, DECLARED_TAG, INLINE_POLICY_NAME, IRSA_AUDIENCE, ORPHANED_TAG, OWNER_TAG, Ownership,
+    PermissionLayout, PolicyDocument, TAG_PREFIX,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -31,6 +34,12 @@ pub struct Plan {
     pub workloads: Vec<WorkloadPlan>,
     pub orphans: Vec<OrphanPlan>,
     pub warnings: Vec<String>,
+    /// Hand changes this plan puts back, by role and kind.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub drift: Vec<Drift>,
+    /// Set when the deletion breaker holds this run's deletions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub breaker: Option<DeletionBreaker>,
 }
 
 impl Plan {
@@ -58,6 +67,8 @@ struct RoleOutcome {
     actions: Vec<Action>,
     /// An error (the role is not touched) or a reason to wait, with the state it leads to.
     problem: Option<(report::WorkloadState, String)>,
+    /// Hand changes that `actions` put back.
+    drift: BTreeSet<DriftKind>,
 }
 
 struct Planner<'a> {
@@ -181,6 +192,10 @@ impl<'a> Planner<'a> {
             }
             let outcome = self.plan_role(service_account, intent);
             plan.warnings.extend(outcome.warnings.iter().cloned());
+            plan.drift.extend(outcome.drift.iter().map(|&kind| Drift {
+                role: Some(outcome.role.clone()),
+                kind,
+            }));
             claimed.insert(outcome.role.as_str().to_ascii_lowercase());
             if self.settings.mode == BindingMode::Irsa
                 && outcome
@@ -287,7 +302,23 @@ impl<'a> Planner<'a> {
 
         self.report_held_roles(&claimed, &mut plan);
         if needs_oidc_provider {
-            plan.actions.extend(self.plan_oidc_provider());
+            let provider = self.plan_oidc_provider();
+            // Roles of this cluster exist, so its provider did too: someone deleted it.
+            let existed = self
+                .roles
+                .values()
+                .any(|role| policy::ownership(&role.tags, self.cluster) == Ownership::Ours);
+            if existed
+                && provider
+                    .iter()
+                    .any(|a| matches!(a, Action::CreateOidcProvider { .. }))
+            {
+                plan.drift.push(Drift {
+                    role: None,
+                    kind: DriftKind::OidcProvider,
+                });
+            }
+            plan.actions.extend(provider);
         }
         if self.settings.permissions_boundary.is_none()
             && !self.settings.require_boundary
@@ -449,6 +480,7 @@ impl<'a> Planner<'a> {
             binding: Some(binding.clone()),
             actions: Vec::new(),
             problem: None,
+            drift: BTreeSet::new(),
         };
         let fail = |mut outcome: RoleOutcome, message: String| {
             outcome.actions.clear();
@@ -587,12 +619,23 @@ impl<'a> Planner<'a> {
             Ok(layout) => layout,
             Err(error) => return fail(outcome, error.to_string()),
         };
-        let tags = policy::role_tags(
+        let mut tags = policy::role_tags(
             self.cluster,
             service_account,
             intent.workloads.iter().map(|w| &w.workload.name),
             &bundles,
         );
+        let declared = declared_digest(
+            &trust,
+            &layout,
+            self.settings.permissions_boundary.as_deref(),
+            &tags,
+        );
+        // Only while the intents are what they were when the role was last written is a
+        // difference on the role or its binding someone's hand edit.
+        let intents_unchanged =
+            observed.is_some_and(|r| r.tags.get(DECLARED_TAG) == Some(&declared));
+        tags.insert(DECLARED_TAG.to_owned(), declared);
 
         let mut actions = Vec::new();
         match observed {
@@ -637,13 +680,81 @@ impl<'a> Planner<'a> {
             }
             Err(conflict) => {
                 // The role itself is still kept as declared; only the binding is refused.
-                outcome.actions = actions;
                 outcome.problem = Some((WorkloadState::Error, conflict));
-                return outcome;
             }
         }
+        outcome.drift = match observed {
+            Some(_) if intents_unchanged => self.drift_in(
+                &actions,
+                self.service_accounts.get(service_account).copied(),
+            ),
+            Some(_) => BTreeSet::new(),
+            None if self.is_bound_anywhere(&arn) => BTreeSet::from([DriftKind::RoleMissing]),
+            None => BTreeSet::new(),
+        };
         outcome.actions = actions;
         outcome
+    }
+
+    /// The kinds of hand change that `actions` put back, on a role whose intents did not change.
+    fn drift_in(
+        &self,
+        actions: &[Action],
+        service_account: Option<&ObservedServiceAccount>,
+    ) -> BTreeSet<DriftKind> {
+        actions
+            .iter()
+            .filter_map(|action| match action {
+                Action::UpdateTrustPolicy { .. } => Some(DriftKind::Trust),
+                Action::PutPermissionsBoundary { .. } => Some(DriftKind::Boundary),
+                Action::TagRole { .. } => Some(DriftKind::Tags),
+                // Intents that come back clear the deletion mark: not a hand change.
+                Action::UntagRole { keys, .. } if keys.iter().any(|k| k != ORPHANED_TAG) => {
+                    Some(DriftKind::Tags)
+                }
+                Action::PutInlinePolicy { .. } | Action::DeleteInlinePolicy { .. } => {
+                    Some(DriftKind::InlinePolicy)
+                }
+                Action::CreateManagedPolicy { .. }
+                | Action::UpdateManagedPolicy { .. }
+                | Action::AttachManagedPolicy { .. }
+                | Action::DetachManagedPolicy { .. }
+                | Action::DeleteManagedPolicy { .. } => Some(DriftKind::ManagedPart),
+                // A ServiceAccount that appeared after its role was made is bound for the first
+                // time; one that carries the label of an earlier binding lost its annotation.
+                Action::AnnotateServiceAccount { .. }
+                    if service_account.is_some_and(|sa| {
+                        sa.bound_label || sa.annotation_owned && sa.role_annotation().is_some()
+                    }) =>
+                {
+                    Some(DriftKind::Annotation)
+                }
+                Action::RemoveServiceAccountAnnotation { .. } => Some(DriftKind::Annotation),
+                Action::CreatePodIdentityAssociation { .. }
+                | Action::UpdatePodIdentityAssociation { .. }
+                | Action::DeletePodIdentityAssociation { .. } => {
+                    Some(DriftKind::PodIdentityAssociation)
+                }
+                Action::SetAddonRole { .. } => Some(DriftKind::AddonRole),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// True when some binding this system made still names `arn`: the role existed.
+    fn is_bound_anywhere(&self, arn: &str) -> bool {
+        self.service_accounts
+            .values()
+            .any(|sa| sa.annotation_owned && sa.role_annotation() == Some(arn))
+            || self
+                .associations
+                .values()
+                .flatten()
+                .any(|a| a.owner_arn.is_none() && a.role_arn == arn)
+            || self.addons.values().any(|addon| {
+                addon.service_account_role_arn.as_deref() == Some(arn)
+                    || addon.pod_identity_associations.values().any(|r| r == arn)
+            })
     }
 
     fn policy_changes(
@@ -978,12 +1089,14 @@ impl<'a> Planner<'a> {
         }
     }
 
-    /// Owned roles that no intent claims: marked, then deleted after the grace period, at most
-    /// `max_deletions_per_run` in one run. Held roles are never touched.
+    /// Owned roles that no intent claims: marked, then deleted after the grace period. Held
+    /// roles are never touched. When more roles are due than `max_deletions_per_run`, none is
+    /// deleted (a breaker, not a rate): a prefix removed by mistake must not empty a cluster a
+    /// few roles at a time. With `soft_delete`, a due role is only unbound.
     fn plan_orphans(&self, claimed: &BTreeSet<String>, plan: &mut Plan) {
         let now = self.observed.now;
         let grace = self.settings.deletion_grace_seconds;
-        let mut deletions = 0;
+        let mut due: Vec<&ObservedRole> = Vec::new();
         for (key, role) in &self.roles {
             if claimed.contains(key)
                 || policy::ownership(&role.tags, self.cluster) != Ownership::Ours
@@ -1015,21 +1128,49 @@ impl<'a> Planner<'a> {
                         since.saturating_add(grace)
                     ),
                 ),
-                Some(_) if deletions >= self.settings.max_deletions_per_run => (
-                    OrphanState::Deferred,
-                    format!(
-                        "grace period over, but this run already deletes {} role(s), the most allowed; a later run deletes it",
-                        self.settings.max_deletions_per_run
-                    ),
-                ),
                 Some(_) => {
-                    deletions += 1;
-                    plan.actions.extend(self.deletion(role));
-                    (
-                        OrphanState::Deleting,
-                        "grace period over: unbound and deleted".to_owned(),
-                    )
+                    due.push(role);
+                    continue;
                 }
+            };
+            plan.orphans.push(OrphanPlan {
+                role: role.name.clone(),
+                arn: role.arn.clone(),
+                state,
+                message,
+            });
+        }
+        let cap = self.settings.max_deletions_per_run;
+        if due.len() > cap {
+            let breaker = DeletionBreaker {
+                due: due.len(),
+                cap,
+            };
+            for role in due {
+                plan.orphans.push(OrphanPlan {
+                    role: role.name.clone(),
+                    arn: role.arn.clone(),
+                    state: OrphanState::HeldByBreaker,
+                    message: breaker.message(),
+                });
+            }
+            plan.breaker = Some(breaker);
+            return;
+        }
+        for role in due {
+            let (state, message) = if self.settings.soft_delete {
+                plan.actions.extend(self.unbinding(role));
+                (
+                    OrphanState::Unbound,
+                    "grace period over: unbound and kept (soft delete)".to_owned(),
+                )
+            } else {
+                plan.actions.extend(self.unbinding(role));
+                plan.actions.extend(self.deletion(role));
+                (
+                    OrphanState::Deleting,
+                    "grace period over: unbound and deleted".to_owned(),
+                )
             };
             plan.orphans.push(OrphanPlan {
                 role: role.name.clone(),
@@ -1040,8 +1181,8 @@ impl<'a> Planner<'a> {
         }
     }
 
-    /// Unbind first, then empty the role, then delete it.
-    fn deletion(&self, role: &ObservedRole) -> Vec<Action> {
+    /// Every binding this system made to the role: annotations, associations, add-on settings.
+    fn unbinding(&self, role: &ObservedRole) -> Vec<Action> {
         let name = &role.name;
         let mut actions = Vec::new();
         for (id, sa) in &self.service_accounts {
@@ -1077,6 +1218,13 @@ impl<'a> Planner<'a> {
                 });
             }
         }
+        actions
+    }
+
+    /// Empties the role, then deletes it (after `unbinding`).
+    fn deletion(&self, role: &ObservedRole) -> Vec<Action> {
+        let name = &role.name;
+        let mut actions = Vec::new();
         for policy_name in role.inline_policies.keys() {
             actions.push(Action::DeleteInlinePolicy {
                 role: name.clone(),
@@ -1103,6 +1251,38 @@ impl<'a> Planner<'a> {
         actions.push(Action::DeleteRole { role: name.clone() });
         actions
     }
+}
+
+/// The value of `DECLARED_TAG`: a digest of everything the intents and settings declare for a
+/// role, so that the next run can tell a hand edit from a change of intents.
+fn declared_digest(
+    trust: &PolicyDocument,
+    layout: &PermissionLayout,
+    boundary: Option<&str>,
+    tags: &BTreeMap<String, String>,
+) -> String {
+    let mut text = trust.to_json();
+    text.push('\n');
+    text.push_str(match layout {
+        PermissionLayout::Empty => "empty",
+        PermissionLayout::Inline(_) => "inline",
+        PermissionLayout::Managed(_) => "managed",
+    });
+    for document in layout.documents() {
+        text.push('\n');
+        text.push_str(&document.to_json());
+    }
+    text.push('\n');
+    text.push_str(boundary.unwrap_or_default());
+    for (key, value) in tags {
+        if key != ORPHANED_TAG && key != DECLARED_TAG {
+            text.push('\n');
+            text.push_str(key);
+            text.push('=');
+            text.push_str(value);
+        }
+    }
+    policy::short_hash(&text, 16)
 }
 
 /// Tag changes limited to the system's own keys: tags anyone else set stay untouched.

@@ -54,7 +54,7 @@ pub enum Restart {
     Planned,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum OrphanState {
     /// Found without intents: marked now, deleted after the grace period.
     Marked,
@@ -62,8 +62,11 @@ pub enum OrphanState {
     Waiting,
     /// Grace period over: unbound and deleted by this plan.
     Deleting,
-    /// Grace period over, but this run's deletion cap is reached: deleted by a later run.
-    Deferred,
+    /// Grace period over, but more roles are due than the deletion cap allows in one run: the
+    /// breaker holds every one of them, marked, until the cap is raised or the intents return.
+    HeldByBreaker,
+    /// Grace period over with soft delete on: unbound, and the role kept.
+    Unbound,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -72,4 +75,76 @@ pub struct OrphanPlan {
     pub arn: String,
     pub state: OrphanState,
     pub message: String,
+}
+
+/// The deletion breaker, tripped: more roles were due for deletion in one run than the cap.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeletionBreaker {
+    /// Roles whose grace period is over.
+    pub due: usize,
+    /// The most roles one run may delete (or, with soft delete, unbind).
+    pub cap: usize,
+}
+
+impl DeletionBreaker {
+    pub fn message(&self) -> String {
+        format!(
+            "deletion breaker: {} roles are due for deletion, more than the {} one run may delete; none was deleted and all stay marked. If their intents were removed on purpose, raise the cap for one run (EKS_INTENTS_MAX_DELETIONS_PER_RUN={}); if not, restore the bundles (the bucket keeps earlier versions) and the roles are reused as they are",
+            self.due, self.cap, self.due
+        )
+    }
+}
+
+/// What a hand change can alter, as the plan finds and repairs it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DriftKind {
+    InlinePolicy,
+    ManagedPart,
+    Trust,
+    Boundary,
+    Tags,
+    RoleMissing,
+    Annotation,
+    PodIdentityAssociation,
+    AddonRole,
+    OidcProvider,
+}
+
+impl DriftKind {
+    pub const ALL: [DriftKind; 10] = [
+        DriftKind::InlinePolicy,
+        DriftKind::ManagedPart,
+        DriftKind::Trust,
+        DriftKind::Boundary,
+        DriftKind::Tags,
+        DriftKind::RoleMissing,
+        DriftKind::Annotation,
+        DriftKind::PodIdentityAssociation,
+        DriftKind::AddonRole,
+        DriftKind::OidcProvider,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DriftKind::InlinePolicy => "inline-policy",
+            DriftKind::ManagedPart => "managed-part",
+            DriftKind::Trust => "trust",
+            DriftKind::Boundary => "boundary",
+            DriftKind::Tags => "tags",
+            DriftKind::RoleMissing => "role-missing",
+            DriftKind::Annotation => "annotation",
+            DriftKind::PodIdentityAssociation => "pod-identity-association",
+            DriftKind::AddonRole => "addon-role",
+            DriftKind::OidcProvider => "oidc-provider",
+        }
+    }
+}
+
+/// One kind of drift found on one role (or, for the OIDC provider, on the cluster).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Drift {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<RoleName>,
+    pub kind: DriftKind,
 }

@@ -79,6 +79,7 @@ impl Model {
                 name: id.name.clone(),
                 annotations: BTreeMap::new(),
                 annotation_owned: false,
+                bound_label: false,
             })
     }
 
@@ -217,6 +218,7 @@ impl Model {
                 sa.annotations
                     .insert(ROLE_ARN_ANNOTATION.to_owned(), role_arn.clone());
                 sa.annotation_owned = true;
+                sa.bound_label = true;
             }
             Action::RemoveServiceAccountAnnotation {
                 service_account, ..
@@ -224,6 +226,7 @@ impl Model {
                 let sa = self.service_account(service_account);
                 sa.annotations.remove(ROLE_ARN_ANNOTATION);
                 sa.annotation_owned = false;
+                sa.bound_label = false;
             }
             Action::CreatePodIdentityAssociation {
                 service_account,

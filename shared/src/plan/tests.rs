@@ -523,12 +523,17 @@ fn roles_of_a_failing_bundle_stay_exactly_as_they_are() {
     );
     assert_eq!(
         names(&planned),
-        ["put inline policy eks-intents on demo.jokes.joke-worker"]
+        [
+            "tag role demo.jokes.joke-worker: eks-intents/declared",
+            "put inline policy eks-intents on demo.jokes.joke-worker"
+        ]
     );
+    // A change of intents is not drift.
+    assert!(planned.drift.is_empty(), "{:?}", planned.drift);
 }
 
 #[test]
-fn gone_intents_mark_then_delete_after_grace_within_the_cap() {
+fn gone_intents_mark_then_delete_after_grace_unless_the_breaker_holds_them() {
     let (_, state) = converge(&seed_desired(), &seed_cluster(), &settings());
     let gone = DesiredState::default();
     let settings = Settings {
@@ -563,18 +568,36 @@ fn gone_intents_mark_then_delete_after_grace_within_the_cap() {
             .all(|o| o.state == OrphanState::Waiting)
     );
 
+    // Three roles due, the cap is two: the breaker holds all three, and says how to go on.
     state.now += 50;
-    let (deleting, state) = converge(&gone, &state, &settings);
-    let states: Vec<OrphanState> = deleting.orphans.iter().map(|o| o.state).collect();
-    assert_eq!(
-        states,
-        [
-            OrphanState::Deleting,
-            OrphanState::Deleting,
-            OrphanState::Deferred
-        ]
+    let held = plan(&gone, &state, &settings);
+    assert!(held.is_empty(), "{:?}", names(&held));
+    assert!(
+        held.orphans
+            .iter()
+            .all(|o| o.state == OrphanState::HeldByBreaker)
     );
-    // Unbound before deleted: the annotation and the add-on's role go first.
+    assert_eq!(held.breaker, Some(DeletionBreaker { due: 3, cap: 2 }));
+    assert!(
+        held.orphans[0]
+            .message
+            .contains("EKS_INTENTS_MAX_DELETIONS_PER_RUN=3")
+    );
+
+    // At the cap, every due role goes.
+    let raised = Settings {
+        max_deletions_per_run: 3,
+        ..settings.clone()
+    };
+    let (deleting, state) = converge(&gone, &state, &raised);
+    assert_eq!(deleting.breaker, None);
+    assert!(
+        deleting
+            .orphans
+            .iter()
+            .all(|o| o.state == OrphanState::Deleting)
+    );
+    // Unbound before deleted: the annotation goes first.
     let first_role = &deleting.orphans[0].role;
     let steps: Vec<String> = deleting
         .actions
@@ -591,19 +614,59 @@ fn gone_intents_mark_then_delete_after_grace_within_the_cap() {
             format!("delete role {first_role}"),
         ]
     );
-    assert_eq!(state.roles.len(), 1);
-    assert!(state.addons[0].service_account_role_arn.is_some());
-    let (last, state) = converge(&gone, &state, &settings);
     assert!(state.roles.is_empty());
     assert!(state.addons[0].service_account_role_arn.is_none());
     assert!(
-        matches!(
-            &last.actions[0],
-            Action::SetAddonRole { role_arn: None, .. }
-        ),
-        "{:?}",
-        names(&last)
+        state
+            .service_accounts
+            .iter()
+            .all(|sa| sa.role_annotation().is_none())
     );
+    assert!(plan(&gone, &state, &raised).is_empty());
+}
+
+#[test]
+fn soft_delete_unbinds_due_roles_and_keeps_them() {
+    let (_, state) = converge(&seed_desired(), &seed_cluster(), &settings());
+    let gone = DesiredState::default();
+    let settings = Settings {
+        deletion_grace_seconds: 100,
+        soft_delete: true,
+        ..settings()
+    };
+    let (_, mut state) = converge(&gone, &state, &settings);
+    state.now += 100;
+    let (unbinding, state) = converge(&gone, &state, &settings);
+    assert!(
+        unbinding
+            .orphans
+            .iter()
+            .all(|o| o.state == OrphanState::Unbound)
+    );
+    assert!(!unbinding.actions.iter().any(|a| matches!(
+        a,
+        Action::DeleteRole { .. } | Action::DeleteInlinePolicy { .. }
+    )));
+    assert_eq!(state.roles.len(), 3);
+    assert!(state.addons[0].service_account_role_arn.is_none());
+    assert!(
+        state
+            .service_accounts
+            .iter()
+            .all(|sa| sa.role_annotation().is_none())
+    );
+    // Nothing left to do, and a role wanted again is bound again as it is.
+    assert!(plan(&gone, &state, &settings).is_empty());
+    let (back, state) = converge(&seed_desired(), &state, &settings);
+    assert!(
+        !back
+            .actions
+            .iter()
+            .any(|a| matches!(a, Action::CreateRole { .. })),
+        "{:?}",
+        names(&back)
+    );
+    assert!(state.addons[0].service_account_role_arn.is_some());
 }
 
 #[test]
@@ -1087,4 +1150,191 @@ fn forcing_takes_over_another_managers_annotation_when_allowed() {
     assert!(planned.actions.iter().any(|a| matches!(a, Action::AnnotateServiceAccount { service_account, force: true, .. } if service_account.name.as_str() == "joke-worker")));
     // Annotations nobody else holds are applied without force.
     assert!(planned.actions.iter().any(|a| matches!(a, Action::AnnotateServiceAccount { service_account, force: false, .. } if service_account.namespace.as_str() == "ack-system")));
+}
+
+fn drift_of(plan: &Plan) -> Vec<(Option<&str>, DriftKind)> {
+    plan.drift
+        .iter()
+        .map(|d| (d.role.as_ref().map(RoleName::as_str), d.kind))
+        .collect()
+}
+
+fn role_mut<'a>(state: &'a mut ObservedState, name: &str) -> &'a mut ObservedRole {
+    state
+        .roles
+        .iter_mut()
+        .find(|r| r.name.as_str() == name)
+        .unwrap()
+}
+
+const WORKER: &str = "demo.jokes.joke-worker";
+
+/// Each kind of hand change is found, named, and put back by one plan; a converged state shows
+/// none.
+#[test]
+fn hand_changes_are_named_by_kind_and_repaired() {
+    let (_, converged) = converge(&seed_desired(), &seed_cluster(), &settings());
+    assert!(
+        plan(&seed_desired(), &converged, &settings())
+            .drift
+            .is_empty()
+    );
+    let worker = Some(WORKER);
+    let ebs = Some("demo.kube-system.ebs-csi-controller-sa");
+    type Edit = fn(&mut ObservedState);
+    type Found<'a> = Vec<(Option<&'a str>, DriftKind)>;
+    let cases: Vec<(&str, Edit, Found)> = vec![
+        (
+            "inline policy edited",
+            |s| {
+                role_mut(s, WORKER).inline_policies.insert(
+                    INLINE_POLICY_NAME.into(),
+                    PolicyDocument::from_value(&serde_json::json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]})),
+                );
+            },
+            vec![(worker, DriftKind::InlinePolicy)],
+        ),
+        (
+            "policy attached by hand",
+            |s| {
+                role_mut(s, WORKER)
+                    .attached_policies
+                    .insert("arn:aws:iam::aws:policy/AdministratorAccess".into());
+            },
+            vec![(worker, DriftKind::ManagedPart)],
+        ),
+        (
+            "trust widened",
+            |s| {
+                role_mut(s, WORKER).trust_policy = PolicyDocument::from_value(
+                    &serde_json::json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "sts:AssumeRole"}]}),
+                );
+            },
+            vec![(worker, DriftKind::Trust)],
+        ),
+        (
+            "boundary removed",
+            |s| role_mut(s, WORKER).permissions_boundary = None,
+            vec![(worker, DriftKind::Boundary)],
+        ),
+        (
+            "a tag removed",
+            |s| {
+                role_mut(s, WORKER).tags.remove(policy::WORKLOADS_TAG);
+            },
+            vec![(worker, DriftKind::Tags)],
+        ),
+        (
+            "role deleted",
+            |s| s.roles.retain(|r| r.name.as_str() != WORKER),
+            vec![(worker, DriftKind::RoleMissing)],
+        ),
+        (
+            "annotation removed",
+            |s| {
+                let sa = s
+                    .service_accounts
+                    .iter_mut()
+                    .find(|sa| sa.name.as_str() == "joke-worker")
+                    .unwrap();
+                sa.annotations.remove(ROLE_ARN_ANNOTATION);
+                sa.annotation_owned = false;
+            },
+            vec![(worker, DriftKind::Annotation)],
+        ),
+        (
+            "add-on role cleared",
+            |s| s.addons[0].service_account_role_arn = None,
+            vec![(ebs, DriftKind::AddonRole)],
+        ),
+        (
+            "OIDC provider deleted",
+            |s| s.oidc_providers.clear(),
+            vec![(None, DriftKind::OidcProvider)],
+        ),
+    ];
+    for (what, edit, expected) in cases {
+        let mut state = converged.clone();
+        edit(&mut state);
+        let (repair, repaired) = converge(&seed_desired(), &state, &settings());
+        assert_eq!(drift_of(&repair), expected, "{what}: {:?}", names(&repair));
+        let after = plan(&seed_desired(), &repaired, &settings());
+        assert!(after.is_empty(), "{what}: {:?}", names(&after));
+        assert!(after.drift.is_empty(), "{what}");
+    }
+}
+
+#[test]
+fn pod_identity_and_managed_part_drift_are_named() {
+    let pod_identity = Settings {
+        mode: BindingMode::PodIdentity,
+        ..settings()
+    };
+    let (_, mut state) = converge(&seed_desired(), &seed_cluster(), &pod_identity);
+    state
+        .pod_identity_associations
+        .retain(|a| a.service_account.as_str() != "joke-worker");
+    let repair = plan(&seed_desired(), &state, &pod_identity);
+    assert_eq!(
+        drift_of(&repair),
+        [(Some(WORKER), DriftKind::PodIdentityAssociation)]
+    );
+
+    let mut desired = DesiredState::default();
+    let actions: Vec<String> = (0..900).map(|i| format!("dynamodb:Action{i:04}")).collect();
+    let actions: Vec<&str> = actions.iter().map(String::as_str).collect();
+    declare(
+        &mut desired,
+        "big.yaml",
+        "jokes",
+        "joke-worker",
+        "*",
+        &actions,
+    );
+    let (_, mut state) = converge(&desired, &empty(), &settings());
+    let part = state.managed_policies[0].arn.clone();
+    role_mut(&mut state, WORKER).attached_policies.remove(&part);
+    let repair = plan(&desired, &state, &settings());
+    assert_eq!(drift_of(&repair), [(Some(WORKER), DriftKind::ManagedPart)]);
+}
+
+/// What the intents ask for anew is never called drift: a new workload, a widened intent, a
+/// ServiceAccount that appears after its role was made, intents coming back to a marked role.
+#[test]
+fn changes_of_intents_are_not_drift() {
+    let (first, state) = converge(&seed_desired(), &seed_cluster(), &settings());
+    assert!(first.drift.is_empty(), "{:?}", first.drift);
+
+    let mut wider = seed_desired();
+    declare(
+        &mut wider,
+        "intents/demo/jokes/joke-worker-ci.yaml",
+        "jokes",
+        "joke-worker",
+        "*",
+        &["s3:GetObject"],
+    );
+    let widened = plan(&wider, &state, &settings());
+    assert!(!widened.is_empty());
+    assert!(widened.drift.is_empty(), "{:?}", widened.drift);
+
+    let (_, marked) = converge(&DesiredState::default(), &state, &settings());
+    let back = plan(&seed_desired(), &marked, &settings());
+    assert!(!back.is_empty());
+    assert!(back.drift.is_empty(), "{:?}", back.drift);
+
+    // The ServiceAccount appears only after the role is made.
+    let mut late = seed_cluster();
+    late.service_accounts
+        .retain(|sa| sa.name.as_str() != "joke-worker");
+    let (_, mut state) = converge(&seed_desired(), &late, &settings());
+    run_workload(&mut state, "jokes", "joke-worker", "joke-worker");
+    let bound = plan(&seed_desired(), &state, &settings());
+    assert!(
+        bound
+            .actions
+            .iter()
+            .any(|a| matches!(a, Action::AnnotateServiceAccount { .. }))
+    );
+    assert!(bound.drift.is_empty(), "{:?}", bound.drift);
 }

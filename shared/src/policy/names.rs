@@ -23,6 +23,10 @@ pub const BUNDLES_OVERFLOW_TAG: &str = "eks-intents/bundles-overflow";
 /// Seconds since the epoch when the role's intents were found gone.
 pub const ORPHANED_TAG: &str = "eks-intents/orphaned-since";
 pub const MAX_BUNDLE_TAGS: usize = 5;
+/// A digest of everything declared for the role (trust, permissions, boundary, the other
+/// tags), written with them. While it matches what the intents give now, any difference found
+/// on the role or its binding was made by hand: drift, not a change of intents.
+pub const DECLARED_TAG: &str = "eks-intents/declared";
 /// The one inline policy the system writes on each role.
 pub const INLINE_POLICY_NAME: &str = "eks-intents";
 

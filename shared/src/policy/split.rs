@@ -16,6 +16,17 @@ pub enum PermissionLayout {
     Managed(Vec<PolicyDocument>),
 }
 
+impl PermissionLayout {
+    /// The documents, in part order.
+    pub fn documents(&self) -> &[PolicyDocument] {
+        match self {
+            PermissionLayout::Empty => &[],
+            PermissionLayout::Inline(document) => std::slice::from_ref(document),
+            PermissionLayout::Managed(parts) => parts,
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum SizeError {
     #[error(

@@ -45,6 +45,7 @@ impl FakeKubernetes {
                     name: id.name,
                     annotations: BTreeMap::new(),
                     annotation_owned: false,
+                    bound_label: false,
                 });
             }
         }
@@ -129,10 +130,12 @@ impl FakeKubernetes {
                 sa.annotations
                     .insert(ROLE_ARN_ANNOTATION.to_owned(), arn.to_owned());
                 sa.annotation_owned = true;
+                sa.bound_label = true;
             }
             None => {
                 sa.annotations.remove(ROLE_ARN_ANNOTATION);
                 sa.annotation_owned = false;
+                sa.bound_label = false;
             }
         }
         Ok(())

@@ -104,6 +104,7 @@ pub fn run_workload(
             name: id.name,
             annotations: BTreeMap::new(),
             annotation_owned: false,
+            bound_label: false,
         });
     }
 }

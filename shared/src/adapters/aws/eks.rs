@@ -2,7 +2,7 @@
 
 use super::port_error;
 use crate::model::ServiceAccountRef;
-use crate::model::{AccountId, ClusterInfo, ClusterName, ClusterRef, ObservedAssociation, Region};
+use crate::model::{ClusterInfo, ClusterName, ClusterRef, ObservedAssociation};
 use crate::ports::{
     AddonDescription, ClusterDescription, EksPort, ErrorKind, PortError, PortResult,
 };
@@ -21,21 +21,17 @@ impl EksAdapter {
     }
 }
 
-/// `arn:<partition>:eks:<region>:<account>:cluster/<name>` -> (partition, region, account).
-fn parse_cluster_arn(arn: &str) -> Option<(&str, &str, &str)> {
-    let mut parts = arn.splitn(6, ':');
-    let (_, partition, service, region, account) = (
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-    );
-    (service == "eks" && !region.is_empty() && !account.is_empty())
-        .then_some((partition, region, account))
-}
-
 impl EksPort for EksAdapter {
+    async fn list_clusters(&self) -> PortResult<Vec<String>> {
+        let mut names = Vec::new();
+        let mut pages = self.client.list_clusters().into_paginator().send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| port_error("eks", "ListClusters", e))?;
+            names.extend(page.clusters().iter().cloned());
+        }
+        Ok(names)
+    }
+
     async fn describe_cluster(&self, name: &str) -> PortResult<ClusterDescription> {
         let out = self
             .client
@@ -53,7 +49,7 @@ impl EksPort for EksAdapter {
             )
         })?;
         let arn = cluster.arn().unwrap_or_default();
-        let (partition, region, account) = parse_cluster_arn(arn).ok_or_else(|| {
+        let mut cluster_ref = ClusterRef::from_arn(arn).ok_or_else(|| {
             PortError::new(
                 "eks",
                 "DescribeCluster",
@@ -61,12 +57,7 @@ impl EksPort for EksAdapter {
                 format!("cluster {name} has an ARN that names no region or account: {arn:?}"),
             )
         })?;
-        let mut cluster_ref = ClusterRef::new(
-            ClusterName::new(name),
-            AccountId::new(account),
-            Region::new(region),
-        );
-        cluster_ref.partition = partition.to_owned();
+        cluster_ref.name = ClusterName::new(name);
         Ok(ClusterDescription {
             info: ClusterInfo {
                 cluster: cluster_ref,
@@ -264,20 +255,5 @@ impl EksPort for EksAdapter {
             .await
             .map_err(|e| port_error("eks", "UpdateAddon", e))?;
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cluster_arns_give_partition_region_and_account() {
-        assert_eq!(
-            parse_cluster_arn("arn:aws:eks:eu-west-2:123456789012:cluster/demo"),
-            Some(("aws", "eu-west-2", "123456789012"))
-        );
-        assert_eq!(parse_cluster_arn("arn:aws:iam::123456789012:role/x"), None);
-        assert_eq!(parse_cluster_arn("garbage"), None);
     }
 }

@@ -1,7 +1,7 @@
 //! S3: the bundle store. Lists and reads every bundle under a cluster's prefix, writes status.
 
 use super::port_error;
-use crate::ports::{BundleObject, BundleStore, FetchedObject, PortResult};
+use crate::ports::{BundleObject, BundleStore, FetchedObject, PortResult, StoreLevel};
 use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
 
@@ -47,6 +47,36 @@ impl BundleStore for S3Adapter {
             }
         }
         Ok(objects)
+    }
+
+    async fn list_level(&self, prefix: &str) -> PortResult<StoreLevel> {
+        let mut level = StoreLevel::default();
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(prefix)
+            .delimiter("/")
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| port_error("s3", "ListObjectsV2", e))?;
+            level.prefixes.extend(
+                page.common_prefixes()
+                    .iter()
+                    .filter_map(|p| p.prefix().map(str::to_owned)),
+            );
+            for object in page.contents() {
+                let Some(key) = object.key() else { continue };
+                level.objects.push(BundleObject {
+                    key: key.to_owned(),
+                    etag: object.e_tag().map(|e| e.trim_matches('"').to_owned()),
+                    version: None,
+                    size: object.size().unwrap_or_default().max(0) as u64,
+                });
+            }
+        }
+        Ok(level)
     }
 
     async fn get(&self, key: &str, max_bytes: u64) -> PortResult<FetchedObject> {

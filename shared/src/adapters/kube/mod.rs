@@ -376,6 +376,12 @@ impl KubernetesPort for EksCluster<'_> {
                     name: name.as_str().into(),
                     annotations: account.metadata.annotations.clone().unwrap_or_default(),
                     annotation_owned: annotation_owned(&account),
+                    bound_label: account
+                        .metadata
+                        .labels
+                        .as_ref()
+                        .and_then(|labels| labels.get(BOUND_LABEL))
+                        .is_some_and(|v| v == "true"),
                 });
             }
             let workloads = &mut snapshot.workloads;

@@ -1,0 +1,317 @@
+//! The drift-sweep handler, fired by a schedule (an EventBridge Scheduled Event, or EventBridge
+//! Scheduler with any payload, `{}` included). It asks for a reconcile of every cluster the
+//! system has to look after, so that drift (a policy edited in the console, an annotation
+//! removed) is repaired even when nothing announced it:
+//!
+//! - clusters with bundles: the prefixes one level under `intents/` (one paginated listing);
+//! - clusters named by the cluster tag of owned roles under the IAM path, so the roles of a
+//!   deleted cluster still reach the clean-up; only clusters of the deployment's region (the
+//!   reconciler works in one region);
+//! - optionally every cluster of the region (`ListClusters`), to find clusters whose bundles
+//!   and roles are all gone but whose bindings remain.
+//!
+//! It sends one `ReconcileCluster{cluster, reason: "drift"}` per cluster, with the
+//! deduplication id `drift:<cluster>:<tick>`: a retried or doubled invocation of one schedule
+//! tick sends the same ids, which the FIFO queue drops. The tick is the event's `time` to the
+//! minute; Scheduler payloads without it use the clock (a Scheduler target can pass
+//! `{"time": "<aws.scheduler.scheduled-time>"}` to keep retries on one tick). A source that
+//! cannot be read fails the invocation, naming the source, and the schedule's retry tries
+//! again.
+
+use eks_intents::intent::cluster_prefix;
+use eks_intents::policy::{CLUSTER_TAG, OWNER_TAG, OWNER_VALUE, short_hash};
+use eks_intents::ports::{
+    BundleStore, DeduplicatedReconcile, EksPort, IamPort, ReconcileCluster, ReconcileQueue,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// The prefix whose next level names the clusters with bundles.
+const INTENTS: &str = "intents/";
+/// The reason every message of the sweep carries.
+pub const REASON: &str = "drift";
+/// SQS's limit on a deduplication id.
+const DEDUPLICATION_ID_MAX: usize = 128;
+
+/// Built once at cold start and borrowed by every invocation.
+pub struct Context<S, I, E, Q> {
+    pub store: S,
+    pub iam: I,
+    pub eks: E,
+    pub queue: Q,
+    /// The IAM path under which the system's roles live (`/eks-intents/`).
+    pub iam_path: String,
+    /// The deployment's region: only its clusters are swept.
+    pub region: String,
+    /// Also sweep every cluster `ListClusters` returns.
+    pub list_clusters: bool,
+    /// Seconds since the epoch (injectable for tests).
+    pub now: fn() -> u64,
+}
+
+/// Where a cluster to sweep was found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Source {
+    /// A prefix `intents/<cluster>/` in the bucket.
+    Bundles,
+    /// The cluster tag of an owned role under the IAM path.
+    RoleTags,
+    /// `ListClusters` of the region.
+    EksClusters,
+}
+
+/// One cluster asked to be reconciled.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SweptCluster {
+    pub cluster: String,
+    pub sources: Vec<Source>,
+    pub deduplication_id: String,
+}
+
+/// Something found but not swept, and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Skipped {
+    pub what: String,
+    pub why: String,
+}
+
+/// What the sweep did, returned to the caller (and logged).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Response {
+    /// The schedule tick the deduplication ids name (`YYYY-MM-DDTHH:MM`, UTC).
+    pub tick: String,
+    pub clusters: Vec<SweptCluster>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<Skipped>,
+}
+
+pub async fn handle<S, I, E, Q>(
+    ctx: &Context<S, I, E, Q>,
+    event: &Value,
+) -> Result<Response, String>
+where
+    S: BundleStore,
+    I: IamPort,
+    E: EksPort,
+    Q: ReconcileQueue,
+{
+    let tick = tick(event, (ctx.now)());
+    let mut found: BTreeMap<String, Vec<Source>> = BTreeMap::new();
+    let mut skipped: Vec<Skipped> = Vec::new();
+    let mut skip = |what: String, why: String| {
+        if !skipped.iter().any(|s| s.what == what) {
+            tracing::info!(%what, %why, "not swept");
+            skipped.push(Skipped { what, why });
+        }
+    };
+
+    let level = ctx
+        .store
+        .list_level(INTENTS)
+        .await
+        .map_err(|e| format!("source bundles (listing {INTENTS} in the bucket) failed: {e}"))?;
+    for prefix in &level.prefixes {
+        match cluster_of_prefix(prefix) {
+            Some(cluster) => add(&mut found, cluster, Source::Bundles),
+            None => skip(prefix.clone(), "not a prefix intents/<cluster>/".into()),
+        }
+    }
+
+    let snapshot = ctx.iam.snapshot(&ctx.iam_path).await.map_err(|e| {
+        format!(
+            "source role tags (roles under the IAM path {}) failed: {e}",
+            ctx.iam_path
+        )
+    })?;
+    for role in &snapshot.roles {
+        if role.tags.get(OWNER_TAG).map(String::as_str) != Some(OWNER_VALUE) {
+            continue;
+        }
+        let Some(arn) = role.tags.get(CLUSTER_TAG) else {
+            skip(
+                format!("role {}", role.name),
+                format!("owned but without the tag {CLUSTER_TAG}"),
+            );
+            continue;
+        };
+        match parse_cluster_arn(arn) {
+            Some((region, name)) if region == ctx.region => add(&mut found, name, Source::RoleTags),
+            Some((region, _)) => skip(
+                format!("cluster {arn}"),
+                format!(
+                    "named by owned roles (such as {}) but in region {region}, not {}; the deployment of that region sweeps it",
+                    role.name, ctx.region
+                ),
+            ),
+            None => skip(
+                format!("role {}", role.name),
+                format!("its tag {CLUSTER_TAG} {arn:?} is not an EKS cluster ARN"),
+            ),
+        }
+    }
+
+    if ctx.list_clusters {
+        let clusters = ctx.eks.list_clusters().await.map_err(|e| {
+            format!(
+                "source EKS clusters (ListClusters in {}) failed: {e}",
+                ctx.region
+            )
+        })?;
+        for cluster in clusters {
+            add(&mut found, &cluster, Source::EksClusters);
+        }
+    }
+
+    let mut response = Response {
+        tick: tick.clone(),
+        ..Response::default()
+    };
+    let mut messages = Vec::new();
+    for (cluster, sources) in found {
+        if !is_cluster_name(&cluster) {
+            skip(
+                format!("cluster {cluster:?}"),
+                "not an EKS cluster name (1 to 100 letters, digits, - and _, starting with a letter or digit)".into(),
+            );
+            continue;
+        }
+        let deduplication_id = deduplication_id(&cluster, &tick);
+        messages.push(DeduplicatedReconcile {
+            message: ReconcileCluster::new(cluster.clone(), REASON),
+            deduplication_id: deduplication_id.clone(),
+        });
+        response.clusters.push(SweptCluster {
+            cluster,
+            sources,
+            deduplication_id,
+        });
+    }
+    response.skipped = skipped;
+    if !messages.is_empty() {
+        ctx.queue.send_deduplicated(&messages).await.map_err(|e| {
+            format!(
+                "sending {} reconcile request(s) failed: {e}",
+                messages.len()
+            )
+        })?;
+    }
+    for swept in &response.clusters {
+        tracing::info!(cluster = %swept.cluster, sources = ?swept.sources, %tick, "reconcile requested");
+    }
+    Ok(response)
+}
+
+fn add(found: &mut BTreeMap<String, Vec<Source>>, cluster: &str, source: Source) {
+    if cluster.is_empty() {
+        return;
+    }
+    let sources = found.entry(cluster.to_owned()).or_default();
+    if !sources.contains(&source) {
+        sources.push(source);
+    }
+}
+
+/// `intents/<cluster>/` -> `<cluster>`; `None` for an empty name or anything else.
+pub fn cluster_of_prefix(prefix: &str) -> Option<&str> {
+    let cluster = prefix.strip_prefix(INTENTS)?.strip_suffix('/')?;
+    (!cluster.is_empty() && !cluster.contains('/') && cluster_prefix(cluster) == prefix)
+        .then_some(cluster)
+}
+
+/// `arn:<partition>:eks:<region>:<account>:cluster/<name>` -> (region, name).
+pub fn parse_cluster_arn(arn: &str) -> Option<(&str, &str)> {
+    let mut parts = arn.splitn(6, ':');
+    let (prefix, _partition, service, region, account, resource) = (
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+    );
+    let name = resource.strip_prefix("cluster/")?;
+    (prefix == "arn"
+        && service == "eks"
+        && !region.is_empty()
+        && !account.is_empty()
+        && !name.is_empty())
+    .then_some((region, name))
+}
+
+/// EKS's rule for cluster names: 1 to 100 characters, letters, digits, `-` and `_`, starting
+/// with a letter or digit. Anything else can be neither reconciled nor a message group.
+pub fn is_cluster_name(name: &str) -> bool {
+    name.len() <= 100
+        && name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+/// `drift:<cluster>:<tick>`, within SQS's 128 characters of printable ASCII; a cluster name
+/// that would break either rule is replaced by a hash of it.
+pub fn deduplication_id(cluster: &str, tick: &str) -> String {
+    let id = format!("drift:{cluster}:{tick}");
+    if id.len() <= DEDUPLICATION_ID_MAX && id.chars().all(|c| c.is_ascii_graphic()) {
+        return id;
+    }
+    format!("drift:{}:{tick}", short_hash(cluster, 40))
+}
+
+/// The schedule tick: the event's `time` to the minute (`2026-11-26T12:00`), else the clock's.
+pub fn tick(event: &Value, now: u64) -> String {
+    if let Some(time) = event.get("time").and_then(Value::as_str) {
+        match minute_of(time) {
+            Some(minute) => return minute.to_owned(),
+            None => {
+                tracing::warn!(%time, "the event's time is not RFC 3339; the clock names the tick")
+            }
+        }
+    }
+    minute_string(now)
+}
+
+/// The `YYYY-MM-DDTHH:MM` start of an RFC 3339 time.
+fn minute_of(time: &str) -> Option<&str> {
+    let minute = time.get(..16)?;
+    let shape = minute.bytes().enumerate().all(|(i, b)| match i {
+        4 | 7 => b == b'-',
+        10 => b == b'T' || b == b't',
+        13 => b == b':',
+        _ => b.is_ascii_digit(),
+    });
+    shape.then_some(minute)
+}
+
+/// Seconds since the epoch as `YYYY-MM-DDTHH:MM` (UTC).
+fn minute_string(now: u64) -> String {
+    let (days, seconds) = (now / 86_400, now % 86_400);
+    let (year, month, day) = civil_from_days(days);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}",
+        seconds / 3600,
+        seconds % 3600 / 60
+    )
+}
+
+/// Days since 1970-01-01 to (year, month, day), after Howard Hinnant's `civil_from_days`.
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests;

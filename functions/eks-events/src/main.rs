@@ -1,0 +1,63 @@
+//! Lambda entry point of eks-events: clients and settings once, then the runtime loop.
+
+use eks_events::{Context, handle, parse_system_roles, parse_window};
+use eks_intents::adapters::aws::{AwsClients, S3Adapter, SqsAdapter};
+use eks_intents::config::{Config, ConfigError};
+use eks_intents::reconcile::now;
+use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use serde_json::Value;
+
+/// Comma-separated ARNs of the system's own roles, whose calls never trigger a reconcile.
+const SYSTEM_ROLE_ARNS: &str = "EKS_INTENTS_SYSTEM_ROLE_ARNS";
+/// Seconds of one window of merged events (1 to 300).
+const EVENT_WINDOW: &str = "EKS_INTENTS_EVENT_WINDOW_SECONDS";
+const DEFAULT_WINDOW_SECONDS: u64 = 60;
+/// The deployment's region, set by the Lambda runtime.
+const REGION: &str = "AWS_REGION";
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    eks_intents::telemetry::init();
+    let config = Config::from_env()?;
+    let queue_url = config.require_queue()?.to_owned();
+    let region = env(REGION).ok_or(ConfigError {
+        variable: REGION,
+        message: "not set; it names the region whose EKS calls are handled".into(),
+    })?;
+    let system_roles = match env(SYSTEM_ROLE_ARNS) {
+        None => Err("not set; it lists the ARNs of the system's own roles (reconciler, eks-events, ...), whose calls must not trigger reconciles".to_owned()),
+        Some(raw) => parse_system_roles(&raw),
+    }
+    .map_err(|message| ConfigError {
+        variable: SYSTEM_ROLE_ARNS,
+        message,
+    })?;
+    let window_seconds = match env(EVENT_WINDOW) {
+        None => DEFAULT_WINDOW_SECONDS,
+        Some(raw) => parse_window(&raw).map_err(|message| ConfigError {
+            variable: EVENT_WINDOW,
+            message,
+        })?,
+    };
+    let clients = AwsClients::from_env(&config.aws).await;
+    let ctx = Context {
+        iam: clients.iam,
+        store: S3Adapter::new(clients.s3, config.bucket),
+        queue: SqsAdapter::new(clients.sqs, queue_url),
+        iam_path: config.reconcile.plan.iam_path,
+        region,
+        system_roles,
+        window_seconds,
+        now,
+    };
+    let ctx = &ctx;
+    run(service_fn(move |event: LambdaEvent<Value>| async move {
+        let response = handle(ctx, &event.payload).await?;
+        Ok::<_, Error>(serde_json::to_value(response)?)
+    }))
+    .await
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
