@@ -332,6 +332,22 @@ impl<K: KubernetesConnector> World<K> {
         }
     }
 
+    /// The drift sweep's context on this world, as its `main` builds it (clock: the real one).
+    pub fn drift_sweep(
+        &self,
+    ) -> drift_sweep::Context<S3Adapter, IamAdapter, EksAdapter, SqsAdapter> {
+        drift_sweep::Context {
+            store: S3Adapter::new(self.clients.s3.clone(), BUCKET),
+            iam: self.clients.iam.clone(),
+            eks: self.clients.eks.clone(),
+            queue: SqsAdapter::new(self.clients.sqs.clone(), self.queue_url.clone()),
+            iam_path: PATH.to_owned(),
+            region: REGION.to_owned(),
+            list_clusters: false,
+            now: eks_intents::reconcile::now,
+        }
+    }
+
     /// Asks for a reconcile directly (as the schedule would) and runs it.
     pub async fn reconcile_again(&self) {
         use eks_intents::ports::{ReconcileCluster, ReconcileQueue};

@@ -50,8 +50,12 @@ async fn a_mass_deletion_is_held_by_the_breaker_until_the_cap_is_raised() {
     }
     w.upload_seed().await;
     w.run_reconciler().await;
-    let roles = w.inspect()["roles"].as_object().unwrap().len();
-    assert_eq!(roles, EXTRA + 3);
+    let state = w.inspect();
+    assert_eq!(state["roles"].as_object().unwrap().len(), EXTRA + 3);
+    assert_eq!(
+        state["addons"]["aws-ebs-csi-driver"]["service_account_role_arn"],
+        role_arn(EBS_ROLE)
+    );
 
     // Every bundle goes at once, as an `aws s3 rm --recursive` would do it.
     let keys: Vec<String> = w
@@ -124,7 +128,7 @@ async fn a_mass_deletion_is_held_by_the_breaker_until_the_cap_is_raised() {
     let state = w.inspect();
     assert_eq!(state["roles"].as_object().unwrap().len(), 0, "{state:#}");
     assert!(
-        state["addons"]["aws-ebs-csi-driver"]["serviceAccountRoleArn"].is_null(),
+        state["addons"]["aws-ebs-csi-driver"]["service_account_role_arn"].is_null(),
         "{:#}",
         state["addons"]
     );

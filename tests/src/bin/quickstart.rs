@@ -4,10 +4,11 @@
 //! Run it with `scripts/quickstart`.
 
 use eks_intents::model::BindingMode;
+use eks_intents::plan::DriftKind;
 use eks_intents::status::StatusReport;
 use integration::scenario::*;
 use k8s_openapi::api::core::v1::ServiceAccount;
-use kube::api::Api;
+use kube::api::{Api, Patch, PatchParams};
 use serde_json::Value;
 use std::process::ExitCode;
 
@@ -117,16 +118,111 @@ async fn main() -> ExitCode {
         .filter(|w| w.state == eks_intents::status::State::Ready && w.role_arn.is_some())
         .map(|w| format!("{}/{}", w.namespace, w.workload))
         .collect();
-    println!();
-    if bound.len() == 3 {
-        println!("Done: the three workloads are bound: {}.", bound.join(", "));
-        ExitCode::SUCCESS
-    } else {
+    if bound.len() != 3 {
         println!(
-            "Not done: {} of 3 workloads bound ({}).",
+            "\nNot done: {} of 3 workloads bound ({}).",
             bound.len(),
             bound.join(", ")
         );
+        return ExitCode::FAILURE;
+    }
+
+    step(
+        "drift by hand: the joke-worker's policy rewritten in IAM, its ServiceAccount's annotation removed",
+    );
+    let rewritten = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*"}]}"#;
+    let edit = aws_sdk_iam::Client::new(&w.emulator.sdk_config())
+        .put_role_policy()
+        .role_name(WORKER_ROLE)
+        .policy_name("eks-intents")
+        .policy_document(rewritten)
+        .send()
+        .await;
+    if let Err(error) = edit {
+        println!("could not edit the policy: {error}");
+        return ExitCode::FAILURE;
+    }
+    println!(
+        "    aws iam put-role-policy --role-name {WORKER_ROLE} --policy-name eks-intents: s3:* on *"
+    );
+    let api: Api<ServiceAccount> = Api::namespaced(admin.clone(), "jokes");
+    let patch =
+        serde_json::json!({"metadata": {"annotations": {"eks.amazonaws.com/role-arn": null}}});
+    if let Err(error) = api
+        .patch(
+            "joke-worker",
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await
+    {
+        println!("could not remove the annotation: {error}");
+        return ExitCode::FAILURE;
+    }
+    println!("    kubectl annotate sa joke-worker -n jokes eks.amazonaws.com/role-arn-");
+
+    step(
+        "the drift sweep (the schedule's function) asks for a reconcile of every cluster; the reconciler repairs",
+    );
+    match drift_sweep::handle(&w.drift_sweep(), &serde_json::json!({})).await {
+        Ok(response) => {
+            for swept in &response.clusters {
+                println!(
+                    "    drift-sweep: ReconcileCluster {{cluster: {}, reason: drift}} ({:?})",
+                    swept.cluster, swept.sources
+                );
+            }
+        }
+        Err(error) => {
+            println!("the drift sweep failed: {error}");
+            return ExitCode::FAILURE;
+        }
+    }
+    w.run_reconciler().await;
+    let status = w.status().await;
+    let Ok(report) = serde_json::from_value::<StatusReport>(status) else {
+        println!("the status report could not be read");
+        return ExitCode::FAILURE;
+    };
+    for (kind, found) in &report.drift.found {
+        let repaired = report.drift.repaired.get(kind).copied().unwrap_or_default();
+        println!(
+            "    drift {}: {found} found, {repaired} repaired",
+            kind.as_str()
+        );
+    }
+    let state = w.inspect();
+    let policy = &state["roles"][WORKER_ROLE]["inline"]["eks-intents"]["Statement"][0]["Action"];
+    println!("    {WORKER_ROLE} eks-intents policy: {policy}");
+    let annotation = api
+        .get("joke-worker")
+        .await
+        .ok()
+        .and_then(|s| s.metadata.annotations)
+        .and_then(|a| a.get("eks.amazonaws.com/role-arn").cloned());
+    println!(
+        "    ServiceAccount jokes/joke-worker: eks.amazonaws.com/role-arn = {}",
+        annotation.as_deref().unwrap_or("(none)")
+    );
+    let repaired = |kind| {
+        report
+            .drift
+            .repaired
+            .get(&kind)
+            .copied()
+            .unwrap_or_default()
+            > 0
+    };
+    println!();
+    if repaired(DriftKind::InlinePolicy) && repaired(DriftKind::Annotation) && annotation.is_some()
+    {
+        println!(
+            "Done: the three workloads are bound ({}), and the drift sweep put back what was changed by hand.",
+            bound.join(", ")
+        );
+        ExitCode::SUCCESS
+    } else {
+        println!("Not done: the drift was not repaired as expected.");
         ExitCode::FAILURE
     }
 }
