@@ -19,6 +19,7 @@
 //! again.
 
 use eks_intents::intent::cluster_prefix;
+use eks_intents::model::{ClusterName, ClusterRef};
 use eks_intents::policy::{CLUSTER_TAG, OWNER_TAG, OWNER_VALUE, short_hash};
 use eks_intents::ports::{
     BundleStore, DeduplicatedReconcile, EksPort, IamPort, ReconcileCluster, ReconcileQueue,
@@ -136,9 +137,11 @@ where
             );
             continue;
         };
-        match parse_cluster_arn(arn) {
-            Some((region, name)) if region == ctx.region => add(&mut found, name, Source::RoleTags),
-            Some((region, _)) => skip(
+        match ClusterRef::from_arn(arn) {
+            Some(c) if c.region.as_str() == ctx.region => {
+                add(&mut found, c.name.as_str(), Source::RoleTags)
+            }
+            Some(ClusterRef { region, .. }) => skip(
                 format!("cluster {arn}"),
                 format!(
                     "named by owned roles (such as {}) but in region {region}, not {}; the deployment of that region sweeps it",
@@ -170,7 +173,7 @@ where
     };
     let mut messages = Vec::new();
     for (cluster, sources) in found {
-        if !is_cluster_name(&cluster) {
+        if !ClusterName::is_valid(&cluster) {
             skip(
                 format!("cluster {cluster:?}"),
                 "not an EKS cluster name (1 to 100 letters, digits, - and _, starting with a letter or digit)".into(),
@@ -218,39 +221,6 @@ pub fn cluster_of_prefix(prefix: &str) -> Option<&str> {
     let cluster = prefix.strip_prefix(INTENTS)?.strip_suffix('/')?;
     (!cluster.is_empty() && !cluster.contains('/') && cluster_prefix(cluster) == prefix)
         .then_some(cluster)
-}
-
-/// `arn:<partition>:eks:<region>:<account>:cluster/<name>` -> (region, name).
-pub fn parse_cluster_arn(arn: &str) -> Option<(&str, &str)> {
-    let mut parts = arn.splitn(6, ':');
-    let (prefix, _partition, service, region, account, resource) = (
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-    );
-    let name = resource.strip_prefix("cluster/")?;
-    (prefix == "arn"
-        && service == "eks"
-        && !region.is_empty()
-        && !account.is_empty()
-        && !name.is_empty())
-    .then_some((region, name))
-}
-
-/// EKS's rule for cluster names: 1 to 100 characters, letters, digits, `-` and `_`, starting
-/// with a letter or digit. Anything else can be neither reconciled nor a message group.
-pub fn is_cluster_name(name: &str) -> bool {
-    name.len() <= 100
-        && name
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_alphanumeric())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
 /// `drift:<cluster>:<tick>`, within SQS's 128 characters of printable ASCII; a cluster name

@@ -357,37 +357,6 @@ fn the_tick_is_the_minute_of_the_event_or_of_the_clock() {
 }
 
 #[test]
-fn prefixes_and_arns_give_cluster_names() {
-    assert_eq!(cluster_of_prefix("intents/demo/"), Some("demo"));
-    assert_eq!(cluster_of_prefix("intents//"), None);
-    assert_eq!(cluster_of_prefix("intents/demo"), None);
-    assert_eq!(cluster_of_prefix("status/demo/"), None);
-    assert_eq!(
-        parse_cluster_arn("arn:aws:eks:eu-west-2:123456789012:cluster/demo"),
-        Some(("eu-west-2", "demo"))
-    );
-    assert_eq!(
-        parse_cluster_arn("arn:aws-cn:eks:cn-north-1:123456789012:cluster/x_1"),
-        Some(("cn-north-1", "x_1"))
-    );
-    assert_eq!(
-        parse_cluster_arn("arn:aws:eks:eu-west-2:123456789012:nodegroup/demo/ng/1"),
-        None
-    );
-    assert_eq!(
-        parse_cluster_arn("arn:aws:iam::123456789012:role/demo"),
-        None
-    );
-    assert_eq!(parse_cluster_arn("demo"), None);
-    assert!(is_cluster_name("demo"));
-    assert!(is_cluster_name(&"a".repeat(100)));
-    assert!(!is_cluster_name(&"a".repeat(101)));
-    assert!(!is_cluster_name("-demo"));
-    assert!(!is_cluster_name("de mo"));
-    assert!(!is_cluster_name(""));
-}
-
-#[test]
 fn deduplication_ids_stay_within_sqs_rules() {
     assert_eq!(
         deduplication_id("demo", "2026-11-26T12:00"),
@@ -611,4 +580,12 @@ fn the_response_says_where_each_cluster_came_from() {
                           "deduplication_id": "drift:c:2026-11-26T12:00"}]
         })
     );
+}
+
+#[test]
+fn prefixes_give_cluster_names() {
+    assert_eq!(cluster_of_prefix("intents/demo/"), Some("demo"));
+    assert_eq!(cluster_of_prefix("intents//"), None);
+    assert_eq!(cluster_of_prefix("intents/demo"), None);
+    assert_eq!(cluster_of_prefix("status/demo/"), None);
 }

@@ -31,7 +31,7 @@
 
 use base64::Engine;
 use eks_intents::intent::cluster_prefix;
-use eks_intents::model::RoleName;
+use eks_intents::model::{ClusterName, ClusterRef, RoleName};
 use eks_intents::policy::{CLUSTER_TAG, OWNER_TAG, OWNER_VALUE, short_hash};
 use eks_intents::ports::{
     BundleStore, DeduplicatedReconcile, IamPort, ReconcileCluster, ReconcileQueue, StoreLevel,
@@ -303,10 +303,11 @@ fn cluster_of_role_tags(
     let Some(arn) = tags.get(CLUSTER_TAG) else {
         return Err(format!("the role has no {CLUSTER_TAG} tag"));
     };
-    match parse_cluster_arn(arn) {
-        Some((r, name)) if r == region => Ok(name.to_owned()),
-        Some((r, _)) => Err(format!(
-            "the role belongs to {arn}, in region {r}, not {region}"
+    match ClusterRef::from_arn(arn) {
+        Some(c) if c.region.as_str() == region => Ok(c.name.as_str().to_owned()),
+        Some(c) => Err(format!(
+            "the role belongs to {arn}, in region {}, not {region}",
+            c.region
         )),
         None => Err(format!(
             "the role's {CLUSTER_TAG} tag {arn:?} is not an EKS cluster ARN"
@@ -438,7 +439,7 @@ fn eks_call(detail: &Value, c: &Classifier<'_>) -> Finding {
         }
     };
     match call.params.get(field).and_then(Value::as_str) {
-        Some(cluster) if is_cluster_name(cluster) => Finding::Cluster {
+        Some(cluster) if ClusterName::is_valid(cluster) => Finding::Cluster {
             cluster: cluster.to_owned(),
             reason: call.what("eks"),
         },
@@ -519,7 +520,7 @@ fn iam_call(detail: &Value, c: &Classifier<'_>) -> Finding {
 pub fn cluster_of_role_name(role: &str) -> Option<&str> {
     let (cluster, rest) = role.split_once('.')?;
     let shaped = rest.contains('.') || rest.contains('@');
-    (shaped && is_cluster_name(cluster)).then_some(cluster)
+    (shaped && ClusterName::is_valid(cluster)).then_some(cluster)
 }
 
 /// The cluster of a managed policy `arn:<partition>:iam::<account>:policy<iam path><cluster>/<name>`.
@@ -540,27 +541,7 @@ pub fn cluster_of_policy_arn<'a>(arn: &'a str, iam_path: &str) -> Option<&'a str
     let base = format!("/{}/", iam_path.trim_matches('/'));
     let rest = path_and_name.strip_prefix(base.as_str())?;
     let (cluster, name) = rest.split_once('/')?;
-    (is_cluster_name(cluster) && !name.is_empty() && !name.contains('/')).then_some(cluster)
-}
-
-/// `arn:<partition>:eks:<region>:<account>:cluster/<name>` -> (region, name).
-pub fn parse_cluster_arn(arn: &str) -> Option<(&str, &str)> {
-    let mut parts = arn.splitn(6, ':');
-    let (prefix, _partition, service, region, account, resource) = (
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-    );
-    let name = resource.strip_prefix("cluster/")?;
-    (prefix == "arn"
-        && service == "eks"
-        && !region.is_empty()
-        && !account.is_empty()
-        && is_cluster_name(name))
-    .then_some((region, name))
+    (ClusterName::is_valid(cluster) && !name.is_empty() && !name.contains('/')).then_some(cluster)
 }
 
 /// The account and role name of a role ARN (`arn:<p>:iam::<account>:role/<path>/<name>`) or of
@@ -595,19 +576,6 @@ pub fn is_system_caller(arn: &str, system_roles: &[String]) -> bool {
     system_roles
         .iter()
         .any(|system| role_of_arn(system) == Some(caller))
-}
-
-/// EKS's rule for cluster names: 1 to 100 characters, letters, digits, `-` and `_`, starting
-/// with a letter or digit.
-pub fn is_cluster_name(name: &str) -> bool {
-    name.len() <= 100
-        && name
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_alphanumeric())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
 /// IAM's rule for role names: 1 to 64 characters of `[\w+=,.@-]`.
@@ -700,7 +668,7 @@ fn audit_findings(awslogs: &Value, c: &Classifier<'_>) -> Vec<Finding> {
     let Some(cluster) = group
         .strip_prefix("/aws/eks/")
         .and_then(|rest| rest.strip_suffix("/cluster"))
-        .filter(|cluster| is_cluster_name(cluster))
+        .filter(|cluster| ClusterName::is_valid(cluster))
     else {
         return vec![ignored(
             what,

@@ -37,6 +37,22 @@ string_id!(
     /// An EKS cluster name (unique per account and region).
     ClusterName
 );
+impl ClusterName {
+    /// EKS's rule for cluster names: 1 to 100 characters of letters, digits, `-` and `_`,
+    /// starting with a letter or digit. Anything else names no cluster (and can be neither
+    /// reconciled nor an SQS message group).
+    pub fn is_valid(name: &str) -> bool {
+        name.len() <= 100
+            && name
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphanumeric())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    }
+}
+
 string_id!(
     /// A Kubernetes namespace.
     Namespace
@@ -170,7 +186,8 @@ impl ClusterRef {
         }
     }
 
-    /// Reads `arn:<partition>:eks:<region>:<account>:cluster/<name>`; `None` for anything else.
+    /// Reads `arn:<partition>:eks:<region>:<account>:cluster/<name>`; `None` for anything else,
+    /// a name EKS would refuse included.
     pub fn from_arn(arn: &str) -> Option<ClusterRef> {
         let mut parts = arn.splitn(6, ':');
         let (_, partition, service, region, account, resource) = (
@@ -185,7 +202,7 @@ impl ClusterRef {
         if service != "eks" || partition.is_empty() || region.is_empty() || account.is_empty() {
             return None;
         }
-        if name.is_empty() || name.contains('/') {
+        if !ClusterName::is_valid(name) {
             return None;
         }
         Some(ClusterRef {
@@ -238,8 +255,20 @@ mod tests {
             "arn:aws:eks:eu-west-2:123456789012:cluster/",
             "arn:aws:eks:eu-west-2:123456789012:nodegroup/demo/ng/1",
             "arn:aws:eks:eu-west-2:123456789012:cluster/demo/extra",
+            "arn:aws:eks:eu-west-2:123456789012:cluster/-demo",
         ] {
             assert_eq!(ClusterRef::from_arn(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn cluster_names_follow_the_eks_rule() {
+        assert!(ClusterName::is_valid("demo"));
+        assert!(ClusterName::is_valid("prod_eu-1"));
+        assert!(ClusterName::is_valid(&"a".repeat(100)));
+        for bad in ["", "-demo", "de mo", "de.mo", "démo"] {
+            assert!(!ClusterName::is_valid(bad), "{bad}");
+        }
+        assert!(!ClusterName::is_valid(&"a".repeat(101)));
     }
 }
