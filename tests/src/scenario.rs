@@ -398,6 +398,63 @@ impl<K: KubernetesConnector> World<K> {
         let bytes = out.body.collect().await.expect("body").into_bytes();
         serde_json::from_slice(&bytes).expect("status is JSON")
     }
+
+    /// The eks-events handler's context on this world, as its `main` builds it, with the
+    /// system's own roles, the window and the clock given.
+    pub fn eks_events(
+        &self,
+        system_roles: &[&str],
+        window_seconds: u64,
+        now: fn() -> u64,
+    ) -> eks_events::Context<IamAdapter, S3Adapter, SqsAdapter> {
+        eks_events::Context {
+            iam: self.clients.iam.clone(),
+            store: S3Adapter::new(self.clients.s3.clone(), BUCKET),
+            queue: SqsAdapter::new(self.clients.sqs.clone(), self.queue_url.clone()),
+            iam_path: PATH.to_owned(),
+            region: REGION.to_owned(),
+            system_roles: system_roles.iter().map(|r| (*r).to_owned()).collect(),
+            window_seconds,
+            now,
+        }
+    }
+
+    /// `status/<cluster>.json` of any cluster.
+    pub async fn status_of(&self, cluster: &str) -> Value {
+        let out = self
+            .clients
+            .s3
+            .get_object()
+            .bucket(BUCKET)
+            .key(format!("status/{cluster}.json"))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("status report of {cluster}: {e}"));
+        let bytes = out.body.collect().await.expect("body").into_bytes();
+        serde_json::from_slice(&bytes).expect("status is JSON")
+    }
+
+    /// The messages visible on the queue (at most ten), read without taking them: each stays
+    /// visible for the next receive (the read still counts in its `ApproximateReceiveCount`).
+    pub async fn queued(&self) -> Vec<eks_intents::ports::ReconcileCluster> {
+        let out = self
+            .clients
+            .sqs
+            .receive_message()
+            .queue_url(&self.queue_url)
+            .max_number_of_messages(10)
+            .visibility_timeout(0)
+            .send()
+            .await
+            .expect("receive");
+        out.messages()
+            .iter()
+            .map(|m| {
+                serde_json::from_str(m.body().unwrap_or_default())
+                    .expect("a ReconcileCluster message")
+            })
+            .collect()
+    }
 }
 
 pub fn role_arn(name: &str) -> String {

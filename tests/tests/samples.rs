@@ -79,9 +79,9 @@ fn every_sample_reads_as_a_trigger_of_its_function() {
                     );
                 }
             }
-            _ => panic!(
-                "{file}: no function takes this sample; name it after one of {FUNCTIONS:?}"
-            ),
+            _ => {
+                panic!("{file}: no function takes this sample; name it after one of {FUNCTIONS:?}")
+            }
         }
     }
     assert!(seen >= 19, "only {seen} samples in {}", dir.display());
