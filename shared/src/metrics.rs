@@ -56,6 +56,16 @@ impl Metrics {
         self
     }
 
+    /// Adds the AWS calls of the run, by service (`ApiCalls.IAM`, ...), from counts by
+    /// `service:Operation`.
+    pub fn api_calls(&mut self, calls: &BTreeMap<String, u64>) -> &mut Self {
+        for (call, n) in calls {
+            let service = call.split(':').next().unwrap_or(call);
+            self.count(format!("ApiCalls.{service}"), *n as usize);
+        }
+        self
+    }
+
     /// The EMF document, at `timestamp_ms`.
     pub fn to_emf(&self, timestamp_ms: u128) -> Value {
         let dimensions: Vec<&str> = if self.cluster.is_some() {
@@ -168,10 +178,7 @@ pub fn reconcile_metrics(
             metrics.count(format!("DriftRepaired.{}", kind.as_str()), repaired);
         }
     }
-    for (call, n) in &report.api_calls {
-        let service = call.split(':').next().unwrap_or(call);
-        metrics.count(format!("ApiCalls.{service}"), *n as usize);
-    }
+    metrics.api_calls(&report.api_calls);
     metrics
 }
 

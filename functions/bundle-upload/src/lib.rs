@@ -7,6 +7,7 @@
 //! Samples of both forms are in `events/` (for `cargo lambda invoke --data-file`).
 
 use eks_intents::intent::{self, Limits};
+use eks_intents::metrics::Metrics;
 use eks_intents::ports::{BundleStore, PortError, ReconcileCluster, ReconcileQueue};
 use eks_intents::reconcile::{now, read_object};
 use eks_intents::status::{BundleStatus, upload_status_key};
@@ -44,6 +45,21 @@ pub struct Response {
     pub reconciles: Vec<ReconcileCluster>,
     pub ignored: Vec<String>,
     pub invalid: Vec<String>,
+}
+
+/// The figures of one invocation: uploads and deletions seen, invalid bundles, reconciles
+/// asked for, other keys ignored, errors.
+pub fn metrics(result: &Result<Response, String>) -> Metrics {
+    let mut metrics = Metrics::new("bundle-upload", None);
+    match result {
+        Ok(response) => metrics
+            .count("ReconcilesRequested", response.reconciles.len())
+            .count("InvalidBundles", response.invalid.len())
+            .count("KeysIgnored", response.ignored.len())
+            .count("Errors", 0),
+        Err(_) => metrics.count("Errors", 1),
+    };
+    metrics
 }
 
 /// Reads the changes out of either notification form. An event of neither form is an error.
@@ -221,6 +237,21 @@ mod tests {
             assert_eq!(changes[0].key, key, "{file}");
             assert_eq!(changes[0].deleted, deleted, "{file}");
         }
+    }
+
+    #[test]
+    fn metrics_count_what_the_invocation_did() {
+        let response = Response {
+            reconciles: vec![ReconcileCluster::new("demo", "uploaded")],
+            ignored: vec!["x".into(), "y".into()],
+            invalid: vec!["intents/demo/bad.yaml".into()],
+        };
+        let ok = metrics(&Ok(response)).values;
+        assert_eq!(ok["ReconcilesRequested"].0, 1.0);
+        assert_eq!(ok["KeysIgnored"].0, 2.0);
+        assert_eq!(ok["InvalidBundles"].0, 1.0);
+        assert_eq!(ok["Errors"].0, 0.0);
+        assert_eq!(metrics(&Err("boom".into())).values["Errors"].0, 1.0);
     }
 
     #[test]

@@ -1,11 +1,12 @@
 //! Lambda entry point of bundle-upload: clients and settings once, then the runtime loop.
 
-use bundle_upload::{Context, handle};
+use bundle_upload::{Context, handle, metrics};
 use eks_intents::adapters::aws::{AwsClients, S3Adapter, SqsAdapter};
 use eks_intents::config::Config;
 use eks_intents::intent::Limits;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use serde_json::Value;
+use std::time::Instant;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -13,6 +14,7 @@ async fn main() -> Result<(), Error> {
     let config = Config::from_env()?;
     let queue_url = config.require_queue()?.to_owned();
     let clients = AwsClients::from_env(&config.aws).await;
+    let calls = clients.calls.clone();
     let ctx = Context {
         store: S3Adapter::new(clients.s3, config.bucket.clone()),
         queue: SqsAdapter::new(clients.sqs, queue_url),
@@ -20,9 +22,16 @@ async fn main() -> Result<(), Error> {
         limits: Limits::default(),
     };
     let ctx = &ctx;
+    let calls = &calls;
     run(service_fn(move |event: LambdaEvent<Value>| async move {
-        let response = handle(ctx, &event.payload).await?;
-        Ok::<_, Error>(serde_json::to_value(response)?)
+        let started = Instant::now();
+        calls.reset();
+        let result = handle(ctx, &event.payload).await;
+        metrics(&result)
+            .api_calls(&calls.snapshot())
+            .milliseconds("Duration", started.elapsed().as_millis())
+            .emit();
+        Ok::<_, Error>(serde_json::to_value(result?)?)
     }))
     .await
 }

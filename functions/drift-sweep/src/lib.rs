@@ -19,6 +19,7 @@
 //! again.
 
 use eks_intents::intent::cluster_prefix;
+use eks_intents::metrics::Metrics;
 use eks_intents::model::{ClusterName, ClusterRef};
 use eks_intents::policy::{CLUSTER_TAG, OWNER_TAG, OWNER_VALUE, short_hash};
 use eks_intents::ports::{
@@ -281,6 +282,29 @@ fn civil_from_days(days: u64) -> (u64, u64, u64) {
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + u64::from(month <= 2);
     (year, month, day)
+}
+
+/// The figures of one sweep: clusters asked for, by where they were found; things skipped;
+/// errors.
+pub fn metrics(result: &Result<Response, String>) -> Metrics {
+    let mut metrics = Metrics::new("drift-sweep", None);
+    match result {
+        Ok(response) => {
+            metrics
+                .count("ClustersSwept", response.clusters.len())
+                .count("Skipped", response.skipped.len())
+                .count("Errors", 0);
+            for swept in &response.clusters {
+                for source in &swept.sources {
+                    metrics.count(format!("ClustersFoundBy.{source:?}"), 1);
+                }
+            }
+        }
+        Err(_) => {
+            metrics.count("Errors", 1);
+        }
+    }
+    metrics
 }
 
 #[cfg(test)]

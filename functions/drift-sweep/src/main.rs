@@ -1,11 +1,12 @@
 //! Lambda entry point of drift-sweep: clients and settings once, then the runtime loop.
 
-use drift_sweep::{Context, handle};
+use drift_sweep::{Context, handle, metrics};
 use eks_intents::adapters::aws::{AwsClients, S3Adapter, SqsAdapter};
 use eks_intents::config::{Config, ConfigError};
 use eks_intents::reconcile::now;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use serde_json::Value;
+use std::time::Instant;
 
 /// Also sweep every cluster `ListClusters` returns in the region (`true`/`false`).
 const LIST_CLUSTERS: &str = "EKS_INTENTS_SWEEP_LIST_CLUSTERS";
@@ -29,6 +30,7 @@ async fn main() -> Result<(), Error> {
         })?,
     };
     let clients = AwsClients::from_env(&config.aws).await;
+    let calls = clients.calls.clone();
     let ctx = Context {
         store: S3Adapter::new(clients.s3, config.bucket),
         iam: clients.iam,
@@ -40,9 +42,16 @@ async fn main() -> Result<(), Error> {
         now,
     };
     let ctx = &ctx;
+    let calls = &calls;
     run(service_fn(move |event: LambdaEvent<Value>| async move {
-        let response = handle(ctx, &event.payload).await?;
-        Ok::<_, Error>(serde_json::to_value(response)?)
+        let started = Instant::now();
+        calls.reset();
+        let result = handle(ctx, &event.payload).await;
+        metrics(&result)
+            .api_calls(&calls.snapshot())
+            .milliseconds("Duration", started.elapsed().as_millis())
+            .emit();
+        Ok::<_, Error>(serde_json::to_value(result?)?)
     }))
     .await
 }

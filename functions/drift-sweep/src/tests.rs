@@ -589,3 +589,29 @@ fn prefixes_give_cluster_names() {
     assert_eq!(cluster_of_prefix("intents/demo"), None);
     assert_eq!(cluster_of_prefix("status/demo/"), None);
 }
+
+#[test]
+fn metrics_count_the_clusters_by_source() {
+    let response = Response {
+        tick: "2026-11-27T09:00".into(),
+        clusters: vec![
+            SweptCluster {
+                cluster: "a".into(),
+                sources: vec![Source::Bundles, Source::RoleTags],
+                deduplication_id: "drift:a:2026-11-27T09:00".into(),
+            },
+            SweptCluster {
+                cluster: "c".into(),
+                sources: vec![Source::RoleTags],
+                deduplication_id: "drift:c:2026-11-27T09:00".into(),
+            },
+        ],
+        skipped: Vec::new(),
+    };
+    let values = metrics(&Ok(response)).values;
+    assert_eq!(values["ClustersSwept"].0, 2.0);
+    assert_eq!(values["ClustersFoundBy.Bundles"].0, 1.0);
+    assert_eq!(values["ClustersFoundBy.RoleTags"].0, 2.0);
+    assert_eq!(values["Errors"].0, 0.0);
+    assert_eq!(metrics(&Err("s3 down".into())).values["Errors"].0, 1.0);
+}

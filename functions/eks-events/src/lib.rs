@@ -31,6 +31,7 @@
 
 use base64::Engine;
 use eks_intents::intent::cluster_prefix;
+use eks_intents::metrics::Metrics;
 use eks_intents::model::{ClusterName, ClusterRef, RoleName};
 use eks_intents::policy::{CLUSTER_TAG, OWNER_TAG, OWNER_VALUE, short_hash};
 use eks_intents::ports::{
@@ -777,6 +778,22 @@ fn audit_event(cluster: &str, event: &Value, c: &Classifier<'_>) -> Finding {
         namespace: namespace.to_owned(),
         reason: format!("audit {verb} {resource} {namespace}/{name} by {user}"),
     }
+}
+
+/// The figures of one invocation: reconciles asked for, events ignored (counted), errors.
+pub fn metrics(result: &Result<Response, String>) -> Metrics {
+    let mut metrics = Metrics::new("eks-events", None);
+    match result {
+        Ok(response) => metrics
+            .count("ReconcilesRequested", response.reconciles.len())
+            .count(
+                "EventsIgnored",
+                response.ignored.iter().map(|i| i.count).sum::<usize>(),
+            )
+            .count("Errors", 0),
+        Err(_) => metrics.count("Errors", 1),
+    };
+    metrics
 }
 
 #[cfg(test)]

@@ -1,11 +1,12 @@
 //! Lambda entry point of eks-events: clients and settings once, then the runtime loop.
 
-use eks_events::{Context, handle, parse_system_roles, parse_window};
+use eks_events::{Context, handle, metrics, parse_system_roles, parse_window};
 use eks_intents::adapters::aws::{AwsClients, S3Adapter, SqsAdapter};
 use eks_intents::config::{Config, ConfigError};
 use eks_intents::reconcile::now;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use serde_json::Value;
+use std::time::Instant;
 
 /// Comma-separated ARNs of the system's own roles, whose calls never trigger a reconcile.
 const SYSTEM_ROLE_ARNS: &str = "EKS_INTENTS_SYSTEM_ROLE_ARNS";
@@ -40,6 +41,7 @@ async fn main() -> Result<(), Error> {
         })?,
     };
     let clients = AwsClients::from_env(&config.aws).await;
+    let calls = clients.calls.clone();
     let ctx = Context {
         iam: clients.iam,
         store: S3Adapter::new(clients.s3, config.bucket),
@@ -51,9 +53,16 @@ async fn main() -> Result<(), Error> {
         now,
     };
     let ctx = &ctx;
+    let calls = &calls;
     run(service_fn(move |event: LambdaEvent<Value>| async move {
-        let response = handle(ctx, &event.payload).await?;
-        Ok::<_, Error>(serde_json::to_value(response)?)
+        let started = Instant::now();
+        calls.reset();
+        let result = handle(ctx, &event.payload).await;
+        metrics(&result)
+            .api_calls(&calls.snapshot())
+            .milliseconds("Duration", started.elapsed().as_millis())
+            .emit();
+        Ok::<_, Error>(serde_json::to_value(result?)?)
     }))
     .await
 }

@@ -1038,3 +1038,19 @@ async fn a_port_that_fails_fails_the_invocation() {
     );
     assert!(ctx.queue.batches.lock().unwrap().is_empty());
 }
+
+#[test]
+fn metrics_count_requests_and_ignored_events() {
+    let response = Response {
+        reconciles: vec![windowed("demo", &["x".into()], 1_795_000_000, 60)],
+        ignored: vec![Ignored {
+            what: "e".into(),
+            why: "not ours".into(),
+            count: 7,
+        }],
+    };
+    let values = metrics(&Ok(response)).values;
+    assert_eq!(values["ReconcilesRequested"].0, 1.0);
+    assert_eq!(values["EventsIgnored"].0, 7.0);
+    assert_eq!(metrics(&Err("sqs down".into())).values["Errors"].0, 1.0);
+}
