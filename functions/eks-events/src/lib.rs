@@ -35,7 +35,8 @@ use eks_intents::metrics::Metrics;
 use eks_intents::model::{ClusterName, ClusterRef, RoleName};
 use eks_intents::policy::{CLUSTER_TAG, OWNER_TAG, OWNER_VALUE, short_hash};
 use eks_intents::ports::{
-    BundleStore, DeduplicatedReconcile, IamPort, ReconcileCluster, ReconcileQueue, StoreLevel,
+    BundleStore, DeduplicatedReconcile, ErrorKind, IamPort, ReconcileCluster, ReconcileQueue,
+    StoreLevel,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -149,21 +150,37 @@ where
 {
     let mut wanted: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut ignored: Vec<Ignored> = Vec::new();
-    let mut roles: BTreeMap<String, Option<BTreeMap<String, String>>> = BTreeMap::new();
+    let mut roles: BTreeMap<String, RoleTags> = BTreeMap::new();
     let mut levels: BTreeMap<String, StoreLevel> = BTreeMap::new();
     for finding in classify(event, &ctx.classifier()) {
         match finding {
             Finding::Cluster { cluster, reason } => wanted.entry(cluster).or_default().push(reason),
             Finding::Role { role, reason } => {
                 if !roles.contains_key(&role) {
-                    let tags = ctx
-                        .iam
-                        .role_tags(&RoleName::new(role.clone()))
-                        .await
-                        .map_err(|e| format!("reading the tags of role {role} failed: {e}"))?;
+                    let tags = match ctx.iam.role_tags(&RoleName::new(role.clone())).await {
+                        Ok(tags) => RoleTags::Read(tags),
+                        // The functions may read roles under the system's path only: a role
+                        // they may not read is someone else's. (Expired or invalid credentials
+                        // are Denied too, but not AccessDenied: they fail the invocation.)
+                        Err(e)
+                            if e.kind == ErrorKind::Denied
+                                && e.message.starts_with("AccessDenied") =>
+                        {
+                            RoleTags::Unreadable
+                        }
+                        Err(e) => {
+                            return Err(format!("reading the tags of role {role} failed: {e}"));
+                        }
+                    };
                     roles.insert(role.clone(), tags);
                 }
-                match cluster_of_role_tags(roles.get(&role).and_then(Option::as_ref), &ctx.region) {
+                let found = match roles.get(&role) {
+                    Some(RoleTags::Read(tags)) => cluster_of_role_tags(tags.as_ref(), &ctx.region),
+                    _ => Err(
+                        "the role may not be read: it is outside the system's IAM path".to_owned(),
+                    ),
+                };
+                match found {
                     Ok(cluster) => wanted.entry(cluster).or_default().push(reason),
                     Err(why) => count(
                         &mut ignored,
@@ -240,6 +257,14 @@ where
         reconciles,
         ignored,
     })
+}
+
+/// What reading a role's tags gave.
+enum RoleTags {
+    /// The tags, or `None` when the role does not exist.
+    Read(Option<BTreeMap<String, String>>),
+    /// Access denied.
+    Unreadable,
 }
 
 /// Adds an ignored event, counting it with an earlier one of the same reason.

@@ -604,6 +604,8 @@ fn unexpected(service: &'static str, operation: &'static str) -> PortError {
 struct Iam {
     /// Role name -> tags; a role absent here does not exist.
     roles: BTreeMap<String, BTreeMap<String, String>>,
+    /// Roles outside the path: reading them is denied, as the functions' IAM policy does.
+    denied: Vec<String>,
     fail: bool,
     asked: Mutex<Vec<String>>,
 }
@@ -634,6 +636,14 @@ impl IamPort for Iam {
                 "GetRole",
                 ErrorKind::Transient,
                 "Throttling",
+            ));
+        }
+        if self.denied.iter().any(|d| d == role.as_str()) {
+            return Err(PortError::new(
+                "iam",
+                "GetRole",
+                ErrorKind::Denied,
+                "AccessDenied: not authorized to perform iam:GetRole",
             ));
         }
         Ok(self.roles.get(role.as_str()).cloned())
@@ -1018,6 +1028,31 @@ async fn malformed_payloads_are_answered_not_failed() {
         assert_eq!(response.ignored.len(), 1, "{response:?}");
     }
     assert!(ctx.queue.batches.lock().unwrap().is_empty());
+}
+
+/// The functions may read roles under the system's path only: a hand edit of any other role
+/// of the account is someone else's business, not an error.
+#[tokio::test]
+async fn a_role_the_function_may_not_read_is_not_ours() {
+    let ctx = context(
+        Iam {
+            denied: vec!["demo.jokes.joke-worker".into()],
+            ..Iam::default()
+        },
+        Store::default(),
+    );
+    let response = handle(&ctx, &sample("cloudtrail-iam-put-role-policy.json"))
+        .await
+        .unwrap();
+    assert!(response.reconciles.is_empty());
+    assert!(ctx.queue.batches.lock().unwrap().is_empty());
+    assert_eq!(response.ignored.len(), 1, "{response:?}");
+    assert!(
+        response.ignored[0]
+            .why
+            .contains("outside the system's IAM path"),
+        "{response:?}"
+    );
 }
 
 #[tokio::test]

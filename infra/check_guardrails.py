@@ -1,0 +1,479 @@
+#!/usr/bin/env python3
+"""Guardrail test of infra/template.yaml: the IAM limits that make the reconciler safe to run.
+
+The reconciler can create IAM roles, so its own policy must make privilege escalation impossible.
+This parses the template (plain YAML: the template writes intrinsic functions in their full
+form) and fails, naming the statement, unless:
+
+- every Allow statement with an IAM write has only resources under IamPath (roles and policies),
+  or cluster OIDC providers for the OIDC actions; never `*`, never NotAction/NotResource;
+- iam:CreateRole and iam:PutRolePermissionsBoundary are allowed only with the condition
+  StringEquals iam:PermissionsBoundary = the template's boundary policy;
+- every role with IAM writes denies iam:DeleteRolePermissionsBoundary on `*` and denies every
+  change to the boundary policy;
+- iam:PassRole is allowed only with iam:PassedToService limited to eks.amazonaws.com and
+  pods.eks.amazonaws.com;
+- the reconciler's queue has a VisibilityTimeout above the reconciler's Timeout, and its event
+  source mapping reports batch item failures;
+- the boundary policy and the functions' roles lie outside IamPath; the boundary denies iam:*;
+- `[package.metadata.lambda.deploy]` of each function crate, where present, agrees with the
+  template on memory and timeout (the cargo lambda and SAM deploys give the same function).
+
+Then it proves it can fail: it breaks copies of the template in memory (a condition removed, a
+`*` resource added, a deny removed, ...) and checks that each break is caught.
+
+Usage: check_guardrails.py [TEMPLATE]   (exit 0: all guardrails hold and every self-test failed
+as it should; exit 1 otherwise)
+"""
+
+from __future__ import annotations
+
+import copy
+import fnmatch
+import pathlib
+import re
+import sys
+
+try:
+    import tomllib
+except ImportError:  # Python < 3.11: the metadata check is skipped.
+    tomllib = None
+
+import yaml
+
+HERE = pathlib.Path(__file__).resolve().parent
+WORKSPACE = HERE.parent
+
+ALLOWED_PASSED_TO = {"eks.amazonaws.com", "pods.eks.amazonaws.com"}
+BOUNDARY_ACTIONS = ("iam:CreateRole", "iam:PutRolePermissionsBoundary")
+BOUNDARY_POLICY_CHANGES = (
+    "iam:CreatePolicyVersion",
+    "iam:DeletePolicy",
+    "iam:DeletePolicyVersion",
+    "iam:SetDefaultPolicyVersion",
+)
+OIDC_ACTIONS = {
+    "iam:createopenidconnectprovider",
+    "iam:addclientidtoopenidconnectprovider",
+    "iam:getopenidconnectprovider",
+    "iam:tagopenidconnectprovider",
+}
+# IAM actions that only read. Anything else with the iam: prefix (or a wildcard) is a write.
+IAM_READ_PREFIXES = ("get", "list", "simulate", "generate")
+
+ARN_PREFIX = "arn:${AWS::Partition}:iam::${AWS::AccountId}:"
+UNDER_PATH = re.compile(r"^arn:\$\{AWS::Partition\}:iam::\$\{AWS::AccountId\}:(role|policy)\$\{IamPath\}")
+OIDC_EKS = re.compile(r"^arn:\$\{AWS::Partition\}:iam::\$\{AWS::AccountId\}:oidc-provider/oidc\.eks\.")
+
+
+class Guardrail(Exception):
+    pass
+
+
+# ------------------------------------------------------------------ reading the template
+
+
+def as_list(value):
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
+def text(value) -> str:
+    """A readable, comparable form of a (possibly intrinsic) value: Fn::Sub strings as written,
+    Ref X as ${X}, GetAtt [A, B] as ${A.B}, Fn::Join joined."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, float, bool)):
+        return str(value)
+    if isinstance(value, dict) and len(value) == 1:
+        (key, arg), = value.items()
+        if key == "Ref":
+            return "${%s}" % arg
+        if key == "Fn::GetAtt":
+            parts = arg if isinstance(arg, list) else str(arg).split(".", 1)
+            return "${%s}" % ".".join(parts)
+        if key == "Fn::Sub":
+            return arg if isinstance(arg, str) else arg[0]
+        if key == "Fn::Join":
+            return arg[0].join(text(v) for v in arg[1])
+    return repr(value)
+
+
+def actions_of(statement) -> list[str]:
+    return [text(a) for a in as_list(statement.get("Action"))]
+
+
+def matches(patterns: list[str], action: str) -> bool:
+    """Whether an action (iam:CreateRole) is granted by any of the action patterns (iam:Create*)."""
+    return any(fnmatch.fnmatchcase(action.lower(), p.lower()) for p in patterns)
+
+
+def is_iam_write(pattern: str) -> bool:
+    p = pattern.lower()
+    if p == "*" or p.startswith("${"):  # everything, or a parameter: assume the worst
+        return True
+    if not p.startswith("iam:"):
+        return False
+    # A wildcard is a read only when what precedes it already fixes a read verb (iam:Get*).
+    verb = p[4:].split("*", 1)[0] if "*" in p else p[4:]
+    return not any(verb.startswith(r) for r in IAM_READ_PREFIXES)
+
+
+def policies_of(resources):
+    """(resource id, policy name, statement list) of every IAM policy document in the template."""
+    for rid, res in resources.items():
+        kind = res.get("Type")
+        props = res.get("Properties") or {}
+        if kind == "AWS::IAM::Role":
+            for pol in as_list(props.get("Policies")):
+                doc = pol.get("PolicyDocument") or {}
+                yield rid, text(pol.get("PolicyName")), as_list(doc.get("Statement"))
+        elif kind in ("AWS::IAM::ManagedPolicy", "AWS::IAM::Policy", "AWS::IAM::RolePolicy"):
+            doc = props.get("PolicyDocument") or {}
+            yield rid, kind.rsplit("::", 1)[1], as_list(doc.get("Statement"))
+
+
+def role_statements(resources, role_id):
+    """Statements of a role's inline policies and of the managed or separate policies that
+    attach to it within the template."""
+    out = []
+    for rid, name, statements in policies_of(resources):
+        res = resources[rid]
+        props = res.get("Properties") or {}
+        attached = rid == role_id or any(
+            text(r) == "${%s}" % role_id for r in as_list(props.get("Roles"))
+        ) or text(props.get("RoleName")) == "${%s}" % role_id
+        if attached:
+            out.extend((f"{rid}/{name}", s) for s in statements)
+    for arn in as_list((resources[role_id].get("Properties") or {}).get("ManagedPolicyArns")):
+        ref = re.fullmatch(r"\$\{(\w+)\}", text(arn))
+        if ref and ref.group(1) in resources:
+            for rid, name, statements in policies_of({ref.group(1): resources[ref.group(1)]}):
+                out.extend((f"{rid}/{name}", s) for s in statements)
+    return out
+
+
+def label(where: str, index: int, statement) -> str:
+    return f"{where}/{statement.get('Sid') or '#%d' % index}"
+
+
+def boundary_id(resources) -> str:
+    """The boundary policy: the managed policy the reconciler is told to put on every role."""
+    for rid, res in resources.items():
+        if res.get("Type") != "AWS::Serverless::Function":
+            continue
+        env = ((res.get("Properties") or {}).get("Environment") or {}).get("Variables") or {}
+        value = env.get("EKS_INTENTS_PERMISSIONS_BOUNDARY")
+        if value is not None:
+            ref = re.fullmatch(r"\$\{(\w+)\}", text(value))
+            if not ref or resources.get(ref.group(1), {}).get("Type") != "AWS::IAM::ManagedPolicy":
+                raise Guardrail(f"{rid}: EKS_INTENTS_PERMISSIONS_BOUNDARY must be Ref of the template's boundary policy")
+            return ref.group(1)
+    raise Guardrail("no function has EKS_INTENTS_PERMISSIONS_BOUNDARY: the reconciler would create roles without a boundary")
+
+
+def function_by_binary(template, binary):
+    for rid, res in template["Resources"].items():
+        if res.get("Type") == "AWS::Serverless::Function":
+            if ((res.get("Metadata") or {}).get("BuildProperties") or {}).get("Binary") == binary:
+                return rid, res
+    raise Guardrail(f"no AWS::Serverless::Function builds the binary {binary}")
+
+
+def function_property(template, res, name):
+    props = res.get("Properties") or {}
+    if name in props:
+        return props[name]
+    return ((template.get("Globals") or {}).get("Function") or {}).get(name)
+
+
+def role_of(resources, fid, res):
+    ref = re.fullmatch(r"\$\{(\w+)\.Arn\}", text((res.get("Properties") or {}).get("Role")))
+    if not ref or resources.get(ref.group(1), {}).get("Type") != "AWS::IAM::Role":
+        raise Guardrail(f"{fid}: Role must be Fn::GetAtt of a role of this template (no SAM-made role, no foreign role)")
+    return ref.group(1)
+
+
+# ------------------------------------------------------------------ the guardrails
+
+
+def check(template) -> list[str]:
+    """Every guardrail that does not hold, as one message each (empty: all hold)."""
+    problems: list[str] = []
+    resources = template.get("Resources") or {}
+    params = template.get("Parameters") or {}
+    try:
+        boundary = boundary_id(resources)
+    except Guardrail as e:
+        return [str(e)]
+    boundary_ref = "${%s}" % boundary
+
+    iam_path = str((params.get("IamPath") or {}).get("Default", ""))
+    if not re.fullmatch(r"/[^/]+(/[^/]+)*/", iam_path):
+        problems.append(f"Parameters/IamPath: default {iam_path!r} must be a path below / like /eks-intents/")
+
+    # Which roles are the functions'.
+    function_roles = {}
+    for fid, res in resources.items():
+        if res.get("Type") == "AWS::Serverless::Function":
+            try:
+                function_roles[fid] = role_of(resources, fid, res)
+            except Guardrail as e:
+                problems.append(str(e))
+
+    for rid, res in resources.items():
+        if res.get("Type") != "AWS::IAM::Role":
+            continue
+        props = res.get("Properties") or {}
+        path = text(props.get("Path", "/"))
+        if path != "/" and (path.startswith(iam_path) or "${IamPath}" in path):
+            problems.append(f"{rid}: its Path {path!r} lies under IamPath, where the reconciler can change it")
+        statements = role_statements(resources, rid)
+        writes_iam = False
+        for i, (where, st) in enumerate(statements):
+            name = label(where, i, st)
+            effect = st.get("Effect")
+            acts = actions_of(st)
+            if effect != "Allow":
+                continue
+            if "NotAction" in st or "NotResource" in st:
+                problems.append(f"{name}: an Allow with NotAction/NotResource grants too much")
+                continue
+            writes = [a for a in acts if is_iam_write(a)]
+            if writes:
+                writes_iam = True
+                only_oidc = all(a.lower() in OIDC_ACTIONS for a in writes)
+                for r in as_list(st.get("Resource")):
+                    r = text(r)
+                    if "*" == r.strip() or r.startswith(ARN_PREFIX + "*") or r.endswith(":*"):
+                        problems.append(f"{name}: IAM write {', '.join(writes)} on resource {r!r}; IAM writes must name roles or policies under IamPath")
+                    elif not (UNDER_PATH.match(r) or (only_oidc and OIDC_EKS.match(r))):
+                        problems.append(f"{name}: IAM write {', '.join(writes)} on {r!r}, which is not under IamPath")
+            for action in BOUNDARY_ACTIONS:
+                if matches(acts, action):
+                    cond = (st.get("Condition") or {}).get("StringEquals") or {}
+                    value = cond.get("iam:PermissionsBoundary")
+                    if value is None or text(value) != boundary_ref:
+                        problems.append(f"{name}: allows {action} without the condition StringEquals iam:PermissionsBoundary = {boundary_ref}")
+                    extra = set(st.get("Condition") or {}) - {"StringEquals"}
+                    if extra:
+                        problems.append(f"{name}: allows {action} with other condition operators ({', '.join(sorted(extra))}) beside StringEquals")
+            if matches(acts, "iam:PassRole"):
+                cond = (st.get("Condition") or {}).get("StringEquals") or {}
+                services = [text(s) for s in as_list(cond.get("iam:PassedToService"))]
+                if not services or not set(services) <= ALLOWED_PASSED_TO:
+                    problems.append(f"{name}: allows iam:PassRole without StringEquals iam:PassedToService limited to {sorted(ALLOWED_PASSED_TO)} (found {services or 'none'})")
+        if writes_iam:
+            denies = [(label(w, i, s), s) for i, (w, s) in enumerate(statements) if s.get("Effect") == "Deny"]
+            if not any(
+                matches(actions_of(s), "iam:DeleteRolePermissionsBoundary")
+                and "*" in [text(r) for r in as_list(s.get("Resource"))]
+                and not s.get("Condition")
+                for _, s in denies
+            ):
+                problems.append(f"{rid}: writes IAM but has no unconditional Deny of iam:DeleteRolePermissionsBoundary on *")
+            for action in BOUNDARY_POLICY_CHANGES:
+                if not any(
+                    matches(actions_of(s), action)
+                    and any(text(r) in (boundary_ref, "*") for r in as_list(s.get("Resource")))
+                    and not s.get("Condition")
+                    for _, s in denies
+                ):
+                    problems.append(f"{rid}: writes IAM but has no unconditional Deny of {action} on the boundary policy {boundary_ref}")
+
+    try:
+        rid, res = function_by_binary(template, "reconciler")
+        role = function_roles.get(rid)
+        if role and not any(
+            matches(actions_of(s), "iam:CreateRole") and s.get("Effect") == "Allow"
+            for _, s in role_statements(resources, role)
+        ):
+            problems.append(f"{role}: the reconciler's role cannot create roles (iam:CreateRole)")
+        problems.extend(check_queue(template, rid, res))
+    except Guardrail as e:
+        problems.append(str(e))
+
+    # The boundary itself: outside the path, and it keeps IAM out of reach by default.
+    bprops = resources[boundary].get("Properties") or {}
+    bpath = text(bprops.get("Path", "/"))
+    if "${IamPath}" in bpath or (bpath != "/" and bpath.startswith(iam_path)):
+        problems.append(f"{boundary}: the boundary policy lies under IamPath ({bpath!r})")
+    denied = []
+    for st in as_list((bprops.get("PolicyDocument") or {}).get("Statement")):
+        if st.get("Effect") == "Deny" and text(as_list(st.get("Resource"))[0] if st.get("Resource") else "") == "*":
+            for a in as_list(st.get("Action")):
+                ref = re.fullmatch(r"\$\{(\w+)\}", text(a))
+                if ref and ref.group(1) in params:
+                    denied += [x.strip() for x in str(params[ref.group(1)].get("Default", "")).split(",")]
+                else:
+                    denied.append(text(a))
+    if not matches(denied, "iam:CreateRole") or not matches(denied, "iam:PassRole"):
+        problems.append(f"{boundary}: the boundary does not deny iam:* on * by default (denies {denied})")
+
+    problems.extend(check_cargo_metadata(template))
+    return problems
+
+
+def check_queue(template, fid, function) -> list[str]:
+    problems = []
+    resources = template["Resources"]
+    timeout = function_property(template, function, "Timeout")
+    mappings = [
+        (mid, m) for mid, m in resources.items()
+        if m.get("Type") == "AWS::Lambda::EventSourceMapping"
+        and text((m.get("Properties") or {}).get("FunctionName")) in ("${%s}" % fid, "${%s.Arn}" % fid)
+    ]
+    # SAM's own SQS events, if the template ever uses them, count as mappings too.
+    for ename, event in ((function.get("Properties") or {}).get("Events") or {}).items():
+        if event.get("Type") == "SQS":
+            props = event.get("Properties") or {}
+            mappings.append((f"{fid}/Events/{ename}", {"Properties": {"EventSourceArn": props.get("Queue"), **props}}))
+    if not mappings:
+        return [f"{fid}: no event source mapping feeds the reconciler from its queue"]
+    for mid, m in mappings:
+        props = m.get("Properties") or {}
+        if "ReportBatchItemFailures" not in as_list(props.get("FunctionResponseTypes")):
+            problems.append(f"{mid}: FunctionResponseTypes lacks ReportBatchItemFailures: one failing cluster would retry the whole batch")
+        if int(props.get("BatchSize", 10)) > 10:
+            problems.append(f"{mid}: BatchSize above 10 (the FIFO maximum)")
+        ref = re.fullmatch(r"\$\{(\w+)\.Arn\}", text(props.get("EventSourceArn")))
+        queue = resources.get(ref.group(1)) if ref else None
+        if not queue or queue.get("Type") != "AWS::SQS::Queue":
+            problems.append(f"{mid}: EventSourceArn is not a queue of this template")
+            continue
+        visibility = (queue.get("Properties") or {}).get("VisibilityTimeout", 30)
+        if timeout is None or int(visibility) <= int(timeout):
+            problems.append(f"{ref.group(1)}: VisibilityTimeout {visibility} must be above the reconciler's Timeout {timeout}")
+        if not (queue.get("Properties") or {}).get("FifoQueue"):
+            problems.append(f"{ref.group(1)}: the reconcile queue must be FIFO (one run per cluster at a time)")
+    return problems
+
+
+def check_cargo_metadata(template) -> list[str]:
+    if tomllib is None:
+        return []
+    problems = []
+    for fid, res in template["Resources"].items():
+        if res.get("Type") != "AWS::Serverless::Function":
+            continue
+        binary = ((res.get("Metadata") or {}).get("BuildProperties") or {}).get("Binary")
+        manifest = WORKSPACE / "functions" / str(binary) / "Cargo.toml"
+        if not manifest.is_file():
+            continue
+        meta = tomllib.loads(manifest.read_text())
+        deploy = ((meta.get("package") or {}).get("metadata") or {}).get("lambda", {}).get("deploy")
+        if not deploy:
+            continue
+        for key, prop in (("memory", "MemorySize"), ("timeout", "Timeout")):
+            want = function_property(template, res, prop)
+            if key in deploy and want is not None and int(deploy[key]) != int(want):
+                problems.append(f"{manifest.relative_to(WORKSPACE)}: [package.metadata.lambda.deploy] {key} = {deploy[key]}, but {fid} has {prop} {want}")
+    return problems
+
+
+# ------------------------------------------------------------------ the checker can fail
+
+
+def statement(template, role, sid):
+    for pol in template["Resources"][role]["Properties"]["Policies"]:
+        for st in pol["PolicyDocument"]["Statement"]:
+            if st.get("Sid") == sid:
+                return pol["PolicyDocument"]["Statement"], st
+    raise KeyError(f"{role}/{sid}")
+
+
+def remove_statement(template, role, sid):
+    statements, st = statement(template, role, sid)
+    statements.remove(st)
+
+
+def self_tests(template):
+    """(what was broken, the text the failure must contain, the break) for each self-test."""
+    reconciler = role_of(template["Resources"], *function_by_binary(template, "reconciler"))
+
+    def no_boundary_condition(t):
+        del statement(t, reconciler, "CreateRolesOnlyWithTheBoundary")[1]["Condition"]
+
+    def boundary_condition_like(t):
+        st = statement(t, reconciler, "CreateRolesOnlyWithTheBoundary")[1]
+        st["Condition"] = {"StringLike": {"iam:PermissionsBoundary": "*"}}
+
+    def star_resource(t):
+        st = statement(t, reconciler, "ManageOwnedRoles")[1]
+        st["Resource"] = [st["Resource"], "*"]
+
+    def foreign_path(t):
+        st = statement(t, reconciler, "ManageOwnedPolicies")[1]
+        st["Resource"] = {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:policy/*"}
+
+    def iam_star_elsewhere(t):
+        statements, _ = statement(t, "EksEventsRole", "AskForReconciles")
+        statements.append({"Sid": "Oops", "Effect": "Allow", "Action": "iam:*", "Resource": "*"})
+
+    def create_role_by_wildcard(t):
+        statements, _ = statement(t, reconciler, "ManageOwnedRoles")
+        statements.append({"Sid": "Sneaky", "Effect": "Allow", "Action": "iam:Create*",
+                           "Resource": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:role${IamPath}*"}})
+
+    def pass_role_to_ec2(t):
+        st = statement(t, reconciler, "PassOwnedRolesOnlyToEks")[1]
+        st["Condition"]["StringEquals"]["iam:PassedToService"].append("ec2.amazonaws.com")
+
+    def pass_role_unconditioned(t):
+        del statement(t, reconciler, "PassOwnedRolesOnlyToEks")[1]["Condition"]
+
+    def short_visibility(t):
+        t["Resources"]["ReconcileQueue"]["Properties"]["VisibilityTimeout"] = 300
+
+    def no_batch_failures(t):
+        t["Resources"]["ReconcilerQueueMapping"]["Properties"]["FunctionResponseTypes"] = []
+
+    def boundary_allows_iam(t):
+        t["Parameters"]["BoundaryDeniedActions"]["Default"] = "organizations:*"
+
+    return [
+        ("boundary condition removed", "CreateRolesOnlyWithTheBoundary: allows iam:CreateRole without the condition", no_boundary_condition),
+        ("boundary condition made a wildcard", "CreateRolesOnlyWithTheBoundary: allows iam:CreateRole without the condition", boundary_condition_like),
+        ("`*` resource on an IAM write", "ManageOwnedRoles: IAM write", star_resource),
+        ("policy writes outside the path", "ManageOwnedPolicies: IAM write", foreign_path),
+        ("iam:* on * in another role", "EksEventsRole/eks-events/Oops", iam_star_elsewhere),
+        ("iam:Create* without the condition", "Sneaky: allows iam:CreateRole without the condition", create_role_by_wildcard),
+        ("Deny of DeleteRolePermissionsBoundary removed", "no unconditional Deny of iam:DeleteRolePermissionsBoundary",
+         lambda t: remove_statement(t, reconciler, "NeverRemoveABoundary")),
+        ("Deny of boundary policy changes removed", "no unconditional Deny of iam:CreatePolicyVersion on the boundary policy",
+         lambda t: remove_statement(t, reconciler, "NeverChangeTheBoundaryPolicy")),
+        ("PassRole to ec2", "PassOwnedRolesOnlyToEks: allows iam:PassRole without", pass_role_to_ec2),
+        ("PassRole without condition", "PassOwnedRolesOnlyToEks: allows iam:PassRole without", pass_role_unconditioned),
+        ("visibility timeout not above the function timeout", "ReconcileQueue: VisibilityTimeout 300 must be above", short_visibility),
+        ("ReportBatchItemFailures removed", "ReconcilerQueueMapping: FunctionResponseTypes lacks ReportBatchItemFailures", no_batch_failures),
+        ("boundary no longer denies iam:*", "the boundary does not deny iam:*", boundary_allows_iam),
+    ]
+
+
+def main(argv) -> int:
+    path = pathlib.Path(argv[1]) if len(argv) > 1 else HERE / "template.yaml"
+    template = yaml.safe_load(path.read_text())
+    problems = check(template)
+    for p in problems:
+        print(f"FAIL {path.name}: {p}")
+    if problems:
+        print(f"{len(problems)} guardrail(s) broken in {path}")
+        return 1
+
+    missed = 0
+    tests = self_tests(template)
+    for what, expected, breaks in tests:
+        broken = copy.deepcopy(template)
+        breaks(broken)
+        found = check(broken)
+        if not any(expected in p for p in found):
+            missed += 1
+            print(f"SELF-TEST MISSED: {what}: expected a failure containing {expected!r}, got {found}")
+    print(f"guardrails: {path.name} holds every guardrail; {len(tests) - missed} of {len(tests)} deliberately broken copies caught")
+    print(f"{len(tests) + 1 - missed} passed, {missed} failed")
+    return 1 if missed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
