@@ -3,13 +3,9 @@
 use super::*;
 use eks_intents::model::{ClusterName, ClusterRef, ObservedRole, Region, RoleName};
 use eks_intents::policy::{PolicyDocument, role_name, role_tags};
-use eks_intents::ports::{
-    AddonDescription, BundleObject, ClusterDescription, ErrorKind, FetchedObject, IamSnapshot,
-    NewRole, PortError, PortResult, StoreLevel,
-};
-use eks_intents::testing::service_account_ref;
+use eks_intents::ports::{BundleObject, StoreLevel};
+use eks_intents::testing::{FakeEks, FakeIam, FakeQueue, FakeStore, service_account_ref};
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Mutex;
 
 const REGION: &str = "eu-west-2";
 const ACCOUNT: &str = "123456789012";
@@ -26,232 +22,9 @@ fn sample(name: &str) -> Value {
     serde_json::from_str(&text).expect("sample is JSON")
 }
 
-fn unexpected(service: &'static str, operation: &'static str) -> PortError {
-    PortError::new(
-        service,
-        operation,
-        ErrorKind::Other,
-        "not expected from drift-sweep",
-    )
-}
-
-#[derive(Default)]
-struct Store {
-    level: StoreLevel,
-    fail: bool,
-    listed: Mutex<Vec<String>>,
-}
-
-impl BundleStore for Store {
-    async fn list(&self, _prefix: &str) -> PortResult<Vec<BundleObject>> {
-        Err(unexpected("s3", "ListObjectsV2 (every object)"))
-    }
-    async fn list_level(&self, prefix: &str) -> PortResult<StoreLevel> {
-        self.listed.lock().unwrap().push(prefix.to_owned());
-        if self.fail {
-            return Err(PortError::new(
-                "s3",
-                "ListObjectsV2",
-                ErrorKind::Denied,
-                "AccessDenied",
-            ));
-        }
-        Ok(self.level.clone())
-    }
-    async fn get(&self, _key: &str, _max_bytes: u64) -> PortResult<FetchedObject> {
-        Err(unexpected("s3", "GetObject"))
-    }
-    async fn put(&self, _key: &str, _body: Vec<u8>, _content_type: &str) -> PortResult<()> {
-        Err(unexpected("s3", "PutObject"))
-    }
-}
-
-#[derive(Default)]
-struct Iam {
-    roles: Vec<ObservedRole>,
-    fail: bool,
-    paths: Mutex<Vec<String>>,
-}
-
-impl IamPort for Iam {
-    async fn snapshot(&self, path_prefix: &str) -> PortResult<IamSnapshot> {
-        self.paths.lock().unwrap().push(path_prefix.to_owned());
-        if self.fail {
-            return Err(PortError::new(
-                "iam",
-                "GetAccountAuthorizationDetails",
-                ErrorKind::Transient,
-                "Throttling",
-            ));
-        }
-        Ok(IamSnapshot {
-            roles: self
-                .roles
-                .iter()
-                .filter(|r| r.path.starts_with(path_prefix))
-                .cloned()
-                .collect(),
-            ..IamSnapshot::default()
-        })
-    }
-    async fn create_oidc_provider(
-        &self,
-        _url: &str,
-        _client_ids: &[String],
-        _tags: &BTreeMap<String, String>,
-    ) -> PortResult<()> {
-        Err(unexpected("iam", "CreateOpenIDConnectProvider"))
-    }
-    async fn add_oidc_client_id(&self, _provider_arn: &str, _client_id: &str) -> PortResult<()> {
-        Err(unexpected("iam", "AddClientIDToOpenIDConnectProvider"))
-    }
-    async fn create_role(&self, _role: &NewRole<'_>) -> PortResult<()> {
-        Err(unexpected("iam", "CreateRole"))
-    }
-    async fn role_tags(&self, _role: &RoleName) -> PortResult<Option<BTreeMap<String, String>>> {
-        Err(unexpected("iam", "GetRole"))
-    }
-    async fn update_trust_policy(
-        &self,
-        _role: &RoleName,
-        _document: &PolicyDocument,
-    ) -> PortResult<()> {
-        Err(unexpected("iam", "UpdateAssumeRolePolicy"))
-    }
-    async fn put_permissions_boundary(&self, _role: &RoleName, _arn: &str) -> PortResult<()> {
-        Err(unexpected("iam", "PutRolePermissionsBoundary"))
-    }
-    async fn tag_role(&self, _role: &RoleName, _tags: &BTreeMap<String, String>) -> PortResult<()> {
-        Err(unexpected("iam", "TagRole"))
-    }
-    async fn untag_role(&self, _role: &RoleName, _keys: &[String]) -> PortResult<()> {
-        Err(unexpected("iam", "UntagRole"))
-    }
-    async fn put_role_policy(
-        &self,
-        _role: &RoleName,
-        _name: &str,
-        _document: &PolicyDocument,
-    ) -> PortResult<()> {
-        Err(unexpected("iam", "PutRolePolicy"))
-    }
-    async fn delete_role_policy(&self, _role: &RoleName, _name: &str) -> PortResult<()> {
-        Err(unexpected("iam", "DeleteRolePolicy"))
-    }
-    async fn create_policy(
-        &self,
-        _name: &str,
-        _path: &str,
-        _document: &PolicyDocument,
-        _tags: &BTreeMap<String, String>,
-    ) -> PortResult<()> {
-        Err(unexpected("iam", "CreatePolicy"))
-    }
-    async fn set_policy_document(&self, _arn: &str, _document: &PolicyDocument) -> PortResult<()> {
-        Err(unexpected("iam", "CreatePolicyVersion"))
-    }
-    async fn attach_role_policy(&self, _role: &RoleName, _arn: &str) -> PortResult<()> {
-        Err(unexpected("iam", "AttachRolePolicy"))
-    }
-    async fn detach_role_policy(&self, _role: &RoleName, _arn: &str) -> PortResult<()> {
-        Err(unexpected("iam", "DetachRolePolicy"))
-    }
-    async fn delete_policy(&self, _arn: &str) -> PortResult<()> {
-        Err(unexpected("iam", "DeletePolicy"))
-    }
-    async fn delete_role(&self, _role: &RoleName) -> PortResult<()> {
-        Err(unexpected("iam", "DeleteRole"))
-    }
-}
-
-#[derive(Default)]
-struct Eks {
-    clusters: Vec<String>,
-    calls: Mutex<usize>,
-}
-
-impl EksPort for Eks {
-    async fn list_clusters(&self) -> PortResult<Vec<String>> {
-        *self.calls.lock().unwrap() += 1;
-        Ok(self.clusters.clone())
-    }
-    async fn describe_cluster(&self, _name: &str) -> PortResult<ClusterDescription> {
-        Err(unexpected("eks", "DescribeCluster"))
-    }
-    async fn addons(&self, _cluster: &str) -> PortResult<Vec<AddonDescription>> {
-        Err(unexpected("eks", "ListAddons"))
-    }
-    async fn pod_identity_associations(
-        &self,
-        _cluster: &str,
-    ) -> PortResult<Vec<eks_intents::model::ObservedAssociation>> {
-        Err(unexpected("eks", "ListPodIdentityAssociations"))
-    }
-    async fn create_pod_identity_association(
-        &self,
-        _cluster: &str,
-        _service_account: &eks_intents::model::ServiceAccountRef,
-        _role_arn: &str,
-        _tags: &BTreeMap<String, String>,
-    ) -> PortResult<()> {
-        Err(unexpected("eks", "CreatePodIdentityAssociation"))
-    }
-    async fn update_pod_identity_association(
-        &self,
-        _cluster: &str,
-        _association_id: &str,
-        _role_arn: &str,
-    ) -> PortResult<()> {
-        Err(unexpected("eks", "UpdatePodIdentityAssociation"))
-    }
-    async fn delete_pod_identity_association(
-        &self,
-        _cluster: &str,
-        _association_id: &str,
-    ) -> PortResult<()> {
-        Err(unexpected("eks", "DeletePodIdentityAssociation"))
-    }
-    async fn set_addon_role(
-        &self,
-        _cluster: &str,
-        _addon: &str,
-        _role_arn: Option<&str>,
-    ) -> PortResult<()> {
-        Err(unexpected("eks", "UpdateAddon"))
-    }
-    async fn set_addon_pod_identity(
-        &self,
-        _cluster: &str,
-        _addon: &str,
-        _associations: &BTreeMap<String, String>,
-    ) -> PortResult<()> {
-        Err(unexpected("eks", "UpdateAddon"))
-    }
-}
-
-#[derive(Default)]
-struct Queue {
-    batches: Mutex<Vec<Vec<DeduplicatedReconcile>>>,
-}
-
-impl ReconcileQueue for Queue {
-    async fn send(&self, _message: &ReconcileCluster) -> PortResult<()> {
-        Err(unexpected("sqs", "SendMessage (not deduplicated)"))
-    }
-    async fn send_deduplicated(&self, messages: &[DeduplicatedReconcile]) -> PortResult<()> {
-        self.batches.lock().unwrap().push(messages.to_vec());
-        Ok(())
-    }
-}
-
-impl Queue {
-    fn sent(&self) -> Vec<DeduplicatedReconcile> {
-        self.batches.lock().unwrap().concat()
-    }
-}
-
-fn level(prefixes: &[&str]) -> StoreLevel {
-    StoreLevel {
+/// A bucket whose top level `intents/` holds these folders (and a README).
+fn bundles(prefixes: &[&str]) -> FakeStore {
+    let level = StoreLevel {
         prefixes: prefixes.iter().map(|p| p.to_string()).collect(),
         objects: vec![BundleObject {
             key: "intents/README.md".into(),
@@ -259,6 +32,10 @@ fn level(prefixes: &[&str]) -> StoreLevel {
             version: None,
             size: 10,
         }],
+    };
+    FakeStore {
+        levels: BTreeMap::from([("intents/".to_owned(), level)]),
+        ..FakeStore::default()
     }
 }
 
@@ -303,16 +80,16 @@ fn foreign_role(name: &str, tags: &[(&str, &str)]) -> ObservedRole {
 }
 
 fn context(
-    store: Store,
-    iam: Iam,
-    eks: Eks,
+    store: FakeStore,
+    iam: FakeIam,
+    eks: FakeEks,
     list_clusters: bool,
-) -> Context<Store, Iam, Eks, Queue> {
+) -> Context<FakeStore, FakeIam, FakeEks, FakeQueue> {
     Context {
         store,
         iam,
         eks,
-        queue: Queue::default(),
+        queue: FakeQueue::default(),
         iam_path: "/eks-intents/".into(),
         region: REGION.into(),
         list_clusters,
@@ -381,11 +158,8 @@ fn deduplication_ids_stay_within_sqs_rules() {
 
 #[test]
 fn every_source_is_swept_once_per_cluster() {
-    let store = Store {
-        level: level(&["intents/a/", "intents/b/"]),
-        ..Store::default()
-    };
-    let iam = Iam {
+    let store = bundles(&["intents/a/", "intents/b/"]);
+    let iam = FakeIam {
         roles: vec![
             owned_role("b", REGION, "jokes", "worker"),
             // Cluster c was deleted; its roles remain.
@@ -399,11 +173,11 @@ fn every_source_is_swept_once_per_cluster() {
                 &[(CLUSTER_TAG, "arn:aws:eks:eu-west-2:123456789012:cluster/e")],
             ),
         ],
-        ..Iam::default()
+        ..FakeIam::default()
     };
-    let eks = Eks {
+    let eks = FakeEks {
         clusters: vec!["a".into(), "f".into()],
-        ..Eks::default()
+        ..FakeEks::default()
     };
     let ctx = context(store, iam, eks, false);
     let event = sample("schedule-eventbridge.json");
@@ -455,15 +229,12 @@ fn every_source_is_swept_once_per_cluster() {
 
 #[test]
 fn the_region_s_clusters_are_swept_when_asked() {
-    let store = Store {
-        level: level(&["intents/a/"]),
-        ..Store::default()
-    };
-    let eks = Eks {
+    let store = bundles(&["intents/a/"]);
+    let eks = FakeEks {
         clusters: vec!["a".into(), "f".into()],
-        ..Eks::default()
+        ..FakeEks::default()
     };
-    let ctx = context(store, Iam::default(), eks, true);
+    let ctx = context(store, FakeIam::default(), eks, true);
     // EventBridge Scheduler's `{}`: the clock names the tick.
     let response = block_on(handle(&ctx, &sample("schedule-scheduler.json"))).expect("sweep");
     assert_eq!(*ctx.eks.calls.lock().unwrap(), 1);
@@ -490,22 +261,19 @@ fn the_region_s_clusters_are_swept_when_asked() {
 #[test]
 fn names_no_queue_can_carry_are_skipped_not_sent() {
     let long = "x".repeat(101);
-    let store = Store {
-        level: level(&[
-            "intents/ok/",
-            "intents/team a/",
-            &format!("intents/{long}/"),
-        ]),
-        ..Store::default()
-    };
-    let iam = Iam {
+    let store = bundles(&[
+        "intents/ok/",
+        "intents/team a/",
+        &format!("intents/{long}/"),
+    ]);
+    let iam = FakeIam {
         roles: vec![foreign_role(
             "half-ours",
             &[(OWNER_TAG, OWNER_VALUE), (CLUSTER_TAG, "not-an-arn")],
         )],
-        ..Iam::default()
+        ..FakeIam::default()
     };
-    let ctx = context(store, iam, Eks::default(), false);
+    let ctx = context(store, iam, FakeEks::default(), false);
     let response = block_on(handle(&ctx, &Value::Null)).expect("sweep");
     let sent = ctx.queue.sent();
     assert_eq!(sent.len(), 1);
@@ -518,7 +286,12 @@ fn names_no_queue_can_carry_are_skipped_not_sent() {
 
 #[test]
 fn nothing_to_sweep_sends_nothing() {
-    let ctx = context(Store::default(), Iam::default(), Eks::default(), false);
+    let ctx = context(
+        FakeStore::default(),
+        FakeIam::default(),
+        FakeEks::default(),
+        false,
+    );
     let response = block_on(handle(&ctx, &serde_json::json!({}))).expect("sweep");
     assert!(response.clusters.is_empty());
     assert!(ctx.queue.batches.lock().unwrap().is_empty());
@@ -527,12 +300,12 @@ fn nothing_to_sweep_sends_nothing() {
 #[test]
 fn a_source_that_fails_fails_the_sweep_and_is_named() {
     let ctx = context(
-        Store {
+        FakeStore {
             fail: true,
-            ..Store::default()
+            ..FakeStore::default()
         },
-        Iam::default(),
-        Eks::default(),
+        FakeIam::default(),
+        FakeEks::default(),
         false,
     );
     let error = block_on(handle(&ctx, &Value::Null)).unwrap_err();
@@ -541,15 +314,12 @@ fn a_source_that_fails_fails_the_sweep_and_is_named() {
     assert!(ctx.queue.batches.lock().unwrap().is_empty());
 
     let ctx = context(
-        Store {
-            level: level(&["intents/a/"]),
-            ..Store::default()
-        },
-        Iam {
+        bundles(&["intents/a/"]),
+        FakeIam {
             fail: true,
-            ..Iam::default()
+            ..FakeIam::default()
         },
-        Eks::default(),
+        FakeEks::default(),
         false,
     );
     let error = block_on(handle(&ctx, &Value::Null)).unwrap_err();

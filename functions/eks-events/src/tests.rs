@@ -3,17 +3,14 @@
 
 use super::*;
 use eks_intents::model::{AccountId, ClusterName, ClusterRef, Region, ServiceAccountRef};
-use eks_intents::policy::{PolicyDocument, role_name, role_tags};
-use eks_intents::ports::{
-    BundleObject, ErrorKind, FetchedObject, IamSnapshot, NewRole, PortError, PortResult,
-};
-use eks_intents::testing::service_account_ref;
+use eks_intents::policy::{role_name, role_tags};
+use eks_intents::ports::BundleObject;
+use eks_intents::testing::{FakeIam, FakeQueue, FakeStore, service_account_ref};
 use flate2::Compression;
 use flate2::write::GzEncoder;
 use serde_json::json;
 use std::collections::BTreeSet;
 use std::io::Write;
-use std::sync::Mutex;
 
 const REGION: &str = "eu-west-2";
 const ACCOUNT: &str = "123456789012";
@@ -591,160 +588,6 @@ fn long_cluster_names_keep_ids_valid() {
 
 // ---- The handler end to end, against in-memory ports. ----
 
-fn unexpected(service: &'static str, operation: &'static str) -> PortError {
-    PortError::new(
-        service,
-        operation,
-        ErrorKind::Other,
-        "not expected from eks-events",
-    )
-}
-
-#[derive(Default)]
-struct Iam {
-    /// Role name -> tags; a role absent here does not exist.
-    roles: BTreeMap<String, BTreeMap<String, String>>,
-    /// Roles outside the path: reading them is denied, as the functions' IAM policy does.
-    denied: Vec<String>,
-    fail: bool,
-    asked: Mutex<Vec<String>>,
-}
-
-impl IamPort for Iam {
-    async fn snapshot(&self, _path_prefix: &str) -> PortResult<IamSnapshot> {
-        Err(unexpected("iam", "GetAccountAuthorizationDetails"))
-    }
-    async fn create_oidc_provider(
-        &self,
-        _url: &str,
-        _client_ids: &[String],
-        _tags: &BTreeMap<String, String>,
-    ) -> PortResult<()> {
-        Err(unexpected("iam", "CreateOpenIDConnectProvider"))
-    }
-    async fn add_oidc_client_id(&self, _provider_arn: &str, _client_id: &str) -> PortResult<()> {
-        Err(unexpected("iam", "AddClientIDToOpenIDConnectProvider"))
-    }
-    async fn create_role(&self, _role: &NewRole<'_>) -> PortResult<()> {
-        Err(unexpected("iam", "CreateRole"))
-    }
-    async fn role_tags(&self, role: &RoleName) -> PortResult<Option<BTreeMap<String, String>>> {
-        self.asked.lock().unwrap().push(role.to_string());
-        if self.fail {
-            return Err(PortError::new(
-                "iam",
-                "GetRole",
-                ErrorKind::Transient,
-                "Throttling",
-            ));
-        }
-        if self.denied.iter().any(|d| d == role.as_str()) {
-            return Err(PortError::new(
-                "iam",
-                "GetRole",
-                ErrorKind::Denied,
-                "AccessDenied: not authorized to perform iam:GetRole",
-            ));
-        }
-        Ok(self.roles.get(role.as_str()).cloned())
-    }
-    async fn update_trust_policy(
-        &self,
-        _role: &RoleName,
-        _document: &PolicyDocument,
-    ) -> PortResult<()> {
-        Err(unexpected("iam", "UpdateAssumeRolePolicy"))
-    }
-    async fn put_permissions_boundary(&self, _role: &RoleName, _arn: &str) -> PortResult<()> {
-        Err(unexpected("iam", "PutRolePermissionsBoundary"))
-    }
-    async fn tag_role(&self, _role: &RoleName, _tags: &BTreeMap<String, String>) -> PortResult<()> {
-        Err(unexpected("iam", "TagRole"))
-    }
-    async fn untag_role(&self, _role: &RoleName, _keys: &[String]) -> PortResult<()> {
-        Err(unexpected("iam", "UntagRole"))
-    }
-    async fn put_role_policy(
-        &self,
-        _role: &RoleName,
-        _name: &str,
-        _document: &PolicyDocument,
-    ) -> PortResult<()> {
-        Err(unexpected("iam", "PutRolePolicy"))
-    }
-    async fn delete_role_policy(&self, _role: &RoleName, _name: &str) -> PortResult<()> {
-        Err(unexpected("iam", "DeleteRolePolicy"))
-    }
-    async fn create_policy(
-        &self,
-        _name: &str,
-        _path: &str,
-        _document: &PolicyDocument,
-        _tags: &BTreeMap<String, String>,
-    ) -> PortResult<()> {
-        Err(unexpected("iam", "CreatePolicy"))
-    }
-    async fn set_policy_document(&self, _arn: &str, _document: &PolicyDocument) -> PortResult<()> {
-        Err(unexpected("iam", "CreatePolicyVersion"))
-    }
-    async fn attach_role_policy(&self, _role: &RoleName, _arn: &str) -> PortResult<()> {
-        Err(unexpected("iam", "AttachRolePolicy"))
-    }
-    async fn detach_role_policy(&self, _role: &RoleName, _arn: &str) -> PortResult<()> {
-        Err(unexpected("iam", "DetachRolePolicy"))
-    }
-    async fn delete_policy(&self, _arn: &str) -> PortResult<()> {
-        Err(unexpected("iam", "DeletePolicy"))
-    }
-    async fn delete_role(&self, _role: &RoleName) -> PortResult<()> {
-        Err(unexpected("iam", "DeleteRole"))
-    }
-}
-
-#[derive(Default)]
-struct Store {
-    /// Prefix -> its level; an absent prefix is empty.
-    levels: BTreeMap<String, StoreLevel>,
-    listed: Mutex<Vec<String>>,
-}
-
-impl BundleStore for Store {
-    async fn list(&self, _prefix: &str) -> PortResult<Vec<BundleObject>> {
-        Err(unexpected("s3", "ListObjectsV2 (every object)"))
-    }
-    async fn list_level(&self, prefix: &str) -> PortResult<StoreLevel> {
-        self.listed.lock().unwrap().push(prefix.to_owned());
-        Ok(self.levels.get(prefix).cloned().unwrap_or_default())
-    }
-    async fn get(&self, _key: &str, _max_bytes: u64) -> PortResult<FetchedObject> {
-        Err(unexpected("s3", "GetObject"))
-    }
-    async fn put(&self, _key: &str, _body: Vec<u8>, _content_type: &str) -> PortResult<()> {
-        Err(unexpected("s3", "PutObject"))
-    }
-}
-
-#[derive(Default)]
-struct Queue {
-    batches: Mutex<Vec<Vec<DeduplicatedReconcile>>>,
-}
-
-impl ReconcileQueue for Queue {
-    async fn send(&self, _message: &ReconcileCluster) -> PortResult<()> {
-        Err(unexpected("sqs", "SendMessage (not deduplicated)"))
-    }
-    async fn send_deduplicated(&self, messages: &[DeduplicatedReconcile]) -> PortResult<()> {
-        self.batches.lock().unwrap().push(messages.to_vec());
-        Ok(())
-    }
-}
-
-impl Queue {
-    fn sent(&self) -> Vec<DeduplicatedReconcile> {
-        self.batches.lock().unwrap().concat()
-    }
-}
-
 fn tags_of(
     cluster: &str,
     region: &str,
@@ -763,11 +606,11 @@ fn tags_of(
     )
 }
 
-fn context(iam: Iam, store: Store) -> Context<Iam, Store, Queue> {
+fn context(iam: FakeIam, store: FakeStore) -> Context<FakeIam, FakeStore, FakeQueue> {
     Context {
         iam,
         store,
-        queue: Queue::default(),
+        queue: FakeQueue::default(),
         iam_path: "/eks-intents/".into(),
         region: REGION.into(),
         system_roles: system(),
@@ -777,8 +620,8 @@ fn context(iam: Iam, store: Store) -> Context<Iam, Store, Queue> {
 }
 
 /// `intents/demo/` with a `jokes/` folder.
-fn demo_with_jokes() -> Store {
-    let mut store = Store::default();
+fn demo_with_jokes() -> FakeStore {
+    let mut store = FakeStore::default();
     store.levels.insert(
         "intents/demo/".into(),
         StoreLevel {
@@ -794,11 +637,11 @@ fn demo_with_jokes() -> Store {
 
 #[tokio::test]
 async fn a_hand_edit_of_an_owned_role_reconciles_its_cluster() {
-    let mut iam = Iam::default();
+    let mut iam = FakeIam::default();
     let (name, tags) = tags_of("demo", REGION, "jokes", "joke-worker");
     assert_eq!(name, "demo.jokes.joke-worker");
-    iam.roles.insert(name, tags);
-    let ctx = context(iam, Store::default());
+    iam.tags.insert(name, tags);
+    let ctx = context(iam, FakeStore::default());
     let response = handle(&ctx, &sample("cloudtrail-iam-put-role-policy.json"))
         .await
         .unwrap();
@@ -819,13 +662,13 @@ async fn a_hand_edit_of_an_owned_role_reconciles_its_cluster() {
 
 #[tokio::test]
 async fn roles_that_are_not_ours_or_not_here_reconcile_nothing() {
-    let mut iam = Iam::default();
+    let mut iam = FakeIam::default();
     // Someone else's role with the same shape of name.
-    iam.roles.insert(
+    iam.tags.insert(
         "demo.jokes.joke-worker".into(),
         BTreeMap::from([("team".into(), "jokes".into())]),
     );
-    let ctx = context(iam, Store::default());
+    let ctx = context(iam, FakeStore::default());
     let response = handle(&ctx, &sample("cloudtrail-iam-put-role-policy.json"))
         .await
         .unwrap();
@@ -836,10 +679,10 @@ async fn roles_that_are_not_ours_or_not_here_reconcile_nothing() {
     );
 
     // Ours, but for a cluster of another region.
-    let mut iam = Iam::default();
+    let mut iam = FakeIam::default();
     let (_, tags) = tags_of("demo", "us-east-1", "jokes", "joke-worker");
-    iam.roles.insert("demo.jokes.joke-worker".into(), tags);
-    let ctx = context(iam, Store::default());
+    iam.tags.insert("demo.jokes.joke-worker".into(), tags);
+    let ctx = context(iam, FakeStore::default());
     let response = handle(&ctx, &sample("cloudtrail-iam-put-role-policy.json"))
         .await
         .unwrap();
@@ -850,7 +693,7 @@ async fn roles_that_are_not_ours_or_not_here_reconcile_nothing() {
     );
 
     // Gone since: the DeleteRole event speaks for it.
-    let ctx = context(Iam::default(), Store::default());
+    let ctx = context(FakeIam::default(), FakeStore::default());
     let response = handle(&ctx, &sample("cloudtrail-iam-put-role-policy.json"))
         .await
         .unwrap();
@@ -863,7 +706,7 @@ async fn roles_that_are_not_ours_or_not_here_reconcile_nothing() {
 
 #[tokio::test]
 async fn a_deleted_role_reconciles_the_cluster_its_name_gives() {
-    let ctx = context(Iam::default(), Store::default());
+    let ctx = context(FakeIam::default(), FakeStore::default());
     handle(&ctx, &sample("cloudtrail-iam-delete-role.json"))
         .await
         .unwrap();
@@ -875,7 +718,7 @@ async fn a_deleted_role_reconciles_the_cluster_its_name_gives() {
 
 #[tokio::test]
 async fn an_eks_call_reconciles_its_cluster_without_asking_anything() {
-    let ctx = context(Iam::default(), Store::default());
+    let ctx = context(FakeIam::default(), FakeStore::default());
     let response = handle(&ctx, &sample("cloudtrail-eks-create-cluster.json"))
         .await
         .unwrap();
@@ -891,7 +734,7 @@ async fn an_eks_call_reconciles_its_cluster_without_asking_anything() {
 
 #[tokio::test]
 async fn a_new_workload_in_a_namespace_with_intents_reconciles_once() {
-    let ctx = context(Iam::default(), demo_with_jokes());
+    let ctx = context(FakeIam::default(), demo_with_jokes());
     let response = handle(&ctx, &sample("cloudwatch-logs-audit.json"))
         .await
         .unwrap();
@@ -922,7 +765,7 @@ async fn a_hundred_events_of_one_cluster_make_one_request_and_one_listing() {
             )
         })
         .collect();
-    let ctx = context(Iam::default(), demo_with_jokes());
+    let ctx = context(FakeIam::default(), demo_with_jokes());
     handle(&ctx, &awslogs("/aws/eks/demo/cluster", &events))
         .await
         .unwrap();
@@ -936,7 +779,7 @@ async fn a_hundred_events_of_one_cluster_make_one_request_and_one_listing() {
 
 #[tokio::test]
 async fn namespaces_without_intents_reconcile_nothing() {
-    let ctx = context(Iam::default(), demo_with_jokes());
+    let ctx = context(FakeIam::default(), demo_with_jokes());
     let events: Vec<Value> = (0..3)
         .map(|i| {
             audit(
@@ -977,7 +820,7 @@ async fn namespaces_without_intents_reconcile_nothing() {
             version: None,
             size: 100,
         });
-    let ctx = context(Iam::default(), store);
+    let ctx = context(FakeIam::default(), store);
     handle(&ctx, &awslogs("/aws/eks/demo/cluster", &events))
         .await
         .unwrap();
@@ -1004,7 +847,7 @@ async fn the_system_s_own_audit_events_list_and_send_nothing() {
             RECONCILER_SESSION,
         ),
     ];
-    let ctx = context(Iam::default(), demo_with_jokes());
+    let ctx = context(FakeIam::default(), demo_with_jokes());
     let response = handle(&ctx, &awslogs("/aws/eks/demo/cluster", &events))
         .await
         .unwrap();
@@ -1016,7 +859,7 @@ async fn the_system_s_own_audit_events_list_and_send_nothing() {
 
 #[tokio::test]
 async fn malformed_payloads_are_answered_not_failed() {
-    let ctx = context(Iam::default(), demo_with_jokes());
+    let ctx = context(FakeIam::default(), demo_with_jokes());
     for event in [
         json!({"awslogs": {"data": "%%%"}}),
         json!({"awslogs": {"data": encode(b"[1, 2")}}),
@@ -1035,11 +878,11 @@ async fn malformed_payloads_are_answered_not_failed() {
 #[tokio::test]
 async fn a_role_the_function_may_not_read_is_not_ours() {
     let ctx = context(
-        Iam {
+        FakeIam {
             denied: vec!["demo.jokes.joke-worker".into()],
-            ..Iam::default()
+            ..FakeIam::default()
         },
-        Store::default(),
+        FakeStore::default(),
     );
     let response = handle(&ctx, &sample("cloudtrail-iam-put-role-policy.json"))
         .await
@@ -1058,11 +901,11 @@ async fn a_role_the_function_may_not_read_is_not_ours() {
 #[tokio::test]
 async fn a_port_that_fails_fails_the_invocation() {
     let ctx = context(
-        Iam {
+        FakeIam {
             fail: true,
-            ..Iam::default()
+            ..FakeIam::default()
         },
-        Store::default(),
+        FakeStore::default(),
     );
     let error = handle(&ctx, &sample("cloudtrail-iam-put-role-policy.json"))
         .await

@@ -3,7 +3,9 @@
 //! uses as well.
 
 mod kubernetes;
+mod ports;
 pub use kubernetes::FakeKubernetes;
+pub use ports::{FakeEks, FakeIam, FakeQueue, FakeStore};
 
 use crate::model::{
     AccountId, ClusterInfo, ClusterName, ClusterRef, DesiredState, Namespace, ObservedAddon,
