@@ -265,7 +265,11 @@ async fn fail<S: BundleStore>(
     load: DesiredLoad,
     error: ReconcileError,
 ) -> ReconcileError {
-    tracing::error!(cluster, %error, "reconcile failed");
+    match error {
+        // Waiting for a cluster being created is the plan, not a failure.
+        ReconcileError::NotReady { .. } => tracing::info!(cluster, %error, "not reconciled yet"),
+        _ => tracing::error!(cluster, %error, "reconcile failed"),
+    }
     let mut report = StatusReport::new(
         cluster,
         now(),
