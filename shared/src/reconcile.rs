@@ -222,7 +222,7 @@ pub async fn observe<I: IamPort, E: EksPort, K: KubernetesPort>(
         .keys()
         .map(|w| w.namespace.clone())
         .collect();
-    namespaces.extend(desired.held.workloads.iter().map(|(ns, _)| ns.clone()));
+    namespaces.extend(desired.held.workloads.iter().map(|w| w.namespace.clone()));
     // The namespaces of the roles already made: a role whose intents are all gone must still
     // be unbound there before it is deleted.
     namespaces.extend(

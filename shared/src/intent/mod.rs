@@ -20,7 +20,9 @@ pub use diagnostic::{IntentError, Notice};
 pub use layout::{BundleLocation, cluster_prefix, locate};
 pub use names::{check_namespace, check_workload_name};
 
-use crate::model::{DesiredState, Namespace, Permission, SourceRef, WorkloadName, WorkloadRef};
+use crate::model::{
+    DesiredState, HeldWorkload, Namespace, Permission, SourceRef, WorkloadName, WorkloadRef,
+};
 use serde::{Deserialize, Serialize};
 
 /// One bundle as it was uploaded, and where it sits.
@@ -116,22 +118,34 @@ impl BundleReport {
         self.errors.is_empty()
     }
 
-    /// Adds the valid intents and what must be held. Intents of an invalid bundle are added
-    /// too: what failed is held, so the valid rest can still be granted.
+    /// Adds what the bundle gives to the desired state. A bundle is the unit a pipeline
+    /// uploads, so it applies whole or not at all: a valid bundle adds its intents; an invalid
+    /// one adds none, and holds itself and every workload it names (read from its valid
+    /// documents or from the broken ones), so each keeps exactly what the bundle's last
+    /// applied version gave, neither widened nor shrunk.
     pub fn add_to(&self, desired: &mut DesiredState) {
-        for intent in &self.intents {
-            desired.add(
-                intent.workload.clone(),
-                intent.permissions.iter().cloned(),
-                intent.source.clone(),
-            );
+        if self.is_valid() {
+            for intent in &self.intents {
+                desired.add(
+                    intent.workload.clone(),
+                    intent.permissions.iter().cloned(),
+                    intent.source.clone(),
+                );
+            }
+            return;
         }
-        desired
-            .held
-            .workloads
-            .extend(self.held_workloads.iter().cloned());
-        if self.held_whole_bundle {
-            desired.held.bundles.insert(self.key.clone());
+        desired.held.bundles.insert(self.key.clone());
+        let named = self
+            .intents
+            .iter()
+            .map(|intent| (&intent.workload.namespace, &intent.workload.name))
+            .chain(self.held_workloads.iter().map(|(ns, name)| (ns, name)));
+        for (namespace, name) in named {
+            desired.held.workloads.insert(HeldWorkload {
+                namespace: namespace.clone(),
+                name: name.clone(),
+                bundle: self.key.clone(),
+            });
         }
     }
 }

@@ -543,9 +543,16 @@ fn five_errors_are_reported_as_five_with_paths_and_lines() {
         desired
             .held
             .workloads
-            .contains(&(Namespace::new("default"), WorkloadName::new("joke-worker")))
+            .contains(&crate::model::HeldWorkload {
+                namespace: Namespace::new("default"),
+                name: WorkloadName::new("joke-worker"),
+                bundle: "five-errors.yaml".into(),
+            })
     );
-    assert!(desired.held.bundles.is_empty());
+    assert!(
+        desired.held.bundles.contains("five-errors.yaml"),
+        "an invalid bundle is held whole"
+    );
 }
 
 #[test]
@@ -570,7 +577,17 @@ fn a_syntax_error_in_document_3_keeps_documents_1_2_and_4() {
     );
     let mut desired = DesiredState::default();
     report.add_to(&mut desired);
-    assert_eq!(desired.workloads.len(), 3);
+    assert!(
+        desired.workloads.is_empty(),
+        "a bundle applies whole or not at all"
+    );
+    let held: Vec<&str> = desired
+        .held
+        .workloads
+        .iter()
+        .map(|w| w.name.as_str())
+        .collect();
+    assert_eq!(held, ["four", "one", "two"]);
     assert!(desired.held.bundles.contains("b.yaml"));
 }
 
@@ -1151,4 +1168,22 @@ spec:
         "{:?}",
         shown(&report.notices)
     );
+}
+
+#[test]
+fn an_archive_over_the_member_cap_adds_nothing_of_its_first_members() {
+    let first = seed!("joke-worker-ci.yaml");
+    let names: Vec<String> = (0..201).map(|i| format!("d{i}/")).collect();
+    let mut members: Vec<(&str, Kind, &[u8])> =
+        vec![("joke-worker.yaml", Kind::File, first.as_bytes())];
+    members.extend(names.iter().map(|n| (n.as_str(), Kind::Dir, &b""[..])));
+    let report = read_with("many.tgz", &tgz(&members), None, None, &Limits::default());
+    assert!(!report.is_valid());
+    let mut desired = DesiredState::default();
+    report.add_to(&mut desired);
+    assert!(
+        desired.workloads.is_empty(),
+        "a bundle over a cap grants nothing, not even its first members"
+    );
+    assert!(desired.held.bundles.contains("many.tgz"));
 }

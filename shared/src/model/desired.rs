@@ -42,20 +42,39 @@ pub struct DesiredWorkload {
     pub sources: BTreeSet<SourceRef>,
 }
 
-/// What must not change while its source is broken: an invalid upload must never delete or
-/// shrink what was granted before.
+/// What must not change while its source is broken: an invalid upload must never widen,
+/// shrink or delete what was granted before.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Held {
-    /// Bundles that failed as a whole (unreadable archive, too large, ...) or that hold a
-    /// document whose workload could not be told: every role they fed stays as it is.
+    /// Bundles that fail to read, in part or whole: every role they fed (by the roles' source
+    /// tags) stays as it is.
     pub bundles: BTreeSet<String>,
-    /// Workloads named by a document that failed: their roles stay as they are.
-    pub workloads: BTreeSet<(Namespace, WorkloadName)>,
+    /// Workloads an invalid bundle names: their roles stay as they are, and a workload without
+    /// a role gets none until the bundle is fixed.
+    pub workloads: BTreeSet<HeldWorkload>,
+}
+
+/// A workload named by an invalid bundle.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct HeldWorkload {
+    pub namespace: Namespace,
+    pub name: WorkloadName,
+    /// The invalid bundle that names it.
+    pub bundle: String,
 }
 
 impl Held {
     pub fn is_empty(&self) -> bool {
         self.bundles.is_empty() && self.workloads.is_empty()
+    }
+
+    /// The invalid bundles that name a workload (empty when it is not held by name).
+    pub fn bundles_naming(&self, namespace: &str, name: &str) -> Vec<&str> {
+        self.workloads
+            .iter()
+            .filter(|w| w.namespace.as_str() == namespace && w.name.as_str() == name)
+            .map(|w| w.bundle.as_str())
+            .collect()
     }
 }
 

@@ -301,6 +301,7 @@ impl<'a> Planner<'a> {
         }
 
         self.report_held_roles(&claimed, &mut plan);
+        self.report_held_workloads(&mut plan);
         if needs_oidc_provider {
             let provider = self.plan_oidc_provider();
             // Roles of this cluster exist, so its provider did too: someone deleted it.
@@ -415,10 +416,30 @@ impl<'a> Planner<'a> {
     }
 
     fn workload_is_held(&self, workload: &WorkloadRef) -> bool {
-        self.desired
+        !self
+            .desired
             .held
-            .workloads
-            .contains(&(workload.namespace.clone(), workload.name.clone()))
+            .bundles_naming(workload.namespace.as_str(), workload.name.as_str())
+            .is_empty()
+    }
+
+    /// The invalid bundles that hold a role or its workloads, for the status message.
+    fn holding_bundles(&self, workloads: &[&WorkloadRef], role: Option<&ObservedRole>) -> String {
+        let held = &self.desired.held;
+        let mut bundles: BTreeSet<&str> = workloads
+            .iter()
+            .flat_map(|w| held.bundles_naming(w.namespace.as_str(), w.name.as_str()))
+            .collect();
+        if let Some(role) = role {
+            let (tagged, _) = policy::tagged_bundles(&role.tags);
+            bundles.extend(
+                held.bundles
+                    .iter()
+                    .map(String::as_str)
+                    .filter(|b| tagged.contains(&policy::tag_value(b).as_str())),
+            );
+        }
+        held_message(&bundles)
     }
 
     fn role_is_held(&self, role: &ObservedRole) -> bool {
@@ -435,8 +456,9 @@ impl<'a> Planner<'a> {
         let namespace = role.tags.get(policy::NAMESPACE_TAG);
         let workloads = role.tags.get(policy::WORKLOADS_TAG);
         match (namespace, workloads) {
-            (Some(namespace), Some(workloads)) => held.workloads.iter().any(|(ns, name)| {
-                ns.as_str() == namespace && workloads.split(' ').any(|w| w == name.as_str())
+            (Some(namespace), Some(workloads)) => held.workloads.iter().any(|held| {
+                held.namespace.as_str() == namespace
+                    && workloads.split(' ').any(|w| w == held.name.as_str())
             }),
             _ => false,
         }
@@ -494,9 +516,11 @@ impl<'a> Planner<'a> {
             .any(|w| self.workload_is_held(&w.workload))
             || observed.is_some_and(|r| self.role_is_held(r));
         if held {
+            let workloads: Vec<&WorkloadRef> =
+                intent.workloads.iter().map(|w| &w.workload).collect();
             outcome.problem = Some((
                 WorkloadState::Held,
-                "a bundle or document that declares this workload fails to read: its role and binding are left exactly as they are until it is fixed".to_owned(),
+                self.holding_bundles(&workloads, observed),
             ));
             return outcome;
         }
@@ -1081,11 +1105,55 @@ impl<'a> Planner<'a> {
                     role_arn: Some(role.arn.clone()),
                     binding: None,
                     state: WorkloadState::Held,
-                    message: "its bundle or document fails to read: the role and its binding are left exactly as they are until it is fixed".to_owned(),
+                    message: self.holding_bundles(&[], Some(role)),
                     actions: 0,
                     restart: Restart::NotNeeded,
                 });
             }
+        }
+    }
+
+    /// Workloads an invalid bundle names that no other step reported (they have no role yet,
+    /// or none that tells): held, so the status names each with the bundle to fix.
+    fn report_held_workloads(&self, plan: &mut Plan) {
+        let reported: BTreeSet<(String, String)> = plan
+            .workloads
+            .iter()
+            .map(|w| {
+                (
+                    w.namespace.as_str().to_owned(),
+                    w.workload.as_str().to_owned(),
+                )
+            })
+            .collect();
+        let mut seen = BTreeSet::new();
+        for held in &self.desired.held.workloads {
+            let key = (
+                held.namespace.as_str().to_owned(),
+                held.name.as_str().to_owned(),
+            );
+            if reported.contains(&key) || !seen.insert(key) {
+                continue;
+            }
+            let bundles = self
+                .desired
+                .held
+                .bundles_naming(held.namespace.as_str(), held.name.as_str())
+                .into_iter()
+                .collect();
+            plan.workloads.push(WorkloadPlan {
+                namespace: held.namespace.clone(),
+                workload: held.name.clone(),
+                kind: None,
+                service_account: None,
+                role: None,
+                role_arn: None,
+                binding: None,
+                state: WorkloadState::Held,
+                message: held_message(&bundles),
+                actions: 0,
+                restart: Restart::NotNeeded,
+            });
         }
     }
 
@@ -1318,4 +1386,18 @@ fn tag_changes(
 }
 
 #[cfg(test)]
+mod held_tests;
+#[cfg(test)]
 mod tests;
+
+/// Why a workload is held, naming the bundles to fix.
+fn held_message(bundles: &BTreeSet<&str>) -> String {
+    if bundles.is_empty() {
+        return "a bundle that declares this workload fails to read: its role and binding are left exactly as they are until it is fixed".to_owned();
+    }
+    let list: Vec<&str> = bundles.iter().copied().collect();
+    format!(
+        "bundle {} fails to read (see its errors): a bundle applies whole or not at all, so this workload's role and binding are left exactly as the last valid version made them until it is fixed",
+        list.join(", ")
+    )
+}

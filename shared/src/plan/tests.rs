@@ -504,10 +504,11 @@ fn roles_of_a_failing_bundle_stay_exactly_as_they_are() {
         .unwrap()
         .clone();
     desired.workloads.get_mut(&ack).unwrap().permissions.clear();
-    desired
-        .held
-        .workloads
-        .insert((ack.namespace.clone(), ack.name.clone()));
+    desired.held.workloads.insert(crate::model::HeldWorkload {
+        namespace: ack.namespace.clone(),
+        name: ack.name.clone(),
+        bundle: "intents/demo/ack-dynamodb-ci.yaml".into(),
+    });
     declare(
         &mut desired,
         "intents/demo/jokes/joke-worker-ci.yaml",
