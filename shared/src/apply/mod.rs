@@ -314,48 +314,24 @@ async fn run<I: IamPort, E: EksPort, K: KubernetesPort>(
                 .await,
         ),
         Action::SetAddonRole {
+            addon, role_arn, ..
+        } => {
+            with_propagation_retry(settings, || {
+                ports.eks.set_addon_role(name, addon, role_arn.as_deref())
+            })
+            .await
+        }
+        // The plan holds the add-on's whole map: nothing is read here, so two roles of one
+        // add-on cannot race on a read-modify-write.
+        Action::SetAddonAssociations {
             addon,
-            service_account,
-            pod_identity,
-            role_arn,
+            associations,
             ..
         } => {
-            if *pod_identity {
-                // The add-on's associations are replaced whole: keep the others it has.
-                let arn = ports
-                    .eks
-                    .addons(name)
-                    .await?
-                    .into_iter()
-                    .find(|a| a.name == *addon)
-                    .map(|a| a.arn)
-                    .unwrap_or_default();
-                let mut wanted: BTreeMap<String, String> = ports
-                    .eks
-                    .pod_identity_associations(name)
-                    .await?
-                    .into_iter()
-                    .filter(|a| a.owner_arn.as_deref() == Some(arn.as_str()))
-                    .map(|a| (a.service_account.to_string(), a.role_arn))
-                    .collect();
-                match role_arn {
-                    Some(arn) => {
-                        wanted.insert(service_account.name.to_string(), arn.clone());
-                    }
-                    None => {
-                        wanted.remove(service_account.name.as_str());
-                    }
-                }
-                with_propagation_retry(settings, || {
-                    ports.eks.set_addon_pod_identity(name, addon, &wanted)
-                })
-                .await
-            } else {
-                with_propagation_retry(settings, || {
-                    ports.eks.set_addon_role(name, addon, role_arn.as_deref())
-                })
-                .await
-            }
+            with_propagation_retry(settings, || {
+                ports.eks.set_addon_pod_identity(name, addon, associations)
+            })
+            .await
         }
         Action::RestartWorkload {
             namespace,

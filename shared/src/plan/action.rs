@@ -132,15 +132,23 @@ pub enum Action {
         association_id: String,
         service_account: ServiceAccountRef,
     },
-    /// IRSA: the add-on's `serviceAccountRoleArn`; Pod Identity: its association for the
-    /// ServiceAccount. `None` removes the setting.
+    /// IRSA: the add-on's one `serviceAccountRoleArn` (`None` removes it). The role trusts
+    /// every ServiceAccount of the add-on that has intents; `service_account` is the first.
     SetAddonRole {
         role: RoleName,
         addon: String,
         service_account: ServiceAccountRef,
-        pod_identity: bool,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         role_arn: Option<String>,
+    },
+    /// Pod Identity: the add-on's whole association map (ServiceAccount name -> role ARN), as
+    /// EKS replaces it whole on every update. Planned once per add-on, so the executor reads
+    /// nothing at apply time and two roles never race on the add-on. `role` is the first role
+    /// the change concerns (the one a failure is reported on).
+    SetAddonAssociations {
+        role: RoleName,
+        addon: String,
+        associations: BTreeMap<String, String>,
     },
     /// Rolls the workload's pods (pod template annotation `eks-intents/restarted-at`) so they
     /// start with the new binding's credentials.
@@ -186,6 +194,7 @@ impl Action {
             | Action::UpdatePodIdentityAssociation { role, .. }
             | Action::DeletePodIdentityAssociation { role, .. }
             | Action::SetAddonRole { role, .. }
+            | Action::SetAddonAssociations { role, .. }
             | Action::RestartWorkload { role, .. }
             | Action::MarkRoleForDeletion { role, .. }
             | Action::DeleteRole { role } => Some(role),
@@ -314,6 +323,28 @@ impl fmt::Display for Action {
                 role_arn: None,
                 ..
             } => write!(f, "remove role of add-on {addon} ({service_account})"),
+            Action::SetAddonAssociations {
+                addon,
+                associations,
+                ..
+            } if associations.is_empty() => {
+                write!(f, "remove every Pod Identity association of add-on {addon}")
+            }
+            Action::SetAddonAssociations {
+                addon,
+                associations,
+                ..
+            } => {
+                let list: Vec<String> = associations
+                    .iter()
+                    .map(|(sa, arn)| format!("{sa} -> {arn}"))
+                    .collect();
+                write!(
+                    f,
+                    "set the Pod Identity associations of add-on {addon} to {}",
+                    list.join(", ")
+                )
+            }
             Action::RestartWorkload {
                 namespace,
                 kind,

@@ -56,6 +56,9 @@ pub fn plan(desired: &DesiredState, observed: &ObservedState, settings: &Setting
 /// merged only while that role is planned, so a large cluster never holds them all twice.
 struct RoleIntent<'a> {
     workloads: Vec<&'a DesiredWorkload>,
+    /// IRSA: the add-on's other ServiceAccounts that share this role (an add-on has one role
+    /// setting), trusted beside the role's own.
+    shared_with: Vec<ServiceAccountRef>,
 }
 
 /// The outcome of planning one role, shared by the workloads that run as its ServiceAccount.
@@ -167,12 +170,17 @@ impl<'a> Planner<'a> {
                         .entry(service_account)
                         .or_insert_with(|| RoleIntent {
                             workloads: Vec::new(),
+                            shared_with: Vec::new(),
                         })
                         .workloads
                         .push(workload);
                 }
                 Err(reason) => pending.push((workload, reason)),
             }
+        }
+
+        if self.settings.mode == BindingMode::Irsa {
+            self.share_addon_roles(&mut intents, &mut plan.warnings);
         }
 
         let mut claimed: BTreeSet<String> = BTreeSet::new();
@@ -334,7 +342,149 @@ impl<'a> Planner<'a> {
         }
         plan.actions.extend(role_actions);
         self.plan_orphans(&claimed, &mut plan);
+        self.one_action_per_addon(&mut plan.actions);
         plan
+    }
+
+    /// IRSA gives an add-on one role setting, so the ServiceAccounts of one add-on that have
+    /// intents share one role: the first one's (by namespace and name), whose trust names each
+    /// of them and whose permissions are the union of theirs.
+    fn share_addon_roles(
+        &self,
+        intents: &mut BTreeMap<ServiceAccountRef, RoleIntent<'a>>,
+        warnings: &mut Vec<String>,
+    ) {
+        let mut by_addon: BTreeMap<&str, Vec<ServiceAccountRef>> = BTreeMap::new();
+        for service_account in intents.keys() {
+            if let Some(addon) = self.addons.get(service_account) {
+                by_addon
+                    .entry(addon.name.as_str())
+                    .or_default()
+                    .push(service_account.clone());
+            }
+        }
+        for (addon, service_accounts) in by_addon {
+            let [first, rest @ ..] = service_accounts.as_slice() else {
+                continue;
+            };
+            if rest.is_empty() {
+                continue;
+            }
+            for other in rest {
+                let Some(moved) = intents.remove(other) else {
+                    continue;
+                };
+                if let Some(shared) = intents.get_mut(first) {
+                    shared.workloads.extend(moved.workloads);
+                    shared.shared_with.push(other.clone());
+                }
+            }
+            let names: Vec<String> = service_accounts.iter().map(ToString::to_string).collect();
+            warnings.push(format!(
+                "add-on {addon} runs as ServiceAccounts {}, which all have intents: with IRSA an add-on has one role, so they share the role of {first}, trusted by each, with the union of their permissions",
+                names.join(" and ")
+            ));
+        }
+    }
+
+    /// One change per add-on. Roles are planned one by one, but an add-on has one setting (IRSA)
+    /// or one association map that EKS replaces whole (Pod Identity): the changes planned for
+    /// one add-on are merged into one fully specified action, placed before any role it
+    /// unbinds is deleted and after every role it binds is made.
+    fn one_action_per_addon(&self, actions: &mut Vec<Action>) {
+        let addons: BTreeSet<String> = actions
+            .iter()
+            .filter_map(|action| match action {
+                Action::SetAddonRole { addon, .. } | Action::SetAddonAssociations { addon, .. } => {
+                    Some(addon.clone())
+                }
+                _ => None,
+            })
+            .collect();
+        for name in addons {
+            let indices: Vec<usize> = actions
+                .iter()
+                .enumerate()
+                .filter(|(_, action)| match action {
+                    Action::SetAddonRole { addon, .. }
+                    | Action::SetAddonAssociations { addon, .. } => *addon == name,
+                    _ => false,
+                })
+                .map(|(i, _)| i)
+                .collect();
+            let (Some(&first), Some(&last)) = (indices.first(), indices.last()) else {
+                continue;
+            };
+            if first == last {
+                continue;
+            }
+            let observed: BTreeMap<String, String> = self
+                .observed
+                .addons
+                .iter()
+                .find(|a| a.name == name)
+                .map(addon_associations)
+                .unwrap_or_default();
+            let unbinds = |action: &Action| match action {
+                Action::SetAddonRole { role_arn, .. } => role_arn.is_none(),
+                Action::SetAddonAssociations { associations, .. } => {
+                    observed.keys().any(|k| !associations.contains_key(k))
+                }
+                _ => false,
+            };
+            let merged = match &actions[first] {
+                // A role set by a claimed role wins over the unbinding of an orphan.
+                Action::SetAddonRole { .. } => indices
+                    .iter()
+                    .rev()
+                    .map(|&i| &actions[i])
+                    .find(|a| {
+                        matches!(
+                            a,
+                            Action::SetAddonRole {
+                                role_arn: Some(_),
+                                ..
+                            }
+                        )
+                    })
+                    .unwrap_or(&actions[first])
+                    .clone(),
+                Action::SetAddonAssociations { role, .. } => {
+                    let mut merged = observed.clone();
+                    for &i in &indices {
+                        if let Action::SetAddonAssociations { associations, .. } = &actions[i] {
+                            for (sa, arn) in associations {
+                                if observed.get(sa) != Some(arn) {
+                                    merged.insert(sa.clone(), arn.clone());
+                                }
+                            }
+                            for sa in observed.keys() {
+                                if !associations.contains_key(sa) {
+                                    merged.remove(sa);
+                                }
+                            }
+                        }
+                    }
+                    Action::SetAddonAssociations {
+                        role: role.clone(),
+                        addon: name.clone(),
+                        associations: merged,
+                    }
+                }
+                _ => continue,
+            };
+            let position = indices
+                .iter()
+                .copied()
+                .find(|&i| unbinds(&actions[i]))
+                .unwrap_or(last);
+            actions[position] = merged;
+            for &i in indices.iter().rev() {
+                if i != position {
+                    actions.remove(i);
+                }
+            }
+        }
     }
 
     /// The ServiceAccount a workload runs as. Without an observation of the cluster's
@@ -570,7 +720,10 @@ impl<'a> Planner<'a> {
                         ),
                     );
                 };
-                policy::irsa_trust(&self.provider_arn(issuer), issuer, service_account)
+                let trusted: Vec<&ServiceAccountRef> = std::iter::once(service_account)
+                    .chain(&intent.shared_with)
+                    .collect();
+                policy::irsa_trust_for(&self.provider_arn(issuer), issuer, &trusted)
             }
             BindingMode::PodIdentity => policy::pod_identity_trust(self.cluster, service_account),
         };
@@ -1029,11 +1182,19 @@ impl<'a> Planner<'a> {
                             "EKS add-on {name} already uses role {current}, which eks-intents does not manage; not replacing it. Clear the add-on's role to hand it over"
                         ));
                     }
+                    _ if pod_identity => {
+                        let mut associations = addon_associations(addon);
+                        associations.insert(service_account.name.to_string(), arn.to_owned());
+                        actions.push(Action::SetAddonAssociations {
+                            role: role.clone(),
+                            addon: name.clone(),
+                            associations,
+                        });
+                    }
                     _ => actions.push(Action::SetAddonRole {
                         role: role.clone(),
                         addon: name.clone(),
                         service_account: service_account.clone(),
-                        pod_identity,
                         role_arn: Some(arn.to_owned()),
                     }),
                 }
@@ -1274,15 +1435,23 @@ impl<'a> Planner<'a> {
         }
         let mut seen_addons = BTreeSet::new();
         for (id, addon) in &self.addons {
-            let irsa = addon.service_account_role_arn.as_deref() == Some(role.arn.as_str());
-            let pod_identity = addon.pod_identity_associations.get(&id.name) == Some(&role.arn);
-            if (irsa && seen_addons.insert(addon.name.clone())) || pod_identity {
+            if addon.service_account_role_arn.as_deref() == Some(role.arn.as_str())
+                && seen_addons.insert(addon.name.clone())
+            {
                 actions.push(Action::SetAddonRole {
                     role: name.clone(),
                     addon: addon.name.clone(),
                     service_account: id.clone(),
-                    pod_identity,
                     role_arn: None,
+                });
+            }
+            if addon.pod_identity_associations.get(&id.name) == Some(&role.arn) {
+                let mut associations = addon_associations(addon);
+                associations.remove(id.name.as_str());
+                actions.push(Action::SetAddonAssociations {
+                    role: name.clone(),
+                    addon: addon.name.clone(),
+                    associations,
                 });
             }
         }
@@ -1386,6 +1555,8 @@ fn tag_changes(
 }
 
 #[cfg(test)]
+mod addon_tests;
+#[cfg(test)]
 mod held_tests;
 #[cfg(test)]
 mod tests;
@@ -1400,4 +1571,13 @@ fn held_message(bundles: &BTreeSet<&str>) -> String {
         "bundle {} fails to read (see its errors): a bundle applies whole or not at all, so this workload's role and binding are left exactly as the last valid version made them until it is fixed",
         list.join(", ")
     )
+}
+
+/// An add-on's Pod Identity associations as EKS takes them: ServiceAccount name -> role ARN.
+fn addon_associations(addon: &ObservedAddon) -> BTreeMap<String, String> {
+    addon
+        .pod_identity_associations
+        .iter()
+        .map(|(sa, arn)| (sa.to_string(), arn.clone()))
+        .collect()
 }

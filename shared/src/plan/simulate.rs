@@ -261,26 +261,22 @@ impl Model {
                 self.associations.remove(association_id);
             }
             Action::SetAddonRole {
+                addon, role_arn, ..
+            } => {
+                if let Some(a) = state.addons.iter_mut().find(|a| a.name == *addon) {
+                    a.service_account_role_arn = role_arn.clone();
+                }
+            }
+            Action::SetAddonAssociations {
                 addon,
-                service_account,
-                pod_identity,
-                role_arn,
+                associations,
                 ..
             } => {
                 if let Some(a) = state.addons.iter_mut().find(|a| a.name == *addon) {
-                    if *pod_identity {
-                        match role_arn {
-                            Some(arn) => {
-                                a.pod_identity_associations
-                                    .insert(service_account.name.clone(), arn.clone());
-                            }
-                            None => {
-                                a.pod_identity_associations.remove(&service_account.name);
-                            }
-                        }
-                    } else {
-                        a.service_account_role_arn = role_arn.clone();
-                    }
+                    a.pod_identity_associations = associations
+                        .iter()
+                        .map(|(sa, arn)| (sa.as_str().into(), arn.clone()))
+                        .collect();
                 }
             }
             // Pods are not part of the observed state.

@@ -360,11 +360,7 @@ fn pod_identity_mode_uses_associations_and_the_addon() {
     assert_eq!(associations, 2);
     assert!(first.actions.iter().any(|a| matches!(
         a,
-        Action::SetAddonRole {
-            pod_identity: true,
-            role_arn: Some(_),
-            ..
-        }
+        Action::SetAddonAssociations { associations, .. } if associations.len() == 1
     )));
     let role = state
         .roles

@@ -18,4 +18,4 @@ pub use document::{PolicyDocument, Statement, permission_statements};
 pub use names::*;
 pub use normalize::{canonical_json, display_form, normalize};
 pub use split::{PermissionLayout, SizeError, layout_permissions};
-pub use trust::{IRSA_AUDIENCE, irsa_trust, oidc_provider_arn, pod_identity_trust};
+pub use trust::{IRSA_AUDIENCE, irsa_trust, irsa_trust_for, oidc_provider_arn, pod_identity_trust};

@@ -25,10 +25,24 @@ pub fn irsa_trust(
     issuer_host_path: &str,
     service_account: &ServiceAccountRef,
 ) -> PolicyDocument {
-    let subject = format!(
-        "system:serviceaccount:{}:{}",
-        service_account.namespace, service_account.name
-    );
+    irsa_trust_for(provider_arn, issuer_host_path, &[service_account])
+}
+
+/// IRSA trust for several ServiceAccounts (the ServiceAccounts of one add-on share its one
+/// role): the `sub` condition lists each. With one, the document is `irsa_trust`'s.
+pub fn irsa_trust_for(
+    provider_arn: &str,
+    issuer_host_path: &str,
+    service_accounts: &[&ServiceAccountRef],
+) -> PolicyDocument {
+    let subjects: Vec<String> = service_accounts
+        .iter()
+        .map(|sa| format!("system:serviceaccount:{}:{}", sa.namespace, sa.name))
+        .collect();
+    let subject = match subjects.as_slice() {
+        [one] => json!(one),
+        _ => json!(subjects),
+    };
     PolicyDocument::from_statements(vec![json!({
         "Effect": "Allow",
         "Principal": { "Federated": provider_arn },
