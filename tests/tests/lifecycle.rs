@@ -153,3 +153,79 @@ async fn a_mass_deletion_is_held_by_the_breaker_until_the_cap_is_raised() {
     w.reconcile_again().await;
     assert!(w.aws_writes().is_empty(), "{:?}", w.aws_writes());
 }
+
+/// A namespace's only bundle is deleted: after the grace period nothing of its workload is
+/// left (role, policy, annotation, label, association) and the status says exactly what went.
+async fn a_namespaces_last_bundle_leaves_nothing_behind(mode: BindingMode) {
+    let mut w = world(mode, local_cluster(CLUSTER, true)).await;
+    w.reconciler.settings.plan.deletion_grace_seconds = 0;
+    w.upload_seed().await;
+    w.run_reconciler().await;
+    assert!(w.inspect()["roles"][WORKER_ROLE].is_object());
+    w.clients
+        .s3
+        .delete_object()
+        .bucket(BUCKET)
+        .key("intents/demo/jokes/joke-worker-ci.yaml")
+        .send()
+        .await
+        .unwrap();
+    w.reconcile_again().await;
+    let status = w.status().await;
+    assert_eq!(status["cleanup"]["marked"], 1, "{:#}", status["cleanup"]);
+    w.reconcile_again().await;
+
+    let state = w.inspect();
+    assert!(state["roles"][WORKER_ROLE].is_null(), "{state:#}");
+    assert_eq!(state["roles"].as_object().unwrap().len(), 2, "{state:#}");
+    let leftovers: Vec<&serde_json::Value> = state["pod_identity_associations"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|a| a["namespace"] == "jokes")
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    let admin = w.reconciler.kube.server.admin_client();
+    let sa = Api::<ServiceAccount>::namespaced(admin, "jokes")
+        .get("joke-worker")
+        .await
+        .unwrap();
+    let annotations = sa.metadata.annotations.unwrap_or_default();
+    let labels = sa.metadata.labels.unwrap_or_default();
+    assert!(
+        !annotations.contains_key("eks.amazonaws.com/role-arn"),
+        "{annotations:?}"
+    );
+    assert!(!labels.contains_key("eks-intents/role-bound"), "{labels:?}");
+    let status = w.status().await;
+    assert_eq!(status["cleanup"]["deleted"], 1, "{:#}", status["cleanup"]);
+    let orphan = status["orphans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["role"] == WORKER_ROLE)
+        .cloned()
+        .unwrap_or_default();
+    let message = orphan["message"].as_str().unwrap_or_default();
+    let expected = match mode {
+        BindingMode::Irsa => "remove role annotation from ServiceAccount jokes/joke-worker",
+        BindingMode::PodIdentity => "delete Pod Identity association",
+    };
+    assert!(
+        message.contains(expected) && message.contains("then deleted with its policies"),
+        "{message}"
+    );
+    w.emulator.clear_requests();
+    w.reconcile_again().await;
+    assert!(w.aws_writes().is_empty(), "{:?}", w.aws_writes());
+}
+
+#[tokio::test]
+async fn irsa_a_namespaces_last_bundle_leaves_nothing_behind() {
+    a_namespaces_last_bundle_leaves_nothing_behind(BindingMode::Irsa).await;
+}
+
+#[tokio::test]
+async fn pod_identity_a_namespaces_last_bundle_leaves_nothing_behind() {
+    a_namespaces_last_bundle_leaves_nothing_behind(BindingMode::PodIdentity).await;
+}

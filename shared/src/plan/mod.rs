@@ -478,6 +478,17 @@ impl<'a> Planner<'a> {
                 .copied()
                 .find(|&i| unbinds(&actions[i]))
                 .unwrap_or(last);
+            // The executor runs each role's actions in order, roles side by side: the merged
+            // change goes to the role it unbinds (before that role's deletion), else to the
+            // last role it binds (after that role's creation).
+            let mut merged = merged;
+            if let (
+                Action::SetAddonRole { role, .. } | Action::SetAddonAssociations { role, .. },
+                Some(owner),
+            ) = (&mut merged, actions[position].role())
+            {
+                *role = owner.clone();
+            }
             actions[position] = merged;
             for &i in indices.iter().rev() {
                 if i != position {
@@ -1394,12 +1405,22 @@ impl<'a> Planner<'a> {
                     "grace period over: unbound and kept (soft delete)".to_owned(),
                 )
             } else {
-                plan.actions.extend(self.unbinding(role));
+                let unbinding = self.unbinding(role);
+                // Exactly what goes: each binding, then the role with its policies. The
+                // executor runs them in this order and stops at the first failure, so the role
+                // is deleted only once every unbinding succeeded.
+                let unbound: Vec<String> = unbinding.iter().map(ToString::to_string).collect();
+                let message = if unbound.is_empty() {
+                    "grace period over: bound nowhere; deleted with its policies".to_owned()
+                } else {
+                    format!(
+                        "grace period over: unbound ({}), then deleted with its policies",
+                        unbound.join("; ")
+                    )
+                };
+                plan.actions.extend(unbinding);
                 plan.actions.extend(self.deletion(role));
-                (
-                    OrphanState::Deleting,
-                    "grace period over: unbound and deleted".to_owned(),
-                )
+                (OrphanState::Deleting, message)
             };
             plan.orphans.push(OrphanPlan {
                 role: role.name.clone(),
