@@ -10,14 +10,15 @@ mod render;
 use anyhow::{Context, Result, bail};
 use bundles::PathArg;
 use clap::{Parser, Subcommand, ValueEnum};
-use eks_intents::intent::Limits;
+use eks_intents::intent::{Intent, Limits};
 use eks_intents::model::{
     AccountId, BindingMode, ClusterInfo, ClusterName, ClusterRef, Namespace, ObservedState, Region,
     Settings,
 };
 use eks_intents::plan::{plan, simulate};
 use serde_json::json;
-use std::path::PathBuf;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -42,6 +43,15 @@ enum Command {
         /// Default namespace for documents that name none (as `kubectl apply -n`).
         #[arg(short, long)]
         namespace: Option<String>,
+        /// The deployment's settings, as `EKS_INTENTS_*=value` lines (the reconciler's
+        /// environment): validate then refuses exactly what that deployment refuses, with its
+        /// exceptions. Without it, the defaults: every dangerous action is refused.
+        #[arg(long)]
+        settings: Option<PathBuf>,
+        /// The cluster the bundles are for: exceptions scoped to a cluster apply only when it is
+        /// given and matches.
+        #[arg(long)]
+        cluster: Option<String>,
     },
     /// Show what a reconcile would do, without AWS: roles, trust, permissions and bindings.
     Plan(PlanArgs),
@@ -128,7 +138,17 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Command::Validate { paths, namespace } => validate(&paths, namespace.as_deref()),
+        Command::Validate {
+            paths,
+            namespace,
+            settings,
+            cluster,
+        } => validate(
+            &paths,
+            namespace.as_deref(),
+            &validate_settings(settings.as_deref())?,
+            cluster.as_deref(),
+        ),
         Command::Plan(args) => plan_command(args),
         Command::Reconcile {
             cluster,
@@ -167,25 +187,56 @@ fn parse_namespace(namespace: Option<&str>) -> Result<Option<Namespace>> {
         .transpose()
 }
 
-fn validate(paths: &[String], namespace: Option<&str>) -> Result<ExitCode> {
+/// The planner settings of `--settings FILE` (`KEY=value` lines, `#` comments, an optional
+/// `export `), read by the same code as the deployment's environment; the defaults without it.
+fn validate_settings(path: Option<&Path>) -> Result<Settings> {
+    let Some(path) = path else {
+        return Ok(Settings::default());
+    };
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("{}: cannot read", path.display()))?;
+    let mut values = BTreeMap::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let line = line.strip_prefix("export ").unwrap_or(line);
+        let Some((key, value)) = line.split_once('=') else {
+            bail!(
+                "{}:{}: expected KEY=value, as in the deployment's environment",
+                path.display(),
+                i + 1
+            );
+        };
+        let value = value.trim();
+        let value = value
+            .strip_prefix('\'')
+            .and_then(|v| v.strip_suffix('\''))
+            .unwrap_or(value);
+        values.insert(key.trim().to_owned(), value.to_owned());
+    }
+    eks_intents::config::plan_settings(|name| values.get(name).cloned())
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+}
+
+/// Exit 0 when every bundle is valid and the deployment `settings` describe would grant every
+/// intent; 1 otherwise. A dangerous action is refused here exactly as the reconciler refuses
+/// it (same list, same exceptions), as an error with its location.
+fn validate(
+    paths: &[String],
+    namespace: Option<&str>,
+    settings: &Settings,
+    cluster: Option<&str>,
+) -> Result<ExitCode> {
     let namespace = parse_namespace(namespace)?;
     let reports = bundles::read_all(&parse_paths(paths)?, namespace.as_ref(), &Limits::default())?;
-    let errors = bundles::print_diagnostics(&reports);
-    // The reconciler refuses these unless the deployment grants an exception, which only it
-    // knows: before upload they are warnings, in the same words as the status report.
+    let mut errors = bundles::print_diagnostics(&reports);
     for report in &reports {
         for intent in &report.intents {
-            for permission in &intent.permissions {
-                if let Some(why) = eks_intents::policy::danger(permission) {
-                    eprintln!(
-                        "{}: document {}: warning: {} on {}: {why}; refused unless the platform team grants {} an exception",
-                        intent.source.bundle,
-                        intent.source.document,
-                        permission.action,
-                        permission.resource,
-                        intent.workload
-                    );
-                }
+            for refusal in refusals(intent, settings, cluster) {
+                eprintln!("{refusal}");
+                errors += 1;
             }
         }
     }
@@ -309,4 +360,38 @@ fn plan_command(args: PlanArgs) -> Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// What the reconciler with `settings` would refuse of one intent, as errors with the intent's
+/// location. The ServiceAccount a workload runs as is known only on the cluster: a workload
+/// running as `default` is refused by `plan` with an observed snapshot, not here.
+fn refusals(intent: &Intent, settings: &Settings, cluster: Option<&str>) -> Vec<String> {
+    if !settings.refuse_dangerous {
+        return Vec::new();
+    }
+    let workload = &intent.workload;
+    intent
+        .permissions
+        .iter()
+        .enumerate()
+        .filter_map(|(i, permission)| {
+            let why = eks_intents::policy::danger(permission)?;
+            let excepted = settings.danger_exceptions.iter().any(|e| {
+                e.allows(
+                    &permission.action,
+                    cluster,
+                    workload.namespace.as_str(),
+                    workload.name.as_str(),
+                )
+            });
+            if excepted {
+                return None;
+            }
+            let message = format!(
+                "{} on {}: {why}; the deployment refuses it for {workload} unless its settings hold an exception (EKS_INTENTS_DANGEROUS_EXCEPTIONS; preview one with --settings)",
+                permission.action, permission.resource
+            );
+            Some(intent.error_at(i, message).to_string())
+        })
+        .collect()
 }

@@ -97,6 +97,32 @@ pub struct Intent {
     /// In the order declared, each (action, resource) pair once.
     pub permissions: Vec<Permission>,
     pub source: SourceRef,
+    /// Where each permission was declared (same order as `permissions`), for messages about
+    /// one of them (a refusal `validate` previews).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub locations: Vec<Location>,
+}
+
+/// The line and field path of a value within its document.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Location {
+    pub line: Option<u64>,
+    pub field: String,
+}
+
+impl Intent {
+    /// An error about the `i`-th permission, at its place in the bundle.
+    pub fn error_at(&self, i: usize, message: String) -> IntentError {
+        let location = self.locations.get(i);
+        IntentError {
+            file: self.source.bundle.clone(),
+            member: self.source.member.clone(),
+            document: Some(self.source.document),
+            line: location.and_then(|l| l.line),
+            field: location.map(|l| l.field.clone()),
+            message,
+        }
+    }
 }
 
 /// Everything read from one bundle.

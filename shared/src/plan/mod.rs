@@ -1218,18 +1218,14 @@ impl<'a> Planner<'a> {
     /// role's workloads.
     fn excepted(&self, permission: &Permission, intent: &RoleIntent) -> bool {
         self.settings.danger_exceptions.iter().any(|e| {
-            e.action.eq_ignore_ascii_case(&permission.action)
-                && e.cluster
-                    .as_deref()
-                    .is_none_or(|c| c == self.cluster.name.as_str())
-                && intent.workloads.iter().any(|w| {
-                    e.namespace
-                        .as_deref()
-                        .is_none_or(|n| n == w.workload.namespace.as_str())
-                        && e.workload
-                            .as_deref()
-                            .is_none_or(|n| n == w.workload.name.as_str())
-                })
+            intent.workloads.iter().any(|w| {
+                e.allows(
+                    &permission.action,
+                    Some(self.cluster.name.as_str()),
+                    w.workload.namespace.as_str(),
+                    w.workload.name.as_str(),
+                )
+            })
         })
     }
 

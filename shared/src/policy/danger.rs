@@ -60,6 +60,23 @@ pub struct DangerException {
     pub action: String,
 }
 
+impl DangerException {
+    /// True when this exception lets `workload` of `namespace` hold `action`. An exception
+    /// scoped to a cluster applies only where the cluster is known and is that one.
+    pub fn allows(
+        &self,
+        action: &str,
+        cluster: Option<&str>,
+        namespace: &str,
+        workload: &str,
+    ) -> bool {
+        self.action.eq_ignore_ascii_case(action)
+            && self.cluster.as_deref().is_none_or(|c| cluster == Some(c))
+            && self.namespace.as_deref().is_none_or(|n| n == namespace)
+            && self.workload.as_deref().is_none_or(|w| w == workload)
+    }
+}
+
 /// IAM's wildcard match (`*` any run, `?` one character), without case, as IAM matches actions.
 pub fn action_matches(pattern: &str, action: &str) -> bool {
     fn go(p: &[u8], a: &[u8]) -> bool {
