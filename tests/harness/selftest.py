@@ -550,6 +550,20 @@ def delete_conflicts(h: Harness):
     expect_error("NoSuchEntity", iam.get_policy, PolicyArn=policy)
 
 
+@test
+def authorization_details_name_managed_policies(h: Harness):
+    iam = h.client("iam")
+    created = iam.create_policy(PolicyName="demo.jokes.worker.part1", Path="/eks-intents/demo/", PolicyDocument=POLICY)
+    h.role("worker")
+    details = iam.get_account_authorization_details(Filter=["Role", "LocalManagedPolicy"])
+    policies = [p for p in details["Policies"] if p["Arn"] == created["Policy"]["Arn"]]
+    assert len(policies) == 1, details["Policies"]
+    assert policies[0]["PolicyName"] == "demo.jokes.worker.part1", policies[0]
+    assert policies[0]["PolicyId"] == created["Policy"]["PolicyId"], policies[0]
+    assert policies[0]["Path"] == "/eks-intents/demo/", policies[0]
+    assert [r["RoleName"] for r in details["RoleDetailList"]] == ["worker"]
+
+
 def lifecycle_tests() -> list[tuple[str, Exception | None]]:
     results = []
     for name, stop in [
