@@ -564,6 +564,23 @@ def authorization_details_name_managed_policies(h: Harness):
     assert [r["RoleName"] for r in details["RoleDetailList"]] == ["worker"]
 
 
+@test
+def s3_conditional_writes(h: Harness):
+    # The reconciler writes its status report only over the ETag it read (or where none is).
+    s3 = h.client("s3")
+    s3.create_bucket(Bucket="intents", CreateBucketConfiguration={"LocationConstraint": REGION})
+    s3.put_bucket_versioning(Bucket="intents", VersioningConfiguration={"Status": "Enabled"})
+    first = s3.put_object(Bucket="intents", Key="status/demo.json", Body=b"1", IfNoneMatch="*")
+    expect_error("PreconditionFailed", s3.put_object, Bucket="intents", Key="status/demo.json", Body=b"2",
+                 IfNoneMatch="*", status=412)
+    second = s3.put_object(Bucket="intents", Key="status/demo.json", Body=b"2", IfMatch=first["ETag"])
+    expect_error("PreconditionFailed", s3.put_object, Bucket="intents", Key="status/demo.json", Body=b"3",
+                 IfMatch=first["ETag"], status=412)
+    read = s3.get_object(Bucket="intents", Key="status/demo.json")
+    assert read["Body"].read() == b"2"
+    assert read["ETag"] == second["ETag"], (read["ETag"], second["ETag"])
+
+
 def lifecycle_tests() -> list[tuple[str, Exception | None]]:
     results = []
     for name, stop in [
