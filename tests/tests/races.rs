@@ -147,3 +147,63 @@ async fn an_association_made_since_the_plan_is_adopted_or_reported() {
     );
     assert_eq!(associations(&w.inspect()), seed_associations());
 }
+
+#[tokio::test]
+async fn a_report_of_a_later_run_is_not_replaced_and_writes_are_conditional_on_s3() {
+    use eks_intents::ports::{BundleStore, ErrorKind, WriteCondition};
+    let w = world(BindingMode::PodIdentity, local_cluster(CLUSTER, true)).await;
+    let store = &w.reconciler.store;
+    let key = "status/demo.json";
+
+    // The S3 adapter's conditional writes, as S3 (and the emulator) check them.
+    store
+        .put_if(
+            key,
+            b"{}".to_vec(),
+            "application/json",
+            &WriteCondition::Absent,
+        )
+        .await
+        .expect("written where there was nothing");
+    let taken = store
+        .put_if(
+            key,
+            b"{}".to_vec(),
+            "application/json",
+            &WriteCondition::Absent,
+        )
+        .await
+        .expect_err("something is there now");
+    assert_eq!(taken.kind, ErrorKind::Conflict, "{taken}");
+    let read = store.get(key, 1024).await.expect("read back");
+    let etag = read.etag.expect("the read gives the ETag");
+    let stale = store
+        .put_if(
+            key,
+            b"{}".to_vec(),
+            "application/json",
+            &WriteCondition::Unchanged("0123456789abcdef0123456789abcdef".into()),
+        )
+        .await
+        .expect_err("not the ETag stored");
+    assert_eq!(stale.kind, ErrorKind::Conflict, "{stale}");
+    store
+        .put_if(
+            key,
+            b"{}".to_vec(),
+            "application/json",
+            &WriteCondition::Unchanged(etag),
+        )
+        .await
+        .expect("the ETag read");
+
+    // A report left by a run that started after this one (its clock ahead) stays.
+    let later = serde_json::json!({"cluster": CLUSTER, "started_at_ms": u64::MAX / 2});
+    w.put(key, later.to_string().into_bytes()).await;
+    for (key, file) in SEED_KEYS {
+        w.put(key, seed(file)).await;
+    }
+    w.reconcile_again().await;
+    assert_eq!(w.status().await, later);
+    assert_eq!(associations(&w.inspect()), seed_associations());
+}
