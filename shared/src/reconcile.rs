@@ -354,14 +354,17 @@ async fn write_status<S: BundleStore>(
             Err(e) => return Err(e),
         }
     }
-    Err(conflict.unwrap_or_else(|| {
+    // Other runs kept writing: the message goes back to the queue and the next run writes.
+    let mut error = conflict.unwrap_or_else(|| {
         PortError::new(
             "s3",
             "PutObject",
             ErrorKind::Conflict,
             "the status report kept changing",
         )
-    }))
+    });
+    error.kind = ErrorKind::Transient;
+    Err(error)
 }
 
 /// A run that could not observe the cluster still leaves a report that says why, with what the
