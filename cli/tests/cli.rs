@@ -298,3 +298,80 @@ fn validate_warns_of_dangerous_actions_in_the_status_reports_words() {
         "{stderr}"
     );
 }
+
+/// A bundle of `targets` DynamoDB tables for jokes/joke-worker, each with its own actions, too
+/// large for an inline policy.
+fn large_bundle(dir: &Path, targets: usize) -> PathBuf {
+    let mut text = String::from(
+        "apiVersion: k8s.otterize.com/v2beta1\nkind: ClientIntents\nmetadata:\n  name: joke-worker\nspec:\n  workload:\n    name: joke-worker\n  targets:\n",
+    );
+    for i in 0..targets {
+        let actions = [
+            "\"dynamodb:GetItem\"",
+            "\"dynamodb:GetItem\", \"dynamodb:Query\"",
+            "\"dynamodb:Query\"",
+        ][i % 3];
+        text.push_str(&format!(
+            "  - aws:\n      arn: \"arn:aws:dynamodb:eu-west-2:123456789012:table/jokes-archive-of-the-year-{i:04}\"\n      actions: [{actions}]\n"
+        ));
+    }
+    let path = dir.join("big.yaml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn the_state_a_split_policy_plan_produces_plans_nothing_in_both_modes() {
+    let dir = tempdir("write-state-split");
+    let bundle = large_bundle(&dir, 500);
+    let bundle = format!("jokes={}", bundle.display());
+    for mode in ["irsa", "pod-identity"] {
+        let state = dir.join(format!("state-{mode}.json"));
+        let first = run(&[
+            &[
+                "plan",
+                &bundle,
+                "--mode",
+                mode,
+                "--output",
+                "json",
+                "--write-state",
+                state.to_str().unwrap(),
+            ],
+            CLUSTER,
+        ]
+        .concat());
+        assert!(first.status.success(), "{mode}: {}", text(&first.stderr));
+        let json: Value = serde_json::from_slice(&first.stdout).expect("JSON plan");
+        let parts = json["actions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["action"] == "create-managed-policy")
+            .count();
+        assert!((2..=10).contains(&parts), "{mode}: {parts} parts");
+        let written: Value =
+            serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
+        assert_eq!(
+            written["managed_policies"].as_array().map(Vec::len),
+            Some(parts),
+            "{mode}"
+        );
+
+        let again = run(&[
+            "plan",
+            &bundle,
+            "--mode",
+            mode,
+            "--observed",
+            state.to_str().unwrap(),
+        ]);
+        let stdout = text(&again.stdout);
+        assert!(again.status.success(), "{mode}: {}", text(&again.stderr));
+        assert!(stdout.contains("No changes."), "{mode}: {stdout}");
+        assert!(
+            !stdout.contains("+ ") && !stdout.contains("~ ") && !stdout.contains("- "),
+            "{mode}: {stdout}"
+        );
+    }
+}

@@ -189,6 +189,10 @@ pub trait EksPort: Send + Sync {
         &self,
         cluster: &str,
     ) -> impl Future<Output = PortResult<Vec<ObservedAssociation>>> + Send;
+    /// Creates the association with a client request token derived from the request, so that
+    /// a repeated request (an SDK retry, or another run asking the same at the same time) is
+    /// answered with the association it created. A ServiceAccount that already has one is
+    /// `AlreadyExists`.
     fn create_pod_identity_association(
         &self,
         cluster: &str,
@@ -196,6 +200,12 @@ pub trait EksPort: Send + Sync {
         role_arn: &str,
         tags: &BTreeMap<String, String>,
     ) -> impl Future<Output = PortResult<()>> + Send;
+    /// The association of one ServiceAccount, if it has one.
+    fn pod_identity_association_of(
+        &self,
+        cluster: &str,
+        service_account: &ServiceAccountRef,
+    ) -> impl Future<Output = PortResult<Option<ObservedAssociation>>> + Send;
     fn update_pod_identity_association(
         &self,
         cluster: &str,
@@ -273,11 +283,23 @@ pub struct BundleObject {
     pub size: u64,
 }
 
-/// An object's bytes and the version they were read at.
+/// An object's bytes and the version they were read at: the version id and ETag come from
+/// the read itself, never from an earlier listing (the object may have changed in between).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct FetchedObject {
     pub bytes: Vec<u8>,
     pub version: Option<String>,
+    /// Without the quotes S3 puts around it.
+    pub etag: Option<String>,
+}
+
+/// When a conditional write may replace what is stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WriteCondition {
+    /// Only if there is no object at the key (`If-None-Match: *`).
+    Absent,
+    /// Only if the object still has this ETag (`If-Match`).
+    Unchanged(String),
 }
 
 /// One level of the bundle store under a prefix, as a listing with the delimiter `/` gives it.
@@ -307,6 +329,14 @@ pub trait BundleStore: Send + Sync {
         key: &str,
         body: Vec<u8>,
         content_type: &str,
+    ) -> impl Future<Output = PortResult<()>> + Send;
+    /// Writes only if `condition` holds; `Conflict` when it does not (someone wrote first).
+    fn put_if(
+        &self,
+        key: &str,
+        body: Vec<u8>,
+        content_type: &str,
+        condition: &WriteCondition,
     ) -> impl Future<Output = PortResult<()>> + Send;
 }
 

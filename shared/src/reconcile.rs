@@ -12,7 +12,7 @@ use crate::plan::{Plan, plan};
 use crate::policy;
 use crate::ports::{
     BundleStore, ClusterDescription, EksPort, ErrorKind, IamPort, KubernetesConnector,
-    KubernetesPort, KubernetesSnapshot, PortError, PortResult,
+    KubernetesPort, KubernetesSnapshot, PortError, PortResult, WriteCondition,
 };
 use crate::status::{BundleStatus, StatusReport, status_key};
 use std::collections::{BTreeMap, BTreeSet};
@@ -62,6 +62,9 @@ pub struct ReconcilePorts<'a, I, E, K, S> {
 pub struct DesiredLoad {
     pub desired: DesiredState,
     pub bundles: Vec<BundleStatus>,
+    /// When the run began reading its desired state (milliseconds since the epoch): which of
+    /// two runs saw the later state, so an older run never replaces a newer run's report.
+    pub started_at_ms: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -114,14 +117,22 @@ const NOT_READY: [&str; 2] = ["CREATING", "PENDING"];
 /// The statuses of a cluster on its way out: its roles enter the clean-up.
 const GOING: [&str; 1] = ["DELETING"];
 
-/// Reads one bundle object into a report, with the object version read; a fetch that fails
-/// holds the whole bundle.
+/// Which version of a bundle was read, both from the read itself: a listing made before may
+/// name an older version.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReadVersion {
+    pub version: Option<String>,
+    pub etag: Option<String>,
+}
+
+/// Reads one bundle object into a report, with the version read (`None` when nothing was
+/// read); a fetch that fails holds the whole bundle.
 pub async fn read_object<S: BundleStore>(
     store: &S,
     key: &str,
     size: u64,
     limits: &Limits,
-) -> (BundleReport, Option<String>) {
+) -> (BundleReport, Option<ReadVersion>) {
     let location = intent::locate(key);
     let namespace = location.as_ref().and_then(|l| l.namespace.clone());
     let failed = |message: String| BundleReport {
@@ -155,7 +166,10 @@ pub async fn read_object<S: BundleStore>(
                 },
                 limits,
             ),
-            object.version,
+            Some(ReadVersion {
+                version: object.version,
+                etag: object.etag,
+            }),
         ),
         Err(error) => (failed(format!("cannot read the bundle: {error}")), None),
     }
@@ -167,19 +181,28 @@ pub async fn load_desired<S: BundleStore>(
     cluster: &str,
     limits: &Limits,
 ) -> Result<DesiredLoad, PortError> {
-    let mut load = DesiredLoad::default();
+    let mut load = DesiredLoad {
+        started_at_ms: now_ms(),
+        ..DesiredLoad::default()
+    };
     let mut objects = store.list(&intent::cluster_prefix(cluster)).await?;
     objects.sort_by(|a, b| a.key.cmp(&b.key));
     for object in objects {
         if intent::locate(&object.key).is_none_or(|l| l.cluster != cluster) {
             continue;
         }
-        let (report, version) = read_object(store, &object.key, object.size, limits).await;
+        let (report, read) = read_object(store, &object.key, object.size, limits).await;
         report.add_to(&mut load.desired);
+        // ETag and version of what was read, never mixed with the listing's: the object may
+        // have been replaced in between.
+        let (etag, version) = match read {
+            Some(read) => (read.etag, read.version),
+            None => (object.etag, object.version),
+        };
         load.bundles.push(BundleStatus {
             key: object.key,
-            etag: object.etag,
-            version: version.or(object.version),
+            etag,
+            version,
             valid: report.is_valid(),
             intents: report.intents.len(),
             errors: report.errors,
@@ -256,6 +279,94 @@ pub fn now() -> u64 {
         .unwrap_or_default()
 }
 
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or_default()
+}
+
+/// Tries at writing the status report while other runs keep writing theirs.
+const STATUS_WRITE_TRIES: usize = 5;
+/// The most of a stored report read to learn when its run started.
+const MAX_STATUS_BYTES: u64 = 64 * 1024 * 1024;
+
+/// The part of a stored report that says when its run started (absent in reports of older
+/// releases: 0, replaced by any run).
+#[derive(serde::Deserialize)]
+struct StoredRun {
+    #[serde(default)]
+    started_at_ms: u64,
+}
+
+/// Writes `status/<cluster>.json` unless a run that started later has already written its
+/// own: two runs of one cluster may overlap (a retried message beside a new one), and the
+/// older one must not leave its view of the cluster as the last word. The write is
+/// conditional on the ETag of the report just read (or on there being none), so a run that
+/// writes in between makes this one look again. Returns whether the report was written.
+async fn write_status<S: BundleStore>(
+    store: &S,
+    cluster: &str,
+    report: &StatusReport,
+) -> PortResult<bool> {
+    let key = status_key(cluster);
+    let body = serde_json::to_vec_pretty(report).unwrap_or_default();
+    let mut conflict = None;
+    for _ in 0..STATUS_WRITE_TRIES {
+        let condition = match store.get(&key, MAX_STATUS_BYTES).await {
+            Ok(stored) => {
+                let started = serde_json::from_slice::<StoredRun>(&stored.bytes)
+                    .map(|r| r.started_at_ms)
+                    .unwrap_or_default();
+                if started > report.started_at_ms {
+                    tracing::info!(
+                        cluster,
+                        stored = started,
+                        this = report.started_at_ms,
+                        "a run that started later has written the status report; this run's is not written"
+                    );
+                    return Ok(false);
+                }
+                match stored.etag {
+                    Some(etag) => WriteCondition::Unchanged(etag),
+                    None => {
+                        store.put(&key, body, "application/json").await?;
+                        return Ok(true);
+                    }
+                }
+            }
+            Err(e) if e.kind == ErrorKind::NotFound => WriteCondition::Absent,
+            // A deployment whose role may not read status/ yet: write as before rather than
+            // fail the run.
+            Err(e) if e.kind == ErrorKind::Denied => {
+                tracing::warn!(cluster, error = %e, "cannot read the stored status report (s3:GetObject on status/*); it is replaced without checking that no newer run wrote it");
+                store.put(&key, body, "application/json").await?;
+                return Ok(true);
+            }
+            Err(e) => return Err(e),
+        };
+        match store
+            .put_if(&key, body.clone(), "application/json", &condition)
+            .await
+        {
+            Ok(()) => return Ok(true),
+            Err(e) if e.kind == ErrorKind::Conflict => conflict = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    // Other runs kept writing: the message goes back to the queue and the next run writes.
+    let mut error = conflict.unwrap_or_else(|| {
+        PortError::new(
+            "s3",
+            "PutObject",
+            ErrorKind::Conflict,
+            "the status report kept changing",
+        )
+    });
+    error.kind = ErrorKind::Transient;
+    Err(error)
+}
+
 /// A run that could not observe the cluster still leaves a report that says why, with what the
 /// bundles gave; the error is handed back so the message is retried.
 async fn fail<S: BundleStore>(
@@ -270,6 +381,7 @@ async fn fail<S: BundleStore>(
         ReconcileError::NotReady { .. } => tracing::info!(cluster, %error, "not reconciled yet"),
         _ => tracing::error!(cluster, %error, "reconcile failed"),
     }
+    let started_at_ms = load.started_at_ms;
     let mut report = StatusReport::new(
         cluster,
         now(),
@@ -281,12 +393,9 @@ async fn fail<S: BundleStore>(
         0,
         BTreeMap::new(),
     );
+    report.started_at_ms = started_at_ms;
     report.error = Some(error.to_string());
-    let body = serde_json::to_vec_pretty(&report).unwrap_or_default();
-    if let Err(put) = store
-        .put(&status_key(cluster), body, "application/json")
-        .await
-    {
+    if let Err(put) = write_status(store, cluster, &report).await {
         tracing::error!(cluster, error = %put, "could not write the status report");
     }
     error
@@ -432,7 +541,8 @@ async fn finish<S: BundleStore>(
             .failure_of(role)
             .map(|f| format!("{} failed: {}", f.action, f.error))
     };
-    let report = StatusReport::new(
+    let started_at_ms = load.started_at_ms;
+    let mut report = StatusReport::new(
         cluster,
         now,
         settings.plan.mode,
@@ -443,12 +553,11 @@ async fn finish<S: BundleStore>(
         applied.done,
         api_calls(),
     );
+    report.started_at_ms = started_at_ms;
     if let Some(breaker) = &report.cleanup.breaker {
         tracing::error!(cluster, "{breaker}");
     }
-    let body = serde_json::to_vec_pretty(&report).unwrap_or_default();
-    store
-        .put(&status_key(cluster), body, "application/json")
+    write_status(store, cluster, &report)
         .await
         .map_err(|source| ReconcileError::Status {
             cluster: cluster.to_owned(),
@@ -608,5 +717,142 @@ impl KubernetesPort for GoneCluster {
         _: u64,
     ) -> PortResult<()> {
         Self::gone("apply workload")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::BindingMode;
+    use crate::testing::FakeStore;
+
+    fn bundle(workload: &str) -> Vec<u8> {
+        format!(
+            "apiVersion: k8s.otterize.com/v2beta1\nkind: ClientIntents\nmetadata:\n  name: {workload}\nspec:\n  workload:\n    name: {workload}\n  targets:\n  - aws:\n      arn: \"arn:aws:dynamodb:eu-west-2:123456789012:table/jokes\"\n      actions: [\"dynamodb:GetItem\"]\n"
+        )
+        .into_bytes()
+    }
+
+    #[tokio::test]
+    async fn a_bundle_replaced_during_the_run_is_reported_as_the_version_read() {
+        let store = FakeStore::default();
+        let key = "intents/demo/jokes/worker.yaml";
+        let listed = store.insert(key, bundle("old-worker"));
+        store
+            .replaced_before_read
+            .lock()
+            .unwrap()
+            .insert(key.to_owned(), bundle("new-worker"));
+        let load = load_desired(&store, "demo", &Limits::default())
+            .await
+            .unwrap();
+        let read = store.object(key).unwrap();
+        assert_ne!(read.etag, listed.etag);
+        let status = &load.bundles[0];
+        assert_eq!(status.etag.as_deref(), Some(read.etag.as_str()));
+        assert_eq!(status.version.as_deref(), Some(read.version.as_str()));
+        let workloads: Vec<String> = load
+            .desired
+            .workloads
+            .keys()
+            .map(|w| w.name.to_string())
+            .collect();
+        assert_eq!(workloads, ["new-worker"]);
+    }
+
+    fn report(started_at_ms: u64, error: Option<&str>) -> StatusReport {
+        let mut report = StatusReport::new(
+            "demo",
+            started_at_ms / 1000,
+            BindingMode::PodIdentity,
+            false,
+            Vec::new(),
+            &Plan::default(),
+            &|_| None,
+            0,
+            BTreeMap::new(),
+        );
+        report.started_at_ms = started_at_ms;
+        report.error = error.map(str::to_owned);
+        report
+    }
+
+    fn stored(store: &FakeStore) -> StatusReport {
+        serde_json::from_slice(&store.object(&status_key("demo")).unwrap().bytes).unwrap()
+    }
+
+    #[tokio::test]
+    async fn an_older_runs_status_never_replaces_a_newer_runs() {
+        let store = FakeStore::default();
+        // The first report of a cluster is written only if none appeared meanwhile.
+        assert!(
+            write_status(&store, "demo", &report(2_000, None))
+                .await
+                .unwrap()
+        );
+        // A run that started earlier and finished later (with an error, say) leaves it alone.
+        let older = report(
+            1_000,
+            Some("CreatePodIdentityAssociation: ResourceInUseException"),
+        );
+        assert!(!write_status(&store, "demo", &older).await.unwrap());
+        assert_eq!(stored(&store).started_at_ms, 2_000);
+        assert_eq!(stored(&store).error, None);
+        // A later run replaces it, on the ETag it read.
+        assert!(
+            write_status(&store, "demo", &report(3_000, None))
+                .await
+                .unwrap()
+        );
+        assert_eq!(stored(&store).started_at_ms, 3_000);
+        let writes = store.writes.lock().unwrap().clone();
+        assert_eq!(
+            writes,
+            [(status_key("demo"), true), (status_key("demo"), true)]
+        );
+        // A report of an older release (no start time) is replaced by any run.
+        store.insert(&status_key("demo"), br#"{"schema": 1}"#.to_vec());
+        assert!(
+            write_status(&store, "demo", &report(500, None))
+                .await
+                .unwrap()
+        );
+        assert_eq!(stored(&store).started_at_ms, 500);
+    }
+
+    #[tokio::test]
+    async fn a_failed_run_older_than_the_stored_report_leaves_it() {
+        let store = FakeStore::default();
+        let mut load = DesiredLoad {
+            started_at_ms: 1_000,
+            ..DesiredLoad::default()
+        };
+        assert!(
+            write_status(&store, "demo", &report(2_000, None))
+                .await
+                .unwrap()
+        );
+        let error = ReconcileError::Observe {
+            cluster: "demo".into(),
+            source: PortError::new("eks", "DescribeCluster", ErrorKind::Transient, "Throttling"),
+        };
+        fail(
+            &store,
+            "demo",
+            &ReconcileSettings::default(),
+            load.clone(),
+            error,
+        )
+        .await;
+        assert_eq!(stored(&store).started_at_ms, 2_000);
+        assert_eq!(stored(&store).error, None);
+        load.started_at_ms = 3_000;
+        let error = ReconcileError::Observe {
+            cluster: "demo".into(),
+            source: PortError::new("eks", "DescribeCluster", ErrorKind::Transient, "Throttling"),
+        };
+        fail(&store, "demo", &ReconcileSettings::default(), load, error).await;
+        assert_eq!(stored(&store).started_at_ms, 3_000);
+        assert!(stored(&store).error.is_some());
     }
 }

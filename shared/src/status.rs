@@ -83,6 +83,10 @@ pub struct StatusReport {
     pub cluster: String,
     /// Seconds since the Unix epoch.
     pub generated_at: u64,
+    /// When the run began reading the cluster's bundles, in milliseconds since the Unix epoch:
+    /// a report is never replaced by that of a run that started earlier.
+    #[serde(default)]
+    pub started_at_ms: u64,
     pub mode: BindingMode,
     pub dry_run: bool,
     pub bundles: Vec<BundleStatus>,
@@ -233,6 +237,7 @@ impl StatusReport {
             schema: SCHEMA_VERSION,
             cluster: cluster.to_owned(),
             generated_at,
+            started_at_ms: 0,
             mode,
             dry_run,
             bundles,

@@ -31,7 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
-from xml.sax.saxutils import escape
+from xml.sax.saxutils import escape, unescape
 
 from moto.core.responses import BaseResponse
 from moto.eks.models import eks_backends
@@ -879,6 +879,30 @@ def iam_delete_policy_conflict(call: Call) -> Response | None:
     return None
 
 
+def iam_policy_details(call: Call, app: WsgiApp) -> Response:
+    """GetAccountAuthorizationDetails as IAM answers it: moto leaves `PolicyName` and `PolicyId`
+    out of the managed policies' entries (`Policies`); real IAM always gives both."""
+    response = call_wsgi(app, call.environ)
+    if response.status != 200:
+        return response
+    text = response.body.decode("utf-8")
+    section = re.search(r"<Policies>.*</Policies>", text, re.DOTALL)
+    if section is None or "<PolicyName>" in section.group(0):
+        return response
+    backend = iam_backends[call.account][call.partition]
+
+    def named(match: re.Match) -> str:
+        arn = unescape(match.group(1))
+        policy = backend.managed_policies.get(arn)
+        if policy is None:
+            return match.group(0)
+        return f"{match.group(0)}<PolicyName>{escape(policy.name)}</PolicyName><PolicyId>{escape(policy.id)}</PolicyId>"
+
+    filled = re.sub(r"<Arn>([^<]*)</Arn>", named, section.group(0))
+    response.body = (text[: section.start()] + filled + text[section.end() :]).encode("utf-8")
+    return response
+
+
 # ---------------------------------------------------------------------------------------------
 # The middleware
 
@@ -941,6 +965,8 @@ class Emulator:
 
         if route and route[1]:
             return self.eks.dispatch(call, route[1], route[2], start_response)
+        if call.service == "iam" and operation == "GetAccountAuthorizationDetails":
+            return iam_policy_details(call, self.moto).send(start_response)
         if call.service == "iam" and operation == "DeletePolicy":
             conflict = iam_delete_policy_conflict(call)
             if conflict:

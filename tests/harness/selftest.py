@@ -550,6 +550,37 @@ def delete_conflicts(h: Harness):
     expect_error("NoSuchEntity", iam.get_policy, PolicyArn=policy)
 
 
+@test
+def authorization_details_name_managed_policies(h: Harness):
+    iam = h.client("iam")
+    created = iam.create_policy(PolicyName="demo.jokes.worker.part1", Path="/eks-intents/demo/", PolicyDocument=POLICY)
+    h.role("worker")
+    details = iam.get_account_authorization_details(Filter=["Role", "LocalManagedPolicy"])
+    policies = [p for p in details["Policies"] if p["Arn"] == created["Policy"]["Arn"]]
+    assert len(policies) == 1, details["Policies"]
+    assert policies[0]["PolicyName"] == "demo.jokes.worker.part1", policies[0]
+    assert policies[0]["PolicyId"] == created["Policy"]["PolicyId"], policies[0]
+    assert policies[0]["Path"] == "/eks-intents/demo/", policies[0]
+    assert [r["RoleName"] for r in details["RoleDetailList"]] == ["worker"]
+
+
+@test
+def s3_conditional_writes(h: Harness):
+    # The reconciler writes its status report only over the ETag it read (or where none is).
+    s3 = h.client("s3")
+    s3.create_bucket(Bucket="intents", CreateBucketConfiguration={"LocationConstraint": REGION})
+    s3.put_bucket_versioning(Bucket="intents", VersioningConfiguration={"Status": "Enabled"})
+    first = s3.put_object(Bucket="intents", Key="status/demo.json", Body=b"1", IfNoneMatch="*")
+    expect_error("PreconditionFailed", s3.put_object, Bucket="intents", Key="status/demo.json", Body=b"2",
+                 IfNoneMatch="*", status=412)
+    second = s3.put_object(Bucket="intents", Key="status/demo.json", Body=b"2", IfMatch=first["ETag"])
+    expect_error("PreconditionFailed", s3.put_object, Bucket="intents", Key="status/demo.json", Body=b"3",
+                 IfMatch=first["ETag"], status=412)
+    read = s3.get_object(Bucket="intents", Key="status/demo.json")
+    assert read["Body"].read() == b"2"
+    assert read["ETag"] == second["ETag"], (read["ETag"], second["ETag"])
+
+
 def lifecycle_tests() -> list[tuple[str, Exception | None]]:
     results = []
     for name, stop in [

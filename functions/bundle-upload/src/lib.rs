@@ -142,14 +142,15 @@ pub async fn handle<S: BundleStore, Q: ReconcileQueue>(
             continue;
         };
         if !change.deleted {
-            let (report, version) =
+            let (report, read) =
                 read_object(&ctx.store, &change.key, change.size, &ctx.limits).await;
+            let read = read.unwrap_or_default();
             let status = UploadStatus {
                 checked_at: now(),
                 bundle: BundleStatus {
                     key: change.key.clone(),
-                    etag: None,
-                    version,
+                    etag: read.etag,
+                    version: read.version,
                     valid: report.is_valid(),
                     intents: report.intents.len(),
                     errors: report.errors.clone(),

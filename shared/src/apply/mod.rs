@@ -288,12 +288,18 @@ async fn run<I: IamPort, E: EksPort, K: KubernetesPort>(
             tags,
             ..
         } => {
-            with_propagation_retry(settings, || {
+            let created = with_propagation_retry(settings, || {
                 ports
                     .eks
                     .create_pod_identity_association(name, service_account, role_arn, tags)
             })
-            .await
+            .await;
+            match created {
+                Err(e) if e.kind == ErrorKind::AlreadyExists => {
+                    adopt_existing_association(ports.eks, name, service_account, role_arn, e).await
+                }
+                other => other,
+            }
         }
         Action::UpdatePodIdentityAssociation {
             association_id,
@@ -394,6 +400,39 @@ async fn adopt_existing_role<I: IamPort>(
         iam.put_permissions_boundary(new.name, boundary).await?;
     }
     iam.tag_role(new.name, new.tags).await
+}
+
+/// The ServiceAccount has an association the plan did not see (another run made it since, or a
+/// run that stopped after making it). One with the desired role is the goal reached; one with
+/// another role is reported, never taken over here: the next run plans from what is there.
+async fn adopt_existing_association<E: EksPort>(
+    eks: &E,
+    cluster: &str,
+    service_account: &crate::model::ServiceAccountRef,
+    role_arn: &str,
+    refused: PortError,
+) -> PortResult<()> {
+    match eks
+        .pod_identity_association_of(cluster, service_account)
+        .await?
+    {
+        Some(existing) if existing.role_arn == role_arn => {
+            tracing::info!(%service_account, association = %existing.association_id, "the association already exists with the desired role");
+            Ok(())
+        }
+        Some(existing) => Err(PortError::new(
+            "eks",
+            "CreatePodIdentityAssociation",
+            ErrorKind::Conflict,
+            format!(
+                "ServiceAccount {service_account} already has Pod Identity association {} with role {}, not {role_arn}; the next run plans from it",
+                existing.association_id, existing.role_arn
+            ),
+        )
+        .with_source(refused)),
+        // Gone again in between: the next run creates it.
+        None => Err(refused),
+    }
 }
 
 /// Extra tries of an action that failed with a transient error. The SDK already retries

@@ -1,8 +1,9 @@
 //! In-memory IAM, bundle store, EKS and queue ports for the functions' handler tests: canned
 //! answers for the few calls a function makes, and a log of those calls to assert on.
 //!
-//! Each fake serves only the reads the functions make (and the queue's deduplicated sends);
-//! every other method fails, so a handler that starts calling something new shows up as an
+//! Each fake serves only the reads the functions make (and the queue's deduplicated sends; the
+//! store also keeps objects, for the reconcile's bundle reads and status writes); every other
+//! method fails, so a handler that starts calling something new shows up as an
 //! error in its tests instead of passing on an empty answer.
 
 use crate::model::{ObservedAssociation, ObservedRole, RoleName, ServiceAccountRef};
@@ -10,10 +11,11 @@ use crate::policy::PolicyDocument;
 use crate::ports::{
     AddonDescription, BundleObject, BundleStore, ClusterDescription, DeduplicatedReconcile,
     EksPort, ErrorKind, FetchedObject, IamPort, IamSnapshot, NewRole, PortError, PortResult,
-    ReconcileCluster, ReconcileQueue, StoreLevel,
+    ReconcileCluster, ReconcileQueue, StoreLevel, WriteCondition,
 };
 use std::collections::BTreeMap;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 fn unexpected(service: &'static str, operation: &'static str) -> PortError {
     PortError::new(
@@ -151,20 +153,71 @@ impl IamPort for FakeIam {
     }
 }
 
-/// The bundle bucket one level at a time, as the functions list it.
+/// The bundle bucket: one level at a time, as the functions list it (`levels`), and whole
+/// objects with ETags for the reconcile's reads and its status writes (`objects`).
 #[derive(Debug, Default)]
 pub struct FakeStore {
     /// Prefix -> its level; an absent prefix is empty.
     pub levels: BTreeMap<String, StoreLevel>,
     /// Makes every listing fail as denied.
     pub fail: bool,
-    /// The prefixes listed, in order.
+    /// The prefixes listed level by level, in order.
     pub listed: Mutex<Vec<String>>,
+    /// Key -> the object stored there.
+    pub objects: Mutex<BTreeMap<String, StoredObject>>,
+    /// Key -> a new body written by someone else just before the object is next read: an
+    /// upload that lands between the listing and the read.
+    pub replaced_before_read: Mutex<BTreeMap<String, Vec<u8>>>,
+    /// Writes made, in order: key and whether it was conditional.
+    pub writes: Mutex<Vec<(String, bool)>>,
+    /// ETags (and versions) handed out so far.
+    pub etags: AtomicU64,
+}
+
+/// An object of the fake store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredObject {
+    pub bytes: Vec<u8>,
+    pub etag: String,
+    pub version: String,
+}
+
+impl FakeStore {
+    /// Stores `bytes` at `key` as a new version, with a new ETag.
+    pub fn insert(&self, key: &str, bytes: Vec<u8>) -> StoredObject {
+        let n = self.etags.fetch_add(1, Ordering::SeqCst) + 1;
+        let object = StoredObject {
+            bytes,
+            etag: format!("etag-{n}"),
+            version: format!("version-{n}"),
+        };
+        self.objects
+            .lock()
+            .unwrap()
+            .insert(key.to_owned(), object.clone());
+        object
+    }
+
+    pub fn object(&self, key: &str) -> Option<StoredObject> {
+        self.objects.lock().unwrap().get(key).cloned()
+    }
 }
 
 impl BundleStore for FakeStore {
-    async fn list(&self, _prefix: &str) -> PortResult<Vec<BundleObject>> {
-        Err(unexpected("s3", "ListObjectsV2 (every object)"))
+    async fn list(&self, prefix: &str) -> PortResult<Vec<BundleObject>> {
+        Ok(self
+            .objects
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(key, _)| key.starts_with(prefix))
+            .map(|(key, object)| BundleObject {
+                key: key.clone(),
+                etag: Some(object.etag.clone()),
+                version: None,
+                size: object.bytes.len() as u64,
+            })
+            .collect())
     }
     async fn list_level(&self, prefix: &str) -> PortResult<StoreLevel> {
         self.listed.lock().unwrap().push(prefix.to_owned());
@@ -178,11 +231,49 @@ impl BundleStore for FakeStore {
         }
         Ok(self.levels.get(prefix).cloned().unwrap_or_default())
     }
-    async fn get(&self, _key: &str, _max_bytes: u64) -> PortResult<FetchedObject> {
-        Err(unexpected("s3", "GetObject"))
+    async fn get(&self, key: &str, max_bytes: u64) -> PortResult<FetchedObject> {
+        let replacement = self.replaced_before_read.lock().unwrap().remove(key);
+        if let Some(bytes) = replacement {
+            self.insert(key, bytes);
+        }
+        let object = self
+            .object(key)
+            .ok_or_else(|| PortError::new("s3", "GetObject", ErrorKind::NotFound, "NoSuchKey"))?;
+        let end = object.bytes.len().min(max_bytes.saturating_add(1) as usize);
+        Ok(FetchedObject {
+            bytes: object.bytes[..end].to_vec(),
+            version: Some(object.version),
+            etag: Some(object.etag),
+        })
     }
-    async fn put(&self, _key: &str, _body: Vec<u8>, _content_type: &str) -> PortResult<()> {
-        Err(unexpected("s3", "PutObject"))
+    async fn put(&self, key: &str, body: Vec<u8>, _content_type: &str) -> PortResult<()> {
+        self.writes.lock().unwrap().push((key.to_owned(), false));
+        self.insert(key, body);
+        Ok(())
+    }
+    async fn put_if(
+        &self,
+        key: &str,
+        body: Vec<u8>,
+        _content_type: &str,
+        condition: &WriteCondition,
+    ) -> PortResult<()> {
+        let current = self.object(key).map(|o| o.etag);
+        let holds = match condition {
+            WriteCondition::Absent => current.is_none(),
+            WriteCondition::Unchanged(etag) => current.as_ref() == Some(etag),
+        };
+        if !holds {
+            return Err(PortError::new(
+                "s3",
+                "PutObject",
+                ErrorKind::Conflict,
+                "PreconditionFailed",
+            ));
+        }
+        self.writes.lock().unwrap().push((key.to_owned(), true));
+        self.insert(key, body);
+        Ok(())
     }
 }
 
@@ -220,6 +311,13 @@ impl EksPort for FakeEks {
         _tags: &BTreeMap<String, String>,
     ) -> PortResult<()> {
         Err(unexpected("eks", "CreatePodIdentityAssociation"))
+    }
+    async fn pod_identity_association_of(
+        &self,
+        _cluster: &str,
+        _service_account: &ServiceAccountRef,
+    ) -> PortResult<Option<ObservedAssociation>> {
+        Err(unexpected("eks", "ListPodIdentityAssociations"))
     }
     async fn update_pod_identity_association(
         &self,

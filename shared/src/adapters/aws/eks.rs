@@ -3,12 +3,14 @@
 use super::port_error;
 use crate::model::ServiceAccountRef;
 use crate::model::{ClusterInfo, ClusterName, ClusterRef, ObservedAssociation};
+use crate::policy::short_hash;
 use crate::ports::{
     AddonDescription, ClusterDescription, EksPort, ErrorKind, PortError, PortResult,
 };
 use aws_sdk_eks::Client;
 use aws_sdk_eks::types::AddonPodIdentityAssociations;
 use std::collections::BTreeMap;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 #[derive(Clone, Debug)]
 pub struct EksAdapter {
@@ -19,6 +21,58 @@ impl EksAdapter {
     pub fn new(client: Client) -> Self {
         Self { client }
     }
+}
+
+impl EksAdapter {
+    async fn describe_association(
+        &self,
+        cluster: &str,
+        id: &str,
+    ) -> PortResult<Option<ObservedAssociation>> {
+        let out = self
+            .client
+            .describe_pod_identity_association()
+            .cluster_name(cluster)
+            .association_id(id)
+            .send()
+            .await
+            .map_err(|e| port_error("eks", "DescribePodIdentityAssociation", e))?;
+        Ok(out.association().map(|a| ObservedAssociation {
+            association_id: id.to_owned(),
+            namespace: a.namespace().unwrap_or_default().into(),
+            service_account: a.service_account().unwrap_or_default().into(),
+            role_arn: a.role_arn().unwrap_or_default().to_owned(),
+            owner_arn: a.owner_arn().map(str::to_owned),
+            tags: a
+                .tags()
+                .map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                .unwrap_or_default(),
+        }))
+    }
+}
+
+/// How long one client request token stands for one association request.
+const TOKEN_WINDOW_SECONDS: u64 = 600;
+
+/// The client request token of an association request: the same for the same request in the
+/// same ten-minute window, so an SDK retry or a second run creating the same association at the
+/// same time gets the association the first created; a later request (the association deleted
+/// by hand since) gets a new token, so EKS never answers it with an association that is gone.
+fn association_token(
+    cluster: &str,
+    service_account: &ServiceAccountRef,
+    role_arn: &str,
+    now: SystemTime,
+) -> String {
+    let window = now
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() / TOKEN_WINDOW_SECONDS)
+        .unwrap_or_default();
+    let request = format!(
+        "{cluster}\n{}\n{}\n{role_arn}\n{window}",
+        service_account.namespace, service_account.name
+    );
+    format!("eks-intents-{}", short_hash(&request, 32))
 }
 
 impl EksPort for EksAdapter {
@@ -136,26 +190,7 @@ impl EksPort for EksAdapter {
         // The list leaves out the role and tags: one describe per association.
         let mut associations = Vec::new();
         for id in ids {
-            let out = self
-                .client
-                .describe_pod_identity_association()
-                .cluster_name(cluster)
-                .association_id(&id)
-                .send()
-                .await
-                .map_err(|e| port_error("eks", "DescribePodIdentityAssociation", e))?;
-            let Some(a) = out.association() else { continue };
-            associations.push(ObservedAssociation {
-                association_id: id,
-                namespace: a.namespace().unwrap_or_default().into(),
-                service_account: a.service_account().unwrap_or_default().into(),
-                role_arn: a.role_arn().unwrap_or_default().to_owned(),
-                owner_arn: a.owner_arn().map(str::to_owned),
-                tags: a
-                    .tags()
-                    .map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-                    .unwrap_or_default(),
-            });
+            associations.extend(self.describe_association(cluster, &id).await?);
         }
         Ok(associations)
     }
@@ -167,6 +202,7 @@ impl EksPort for EksAdapter {
         role_arn: &str,
         tags: &BTreeMap<String, String>,
     ) -> PortResult<()> {
+        let token = association_token(cluster, service_account, role_arn, SystemTime::now());
         self.client
             .create_pod_identity_association()
             .cluster_name(cluster)
@@ -174,10 +210,31 @@ impl EksPort for EksAdapter {
             .service_account(service_account.name.as_str())
             .role_arn(role_arn)
             .set_tags(Some(tags.clone().into_iter().collect()))
+            .client_request_token(token)
             .send()
             .await
             .map_err(|e| port_error("eks", "CreatePodIdentityAssociation", e))?;
         Ok(())
+    }
+
+    async fn pod_identity_association_of(
+        &self,
+        cluster: &str,
+        service_account: &ServiceAccountRef,
+    ) -> PortResult<Option<ObservedAssociation>> {
+        let out = self
+            .client
+            .list_pod_identity_associations()
+            .cluster_name(cluster)
+            .namespace(service_account.namespace.as_str())
+            .service_account(service_account.name.as_str())
+            .send()
+            .await
+            .map_err(|e| port_error("eks", "ListPodIdentityAssociations", e))?;
+        let Some(id) = out.associations().iter().find_map(|a| a.association_id()) else {
+            return Ok(None);
+        };
+        self.describe_association(cluster, id).await
     }
 
     async fn update_pod_identity_association(
@@ -255,5 +312,33 @@ impl EksPort for EksAdapter {
             .await
             .map_err(|e| port_error("eks", "UpdateAddon", e))?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn one_association_request_has_one_token_within_its_window() {
+        let sa = ServiceAccountRef {
+            namespace: "jokes".into(),
+            name: "joke-worker".into(),
+        };
+        let arn = "arn:aws:iam::123456789012:role/eks-intents/demo/demo.jokes.joke-worker";
+        let at = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let token = association_token("demo", &sa, arn, at);
+        assert!(token.len() <= 64, "{token}");
+        assert_eq!(
+            token,
+            association_token("demo", &sa, arn, at + Duration::from_secs(1))
+        );
+        assert_ne!(token, association_token("demo", &sa, "other", at));
+        assert_ne!(token, association_token("prod", &sa, arn, at));
+        assert_ne!(
+            token,
+            association_token("demo", &sa, arn, at + Duration::from_secs(601))
+        );
     }
 }

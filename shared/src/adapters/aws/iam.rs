@@ -32,6 +32,21 @@ fn tag_map(tags: &[Tag]) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// A managed policy's name: the one IAM gives, else the last part of its ARN
+/// (`arn:aws:iam::<account>:policy/<path>/<name>`), so that a policy listed without its name
+/// is still seen (and neither created again nor left behind).
+fn policy_name(given: Option<&str>, arn: &str) -> Option<String> {
+    if let Some(name) = given.filter(|n| !n.is_empty()) {
+        return Some(name.to_owned());
+    }
+    let (_, resource) = arn.split_once(":policy/")?;
+    resource
+        .rsplit('/')
+        .next()
+        .filter(|n| !n.is_empty())
+        .map(str::to_owned)
+}
+
 impl IamPort for IamAdapter {
     async fn snapshot(&self, path_prefix: &str) -> PortResult<IamSnapshot> {
         let mut snapshot = IamSnapshot::default();
@@ -87,7 +102,8 @@ impl IamPort for IamAdapter {
                 if !path.starts_with(path_prefix) {
                     continue;
                 }
-                let (Some(name), Some(arn)) = (policy.policy_name(), policy.arn()) else {
+                let Some(arn) = policy.arn() else { continue };
+                let Some(name) = policy_name(policy.policy_name(), arn) else {
                     continue;
                 };
                 let document = policy
@@ -98,7 +114,7 @@ impl IamPort for IamAdapter {
                     .unwrap_or_default();
                 untagged_policies.push(ObservedManagedPolicy {
                     arn: arn.to_owned(),
-                    name: name.to_owned(),
+                    name,
                     path: path.to_owned(),
                     document: PolicyDocument::from_text(document),
                     tags: BTreeMap::new(),
@@ -385,5 +401,35 @@ impl IamAdapter {
                 .map_err(|e| port_error("iam", "DeletePolicyVersion", e))?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::policy_name;
+
+    #[test]
+    fn a_policy_listed_without_its_name_is_named_by_its_arn() {
+        let arn = "arn:aws:iam::123456789012:policy/eks-intents/demo/demo.jokes.worker.part1";
+        assert_eq!(
+            policy_name(None, arn).as_deref(),
+            Some("demo.jokes.worker.part1")
+        );
+        assert_eq!(
+            policy_name(Some(""), arn).as_deref(),
+            Some("demo.jokes.worker.part1")
+        );
+        assert_eq!(
+            policy_name(None, "arn:aws:iam::123456789012:policy/top").as_deref(),
+            Some("top")
+        );
+        assert_eq!(policy_name(Some("given"), arn).as_deref(), Some("given"));
+        for broken in [
+            "",
+            "arn:aws:iam::123456789012:role/x",
+            "arn:aws:iam::1:policy/a/",
+        ] {
+            assert_eq!(policy_name(None, broken), None, "{broken}");
+        }
     }
 }

@@ -1,7 +1,10 @@
 //! S3: the bundle store. Lists and reads every bundle under a cluster's prefix, writes status.
 
 use super::port_error;
-use crate::ports::{BundleObject, BundleStore, FetchedObject, PortResult, StoreLevel};
+use crate::ports::{
+    BundleObject, BundleStore, ErrorKind, FetchedObject, PortError, PortResult, StoreLevel,
+    WriteCondition,
+};
 use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
 
@@ -40,7 +43,7 @@ impl BundleStore for S3Adapter {
                 let Some(key) = object.key() else { continue };
                 objects.push(BundleObject {
                     key: key.to_owned(),
-                    etag: object.e_tag().map(|e| e.trim_matches('"').to_owned()),
+                    etag: object.e_tag().map(unquote),
                     version: None,
                     size: object.size().unwrap_or_default().max(0) as u64,
                 });
@@ -70,7 +73,7 @@ impl BundleStore for S3Adapter {
                 let Some(key) = object.key() else { continue };
                 level.objects.push(BundleObject {
                     key: key.to_owned(),
-                    etag: object.e_tag().map(|e| e.trim_matches('"').to_owned()),
+                    etag: object.e_tag().map(unquote),
                     version: None,
                     size: object.size().unwrap_or_default().max(0) as u64,
                 });
@@ -100,17 +103,15 @@ impl BundleStore for S3Adapter {
             Err(e) => return Err(port_error("s3", "GetObject", e)),
         };
         let version = out.version_id().map(str::to_owned);
-        let body = out.body.collect().await.map_err(|e| {
-            crate::ports::PortError::new(
-                "s3",
-                "GetObject",
-                crate::ports::ErrorKind::Transient,
-                e.to_string(),
-            )
-        })?;
+        let etag = out.e_tag().map(unquote);
+        let body =
+            out.body.collect().await.map_err(|e| {
+                PortError::new("s3", "GetObject", ErrorKind::Transient, e.to_string())
+            })?;
         Ok(FetchedObject {
             bytes: body.into_bytes().to_vec(),
             version,
+            etag,
         })
     }
 
@@ -126,4 +127,48 @@ impl BundleStore for S3Adapter {
             .map_err(|e| port_error("s3", "PutObject", e))?;
         Ok(())
     }
+
+    async fn put_if(
+        &self,
+        key: &str,
+        body: Vec<u8>,
+        content_type: &str,
+        condition: &WriteCondition,
+    ) -> PortResult<()> {
+        let request = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(content_type)
+            .body(ByteStream::from(body));
+        let request = match condition {
+            WriteCondition::Absent => request.if_none_match("*"),
+            WriteCondition::Unchanged(etag) => request.if_match(format!("\"{etag}\"")),
+        };
+        match request.send().await {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                // 412 when the condition does not hold; 409 when another conditional write to
+                // the key is in flight. Either way someone else wrote: look again.
+                let code = e.as_service_error().and_then(|s| s.meta().code());
+                let lost = matches!(
+                    code,
+                    Some("PreconditionFailed" | "ConditionalRequestConflict")
+                ) || e
+                    .raw_response()
+                    .is_some_and(|r| matches!(r.status().as_u16(), 409 | 412));
+                let mut error = port_error("s3", "PutObject", e);
+                if lost {
+                    error.kind = ErrorKind::Conflict;
+                }
+                Err(error)
+            }
+        }
+    }
+}
+
+/// S3 quotes ETags (`"9b2cf535f27731c974343645a3985328"`); the system keeps them bare.
+fn unquote(etag: &str) -> String {
+    etag.trim_matches('"').to_owned()
 }
