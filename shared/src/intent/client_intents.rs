@@ -204,6 +204,7 @@ impl Doc<'_, '_> {
                         document: self.scope.document,
                     };
                     self.report.intents.push(Intent {
+                        locations: Vec::new(),
                         workload,
                         permissions: dedup_in_order(permissions),
                         source,
