@@ -16,7 +16,7 @@ mod yaml;
 #[cfg(test)]
 mod tests;
 
-pub use diagnostic::{IntentError, Notice};
+pub use diagnostic::{Echo, IntentError, Notice, echo};
 pub use layout::{BundleLocation, cluster_prefix, locate};
 pub use names::{check_namespace, check_workload_name};
 

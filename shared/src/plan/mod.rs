@@ -573,6 +573,14 @@ impl<'a> Planner<'a> {
                 ),
             })
             .collect();
+        // The reader cannot know the cluster's partition; a grant in another one never matches.
+        let foreign: BTreeSet<String> = permissions
+            .iter()
+            .filter_map(|p| policy::check_partition(&p.resource, self.cluster.partition()).err())
+            .collect();
+        if !foreign.is_empty() {
+            return fail(outcome, foreign.into_iter().collect::<Vec<_>>().join("; "));
+        }
         let bundles: BTreeSet<String> = intent
             .workloads
             .iter()
