@@ -298,3 +298,183 @@ fn validate_warns_of_dangerous_actions_in_the_status_reports_words() {
         "{stderr}"
     );
 }
+
+const JOKE_WORKER: &str = "apiVersion: k8s.otterize.com/v1alpha3\nkind: ClientIntents\nmetadata:\n  name: joke-worker\n  namespace: jokes\nspec:\n  service:\n    name: joke-worker\n  calls:\n    - name: arn:aws:dynamodb:eu-west-2:123456789012:table/JokesTable\n      type: aws\n      awsActions: [dynamodb:GetItem]\n";
+
+fn validate_text(dir: &str, name: &str, bundle: &str) -> (Option<i32>, String) {
+    let dir = tempdir(dir);
+    let path = dir.join(name);
+    std::fs::write(&path, bundle).unwrap();
+    let out = run(&["validate", path.to_str().unwrap()]);
+    (out.status.code(), text(&out.stderr))
+}
+
+#[test]
+fn validate_refuses_a_kind_or_group_typo_instead_of_skipping_it() {
+    let (code, stderr) = validate_text(
+        "kind-typo",
+        "joke.yaml",
+        &JOKE_WORKER.replace("kind: ClientIntents", "kind: ClientIntent"),
+    );
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains(
+            "joke.yaml:2: document 1: kind: unknown kind \"ClientIntent\"; did you mean ClientIntents?"
+        ),
+        "{stderr}"
+    );
+    assert!(stderr.contains("0 notice(s), 1 error(s)"), "{stderr}");
+    let (code, stderr) = validate_text(
+        "group-typo",
+        "joke.yaml",
+        &JOKE_WORKER.replace("k8s.otterize.com", "k8s.oterize.com"),
+    );
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains(
+            "apiVersion: unknown API group \"k8s.oterize.com\"; did you mean k8s.otterize.com?"
+        ),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn validate_names_an_unknown_field_and_the_closest_one() {
+    let (code, stderr) = validate_text(
+        "field-typo",
+        "joke.yaml",
+        &JOKE_WORKER.replace("awsActions", "awsActionz"),
+    );
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains(
+            "joke.yaml:12: document 1: spec.calls[0].awsActionz: unknown field; did you mean awsActions?"
+        ),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn validate_refuses_json_with_a_trailing_comma() {
+    let (code, stderr) = validate_text(
+        "json-comma",
+        "joke.json",
+        "{\"apiVersion\": \"k8s.otterize.com/v1alpha3\", \"kind\": \"ClientIntents\",\n \"metadata\": {\"name\": \"j\", \"namespace\": \"jokes\"},\n \"spec\": {\"service\": {\"name\": \"j\"}, \"calls\": [{\"type\": \"aws\", \"name\": \"*\", \"awsActions\": [\"s3:GetObject\",]}]}}\n",
+    );
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("joke.json:3: document 1: invalid JSON: trailing comma"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn validate_names_an_unknown_template_and_a_region_that_does_not_exist() {
+    let (code, stderr) = validate_text(
+        "template",
+        "joke.yaml",
+        &JOKE_WORKER.replace("table/JokesTable", "table/$(AWS_FOO)"),
+    );
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("spec.calls[0].name: \"arn:aws:dynamodb:eu-west-2:123456789012:table/$(AWS_FOO)\": unknown template $(AWS_FOO); the known ones are $(AWS_REGION) and $(AWS_ACCOUNT_ID)"),
+        "{stderr}"
+    );
+    let (code, stderr) = validate_text(
+        "mars",
+        "joke.yaml",
+        &JOKE_WORKER.replace("eu-west-2", "mars-1"),
+    );
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("region \"mars-1\" is not an AWS region"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn plan_refuses_an_arn_of_another_partition_than_the_clusters() {
+    let dir = tempdir("partition");
+    let path = dir.join("joke.yaml");
+    std::fs::write(&path, JOKE_WORKER.replace("arn:aws:", "arn:aws-cn:")).unwrap();
+    let path = path.to_string_lossy().into_owned();
+    let out = run(&[&["plan", &path], CLUSTER].concat());
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("jokes/joke-worker runs as ServiceAccount jokes/joke-worker: Error"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("\"arn:aws-cn:dynamodb:eu-west-2:123456789012:table/JokesTable\" is an ARN of partition \"aws-cn\", but the cluster is in partition \"aws\""),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("+ create role"), "{stdout}");
+}
+
+#[test]
+fn validate_gives_the_real_size_of_a_file_over_the_cap() {
+    let dir = tempdir("big");
+    let path = dir.join("big.yaml");
+    // 52 MiB, sparse: its size is in the metadata, not read.
+    let file = std::fs::File::create(&path).unwrap();
+    file.set_len(52 * 1024 * 1024).unwrap();
+    let out = run(&["validate", path.to_str().unwrap()]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("big.yaml: bundle is 54525952 bytes, more than the limit of 1048576 bytes"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn validate_messages_say_what_to_do_and_stay_short() {
+    let (code, stderr) = validate_text(
+        "upper",
+        "joke.yaml",
+        &JOKE_WORKER.replace("dynamodb:GetItem", "DynamoDB:GetItem"),
+    );
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("\"DynamoDB:GetItem\": service names are lower case: dynamodb:GetItem"),
+        "{stderr}"
+    );
+
+    let (_, stderr) = validate_text(
+        "duplicate",
+        "joke.yaml",
+        &JOKE_WORKER.replace(
+            "  name: joke-worker\n",
+            "  name: joke-worker\n  name: again\n",
+        ),
+    );
+    assert!(
+        stderr.contains(
+            "joke.yaml:5: document 1: invalid YAML: key \"name\" appears twice in this mapping"
+        ),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("DuplicateKeyPolicy"), "{stderr}");
+
+    let long = format!("table/{}", "x".repeat(20_000));
+    let (_, stderr) = validate_text(
+        "long",
+        "joke.yaml",
+        &JOKE_WORKER.replace("123456789012:table/JokesTable", &format!("1234:{long}")),
+    );
+    assert!(stderr.len() < 1_000, "{stderr}");
+    assert!(stderr.contains("… (20038 characters)"), "{stderr}");
+
+    let broken = JOKE_WORKER.replace("[dynamodb:GetItem]", "[42]");
+    let (code, stderr) = validate_text("many", "many.yaml", &vec![broken; 400].join("---\n"));
+    assert_eq!(code, Some(1), "{stderr}");
+    assert_eq!(
+        stderr.matches("expected a string like").count(),
+        100,
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("many.yaml: ... and 300 more errors"),
+        "{stderr}"
+    );
+}

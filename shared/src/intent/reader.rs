@@ -47,15 +47,8 @@ impl Reader<'_> {
         if !self.take_namespaces(input) {
             return;
         }
-        if input.bytes.len() > self.limits.max_bundle_bytes {
-            self.fail(
-                None,
-                format!(
-                    "bundle is {} bytes, more than the limit of {} bytes",
-                    input.bytes.len(),
-                    self.limits.max_bundle_bytes
-                ),
-            );
+        if let Some(problem) = self.limits.bundle_too_large(input.bytes.len() as u64) {
+            self.fail(None, problem);
             return;
         }
         match archive::bundle_kind(input.key, input.bytes) {
