@@ -11,6 +11,8 @@ use std::collections::BTreeSet;
 
 const GROUP: &str = "k8s.otterize.com";
 const KIND: &str = "ClientIntents";
+/// What the API server returns for a LIST of ClientIntents.
+const LIST_KIND: &str = "ClientIntentsList";
 /// Versions whose calls are `spec.calls[]` with `type: aws`.
 const CALL_VERSIONS: [&str; 2] = ["v1alpha3", "v1beta1"];
 /// Versions whose calls are `spec.targets[]` with an `aws` key.
@@ -153,13 +155,14 @@ impl Doc<'_, '_> {
             return;
         };
 
-        // `kubectl get clientintents -o yaml` writes a List: read its items as resources.
-        if api_version == "v1" && kind == "List" {
+        // `kubectl get clientintents -o yaml` writes a List, the API itself a
+        // ClientIntentsList: read their items as resources.
+        let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+        if (api_version == "v1" && kind == "List") || (group == GROUP && kind == LIST_KIND) {
             self.list_items(item, path);
             return;
         }
 
-        let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
         let is_otterize = group == GROUP || api_version == GROUP;
         if !(is_otterize && kind == KIND) {
             // A document that merely looks like ClientIntents is an error, never skipped: a

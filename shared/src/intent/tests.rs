@@ -434,6 +434,15 @@ items:
         vec![(Namespace::new("team-a"), WorkloadName::new("b"))]
     );
     assert!(!report.held_whole_bundle);
+    // The API server's own list kind: read, not skipped (nor taken for a typo).
+    let api_list = text.replacen(
+        "apiVersion: v1\nkind: List",
+        "apiVersion: k8s.otterize.com/v1alpha3\nkind: ClientIntentsList",
+        1,
+    );
+    let report = read("list.yaml", &api_list);
+    assert_eq!(report.intents.len(), 1);
+    assert_eq!(report.errors.len(), 1, "{:?}", report.errors);
 }
 
 #[test]
