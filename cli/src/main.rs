@@ -42,6 +42,10 @@ enum Command {
         /// Default namespace for documents that name none (as `kubectl apply -n`).
         #[arg(short, long)]
         namespace: Option<String>,
+        /// The cluster's partition (aws, aws-cn, aws-us-gov, ...): ARNs of another one are
+        /// errors, as the reconciler refuses them. Not checked when left out.
+        #[arg(long)]
+        partition: Option<String>,
     },
     /// Show what a reconcile would do, without AWS: roles, trust, permissions and bindings.
     Plan(PlanArgs),
@@ -128,7 +132,11 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Command::Validate { paths, namespace } => validate(&paths, namespace.as_deref()),
+        Command::Validate {
+            paths,
+            namespace,
+            partition,
+        } => validate(&paths, namespace.as_deref(), partition.as_deref()),
         Command::Plan(args) => plan_command(args),
         Command::Reconcile {
             cluster,
@@ -167,10 +175,44 @@ fn parse_namespace(namespace: Option<&str>) -> Result<Option<Namespace>> {
         .transpose()
 }
 
-fn validate(paths: &[String], namespace: Option<&str>) -> Result<ExitCode> {
+fn validate(
+    paths: &[String],
+    namespace: Option<&str>,
+    partition: Option<&str>,
+) -> Result<ExitCode> {
     let namespace = parse_namespace(namespace)?;
+    if let Some(partition) = partition
+        && !eks_intents::policy::is_partition(partition)
+    {
+        bail!("--partition: {partition:?} is not an AWS partition (aws, aws-cn, aws-us-gov, ...)");
+    }
     let reports = bundles::read_all(&parse_paths(paths)?, namespace.as_ref(), &Limits::default())?;
-    let errors = bundles::print_diagnostics(&reports);
+    let mut errors = bundles::print_diagnostics(&reports);
+    // The partition is the cluster's, which the reader does not know: the planner checks it
+    // in every reconcile, and here only when given.
+    if let Some(partition) = partition {
+        let intents = reports.iter().flat_map(|r| &r.intents);
+        for intent in intents {
+            let resources: std::collections::BTreeSet<&str> = intent
+                .permissions
+                .iter()
+                .map(|p| p.resource.as_str())
+                .collect();
+            for resource in resources {
+                if let Err(why) = eks_intents::policy::check_partition(resource, partition) {
+                    let source = &intent.source;
+                    let member = source.member.as_ref().map(|m| format!("!{m}"));
+                    eprintln!(
+                        "{}{}: document {}: {why}",
+                        source.bundle,
+                        member.unwrap_or_default(),
+                        source.document
+                    );
+                    errors += 1;
+                }
+            }
+        }
+    }
     // The reconciler refuses these unless the deployment grants an exception, which only it
     // knows: before upload they are warnings, in the same words as the status report.
     for report in &reports {

@@ -478,3 +478,27 @@ fn validate_messages_say_what_to_do_and_stay_short() {
         "{stderr}"
     );
 }
+
+#[test]
+fn validate_checks_the_partition_when_given() {
+    let dir = tempdir("validate-partition");
+    let path = dir.join("joke.yaml");
+    std::fs::write(&path, JOKE_WORKER.replace("arn:aws:", "arn:aws-cn:")).unwrap();
+    let path = path.to_str().unwrap();
+    let unchecked = run(&["validate", path]);
+    assert!(unchecked.status.success(), "{}", text(&unchecked.stderr));
+    let out = run(&["validate", "--partition", "aws", path]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("joke.yaml: document 1: \"arn:aws-cn:dynamodb:eu-west-2:123456789012:table/JokesTable\" is an ARN of partition \"aws-cn\", but the cluster is in partition \"aws\""),
+        "{stderr}"
+    );
+    assert!(
+        run(&["validate", "--partition", "aws-cn", path])
+            .status
+            .success()
+    );
+    let bad = run(&["validate", "--partition", "amazon", path]);
+    assert_eq!(bad.status.code(), Some(2));
+}

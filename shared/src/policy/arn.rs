@@ -39,6 +39,11 @@ const REGION_DIRECTIONS: &[&str] = &[
     "southwest",
 ];
 
+/// One of the AWS partitions an ARN may name.
+pub fn is_partition(partition: &str) -> bool {
+    PARTITIONS.contains(&partition)
+}
+
 fn wild(part: &str) -> bool {
     part.contains('*') || part.contains('?')
 }
