@@ -953,7 +953,7 @@ fn oversized_and_excess_members_are_refused() {
     let report = read_with("m.tgz", &bytes, None, None, &Limits::default());
     assert_eq!(
         only_error(&report),
-        "m.tgz!big.yaml: member is larger than 1048576 bytes"
+        "m.tgz!big.yaml: member is 1048577 bytes, more than the limit of 1048576 bytes"
     );
 
     let names: Vec<String> = (0..201).map(|i| format!("d{i}/")).collect();
