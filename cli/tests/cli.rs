@@ -502,3 +502,24 @@ fn validate_checks_the_partition_when_given() {
     let bad = run(&["validate", "--partition", "amazon", path]);
     assert_eq!(bad.status.code(), Some(2));
 }
+
+#[test]
+fn plan_cuts_a_20000_character_arn_in_its_messages() {
+    let dir = tempdir("long-arn");
+    let path = dir.join("joke.yaml");
+    let long = format!("table/{}", "x".repeat(20_000));
+    std::fs::write(&path, JOKE_WORKER.replace("table/JokesTable", &long)).unwrap();
+    let path = path.to_string_lossy().into_owned();
+    let out = run(&[&["plan", &path], CLUSTER].concat());
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("jokes/joke-worker runs as ServiceAccount jokes/joke-worker: Error"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("does not fit in a managed policy of 6144 characters"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("… (20046 characters)"), "{stdout}");
+    assert!(stdout.len() < 2_000, "{}", stdout.len());
+}
