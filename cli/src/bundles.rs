@@ -78,14 +78,31 @@ pub fn read_all(
             bail!("{}: no bundle files here", arg.path.display());
         }
         for file in files {
+            let key = file.to_string_lossy();
             let mut bytes = Vec::new();
-            fs::File::open(&file)
+            let size = fs::File::open(&file)
                 .and_then(|f| {
-                    f.take(limits.max_bundle_bytes as u64 + 1)
-                        .read_to_end(&mut bytes)
+                    let size = f.metadata()?.len();
+                    if size <= limits.max_bundle_bytes as u64 {
+                        f.take(limits.max_bundle_bytes as u64 + 1)
+                            .read_to_end(&mut bytes)?;
+                    }
+                    Ok(size)
                 })
                 .with_context(|| format!("{}: cannot read", file.display()))?;
-            let key = file.to_string_lossy();
+            // Refused by its real size: what a capped read took is not the bundle's size.
+            let too_large = limits.bundle_too_large(size).or_else(|| {
+                (bytes.len() > limits.max_bundle_bytes).then(|| {
+                    format!(
+                        "bundle grew past the limit of {} bytes while being read",
+                        limits.max_bundle_bytes
+                    )
+                })
+            });
+            if let Some(problem) = too_large {
+                reports.push(intent::BundleReport::refused(&key, problem));
+                continue;
+            }
             let namespace = arg.namespace.as_ref().or(default_namespace);
             reports.push(intent::read_bundle(
                 &BundleInput {

@@ -52,6 +52,10 @@ enum Command {
         /// given and matches.
         #[arg(long)]
         cluster: Option<String>,
+        /// The cluster's partition (aws, aws-cn, aws-us-gov, ...): ARNs of another one are
+        /// errors, as the reconciler refuses them. Not checked when left out.
+        #[arg(long)]
+        partition: Option<String>,
     },
     /// Show what a reconcile would do, without AWS: roles, trust, permissions and bindings.
     Plan(PlanArgs),
@@ -143,11 +147,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
             namespace,
             settings,
             cluster,
+            partition,
         } => validate(
             &paths,
             namespace.as_deref(),
             &validate_settings(settings.as_deref())?,
             cluster.as_deref(),
+            partition.as_deref(),
         ),
         Command::Plan(args) => plan_command(args),
         Command::Reconcile {
@@ -228,10 +234,41 @@ fn validate(
     namespace: Option<&str>,
     settings: &Settings,
     cluster: Option<&str>,
+    partition: Option<&str>,
 ) -> Result<ExitCode> {
     let namespace = parse_namespace(namespace)?;
+    if let Some(partition) = partition
+        && !eks_intents::policy::is_partition(partition)
+    {
+        bail!("--partition: {partition:?} is not an AWS partition (aws, aws-cn, aws-us-gov, ...)");
+    }
     let reports = bundles::read_all(&parse_paths(paths)?, namespace.as_ref(), &Limits::default())?;
     let mut errors = bundles::print_diagnostics(&reports);
+    // The partition is the cluster's, which the reader does not know: the planner checks it
+    // in every reconcile, and here only when given.
+    if let Some(partition) = partition {
+        let intents = reports.iter().flat_map(|r| &r.intents);
+        for intent in intents {
+            let resources: std::collections::BTreeSet<&str> = intent
+                .permissions
+                .iter()
+                .map(|p| p.resource.as_str())
+                .collect();
+            for resource in resources {
+                if let Err(why) = eks_intents::policy::check_partition(resource, partition) {
+                    let source = &intent.source;
+                    let member = source.member.as_ref().map(|m| format!("!{m}"));
+                    eprintln!(
+                        "{}{}: document {}: {why}",
+                        source.bundle,
+                        member.unwrap_or_default(),
+                        source.document
+                    );
+                    errors += 1;
+                }
+            }
+        }
+    }
     for report in &reports {
         for intent in &report.intents {
             for refusal in refusals(intent, settings, cluster) {
@@ -389,7 +426,8 @@ fn refusals(intent: &Intent, settings: &Settings, cluster: Option<&str>) -> Vec<
             }
             let message = format!(
                 "{} on {}: {why}; the deployment refuses it for {workload} unless its settings hold an exception (EKS_INTENTS_DANGEROUS_EXCEPTIONS; preview one with --settings)",
-                permission.action, permission.resource
+                permission.action,
+                eks_intents::intent::echo(&permission.resource)
             );
             Some(intent.error_at(i, message).to_string())
         })

@@ -281,22 +281,102 @@ fn tempdir(name: &str) -> PathBuf {
     dir
 }
 
+const DANGEROUS: &str = "apiVersion: k8s.otterize.com/v1alpha3
+kind: ClientIntents
+metadata:
+  name: x
+  namespace: jokes
+spec:
+  service:
+    name: joke-worker
+  calls:
+    - type: aws
+      name: '*'
+      awsActions:
+        - \"*\"
+        - \"iam:PassRole\"
+        - \"sts:AssumeRole\"
+        - \"iam:Put*\"
+        - \"dynamodb:GetItem\"
+";
+
+/// What the default deployment refuses, `validate` refuses: exit 1, each with its file, document,
+/// line and field, in the words of the status report.
 #[test]
-fn validate_warns_of_dangerous_actions_in_the_status_reports_words() {
+fn validate_refuses_what_the_default_deployment_refuses_with_its_location() {
     let dir = tempdir("validate-danger");
     let bundle = dir.join("danger.yaml");
-    std::fs::write(
-        &bundle,
-        "apiVersion: k8s.otterize.com/v1alpha3\nkind: ClientIntents\nmetadata:\n  name: x\n  namespace: jokes\nspec:\n  service:\n    name: joke-worker\n  calls:\n    - type: aws\n      name: '*'\n      awsActions: [\"iam:Put*\"]\n",
-    )
-    .unwrap();
-    let out = run(&["validate", bundle.to_str().unwrap()]);
+    std::fs::write(&bundle, DANGEROUS).unwrap();
+    let path = bundle.to_str().unwrap();
+    let out = run(&["validate", path]);
     let stderr = text(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    for (line, index, action) in [
+        (13, 0, "* on *"),
+        (14, 1, "iam:PassRole on *"),
+        (15, 2, "sts:AssumeRole on *"),
+        (16, 3, "iam:Put* on *: iam:Put* includes iam:PutGroupPolicy"),
+    ] {
+        let expected =
+            format!("{path}:{line}: document 1: spec.calls[0].awsActions[{index}]: {action}");
+        assert!(stderr.contains(&expected), "{expected}\n{stderr}");
+    }
     assert!(
-        stderr.contains("document 1: warning: iam:Put* on *: iam:Put* includes iam:PutGroupPolicy, iam:PutRolePermissionsBoundary, iam:PutRolePolicy, iam:PutUserPermissionsBoundary, iam:PutUserPolicy (identities and credentials); refused unless the platform team grants jokes/joke-worker an exception"),
+        stderr.contains(
+            "the deployment refuses it for jokes/joke-worker unless its settings hold an exception"
+        ),
         "{stderr}"
     );
+    assert!(!stderr.contains("dynamodb:GetItem on"), "{stderr}");
+    assert!(stderr.contains("4 error(s)"), "{stderr}");
+}
+
+/// `--settings` reads the deployment's own variables: an exception lets its workload through,
+/// scoped as the reconciler scopes it, and turning refusal off previews that deployment.
+#[test]
+fn validate_takes_the_deployments_exceptions_from_a_settings_file() {
+    let dir = tempdir("validate-settings");
+    let bundle = dir.join("danger.yaml");
+    std::fs::write(&bundle, DANGEROUS).unwrap();
+    let settings = dir.join("settings.env");
+    std::fs::write(
+        &settings,
+        "# the reconciler's environment\nEKS_INTENTS_BUCKET=ignored\nexport EKS_INTENTS_DANGEROUS_EXCEPTIONS='[{\"namespace\": \"jokes\", \"workload\": \"joke-worker\", \"action\": \"iam:PassRole\"}, {\"cluster\": \"prod\", \"action\": \"sts:AssumeRole\"}]'\n",
+    )
+    .unwrap();
+    let args = |extra: &[&str]| {
+        let mut args = vec![
+            "validate",
+            "--settings",
+            settings.to_str().unwrap(),
+            bundle.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        run(&args)
+    };
+    let out = args(&[]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(!stderr.contains("iam:PassRole on"), "excepted: {stderr}");
+    assert!(
+        stderr.contains("sts:AssumeRole on"),
+        "an exception of another cluster does not apply: {stderr}"
+    );
+    assert!(stderr.contains("3 error(s)"), "{stderr}");
+    let out = args(&["--cluster", "prod"]);
+    let stderr = text(&out.stderr);
+    assert!(!stderr.contains("sts:AssumeRole on"), "{stderr}");
+    assert!(stderr.contains("2 error(s)"), "{stderr}");
+
+    std::fs::write(&settings, "EKS_INTENTS_REFUSE_DANGEROUS=false\n").unwrap();
+    let out = args(&[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    std::fs::write(&settings, "EKS_INTENTS_REFUSE_DANGEROUS=maybe\n").unwrap();
+    let out = args(&[]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("EKS_INTENTS_REFUSE_DANGEROUS"), "{stderr}");
 }
 
 /// A bundle of `targets` DynamoDB tables for jokes/joke-worker, each with its own actions, too
@@ -374,4 +454,229 @@ fn the_state_a_split_policy_plan_produces_plans_nothing_in_both_modes() {
             "{mode}: {stdout}"
         );
     }
+}
+
+const JOKE_WORKER: &str = "apiVersion: k8s.otterize.com/v1alpha3\nkind: ClientIntents\nmetadata:\n  name: joke-worker\n  namespace: jokes\nspec:\n  service:\n    name: joke-worker\n  calls:\n    - name: arn:aws:dynamodb:eu-west-2:123456789012:table/JokesTable\n      type: aws\n      awsActions: [dynamodb:GetItem]\n";
+
+fn validate_text(dir: &str, name: &str, bundle: &str) -> (Option<i32>, String) {
+    let dir = tempdir(dir);
+    let path = dir.join(name);
+    std::fs::write(&path, bundle).unwrap();
+    let out = run(&["validate", path.to_str().unwrap()]);
+    (out.status.code(), text(&out.stderr))
+}
+
+#[test]
+fn validate_refuses_a_kind_or_group_typo_instead_of_skipping_it() {
+    let (code, stderr) = validate_text(
+        "kind-typo",
+        "joke.yaml",
+        &JOKE_WORKER.replace("kind: ClientIntents", "kind: ClientIntent"),
+    );
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains(
+            "joke.yaml:2: document 1: kind: unknown kind \"ClientIntent\"; did you mean ClientIntents?"
+        ),
+        "{stderr}"
+    );
+    assert!(stderr.contains("0 notice(s), 1 error(s)"), "{stderr}");
+    let (code, stderr) = validate_text(
+        "group-typo",
+        "joke.yaml",
+        &JOKE_WORKER.replace("k8s.otterize.com", "k8s.oterize.com"),
+    );
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains(
+            "apiVersion: unknown API group \"k8s.oterize.com\"; did you mean k8s.otterize.com?"
+        ),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn validate_names_an_unknown_field_and_the_closest_one() {
+    let (code, stderr) = validate_text(
+        "field-typo",
+        "joke.yaml",
+        &JOKE_WORKER.replace("awsActions", "awsActionz"),
+    );
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains(
+            "joke.yaml:12: document 1: spec.calls[0].awsActionz: unknown field; did you mean awsActions?"
+        ),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn validate_refuses_json_with_a_trailing_comma() {
+    let (code, stderr) = validate_text(
+        "json-comma",
+        "joke.json",
+        "{\"apiVersion\": \"k8s.otterize.com/v1alpha3\", \"kind\": \"ClientIntents\",\n \"metadata\": {\"name\": \"j\", \"namespace\": \"jokes\"},\n \"spec\": {\"service\": {\"name\": \"j\"}, \"calls\": [{\"type\": \"aws\", \"name\": \"*\", \"awsActions\": [\"s3:GetObject\",]}]}}\n",
+    );
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("joke.json:3: document 1: invalid JSON: trailing comma"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn validate_names_an_unknown_template_and_a_region_that_does_not_exist() {
+    let (code, stderr) = validate_text(
+        "template",
+        "joke.yaml",
+        &JOKE_WORKER.replace("table/JokesTable", "table/$(AWS_FOO)"),
+    );
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("spec.calls[0].name: \"arn:aws:dynamodb:eu-west-2:123456789012:table/$(AWS_FOO)\": unknown template $(AWS_FOO); the known ones are $(AWS_REGION) and $(AWS_ACCOUNT_ID)"),
+        "{stderr}"
+    );
+    let (code, stderr) = validate_text(
+        "mars",
+        "joke.yaml",
+        &JOKE_WORKER.replace("eu-west-2", "mars-1"),
+    );
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("region \"mars-1\" is not an AWS region"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn plan_refuses_an_arn_of_another_partition_than_the_clusters() {
+    let dir = tempdir("partition");
+    let path = dir.join("joke.yaml");
+    std::fs::write(&path, JOKE_WORKER.replace("arn:aws:", "arn:aws-cn:")).unwrap();
+    let path = path.to_string_lossy().into_owned();
+    let out = run(&[&["plan", &path], CLUSTER].concat());
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("jokes/joke-worker runs as ServiceAccount jokes/joke-worker: Error"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("\"arn:aws-cn:dynamodb:eu-west-2:123456789012:table/JokesTable\" is an ARN of partition \"aws-cn\", but the cluster is in partition \"aws\""),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("+ create role"), "{stdout}");
+}
+
+#[test]
+fn validate_gives_the_real_size_of_a_file_over_the_cap() {
+    let dir = tempdir("big");
+    let path = dir.join("big.yaml");
+    // 52 MiB, sparse: its size is in the metadata, not read.
+    let file = std::fs::File::create(&path).unwrap();
+    file.set_len(52 * 1024 * 1024).unwrap();
+    let out = run(&["validate", path.to_str().unwrap()]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("big.yaml: bundle is 54525952 bytes, more than the limit of 1048576 bytes"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn validate_messages_say_what_to_do_and_stay_short() {
+    let (code, stderr) = validate_text(
+        "upper",
+        "joke.yaml",
+        &JOKE_WORKER.replace("dynamodb:GetItem", "DynamoDB:GetItem"),
+    );
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("\"DynamoDB:GetItem\": service names are lower case: dynamodb:GetItem"),
+        "{stderr}"
+    );
+
+    let (_, stderr) = validate_text(
+        "duplicate",
+        "joke.yaml",
+        &JOKE_WORKER.replace(
+            "  name: joke-worker\n",
+            "  name: joke-worker\n  name: again\n",
+        ),
+    );
+    assert!(
+        stderr.contains(
+            "joke.yaml:5: document 1: invalid YAML: key \"name\" appears twice in this mapping"
+        ),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("DuplicateKeyPolicy"), "{stderr}");
+
+    let long = format!("table/{}", "x".repeat(20_000));
+    let (_, stderr) = validate_text(
+        "long",
+        "joke.yaml",
+        &JOKE_WORKER.replace("123456789012:table/JokesTable", &format!("1234:{long}")),
+    );
+    assert!(stderr.len() < 1_000, "{stderr}");
+    assert!(stderr.contains("… (20038 characters)"), "{stderr}");
+
+    let broken = JOKE_WORKER.replace("[dynamodb:GetItem]", "[42]");
+    let (code, stderr) = validate_text("many", "many.yaml", &vec![broken; 400].join("---\n"));
+    assert_eq!(code, Some(1), "{stderr}");
+    assert_eq!(
+        stderr.matches("expected a string like").count(),
+        100,
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("many.yaml: ... and 300 more errors"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn validate_checks_the_partition_when_given() {
+    let dir = tempdir("validate-partition");
+    let path = dir.join("joke.yaml");
+    std::fs::write(&path, JOKE_WORKER.replace("arn:aws:", "arn:aws-cn:")).unwrap();
+    let path = path.to_str().unwrap();
+    let unchecked = run(&["validate", path]);
+    assert!(unchecked.status.success(), "{}", text(&unchecked.stderr));
+    let out = run(&["validate", "--partition", "aws", path]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("joke.yaml: document 1: \"arn:aws-cn:dynamodb:eu-west-2:123456789012:table/JokesTable\" is an ARN of partition \"aws-cn\", but the cluster is in partition \"aws\""),
+        "{stderr}"
+    );
+    assert!(
+        run(&["validate", "--partition", "aws-cn", path])
+            .status
+            .success()
+    );
+    let bad = run(&["validate", "--partition", "amazon", path]);
+    assert_eq!(bad.status.code(), Some(2));
+}
+
+#[test]
+fn plan_cuts_a_20000_character_arn_in_its_messages() {
+    let dir = tempdir("long-arn");
+    let path = dir.join("joke.yaml");
+    let long = format!("table/{}", "x".repeat(20_000));
+    std::fs::write(&path, JOKE_WORKER.replace("table/JokesTable", &long)).unwrap();
+    let path = path.to_string_lossy().into_owned();
+    let out = run(&[&["plan", &path], CLUSTER].concat());
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("jokes/joke-worker runs as ServiceAccount jokes/joke-worker: Error"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("does not fit in a managed policy of 6144 characters"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("… (20046 characters)"), "{stdout}");
+    assert!(stdout.len() < 2_000, "{}", stdout.len());
 }

@@ -116,6 +116,72 @@ fn parse<T: std::str::FromStr>(
     }
 }
 
+/// The planner's settings alone, from the same variables as the deployment: what `eks-intents
+/// validate --settings` reads, so a preview refuses exactly what the reconciler would.
+pub fn plan_settings(lookup: impl Fn(&str) -> Option<String>) -> Result<Settings, ConfigError> {
+    let get = |name: &'static str| lookup(name).filter(|v| !v.trim().is_empty());
+    let defaults = Settings::default();
+    let mode = match get(MODE).as_deref() {
+        None | Some("irsa") => BindingMode::Irsa,
+        Some("pod-identity") => BindingMode::PodIdentity,
+        Some(other) => {
+            return Err(ConfigError {
+                variable: MODE,
+                message: format!("{other:?} is not a mode; use irsa or pod-identity"),
+            });
+        }
+    };
+    let iam_path = get(IAM_PATH).unwrap_or(defaults.iam_path);
+    if !(iam_path.starts_with('/') && iam_path.ends_with('/')) || iam_path.len() > 400 {
+        return Err(ConfigError {
+            variable: IAM_PATH,
+            message: format!("{iam_path:?} must start and end with / (for example /eks-intents/)"),
+        });
+    }
+    let permissions_boundary = get(PERMISSIONS_BOUNDARY);
+    if let Some(arn) = &permissions_boundary
+        && !(arn.starts_with("arn:") && arn.contains(":policy/"))
+    {
+        return Err(ConfigError {
+            variable: PERMISSIONS_BOUNDARY,
+            message: format!("{arn:?} is not the ARN of a managed policy"),
+        });
+    }
+    let danger_exceptions = match get(DANGEROUS_EXCEPTIONS) {
+            None => Vec::new(),
+            Some(json) => serde_json::from_str(&json).map_err(|e| ConfigError {
+                variable: DANGEROUS_EXCEPTIONS,
+                message: format!(
+                    "not a JSON list of exceptions like [{{\"namespace\": \"platform\", \"workload\": \"crossplane\", \"action\": \"iam:PassRole\"}}]: {e}"
+                ),
+            })?,
+        };
+    Ok(Settings {
+        mode,
+        iam_path,
+        permissions_boundary,
+        require_boundary: parse(&get, REQUIRE_BOUNDARY, true)?,
+        force_annotations: parse(&get, FORCE_ANNOTATIONS, false)?,
+        refuse_dangerous: parse(&get, REFUSE_DANGEROUS, true)?,
+        danger_exceptions,
+        allow_default_service_account: parse(&get, ALLOW_DEFAULT_SA, false)?,
+        deletion_grace_seconds: parse(&get, DELETION_GRACE, defaults.deletion_grace_seconds)?,
+        max_deletions_per_run: parse(&get, MAX_DELETIONS, defaults.max_deletions_per_run)?,
+        soft_delete: parse(&get, SOFT_DELETE, false)?,
+        quotas: defaults.quotas,
+        rollout_restart: match get(ROLLOUT).as_deref() {
+            None | Some("none") => false,
+            Some("restart") => true,
+            Some(other) => {
+                return Err(ConfigError {
+                    variable: ROLLOUT,
+                    message: format!("{other:?} is not a rollout setting; use none or restart"),
+                });
+            }
+        },
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -194,70 +260,4 @@ mod tests {
             PERMISSIONS_BOUNDARY
         );
     }
-}
-
-/// The planner's settings alone, from the same variables as the deployment: what `eks-intents
-/// validate --settings` reads, so a preview refuses exactly what the reconciler would.
-pub fn plan_settings(lookup: impl Fn(&str) -> Option<String>) -> Result<Settings, ConfigError> {
-    let get = |name: &'static str| lookup(name).filter(|v| !v.trim().is_empty());
-    let defaults = Settings::default();
-    let mode = match get(MODE).as_deref() {
-        None | Some("irsa") => BindingMode::Irsa,
-        Some("pod-identity") => BindingMode::PodIdentity,
-        Some(other) => {
-            return Err(ConfigError {
-                variable: MODE,
-                message: format!("{other:?} is not a mode; use irsa or pod-identity"),
-            });
-        }
-    };
-    let iam_path = get(IAM_PATH).unwrap_or(defaults.iam_path);
-    if !(iam_path.starts_with('/') && iam_path.ends_with('/')) || iam_path.len() > 400 {
-        return Err(ConfigError {
-            variable: IAM_PATH,
-            message: format!("{iam_path:?} must start and end with / (for example /eks-intents/)"),
-        });
-    }
-    let permissions_boundary = get(PERMISSIONS_BOUNDARY);
-    if let Some(arn) = &permissions_boundary
-        && !(arn.starts_with("arn:") && arn.contains(":policy/"))
-    {
-        return Err(ConfigError {
-            variable: PERMISSIONS_BOUNDARY,
-            message: format!("{arn:?} is not the ARN of a managed policy"),
-        });
-    }
-    let danger_exceptions = match get(DANGEROUS_EXCEPTIONS) {
-            None => Vec::new(),
-            Some(json) => serde_json::from_str(&json).map_err(|e| ConfigError {
-                variable: DANGEROUS_EXCEPTIONS,
-                message: format!(
-                    "not a JSON list of exceptions like [{{\"namespace\": \"platform\", \"workload\": \"crossplane\", \"action\": \"iam:PassRole\"}}]: {e}"
-                ),
-            })?,
-        };
-    Ok(Settings {
-        mode,
-        iam_path,
-        permissions_boundary,
-        require_boundary: parse(&get, REQUIRE_BOUNDARY, true)?,
-        force_annotations: parse(&get, FORCE_ANNOTATIONS, false)?,
-        refuse_dangerous: parse(&get, REFUSE_DANGEROUS, true)?,
-        danger_exceptions,
-        allow_default_service_account: parse(&get, ALLOW_DEFAULT_SA, false)?,
-        deletion_grace_seconds: parse(&get, DELETION_GRACE, defaults.deletion_grace_seconds)?,
-        max_deletions_per_run: parse(&get, MAX_DELETIONS, defaults.max_deletions_per_run)?,
-        soft_delete: parse(&get, SOFT_DELETE, false)?,
-        quotas: defaults.quotas,
-        rollout_restart: match get(ROLLOUT).as_deref() {
-            None | Some("none") => false,
-            Some("restart") => true,
-            Some(other) => {
-                return Err(ConfigError {
-                    variable: ROLLOUT,
-                    message: format!("{other:?} is not a rollout setting; use none or restart"),
-                });
-            }
-        },
-    })
 }

@@ -3,7 +3,7 @@
 //! started it, a run reads the whole desired and observed state.
 
 use crate::apply::{ApplyReport, ApplySettings, Ports, apply};
-use crate::intent::{self, BundleInput, BundleReport, IntentError, Limits};
+use crate::intent::{self, BundleInput, BundleReport, Limits};
 use crate::model::{
     ClusterInfo, ClusterName, ClusterRef, DesiredState, Namespace, ObservedState,
     ServiceAccountRef, Settings, WorkloadKind, WorkloadName, known_addon_service_accounts,
@@ -135,27 +135,24 @@ pub async fn read_object<S: BundleStore>(
 ) -> (BundleReport, Option<ReadVersion>) {
     let location = intent::locate(key);
     let namespace = location.as_ref().and_then(|l| l.namespace.clone());
-    let failed = |message: String| BundleReport {
-        key: key.to_owned(),
-        errors: vec![IntentError {
-            file: key.to_owned(),
-            member: None,
-            document: None,
-            line: None,
-            field: None,
-            message,
-        }],
-        held_whole_bundle: true,
-        ..BundleReport::default()
-    };
-    if size > limits.max_bundle_bytes as u64 {
-        let message = format!(
-            "bundle is {size} bytes, more than the limit of {} bytes",
-            limits.max_bundle_bytes
-        );
+    let failed = |message: String| BundleReport::refused(key, message);
+    if let Some(message) = limits.bundle_too_large(size) {
         return (failed(message), None);
     }
     match store.get(key, limits.max_bundle_bytes as u64).await {
+        // The get stops one byte past the cap, so its length is not the object's size: the
+        // object was replaced by a larger one after it was listed.
+        Ok(object) if object.bytes.len() > limits.max_bundle_bytes => (
+            failed(format!(
+                "bundle is more than the limit of {} bytes (it was replaced after it was \
+                 listed at {size} bytes)",
+                limits.max_bundle_bytes
+            )),
+            Some(ReadVersion {
+                version: object.version,
+                etag: object.etag,
+            }),
+        ),
         Ok(object) => (
             intent::read_bundle(
                 &BundleInput {

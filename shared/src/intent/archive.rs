@@ -185,6 +185,9 @@ fn member_of<R: Read>(entry: &mut tar::Entry<'_, R>, limits: &Limits) -> Option<
         });
     };
 
+    // The member's size as its header gives it (the tar reader yields exactly that many
+    // bytes): the one to report, since what is read stops one byte past the cap.
+    let size = entry.size();
     let mut bytes = Vec::new();
     let read = entry
         .take(limits.max_member_bytes.saturating_add(1))
@@ -196,7 +199,11 @@ fn member_of<R: Read>(entry: &mut tar::Entry<'_, R>, limits: &Limits) -> Option<
         }),
         Ok(_) if bytes.len() as u64 > limits.max_member_bytes => Some(Member::Refused {
             path,
-            why: format!("member is larger than {} bytes", limits.max_member_bytes),
+            why: format!(
+                "member is {} bytes, more than the limit of {} bytes",
+                size.max(bytes.len() as u64),
+                limits.max_member_bytes
+            ),
         }),
         Ok(_) => Some(Member::Text { path, kind, bytes }),
     }
@@ -458,7 +465,7 @@ mod tests {
             seen[0],
             Member::Refused {
                 path: "big.yaml".into(),
-                why: "member is larger than 1000 bytes".into()
+                why: "member is 2000 bytes, more than the limit of 1000 bytes".into()
             }
         );
         assert!(matches!(&seen[1], Member::Text { path, .. } if path == "small.yaml"));

@@ -2,21 +2,84 @@
 //! AWS access, and every field checked by hand so all of a document's errors are reported,
 //! each with its path and line.
 
-use super::diagnostic::Origin;
+use super::diagnostic::{Origin, echo};
 use super::names::{check_namespace, check_workload_name, is_iam_action, is_resource};
 use super::yaml::{Item, Node};
-use super::{BundleReport, Intent};
+use super::{BundleReport, Intent, Location};
 use crate::model::{Namespace, Permission, SourceRef, WorkloadKind, WorkloadName, WorkloadRef};
 use std::collections::BTreeSet;
 
 const GROUP: &str = "k8s.otterize.com";
 const KIND: &str = "ClientIntents";
+/// What the API server returns for a LIST of ClientIntents.
+const LIST_KIND: &str = "ClientIntentsList";
 /// Versions whose calls are `spec.calls[]` with `type: aws`.
 const CALL_VERSIONS: [&str; 2] = ["v1alpha3", "v1beta1"];
 /// Versions whose calls are `spec.targets[]` with an `aws` key.
 const TARGET_VERSIONS: [&str; 2] = ["v2alpha1", "v2beta1"];
 /// Read but unused: it predates AWS calls.
 const NO_AWS_VERSION: &str = "v1alpha2";
+
+/// Fields of a ClientIntents document. Kubernetes prunes or refuses any other top-level
+/// field, so one here is a mistake (`specs:`, `Spec:`), never data.
+const DOCUMENT_FIELDS: &[&str] = &["apiVersion", "kind", "metadata", "spec", "status"];
+/// `metadata` is Kubernetes' ObjectMeta, a closed schema too: what is free-form lives inside
+/// `labels` and `annotations`, whose keys are never checked. An unknown field here cannot be
+/// right, and the one that matters (`namespace`, misspelt, would move the workload to
+/// another namespace) must not pass silently.
+const METADATA_FIELDS: &[&str] = &[
+    "name",
+    "generateName",
+    "namespace",
+    "selfLink",
+    "uid",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "labels",
+    "annotations",
+    "ownerReferences",
+    "finalizers",
+    "managedFields",
+];
+/// `spec.service` (v1) and `spec.workload` (v2).
+const WORKLOAD_FIELDS: &[&str] = &["name", "kind"];
+/// A v1 call: one flat structure for every call type (Otterize's CRDs, all v1 versions).
+const CALL_FIELDS: &[&str] = &[
+    "name",
+    "type",
+    "namespace",
+    "kind",
+    "HTTPResources",
+    "kafkaTopics",
+    "databaseResources",
+    "awsActions",
+    "gcpPermissions",
+    "azureRoles",
+    "azureKeyVaultPolicy",
+    "azureActions",
+    "azureDataActions",
+    "internet",
+];
+/// The keys of a v2 target, one per target type.
+const TARGET_FIELDS: &[&str] = &[
+    "kubernetes",
+    "service",
+    "kafka",
+    "database",
+    "sql",
+    "aws",
+    "gcp",
+    "azure",
+    "internet",
+];
+/// `spec.targets[].aws`.
+const AWS_TARGET_FIELDS: &[&str] = &["arn", "actions"];
+/// Edits (case ignored) within which a kind or group reads as a typo of ours: covers a
+/// singular, a missing or doubled letter, a swapped pair, and `.io` for `.com`.
+const NEAR_MISS_EDITS: usize = 3;
 
 /// What a document is read against.
 pub(super) struct Scope<'a> {
@@ -92,20 +155,37 @@ impl Doc<'_, '_> {
             return;
         };
 
-        // `kubectl get clientintents -o yaml` writes a List: read its items as resources.
-        if api_version == "v1" && kind == "List" {
+        // `kubectl get clientintents -o yaml` writes a List, the API itself a
+        // ClientIntentsList: read their items as resources.
+        let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+        if (api_version == "v1" && kind == "List") || (group == GROUP && kind == LIST_KIND) {
             self.list_items(item, path);
             return;
         }
 
-        let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
         let is_otterize = group == GROUP || api_version == GROUP;
         if !(is_otterize && kind == KIND) {
+            // A document that merely looks like ClientIntents is an error, never skipped: a
+            // skipped one would read as "this workload's intents are gone", and its role would
+            // be deleted after the grace period.
+            if self.near_miss(
+                item,
+                path,
+                if group.is_empty() { api_version } else { group },
+                kind,
+            ) {
+                self.hold_bundle();
+                return;
+            }
             let name = metadata_name(item);
             self.notice(
                 item.line,
                 path,
-                format!("skipped {api_version} {kind} {name}: not a ClientIntents resource"),
+                format!(
+                    "skipped {} {} {name}: not a ClientIntents resource",
+                    echo(api_version),
+                    echo(kind)
+                ),
             );
             return;
         }
@@ -130,12 +210,98 @@ impl Doc<'_, '_> {
                 line,
                 &field(path, "apiVersion"),
                 format!(
-                    "unsupported ClientIntents version {api_version:?}; supported versions of \
+                    "unsupported ClientIntents version {:?}; supported versions of \
                      {GROUP}: {} ({NO_AWS_VERSION} is read but has no AWS calls)",
+                    echo(api_version),
                     [CALL_VERSIONS, TARGET_VERSIONS].concat().join(", ")
                 ),
             );
             self.hold_bundle();
+        }
+    }
+
+    /// Reports a kind or API group that is close to ClientIntents / `k8s.otterize.com` but
+    /// not it (a typo, another case, a singular). True when it did.
+    fn near_miss(&mut self, item: &Item, path: &str, group: &str, kind: &str) -> bool {
+        let group_close = group != GROUP && is_near(group, GROUP);
+        let kind_close = kind != KIND && is_near(kind, KIND);
+        let line_of = |key: &str| item.node.get(key).and_then(|e| e.value.line);
+        const WHY: &str = "a document that looks like ClientIntents is refused rather than \
+                           skipped, so that a typo cannot drop a workload's intents";
+        if group_close {
+            self.error(
+                line_of("apiVersion"),
+                &field(path, "apiVersion"),
+                format!(
+                    "unknown API group {:?}; did you mean {GROUP}? ({WHY})",
+                    echo(group)
+                ),
+            );
+        }
+        if kind_close {
+            self.error(
+                line_of("kind"),
+                &field(path, "kind"),
+                format!(
+                    "unknown kind {:?}; did you mean {KIND}? ({WHY})",
+                    echo(kind)
+                ),
+            );
+        }
+        if kind == KIND && !group_close {
+            self.error(
+                line_of("apiVersion"),
+                &field(path, "apiVersion"),
+                format!(
+                    "{KIND} is read in API group {GROUP} only (apiVersion {GROUP}/v1alpha3, \
+                     ...), found {:?}",
+                    echo(group)
+                ),
+            );
+            return true;
+        }
+        group_close || kind_close
+    }
+
+    /// Reports each field of a mapping that is not one of `known`, with the closest known
+    /// one: an unknown field is a typo whose value would otherwise be ignored in silence
+    /// (`awsActionz` beside `awsActions`, `typ: aws`).
+    fn unknown_fields(&mut self, item: &Item, path: &str, known: &[&str]) {
+        let Node::Map(entries) = &item.node else {
+            return;
+        };
+        for entry in entries {
+            let Node::String(key) = &entry.key.node else {
+                self.error(
+                    entry.key.line,
+                    path,
+                    format!(
+                        "field names are strings, found {}",
+                        entry.key.node.describe()
+                    ),
+                );
+                continue;
+            };
+            if known.contains(&key.as_str()) {
+                continue;
+            }
+            let lowered: Vec<String> = known.iter().map(|k| k.to_ascii_lowercase()).collect();
+            let suggestion = crate::policy::closest(
+                lowered
+                    .iter()
+                    .map(String::as_str)
+                    .zip(known.iter().copied()),
+                &key.to_ascii_lowercase(),
+            );
+            let message = match suggestion.first() {
+                Some(best) => format!("unknown field; did you mean {best}?"),
+                None => format!("unknown field; expected one of {}", known.join(", ")),
+            };
+            self.error(
+                entry.key.line,
+                &field(path, &echo(key).to_string()),
+                message,
+            );
         }
     }
 
@@ -164,12 +330,14 @@ impl Doc<'_, '_> {
 
     fn client_intents(&mut self, root: &Item, path: &str, shape: Shape) {
         let errors_before = self.errors;
+        self.unknown_fields(root, path, DOCUMENT_FIELDS);
         let namespace = self.namespace(root, path);
 
         let spec_path = field(path, "spec");
         let spec = self.mapping(root, path, "spec", true);
         let (name, kind, permissions) = match spec {
             Some(spec) => {
+                self.unknown_fields(spec, &spec_path, shape.spec_fields());
                 let (name, kind) = self.workload(spec, &spec_path, shape.workload_key());
                 let permissions = match shape {
                     Shape::Calls => self.calls(spec, &spec_path),
@@ -203,11 +371,12 @@ impl Doc<'_, '_> {
                         member: self.scope.origin.member.clone(),
                         document: self.scope.document,
                     };
+                    let (permissions, locations) = dedup_in_order(permissions).into_iter().unzip();
                     self.report.intents.push(Intent {
-                        locations: Vec::new(),
                         workload,
-                        permissions: dedup_in_order(permissions),
+                        permissions,
                         source,
+                        locations,
                     });
                 }
             }
@@ -223,6 +392,9 @@ impl Doc<'_, '_> {
         let metadata_path = field(path, "metadata");
         let namespace_path = field(&metadata_path, "namespace");
         let metadata = self.mapping(root, path, "metadata", false);
+        if let Some(metadata) = metadata {
+            self.unknown_fields(metadata, &metadata_path, METADATA_FIELDS);
+        }
         let written = match metadata {
             Some(metadata) => self.string_entry(metadata, &namespace_path, "namespace", false),
             None if root
@@ -274,6 +446,7 @@ impl Doc<'_, '_> {
         let Some(workload) = self.mapping(spec, spec_path, key, true) else {
             return (None, None);
         };
+        self.unknown_fields(workload, &path, WORKLOAD_FIELDS);
         let name = match self.string_entry(workload, &field(&path, "name"), "name", true) {
             Ok(Some((value, line))) => match check_workload_name(value) {
                 Ok(name) => Some(name),
@@ -293,7 +466,8 @@ impl Doc<'_, '_> {
                         line,
                         &field(&path, "kind"),
                         format!(
-                            "unknown workload kind {value:?}; expected one of {}",
+                            "unknown workload kind {:?}; expected one of {}",
+                            echo(value),
                             valid.join(", ")
                         ),
                     );
@@ -306,7 +480,7 @@ impl Doc<'_, '_> {
     }
 
     /// v1alpha3 / v1beta1: `spec.calls[]`, of which `type: aws` calls grant AWS access.
-    fn calls(&mut self, spec: &Item, spec_path: &str) -> Vec<Permission> {
+    fn calls(&mut self, spec: &Item, spec_path: &str) -> Vec<(Permission, Location)> {
         let mut permissions = Vec::new();
         let path = field(spec_path, "calls");
         for (i, call) in self.list(spec, &path, "calls").iter().enumerate() {
@@ -319,6 +493,7 @@ impl Doc<'_, '_> {
                 );
                 continue;
             }
+            self.unknown_fields(call, &call_path, CALL_FIELDS);
             let call_type = match self.string_entry(call, &field(&call_path, "type"), "type", false)
             {
                 Ok(found) => found.map(|(value, _)| value),
@@ -328,7 +503,8 @@ impl Doc<'_, '_> {
                 Some("aws") => {
                     let resource = self.resource_arn(call, &call_path, "name");
                     let actions = self.actions(call, &call_path, "awsActions");
-                    self.service_mismatch(call.line, &call_path, resource.as_deref(), &actions);
+                    let names: Vec<String> = actions.iter().map(|(a, _)| a.clone()).collect();
+                    self.service_mismatch(call.line, &call_path, resource.as_deref(), &names);
                     add_permissions(&mut permissions, resource, actions);
                 }
                 Some(other) if other.eq_ignore_ascii_case("aws") => {
@@ -336,13 +512,16 @@ impl Doc<'_, '_> {
                     self.error(
                         line,
                         &field(&call_path, "type"),
-                        format!("call type {other:?} must be written \"aws\""),
+                        format!("call type {:?} must be written \"aws\"", echo(other)),
                     );
                 }
                 Some(other) => self.notice(
                     call.line,
                     &call_path,
-                    format!("skipped call of type {other:?}: only \"aws\" calls grant AWS access"),
+                    format!(
+                        "skipped call of type {:?}: only \"aws\" calls grant AWS access",
+                        echo(other)
+                    ),
                 ),
                 None => self.notice(
                     call.line,
@@ -357,7 +536,7 @@ impl Doc<'_, '_> {
 
     /// v2alpha1 / v2beta1: `spec.targets[]`, of which targets with an `aws` key grant AWS
     /// access.
-    fn targets(&mut self, spec: &Item, spec_path: &str) -> Vec<Permission> {
+    fn targets(&mut self, spec: &Item, spec_path: &str) -> Vec<(Permission, Location)> {
         let mut permissions = Vec::new();
         let path = field(spec_path, "targets");
         for (i, target) in self.list(spec, &path, "targets").iter().enumerate() {
@@ -370,19 +549,25 @@ impl Doc<'_, '_> {
                 );
                 continue;
             };
+            self.unknown_fields(target, &target_path, TARGET_FIELDS);
             if target.node.get("aws").is_some() {
                 let aws_path = field(&target_path, "aws");
                 if let Some(aws) = self.mapping(target, &target_path, "aws", true) {
+                    self.unknown_fields(aws, &aws_path, AWS_TARGET_FIELDS);
                     let resource = self.resource_arn(aws, &aws_path, "arn");
                     let actions = self.actions(aws, &aws_path, "actions");
-                    self.service_mismatch(aws.line, &aws_path, resource.as_deref(), &actions);
+                    let names: Vec<String> = actions.iter().map(|(a, _)| a.clone()).collect();
+                    self.service_mismatch(aws.line, &aws_path, resource.as_deref(), &names);
                     add_permissions(&mut permissions, resource, actions);
                 }
                 continue;
             }
             let message = match entries.first().map(|e| &e.key.node) {
                 Some(Node::String(key)) => {
-                    format!("skipped {key:?} target: only \"aws\" targets grant AWS access")
+                    format!(
+                        "skipped {:?} target: only \"aws\" targets grant AWS access",
+                        echo(key)
+                    )
                 }
                 _ => "skipped a target of no known type: only \"aws\" targets grant AWS access"
                     .to_owned(),
@@ -413,7 +598,10 @@ impl Doc<'_, '_> {
                     line,
                     path,
                     format!(
-                        "warning: {action} is an action of {action_service}, but the resource is a {service} ARN: the grant can never match"
+                        "warning: {} is an action of {}, but the resource is a {} ARN: the grant can never match",
+                        echo(action),
+                        echo(action_service),
+                        echo(service)
                     ),
                 );
             }
@@ -436,7 +624,10 @@ impl Doc<'_, '_> {
             self.error(
                 line,
                 &path,
-                format!("expected an ARN (\"arn:...\") or \"*\", found {value:?}"),
+                format!(
+                    "expected an ARN (\"arn:...\") or \"*\", found {:?}",
+                    echo(value)
+                ),
             );
             None
         }
@@ -444,7 +635,8 @@ impl Doc<'_, '_> {
 
     /// The actions of an AWS call: a non-empty list of `service:Action` (or `*`). Only the
     /// valid ones are returned; the others are reported.
-    fn actions(&mut self, parent: &Item, parent_path: &str, key: &str) -> Vec<String> {
+    /// The valid actions of a list, each with where it stands.
+    fn actions(&mut self, parent: &Item, parent_path: &str, key: &str) -> Vec<(String, Location)> {
         let path = field(parent_path, key);
         let Some(entry) = parent.node.get(key) else {
             self.error(parent.line, &path, "missing required field");
@@ -472,16 +664,29 @@ impl Doc<'_, '_> {
                     // here with a suggestion instead of as a silently useless grant.
                     let check = crate::policy::check_action(action);
                     if check.is_valid() {
-                        actions.push(action.clone());
+                        let location = Location {
+                            line: item.line,
+                            field: index(&path, i),
+                        };
+                        actions.push((action.clone(), location));
                     } else {
                         self.error(item.line, &index(&path, i), check.to_string());
                     }
                 }
-                Node::String(action) => self.error(
-                    item.line,
-                    &index(&path, i),
-                    format!("expected a string like \"service:Action\", found {action:?}"),
-                ),
+                Node::String(action) => {
+                    let message = match with_lower_case_service(action) {
+                        Some(fixed) => format!(
+                            "{:?}: service names are lower case: {}",
+                            echo(action),
+                            echo(&fixed)
+                        ),
+                        None => format!(
+                            "expected a string like \"service:Action\", found {:?}",
+                            echo(action)
+                        ),
+                    };
+                    self.error(item.line, &index(&path, i), message);
+                }
                 other => self.error(
                     item.line,
                     &index(&path, i),
@@ -597,6 +802,13 @@ enum Shape {
 }
 
 impl Shape {
+    fn spec_fields(self) -> &'static [&'static str] {
+        match self {
+            Shape::Calls => &["service", "calls"],
+            Shape::Targets => &["workload", "targets"],
+        }
+    }
+
     fn workload_key(self) -> &'static str {
         match self {
             Shape::Calls => "service",
@@ -605,28 +817,51 @@ impl Shape {
     }
 }
 
+/// Close to `ours` but maybe not it: equal but for case, or within [`NEAR_MISS_EDITS`] edits.
+fn is_near(written: &str, ours: &str) -> bool {
+    // Far longer or shorter cannot be near; skips the distance for hostile lengths.
+    written.len().abs_diff(ours.len()) <= NEAR_MISS_EDITS
+        && crate::policy::edit_distance(
+            written.to_ascii_lowercase().as_bytes(),
+            ours.to_ascii_lowercase().as_bytes(),
+        ) <= NEAR_MISS_EDITS
+}
+
+/// `DynamoDB:GetItem` -> `dynamodb:GetItem`, when lower-casing the service is all it lacks.
+fn with_lower_case_service(action: &str) -> Option<String> {
+    let (service, name) = action.split_once(':')?;
+    if !service.chars().any(|c| c.is_ascii_uppercase()) {
+        return None;
+    }
+    let fixed = format!("{}:{name}", service.to_ascii_lowercase());
+    is_iam_action(&fixed).then_some(fixed)
+}
+
 /// Each action on the resource; duplicates are dropped once the document is read.
 fn add_permissions(
-    permissions: &mut Vec<Permission>,
+    permissions: &mut Vec<(Permission, Location)>,
     resource: Option<String>,
-    actions: Vec<String>,
+    actions: Vec<(String, Location)>,
 ) {
     let Some(resource) = resource else {
         return;
     };
-    permissions.extend(actions.into_iter().map(|action| Permission {
-        action,
-        resource: resource.clone(),
+    permissions.extend(actions.into_iter().map(|(action, location)| {
+        let permission = Permission {
+            action,
+            resource: resource.clone(),
+        };
+        (permission, location)
     }));
 }
 
 /// Keeps the first of each (action, resource) pair, in the order written; a set, because a
 /// hostile document may list hundreds of thousands.
-fn dedup_in_order(permissions: Vec<Permission>) -> Vec<Permission> {
+fn dedup_in_order(permissions: Vec<(Permission, Location)>) -> Vec<(Permission, Location)> {
     let mut seen = BTreeSet::new();
     permissions
         .into_iter()
-        .filter(|permission| seen.insert(permission.clone()))
+        .filter(|(permission, _)| seen.insert(permission.clone()))
         .collect()
 }
 
@@ -638,7 +873,7 @@ fn metadata_name(root: &Item) -> String {
         .and_then(|m| m.value.node.get("name"))
         .map(|e| &e.value.node)
     {
-        Some(Node::String(name)) => format!("{name:?}"),
+        Some(Node::String(name)) => format!("{:?}", echo(name)),
         _ => "(no name)".to_owned(),
     }
 }

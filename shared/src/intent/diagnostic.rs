@@ -109,6 +109,48 @@ fn write_clean(f: &mut fmt::Formatter<'_>, text: &str) -> fmt::Result {
     Ok(())
 }
 
+/// How many characters of a user's value a message repeats: enough to recognise it.
+const ECHO_MAX: usize = 120;
+
+/// A value from an upload, as messages repeat it: whole when short, else its first
+/// [`ECHO_MAX`] characters and how long it was, so a 20,000-character ARN cannot flood a
+/// terminal, a log line or the status report. `{}` writes it as is, `{:?}` quoted. Every
+/// message that repeats a user's value goes through this.
+#[derive(Clone, Copy)]
+pub struct Echo<'a>(&'a str);
+
+pub fn echo(value: &str) -> Echo<'_> {
+    Echo(value)
+}
+
+impl Echo<'_> {
+    /// The part shown, and the whole length in characters when it is cut.
+    fn cut(&self) -> (&str, Option<usize>) {
+        match self.0.char_indices().nth(ECHO_MAX) {
+            Some((end, _)) => (&self.0[..end], Some(self.0.chars().count())),
+            None => (self.0, None),
+        }
+    }
+}
+
+impl fmt::Display for Echo<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.cut() {
+            (shown, Some(total)) => write!(f, "{shown}… ({total} characters)"),
+            (shown, None) => f.write_str(shown),
+        }
+    }
+}
+
+impl fmt::Debug for Echo<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.cut() {
+            (shown, Some(total)) => write!(f, "{shown:?}… ({total} characters)"),
+            (shown, None) => write!(f, "{shown:?}"),
+        }
+    }
+}
+
 /// Where in a bundle something was found, down to the document; line and field are added per
 /// message.
 #[derive(Clone, Debug)]
@@ -187,6 +229,25 @@ mod tests {
             bare.to_string(),
             "joke.yaml: expected a string like \"service:Action\", found a number"
         );
+    }
+
+    #[test]
+    fn long_values_are_cut_when_echoed() {
+        assert_eq!(
+            format!("{:?}", echo("arn:aws:s3:::b")),
+            "\"arn:aws:s3:::b\""
+        );
+        assert_eq!(echo("short").to_string(), "short");
+        let exact = "é".repeat(ECHO_MAX);
+        assert_eq!(echo(&exact).to_string(), exact);
+        let long = format!("arn:aws:s3:::{}", "é".repeat(20_000));
+        let shown = format!("{:?}", echo(&long));
+        assert!(shown.ends_with("\"… (20013 characters)"), "{shown}");
+        assert_eq!(
+            shown.chars().count(),
+            ECHO_MAX + 2 + "… (20013 characters)".chars().count()
+        );
+        assert!(echo(&long).to_string().starts_with("arn:aws:s3:::éé"));
     }
 
     #[test]

@@ -16,7 +16,7 @@ mod yaml;
 #[cfg(test)]
 mod tests;
 
-pub use diagnostic::{IntentError, Notice};
+pub use diagnostic::{Echo, IntentError, Notice, echo};
 pub use layout::{BundleLocation, cluster_prefix, locate};
 pub use names::{check_namespace, check_workload_name};
 
@@ -90,6 +90,20 @@ impl Default for Limits {
     }
 }
 
+impl Limits {
+    /// The error for a bundle of `size` bytes when that is over the cap. `size` is the real
+    /// size (the file's metadata, the S3 listing), so a read cut at the cap never shows as
+    /// the size of the bundle.
+    pub fn bundle_too_large(&self, size: u64) -> Option<String> {
+        (size > self.max_bundle_bytes as u64).then(|| {
+            format!(
+                "bundle is {size} bytes, more than the limit of {} bytes",
+                self.max_bundle_bytes
+            )
+        })
+    }
+}
+
 /// What one valid ClientIntents document asks for one workload.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Intent {
@@ -142,6 +156,24 @@ pub struct BundleReport {
 impl BundleReport {
     pub fn is_valid(&self) -> bool {
         self.errors.is_empty()
+    }
+
+    /// A bundle refused as a whole before it is read (too large, cannot be fetched): one error
+    /// and the whole bundle held.
+    pub fn refused(key: &str, message: impl Into<String>) -> Self {
+        BundleReport {
+            key: key.to_owned(),
+            errors: vec![IntentError {
+                file: key.to_owned(),
+                member: None,
+                document: None,
+                line: None,
+                field: None,
+                message: message.into(),
+            }],
+            held_whole_bundle: true,
+            ..BundleReport::default()
+        }
     }
 
     /// Adds what the bundle gives to the desired state. A bundle is the unit a pipeline

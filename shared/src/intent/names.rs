@@ -1,12 +1,13 @@
 //! The shapes names and values must have before they reach IAM or Kubernetes: namespaces and
 //! workload names as the API server checks them, IAM actions and resource ARNs.
 
+use super::diagnostic::echo;
 use crate::model::{Namespace, WorkloadName};
 
 /// A namespace as Kubernetes accepts it: a DNS-1123 label.
 pub fn check_namespace(value: &str) -> Result<Namespace, String> {
     dns1123_label_problem(value)
-        .map(|problem| format!("{value:?} is not a valid namespace: {problem}"))
+        .map(|problem| format!("{:?} is not a valid namespace: {problem}", echo(value)))
         .map_or_else(|| Ok(Namespace::new(value)), Err)
 }
 
@@ -14,7 +15,7 @@ pub fn check_namespace(value: &str) -> Result<Namespace, String> {
 /// subdomain.
 pub fn check_workload_name(value: &str) -> Result<WorkloadName, String> {
     dns1123_subdomain_problem(value)
-        .map(|problem| format!("{value:?} is not a valid workload name: {problem}"))
+        .map(|problem| format!("{:?} is not a valid workload name: {problem}", echo(value)))
         .map_or_else(|| Ok(WorkloadName::new(value)), Err)
 }
 

@@ -10,6 +10,9 @@ use super::{BundleInput, BundleReport, Limits};
 use crate::model::Namespace;
 use std::ops::ControlFlow;
 
+/// Errors of one bundle listed in full; past this, one more says how many were left out.
+const MAX_ERRORS_LISTED: usize = 100;
+
 pub(super) fn read(input: &BundleInput<'_>, limits: &Limits) -> BundleReport {
     let mut reader = Reader {
         limits,
@@ -44,15 +47,8 @@ impl Reader<'_> {
         if !self.take_namespaces(input) {
             return;
         }
-        if input.bytes.len() > self.limits.max_bundle_bytes {
-            self.fail(
-                None,
-                format!(
-                    "bundle is {} bytes, more than the limit of {} bytes",
-                    input.bytes.len(),
-                    self.limits.max_bundle_bytes
-                ),
-            );
+        if let Some(problem) = self.limits.bundle_too_large(input.bytes.len() as u64) {
+            self.fail(None, problem);
             return;
         }
         match archive::bundle_kind(input.key, input.bytes) {
@@ -91,6 +87,18 @@ impl Reader<'_> {
     fn finish(mut self) -> BundleReport {
         self.report.held_workloads.sort();
         self.report.held_workloads.dedup();
+        // Every error is counted, but a thousand of them help nobody and would bloat the
+        // status report: the first ones, then how many more.
+        let errors = self.report.errors.len();
+        if errors > MAX_ERRORS_LISTED {
+            self.report.errors.truncate(MAX_ERRORS_LISTED);
+            let more = self.origin(None, None).error(
+                None,
+                None,
+                format!("... and {} more errors", errors - MAX_ERRORS_LISTED),
+            );
+            self.report.errors.push(more);
+        }
         self.report
     }
 
@@ -147,10 +155,25 @@ impl Reader<'_> {
             TextKind::Yaml => yaml::split_documents(text),
             // JSON has no document markers; one file is one document.
             TextKind::Json if text.trim().is_empty() => Vec::new(),
-            TextKind::Json => vec![Chunk {
-                text,
-                first_line: 1,
-            }],
+            TextKind::Json => {
+                // JSON is read by the YAML parser (for its lines and limits), but YAML's flow
+                // collections allow what JSON does not, a trailing comma first: a `.json` file
+                // must be JSON, as every other tool will read it.
+                if let Err(err) = serde_json::from_str::<serde::de::IgnoredAny>(text) {
+                    let error = self.origin(member, Some(1)).error(
+                        (err.line() > 0).then_some(err.line() as u64),
+                        None,
+                        format!("invalid JSON: {}", json_problem(text, &err)),
+                    );
+                    self.report.errors.push(error);
+                    self.report.held_whole_bundle = true;
+                    return;
+                }
+                vec![Chunk {
+                    text,
+                    first_line: 1,
+                }]
+            }
         };
         for (i, chunk) in chunks.iter().enumerate() {
             if self.stopped {
@@ -206,6 +229,30 @@ impl Reader<'_> {
                 }
             }
         }
+    }
+}
+
+/// What is wrong with a JSON text, in words: serde_json's message without its ` at line L
+/// column C` (the line is placed like every other error's), keeping the column. A trailing
+/// comma is named as such, which serde_json calls "expected value" in a list.
+fn json_problem(text: &str, err: &serde_json::Error) -> String {
+    let (line, column) = (err.line(), err.column());
+    // serde_json counts columns in bytes from 1.
+    let at = text
+        .split_inclusive('\n')
+        .nth(line.saturating_sub(1))
+        .and_then(|l| l.as_bytes().get(..column))
+        .unwrap_or_default();
+    if let [before @ .., b']' | b'}'] = at
+        && before.trim_ascii_end().ends_with(b",")
+    {
+        return format!("trailing comma (column {column}); JSON allows none");
+    }
+    let full = err.to_string();
+    let location = format!(" at line {line} column {column}");
+    match full.strip_suffix(&location) {
+        Some(problem) => format!("{problem} (column {column})"),
+        None => full,
     }
 }
 

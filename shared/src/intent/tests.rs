@@ -434,6 +434,15 @@ items:
         vec![(Namespace::new("team-a"), WorkloadName::new("b"))]
     );
     assert!(!report.held_whole_bundle);
+    // The API server's own list kind: read, not skipped (nor taken for a typo).
+    let api_list = text.replacen(
+        "apiVersion: v1\nkind: List",
+        "apiVersion: k8s.otterize.com/v1alpha3\nkind: ClientIntentsList",
+        1,
+    );
+    let report = read("list.yaml", &api_list);
+    assert_eq!(report.intents.len(), 1);
+    assert_eq!(report.errors.len(), 1, "{:?}", report.errors);
 }
 
 #[test]
@@ -961,7 +970,7 @@ fn oversized_and_excess_members_are_refused() {
     let report = read_with("m.tgz", &bytes, None, None, &Limits::default());
     assert_eq!(
         only_error(&report),
-        "m.tgz!big.yaml: member is larger than 1048576 bytes"
+        "m.tgz!big.yaml: member is 1048577 bytes, more than the limit of 1048576 bytes"
     );
 
     let names: Vec<String> = (0..201).map(|i| format!("d{i}/")).collect();
@@ -1152,7 +1161,7 @@ spec:
     assert_eq!(
         shown(&report.errors),
         [
-            "arns.yaml:11: document 1: spec.targets[0].aws.arn: \"arn:aws:dynamodb:euwest2:123456789012:table/t\": region \"euwest2\" is not a region (like eu-west-2), empty, or *"
+            "arns.yaml:11: document 1: spec.targets[0].aws.arn: \"arn:aws:dynamodb:euwest2:123456789012:table/t\": region \"euwest2\" is not an AWS region (an area, a direction and a number, like eu-west-2 or us-gov-west-1), $(AWS_REGION), empty, or *"
         ]
     );
     let mismatch = text.replace(
@@ -1186,4 +1195,282 @@ fn an_archive_over_the_member_cap_adds_nothing_of_its_first_members() {
         "a bundle over a cap grants nothing, not even its first members"
     );
     assert!(desired.held.bundles.contains("many.tgz"));
+}
+
+// --- near misses and unknown fields (a typo must never drop intents) ---------------------
+
+const JOKE_WORKER: &str = "\
+apiVersion: k8s.otterize.com/v1alpha3
+kind: ClientIntents
+metadata:
+  name: joke-worker
+  namespace: jokes
+spec:
+  service:
+    name: joke-worker
+  calls:
+    - name: arn:aws:dynamodb:eu-west-2:123456789012:table/JokesTable
+      type: aws
+      awsActions: [dynamodb:GetItem]
+";
+
+#[test]
+fn a_kind_or_group_close_to_clientintents_is_an_error_not_a_skip() {
+    let cases = [
+        (
+            JOKE_WORKER.replace("kind: ClientIntents", "kind: ClientIntent"),
+            "typo.yaml:2: document 1: kind: unknown kind \"ClientIntent\"; did you mean \
+             ClientIntents?",
+        ),
+        (
+            JOKE_WORKER.replace("kind: ClientIntents", "kind: clientintents"),
+            "typo.yaml:2: document 1: kind: unknown kind \"clientintents\"; did you mean \
+             ClientIntents?",
+        ),
+        (
+            JOKE_WORKER.replace("k8s.otterize.com", "k8s.oterize.com"),
+            "typo.yaml:1: document 1: apiVersion: unknown API group \"k8s.oterize.com\"; did \
+             you mean k8s.otterize.com?",
+        ),
+        (
+            JOKE_WORKER.replace("k8s.otterize.com", "K8s.Otterize.io"),
+            "typo.yaml:1: document 1: apiVersion: unknown API group \"K8s.Otterize.io\"; did \
+             you mean k8s.otterize.com?",
+        ),
+        (
+            JOKE_WORKER.replace("k8s.otterize.com/v1alpha3", "v1"),
+            "typo.yaml:1: document 1: apiVersion: ClientIntents is read in API group \
+             k8s.otterize.com only",
+        ),
+    ];
+    for (text, expected) in cases {
+        let report = read("typo.yaml", &text);
+        let errors = shown(&report.errors);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].starts_with(expected), "{errors:?}");
+        assert!(report.notices.is_empty(), "{:?}", report.notices);
+        assert!(report.intents.is_empty() && report.held_whole_bundle);
+    }
+    // A kind close to ours in another group is a typo too; the reference scenario's ACK
+    // Table, a ConfigMap and Otterize's other kinds stay skipped (see
+    // other_resources_are_skipped_never_errors).
+    let report = read(
+        "typo.yaml",
+        "apiVersion: apps/v1\nkind: ClientIntens\nmetadata: {name: x}\n",
+    );
+    assert!(
+        shown(&report.errors)[0].contains("kind: unknown kind \"ClientIntens\"; did you mean"),
+        "{:?}",
+        report.errors
+    );
+}
+
+#[test]
+fn unknown_fields_are_errors_with_the_closest_field() {
+    let text = JOKE_WORKER.replace("awsActions:", "awsActionz:");
+    let report = read("fields.yaml", &text);
+    assert_eq!(
+        shown(&report.errors),
+        vec![
+            "fields.yaml:12: document 1: spec.calls[0].awsActionz: unknown field; did you mean \
+             awsActions?",
+            "fields.yaml:10: document 1: spec.calls[0].awsActions: missing required field",
+        ]
+    );
+    assert_eq!(
+        report.held_workloads,
+        vec![(Namespace::new("jokes"), WorkloadName::new("joke-worker"))]
+    );
+
+    let typ = JOKE_WORKER.replace("type: aws", "typ: aws");
+    let errors = shown(&read("fields.yaml", &typ).errors);
+    assert_eq!(
+        errors[0],
+        "fields.yaml:11: document 1: spec.calls[0].typ: unknown field; did you mean type?"
+    );
+
+    let cases = [
+        (
+            "  service:\n",
+            "  servise:\n",
+            "spec.servise: unknown field; did you mean service?",
+        ),
+        (
+            "spec:\n",
+            "specs: {}\nspec:\n",
+            "specs: unknown field; did you mean spec?",
+        ),
+        (
+            "  namespace: jokes",
+            "  namespce: jokes",
+            "metadata.namespce: unknown field; did you mean namespace?",
+        ),
+        (
+            "    name: joke-worker\n  calls",
+            "    name: joke-worker\n    knd: Deployment\n  calls",
+            "spec.service.knd: unknown field; did you mean kind?",
+        ),
+        (
+            "  calls:",
+            "  targets: []\n  calls:",
+            "spec.targets: unknown field; expected one of service, calls",
+        ),
+    ];
+    for (from, to, expected) in cases {
+        let text = JOKE_WORKER.replace(from, to);
+        assert_ne!(text, JOKE_WORKER);
+        let errors = shown(&read("fields.yaml", &text).errors);
+        assert!(
+            errors.iter().any(|e| e.contains(expected)),
+            "{expected}: {errors:?}"
+        );
+    }
+
+    // Labels and annotations hold anything.
+    let labelled = JOKE_WORKER.replace(
+        "  namespace: jokes\n",
+        "  namespace: jokes\n  labels: {anyKey: x}\n  annotations: {a.b/c: d}\n",
+    );
+    assert!(read("fields.yaml", &labelled).is_valid());
+}
+
+#[test]
+fn unknown_fields_of_v2_targets_are_errors() {
+    let text = fixture!("v2-targets.yaml");
+    assert!(read("v2.yaml", text).is_valid());
+    let typo = text.replacen("actions:", "actionz:", 1);
+    let errors = shown(&read("v2.yaml", &typo).errors);
+    assert!(
+        errors[0].contains(".aws.actionz: unknown field; did you mean actions?"),
+        "{errors:?}"
+    );
+    let upper = text.replacen("- aws:", "- AWS:", 1);
+    let report = read("v2.yaml", &upper);
+    let errors = shown(&report.errors);
+    assert!(
+        errors[0].contains("].AWS: unknown field; did you mean aws?"),
+        "{errors:?}"
+    );
+}
+
+#[test]
+fn json_with_a_trailing_comma_is_an_error() {
+    let text = r#"{
+  "apiVersion": "k8s.otterize.com/v1alpha3",
+  "kind": "ClientIntents",
+  "metadata": {"name": "j"},
+  "spec": {
+    "service": {"name": "j"},
+    "calls": [{"type": "aws", "name": "*", "awsActions": ["s3:GetObject",]}]
+  }
+}
+"#;
+    let report = read("j.json", text);
+    let errors = shown(&report.errors);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].starts_with("j.json:7: document 1: invalid JSON: trailing comma"),
+        "{errors:?}"
+    );
+    assert!(report.intents.is_empty() && report.held_whole_bundle);
+    let object = text.replace(r#""j"},"#, r#""j",},"#);
+    let object = object.replace(r#""s3:GetObject","#, r#""s3:GetObject""#);
+    let errors = shown(&read("j.json", &object).errors);
+    assert!(
+        errors[0].starts_with("j.json:4: document 1: invalid JSON: trailing comma"),
+        "{errors:?}"
+    );
+    // The same text as YAML is fine: YAML allows it in flow collections.
+    assert!(read("j.yaml", text).is_valid());
+}
+
+// --- templates and ARNs ------------------------------------------------------------------
+
+#[test]
+fn unknown_templates_in_arns_are_errors_naming_them() {
+    let resource = JOKE_WORKER.replace("table/JokesTable", "table/$(AWS_FOO)");
+    let errors = shown(&read("t.yaml", &resource).errors);
+    assert_eq!(
+        errors,
+        vec![
+            "t.yaml:10: document 1: spec.calls[0].name: \"arn:aws:dynamodb:eu-west-2:123456789012:\
+             table/$(AWS_FOO)\": unknown template $(AWS_FOO); the known ones are $(AWS_REGION) \
+             and $(AWS_ACCOUNT_ID)"
+        ]
+    );
+    let region = JOKE_WORKER.replace("eu-west-2", "$(AWS_ZONE)");
+    let errors = shown(&read("t.yaml", &region).errors);
+    assert!(
+        errors[0].contains("unknown template $(AWS_ZONE)"),
+        "{errors:?}"
+    );
+    assert!(!errors[0].contains("region"), "{errors:?}");
+    let mars = JOKE_WORKER.replace("eu-west-2", "mars-1");
+    let errors = shown(&read("t.yaml", &mars).errors);
+    assert!(
+        errors[0].contains("region \"mars-1\" is not an AWS region"),
+        "{errors:?}"
+    );
+}
+
+// --- messages ----------------------------------------------------------------------------
+
+#[test]
+fn an_upper_case_service_is_told_to_be_lower_case() {
+    let text = JOKE_WORKER.replace("dynamodb:GetItem", "DynamoDB:GetItem");
+    assert_eq!(
+        shown(&read("u.yaml", &text).errors),
+        vec![
+            "u.yaml:12: document 1: spec.calls[0].awsActions[0]: \"DynamoDB:GetItem\": service \
+             names are lower case: dynamodb:GetItem"
+        ]
+    );
+}
+
+#[test]
+fn duplicate_keys_are_named_without_parser_advice() {
+    let text = JOKE_WORKER.replace(
+        "    name: joke-worker\n",
+        "    name: joke-worker\n    name: other\n",
+    );
+    let errors = shown(&read("d.yaml", &text).errors);
+    assert_eq!(
+        errors,
+        vec!["d.yaml:9: document 1: invalid YAML: key \"name\" appears twice in this mapping"]
+    );
+}
+
+#[test]
+fn long_values_are_cut_in_messages() {
+    let long = format!(
+        "arn:aws:dynamodb:eu-west-2:1234:table/{}",
+        "t".repeat(20_000)
+    );
+    let text = JOKE_WORKER.replace(
+        "arn:aws:dynamodb:eu-west-2:123456789012:table/JokesTable",
+        &long,
+    );
+    let errors = shown(&read("long.yaml", &text).errors);
+    assert_eq!(errors.len(), 1);
+    assert!(errors[0].len() < 500, "{}", errors[0].len());
+    assert!(errors[0].contains("… (20038 characters)"), "{}", errors[0]);
+    let action = format!("s3:{}", "G".repeat(20_000));
+    let text = JOKE_WORKER.replace("dynamodb:GetItem", &action);
+    let errors = shown(&read("long.yaml", &text).errors);
+    assert!(errors[0].len() < 500, "{}", errors[0].len());
+}
+
+#[test]
+fn the_error_list_of_a_bundle_is_capped_and_says_how_many_more() {
+    let broken = JOKE_WORKER.replace("[dynamodb:GetItem]", "[42]");
+    let text = vec![broken.as_str(); 300].join("---\n");
+    let report = read("many.yaml", &text);
+    assert!(!report.is_valid() && report.intents.is_empty());
+    let errors = shown(&report.errors);
+    assert_eq!(errors.len(), 101);
+    assert!(errors[99].contains("document 100:"), "{}", errors[99]);
+    assert_eq!(errors[100], "many.yaml: ... and 200 more errors");
+    // The same 300 documents fixed read whole.
+    let fixed = vec![JOKE_WORKER; 300].join("---\n");
+    assert!(read("many.yaml", &fixed).is_valid());
 }

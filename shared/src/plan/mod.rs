@@ -761,6 +761,14 @@ impl<'a> Planner<'a> {
                 ),
             })
             .collect();
+        // The reader cannot know the cluster's partition; a grant in another one never matches.
+        let foreign: BTreeSet<String> = permissions
+            .iter()
+            .filter_map(|p| policy::check_partition(&p.resource, self.cluster.partition()).err())
+            .collect();
+        if !foreign.is_empty() {
+            return fail(outcome, foreign.into_iter().collect::<Vec<_>>().join("; "));
+        }
         let bundles: BTreeSet<String> = intent
             .workloads
             .iter()
@@ -777,7 +785,13 @@ impl<'a> Planner<'a> {
                 .iter()
                 .filter_map(|p| policy::danger(p).map(|why| (p, why)))
                 .filter(|(p, _)| !self.excepted(p, intent))
-                .map(|(p, why)| format!("{} on {}: {why}", p.action, p.resource))
+                .map(|(p, why)| {
+                    format!(
+                        "{} on {}: {why}",
+                        p.action,
+                        crate::intent::echo(&p.resource)
+                    )
+                })
                 .collect();
             if !refused.is_empty() {
                 return fail(

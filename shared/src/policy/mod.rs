@@ -11,8 +11,9 @@ mod normalize;
 mod split;
 mod trust;
 
-pub use arn::{arn_service, check_arn};
+pub use arn::{PLACEHOLDERS, arn_service, check_arn, check_partition, is_partition, is_region};
 pub use catalogue::{ActionCheck, check_action, expand};
+pub(crate) use catalogue::{closest, edit_distance};
 pub use danger::{DangerException, action_matches, broad, danger};
 pub use document::{PolicyDocument, Statement, permission_statements};
 pub use names::*;

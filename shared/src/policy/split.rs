@@ -30,7 +30,9 @@ impl PermissionLayout {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum SizeError {
     #[error(
-        "one action on one resource ({action} on {resource}) does not fit in a managed policy of {limit} characters"
+        "one action on one resource ({} on {}) does not fit in a managed policy of {limit} characters",
+        crate::intent::echo(.action),
+        crate::intent::echo(.resource)
     )]
     StatementTooLarge {
         action: String,
