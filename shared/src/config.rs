@@ -34,6 +34,7 @@ pub const ALLOW_DEFAULT_SA: &str = "EKS_INTENTS_ALLOW_DEFAULT_SERVICE_ACCOUNT";
 pub const DELETION_GRACE: &str = "EKS_INTENTS_DELETION_GRACE_SECONDS";
 pub const MAX_DELETIONS: &str = "EKS_INTENTS_MAX_DELETIONS_PER_RUN";
 pub const MAX_ATTEMPTS: &str = "EKS_INTENTS_MAX_ATTEMPTS";
+pub const RETRY_BUDGET: &str = "EKS_INTENTS_RETRY_BUDGET_SECONDS";
 pub const CONCURRENCY: &str = "EKS_INTENTS_CONCURRENCY";
 pub const PROPAGATION_TIMEOUT: &str = "EKS_INTENTS_IAM_PROPAGATION_SECONDS";
 pub const S3_PATH_STYLE: &str = "EKS_INTENTS_S3_PATH_STYLE";
@@ -150,7 +151,13 @@ impl Config {
             },
             aws: AwsSettings {
                 max_attempts: parse(&get, MAX_ATTEMPTS, aws_defaults.max_attempts)?.max(1),
+                retry_budget: Duration::from_secs(parse(
+                    &get,
+                    RETRY_BUDGET,
+                    aws_defaults.retry_budget.as_secs(),
+                )?),
                 s3_path_style: parse(&get, S3_PATH_STYLE, aws_defaults.s3_path_style)?,
+                ..aws_defaults
             },
         })
     }

@@ -179,6 +179,11 @@ pub fn reconcile_metrics(
         }
     }
     metrics.api_calls(&report.api_calls);
+    for (call, n) in &report.throttled {
+        let service = call.split(':').next().unwrap_or(call);
+        metrics.count(format!("Throttled.{service}"), *n as usize);
+    }
+    metrics.milliseconds("RetryWait", u128::from(report.retry_wait_ms));
     metrics
 }
 

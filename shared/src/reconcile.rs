@@ -14,7 +14,7 @@ use crate::ports::{
     BundleStore, ClusterDescription, EksPort, ErrorKind, IamPort, KubernetesConnector,
     KubernetesPort, KubernetesSnapshot, PortError, PortResult,
 };
-use crate::status::{BundleStatus, StatusReport, status_key};
+use crate::status::{ApiCallCounts, BundleStatus, StatusReport, status_key};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -307,7 +307,7 @@ pub async fn reconcile<I, E, K, S>(
     ports: &ReconcilePorts<'_, I, E, K, S>,
     settings: &ReconcileSettings,
     dry_run: bool,
-    api_calls: &(dyn Fn() -> BTreeMap<String, u64> + Sync),
+    api_calls: &(dyn Fn() -> ApiCallCounts + Sync),
 ) -> Result<Outcome, ReconcileError>
 where
     I: IamPort,
@@ -425,7 +425,7 @@ async fn finish<S: BundleStore>(
     planned: Plan,
     applied: ApplyReport,
     now: u64,
-    api_calls: &(dyn Fn() -> BTreeMap<String, u64> + Sync),
+    api_calls: &(dyn Fn() -> ApiCallCounts + Sync),
 ) -> Result<Outcome, ReconcileError> {
     let failure_of = |role: &crate::model::RoleName| {
         applied
@@ -471,7 +471,7 @@ async fn reconcile_gone<I, E, K, S>(
     settings: &ReconcileSettings,
     load: DesiredLoad,
     dry_run: bool,
-    api_calls: &(dyn Fn() -> BTreeMap<String, u64> + Sync),
+    api_calls: &(dyn Fn() -> ApiCallCounts + Sync),
 ) -> Result<Outcome, ReconcileError>
 where
     I: IamPort,

@@ -15,7 +15,7 @@ use eks_intents::ports::{
     BundleStore, EksPort, IamPort, KubernetesConnector, ReconcileCluster, ReconcileRetry,
 };
 use eks_intents::reconcile::{ReconcileError, ReconcilePorts, ReconcileSettings, now, reconcile};
-use std::collections::BTreeMap;
+use eks_intents::status::ApiCallCounts;
 use std::time::{Duration, Instant};
 
 /// The longest wait before a cluster that is still being created is tried again.
@@ -31,7 +31,7 @@ pub struct Context<I, E, K, S, R> {
     pub retry: R,
     pub settings: ReconcileSettings,
     /// Reads and resets the API call counts around each cluster's run.
-    pub calls: Box<dyn Fn(bool) -> BTreeMap<String, u64> + Send + Sync>,
+    pub calls: Box<dyn Fn(bool) -> ApiCallCounts + Send + Sync>,
     /// Where each run's metrics go: `Metrics::emit` (stdout, as Embedded Metric Format) in the
     /// function.
     pub metrics: Box<dyn Fn(&Metrics) + Send + Sync>,

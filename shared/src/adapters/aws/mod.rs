@@ -6,6 +6,7 @@
 mod counter;
 mod eks;
 mod iam;
+mod retry;
 mod s3;
 mod sqs;
 mod sts;
@@ -13,22 +14,32 @@ mod sts;
 pub use counter::ApiCalls;
 pub use eks::EksAdapter;
 pub use iam::IamAdapter;
+pub use retry::{Backoff, RetryBudget};
 pub use s3::S3Adapter;
 pub use sqs::SqsAdapter;
 pub use sts::account_id;
 
 use crate::ports::{ErrorKind, PortError};
 use aws_config::BehaviorVersion;
-use aws_config::retry::RetryConfig;
+use aws_sdk_iam::config::retry::{RetryPartition, TokenBucket};
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use retry::RetryPolicy;
+use std::time::Duration;
 
 /// Settings of the AWS clients, built once at cold start.
 #[derive(Clone, Debug)]
 pub struct AwsSettings {
-    /// Attempts per call, retries included (adaptive retry: throttling slows the client).
+    /// Attempts per call, retries included, for transient failures other than throttling
+    /// (throttling is retried while the time budget lasts).
     pub max_attempts: u32,
+    /// How long retries may go on without a deadline of their own: a run of the CLI, or one
+    /// call. The functions take their budget from the invocation's remaining time instead.
+    pub retry_budget: Duration,
+    /// The first and the largest cap of the wait between attempts (full jitter below it).
+    pub initial_backoff: Duration,
+    pub max_backoff: Duration,
     /// Path-style S3 addresses (`endpoint/bucket/key`), for S3-compatible endpoints without
     /// virtual-host names.
     pub s3_path_style: bool,
@@ -37,11 +48,18 @@ pub struct AwsSettings {
 impl Default for AwsSettings {
     fn default() -> Self {
         Self {
-            max_attempts: 8,
+            max_attempts: 4,
+            retry_budget: Duration::from_secs(120),
+            initial_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(2),
             s3_path_style: false,
         }
     }
 }
+
+/// What the functions keep back from their remaining time when they set the retry budget:
+/// time to write the status report and hand the message back once the budget is spent.
+pub const DEADLINE_RESERVE: Duration = Duration::from_secs(10);
 
 /// All AWS clients, sharing one configuration and one call counter.
 #[derive(Clone, Debug)]
@@ -54,6 +72,8 @@ pub struct AwsClients {
     /// Kubernetes APIs of EKS clusters, through EKS tokens of the same identity.
     pub kubernetes: crate::adapters::kube::EksKubernetes,
     pub calls: ApiCalls,
+    /// When retries must stop; shared by every client.
+    pub retry: RetryBudget,
 }
 
 impl AwsClients {
@@ -64,38 +84,64 @@ impl AwsClients {
         Self::from_config(&config, settings)
     }
 
-    /// Builds every client from a loaded configuration, with adaptive retries and the call
-    /// counter.
+    /// Builds every client from a loaded configuration, with the retry policy (standard
+    /// retries, jittered backoff, the time budget) and the call counter.
     pub fn from_config(config: &aws_config::SdkConfig, settings: &AwsSettings) -> Self {
         let calls = ApiCalls::default();
+        let backoff = Backoff {
+            max_attempts: settings.max_attempts,
+            initial: settings.initial_backoff,
+            max: settings.max_backoff,
+        };
+        let budget = RetryBudget::new(settings.retry_budget);
+        let policy = RetryPolicy {
+            budget: budget.clone(),
+            backoff,
+            calls: calls.clone(),
+        };
         let config = config
             .to_builder()
-            .retry_config(RetryConfig::adaptive().with_max_attempts(settings.max_attempts))
+            .retry_config(retry::base_config(&backoff))
+            .build();
+        // The time budget bounds the retries, not the SDK's retry quota (a process-wide bucket
+        // per service that a long storm drains, after which nothing is retried at all).
+        let partition = RetryPartition::custom("eks-intents")
+            .token_bucket(TokenBucket::unlimited())
             .build();
         let iam = aws_sdk_iam::Client::from_conf(
             aws_sdk_iam::config::Builder::from(&config)
                 .interceptor(calls.clone())
+                .interceptor(policy.clone())
+                .retry_partition(partition.clone())
                 .build(),
         );
         let eks = aws_sdk_eks::Client::from_conf(
             aws_sdk_eks::config::Builder::from(&config)
                 .interceptor(calls.clone())
+                .interceptor(policy.clone())
+                .retry_partition(partition.clone())
                 .build(),
         );
         let s3 = aws_sdk_s3::Client::from_conf(
             aws_sdk_s3::config::Builder::from(&config)
                 .interceptor(calls.clone())
+                .interceptor(policy.clone())
+                .retry_partition(partition.clone())
                 .force_path_style(settings.s3_path_style)
                 .build(),
         );
         let sqs = aws_sdk_sqs::Client::from_conf(
             aws_sdk_sqs::config::Builder::from(&config)
                 .interceptor(calls.clone())
+                .interceptor(policy.clone())
+                .retry_partition(partition.clone())
                 .build(),
         );
         let sts = aws_sdk_sts::Client::from_conf(
             aws_sdk_sts::config::Builder::from(&config)
                 .interceptor(calls.clone())
+                .interceptor(policy)
+                .retry_partition(partition)
                 .build(),
         );
         let region = config
@@ -115,6 +161,7 @@ impl AwsClients {
             sts,
             kubernetes,
             calls,
+            retry: budget,
         }
     }
 }
