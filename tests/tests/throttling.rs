@@ -150,3 +150,41 @@ async fn a_spent_retry_budget_fails_the_run_as_retryable_and_the_message_returns
     assert_eq!(returned, 4, "every message came back");
     assert_eq!(w.inspect()["roles"].as_object().map(|r| r.len()), Some(3));
 }
+
+#[tokio::test]
+async fn changes_throttled_past_the_budget_fail_their_workloads_and_the_messages_return() {
+    let w = world(BindingMode::Irsa, fake_cluster).await;
+    w.upload_seed().await;
+    w.emulator.control(
+        "POST",
+        "/_harness/faults",
+        Some(&json!({"service": "iam", "operation": "CreateRole", "code": "Throttling", "count": 100_000})),
+    );
+    // Enough for the reads of the run; CreateRole is throttled until the budget is spent.
+    w.clients.retry.start(Duration::from_secs(5));
+    let (received, failed) = w.run_batch_as_lambda().await;
+    w.emulator.control("DELETE", "/_harness/faults", None);
+    assert_eq!((received, failed), (4, 4), "every message is handed back");
+
+    let status = w.status().await;
+    assert_eq!(status["error"], Value::Null, "{status:#}");
+    let workloads = status["workloads"].as_array().cloned().unwrap_or_default();
+    assert!(
+        workloads.iter().all(|w| w["state"] == "Error"
+            && w["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("Throttling")),
+        "{status:#}"
+    );
+    let throttled: Vec<&String> = status["throttled"]
+        .as_object()
+        .map(|t| t.keys().collect())
+        .unwrap_or_default();
+    assert_eq!(throttled, ["IAM:CreateRole"], "{status:#}");
+    assert!(
+        status["api_attempts"]["IAM:CreateRole"].as_u64()
+            > status["api_calls"]["IAM:CreateRole"].as_u64(),
+        "{status:#}"
+    );
+}

@@ -124,6 +124,7 @@ where
                     failed = outcome.applied.failures.len(),
                     drift = outcome.report.drift.found_total(),
                     api_calls = ?outcome.report.api_calls,
+                    throttled = ?outcome.report.throttled,
                     "reconciled"
                 );
                 (ctx.metrics)(&reconcile_metrics(
@@ -132,6 +133,27 @@ where
                     !outcome.report.dry_run,
                     started.elapsed().as_millis(),
                 ));
+                // A change that failed for a reason a retry can fix (throttled past the retry
+                // budget, a service unavailable) is tried again with the messages.
+                let retryable = outcome
+                    .applied
+                    .failures
+                    .iter()
+                    .filter(|f| f.retryable)
+                    .count();
+                if retryable > 0 {
+                    tracing::warn!(
+                        cluster,
+                        retryable,
+                        "changes failed with errors a retry can fix; the messages return to the queue"
+                    );
+                    failures.extend(
+                        messages
+                            .records
+                            .iter()
+                            .map(|r| r.message_id.clone().unwrap_or_default()),
+                    );
+                }
             }
             Err(error @ ReconcileError::NotReady { .. }) => {
                 let wait = not_ready_wait(ctx.settings.not_ready_retry, messages.receive_count);
@@ -139,11 +161,15 @@ where
                 put_back(ctx, &cluster, &messages, wait, &mut failures).await;
             }
             Err(error) => {
-                tracing::error!(cluster, %error, retryable = error.is_retryable(), "reconcile failed");
+                let calls = (ctx.calls)(false);
+                tracing::error!(cluster, %error, retryable = error.is_retryable(), throttled = ?calls.throttled, "reconcile failed");
                 let mut metrics = Metrics::new("reconciler", Some(&cluster));
                 metrics
                     .count("Reconciles", 1)
                     .count("Errors", 1)
+                    .api_calls(&calls.calls)
+                    .throttled(&calls.throttled)
+                    .milliseconds("RetryWait", u128::from(calls.retry_wait_ms))
                     .milliseconds("Duration", started.elapsed().as_millis());
                 (ctx.metrics)(&metrics);
                 failures.extend(

@@ -141,6 +141,11 @@ impl EksKubernetes {
         config.headers.push((http::header::AUTHORIZATION, value));
         config.connect_timeout = Some(Duration::from_secs(10));
         config.read_timeout = Some(Duration::from_secs(60));
+        // kube's default retry of 429/503/504 backs off up to 1,000 s per wait over 15 retries
+        // and follows any Retry-After: minutes of sleep in a throttling storm. A refused
+        // request fails the call instead (transient): the run fails and its message returns to
+        // the queue.
+        config.default_retry = false;
         Client::try_from(config)
             .map_err(|e| fail(format!("cannot build a client for cluster {name}: {e}")))
     }
