@@ -10,6 +10,7 @@ mod retry;
 mod s3;
 mod sqs;
 mod sts;
+mod unreachable;
 
 pub use counter::ApiCalls;
 pub use eks::EksAdapter;
@@ -23,7 +24,6 @@ use crate::ports::{ErrorKind, PortError};
 use aws_config::BehaviorVersion;
 use aws_sdk_iam::config::retry::{RetryPartition, TokenBucket};
 use aws_smithy_runtime_api::client::result::SdkError;
-use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use retry::RetryPolicy;
 use std::time::Duration;
@@ -112,6 +112,7 @@ impl AwsClients {
             aws_sdk_iam::config::Builder::from(&config)
                 .interceptor(calls.clone())
                 .interceptor(policy.clone())
+                .interceptor(unreachable::NameUnreachableEndpoint)
                 .retry_partition(partition.clone())
                 .build(),
         );
@@ -119,6 +120,7 @@ impl AwsClients {
             aws_sdk_eks::config::Builder::from(&config)
                 .interceptor(calls.clone())
                 .interceptor(policy.clone())
+                .interceptor(unreachable::NameUnreachableEndpoint)
                 .retry_partition(partition.clone())
                 .build(),
         );
@@ -126,6 +128,7 @@ impl AwsClients {
             aws_sdk_s3::config::Builder::from(&config)
                 .interceptor(calls.clone())
                 .interceptor(policy.clone())
+                .interceptor(unreachable::NameUnreachableEndpoint)
                 .retry_partition(partition.clone())
                 .force_path_style(settings.s3_path_style)
                 .build(),
@@ -134,6 +137,7 @@ impl AwsClients {
             aws_sdk_sqs::config::Builder::from(&config)
                 .interceptor(calls.clone())
                 .interceptor(policy.clone())
+                .interceptor(unreachable::NameUnreachableEndpoint)
                 .retry_partition(partition.clone())
                 .build(),
         );
@@ -141,6 +145,7 @@ impl AwsClients {
             aws_sdk_sts::config::Builder::from(&config)
                 .interceptor(calls.clone())
                 .interceptor(policy)
+                .interceptor(unreachable::NameUnreachableEndpoint)
                 .retry_partition(partition)
                 .build(),
         );
@@ -186,7 +191,9 @@ fn sts_endpoint(config: &aws_config::SdkConfig, region: &str) -> String {
 }
 
 /// Maps an SDK error to a `PortError`, keeping the source and saying whether a retry helps.
-/// The SDK has already retried throttling and transient failures by then.
+/// The SDK has already retried throttling and transient failures by then. The message says the
+/// cause once, in words (never the SDK's `Debug` structures), and for an endpoint that cannot
+/// be reached, which one and what to check.
 pub(crate) fn port_error<E, R>(
     service: &'static str,
     operation: &'static str,
@@ -196,7 +203,6 @@ where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug + Send + Sync + 'static,
 {
-    let message = DisplayErrorContext(&error).to_string();
     let kind = match &error {
         SdkError::ServiceError(service_error) => kind_of(service_error.err().code()),
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
@@ -210,12 +216,44 @@ where
             format!(
                 "{}: {}",
                 e.code().unwrap_or("error"),
-                e.message().unwrap_or(&message)
+                e.message()
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| unreachable::root_cause(e))
             )
         }
-        _ => message,
+        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => {
+            connection_message(service, &error)
+        }
+        _ => {
+            let (text, root) = (error.to_string(), unreachable::root_cause(&error));
+            if root == text {
+                text
+            } else {
+                format!("{text}: {root}")
+            }
+        }
     };
     PortError::new(service, operation, kind, message).with_source(error)
+}
+
+/// What a request that never got an answer says: the endpoint (named by the
+/// `NameUnreachableEndpoint` interceptor) and the root cause, with what to check.
+fn connection_message(service: &str, error: &(dyn std::error::Error + 'static)) -> String {
+    let name = service.to_ascii_uppercase();
+    let mut cause = Some(error);
+    while let Some(e) = cause {
+        if let Some(unreachable) = e.downcast_ref::<unreachable::Unreachable>() {
+            return format!(
+                "cannot connect to the {name} endpoint {}: {}; check AWS_ENDPOINT_URL (or AWS_ENDPOINT_URL_{name}), AWS_REGION and the network",
+                unreachable.endpoint, unreachable.cause
+            );
+        }
+        cause = e.source();
+    }
+    format!(
+        "cannot reach the {name} endpoint: {}; check AWS_ENDPOINT_URL (or AWS_ENDPOINT_URL_{name}), AWS_REGION and the network",
+        unreachable::root_cause(error)
+    )
 }
 
 fn kind_of(code: Option<&str>) -> ErrorKind {
