@@ -264,6 +264,7 @@ async fn fail<S: BundleStore>(
     settings: &ReconcileSettings,
     load: DesiredLoad,
     error: ReconcileError,
+    api_calls: &(dyn Fn() -> ApiCallCounts + Sync),
 ) -> ReconcileError {
     match error {
         // Waiting for a cluster being created is the plan, not a failure.
@@ -279,7 +280,7 @@ async fn fail<S: BundleStore>(
         &Plan::default(),
         &|_| None,
         0,
-        BTreeMap::new(),
+        api_calls(),
     );
     report.error = Some(error.to_string());
     let body = serde_json::to_vec_pretty(&report).unwrap_or_default();
@@ -332,7 +333,7 @@ where
                 cluster: cluster.to_owned(),
                 status: description.status,
             };
-            return Err(fail(ports.store, cluster, settings, load, error).await);
+            return Err(fail(ports.store, cluster, settings, load, error, api_calls).await);
         }
         Ok(description) if GOING.contains(&description.status.as_str()) => {
             return reconcile_gone(cluster, ports, settings, load, dry_run, api_calls).await;
@@ -342,7 +343,15 @@ where
             return reconcile_gone(cluster, ports, settings, load, dry_run, api_calls).await;
         }
         Err(source) => {
-            return Err(fail(ports.store, cluster, settings, load, observe_error(source)).await);
+            return Err(fail(
+                ports.store,
+                cluster,
+                settings,
+                load,
+                observe_error(source),
+                api_calls,
+            )
+            .await);
         }
     };
     let kubernetes = match ports.kube.connect(&description).await {
@@ -352,7 +361,7 @@ where
                 cluster: cluster.to_owned(),
                 source,
             };
-            return Err(fail(ports.store, cluster, settings, load, error).await);
+            return Err(fail(ports.store, cluster, settings, load, error, api_calls).await);
         }
     };
     let observed = match observe(
@@ -375,7 +384,7 @@ where
             } else {
                 observe_error(source)
             };
-            return Err(fail(ports.store, cluster, settings, load, error).await);
+            return Err(fail(ports.store, cluster, settings, load, error, api_calls).await);
         }
     };
     let planned = plan(&load.desired, &observed, &settings.plan);
@@ -488,7 +497,7 @@ where
                 cluster: cluster.to_owned(),
                 source,
             };
-            return Err(fail(ports.store, cluster, settings, load, error).await);
+            return Err(fail(ports.store, cluster, settings, load, error, api_calls).await);
         }
     };
     let cluster_ref = snapshot

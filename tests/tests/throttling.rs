@@ -133,6 +133,16 @@ async fn a_spent_retry_budget_fails_the_run_as_retryable_and_the_message_returns
     let status = w.status().await;
     let error = status["error"].as_str().unwrap_or_default();
     assert!(error.contains("Throttling"), "{status:#}");
+    // The failed run's status names the throttled call and counts its attempts.
+    let throttled = status["throttled"]["IAM:GetAccountAuthorizationDetails"]
+        .as_u64()
+        .unwrap_or_default();
+    assert!(throttled >= 1, "{status:#}");
+    assert_eq!(
+        status["api_attempts"]["IAM:GetAccountAuthorizationDetails"].as_u64(),
+        Some(throttled),
+        "every attempt was throttled: {status:#}"
+    );
     // Nothing was created, and the messages come back once their visibility ends.
     assert_eq!(w.inspect()["roles"].as_object().map(|r| r.len()), Some(0));
     tokio::time::sleep(Duration::from_millis(1500)).await;
