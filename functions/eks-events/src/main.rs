@@ -62,8 +62,10 @@ async fn main() -> Result<(), Error> {
         budget.until_epoch_millis(event.context.deadline, DEADLINE_RESERVE);
         calls.reset();
         let result = handle(ctx, &event.payload).await;
+        let counts = calls.counts();
         metrics(&result)
-            .api_calls(&calls.snapshot())
+            .api_calls(&counts.calls)
+            .throttled(&counts.throttled)
             .milliseconds("Duration", started.elapsed().as_millis())
             .emit();
         Ok::<_, Error>(serde_json::to_value(result?)?)

@@ -58,8 +58,9 @@ impl Default for AwsSettings {
 }
 
 /// What the functions keep back from their remaining time when they set the retry budget:
-/// time to write the status report and hand the message back once the budget is spent.
-pub const DEADLINE_RESERVE: Duration = Duration::from_secs(10);
+/// time, once the budget is spent, for the executor's own bounded retries of a failed action
+/// (about 7 s of waits), the status report and handing the messages back.
+pub const DEADLINE_RESERVE: Duration = Duration::from_secs(15);
 
 /// All AWS clients, sharing one configuration and one call counter.
 #[derive(Clone, Debug)]
