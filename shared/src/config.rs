@@ -218,8 +218,16 @@ mod tests {
             (REPORT_ONLY, "true"),
             (NOT_READY_RETRY, "30"),
             (REGION, "eu-west-2"),
+            (RETRY_BUDGET, "45"),
         ])
         .unwrap();
+        assert_eq!(c.aws.retry_budget, Duration::from_secs(45));
+        assert_eq!(
+            config(&[(BUCKET, "b"), (RETRY_BUDGET, "-1")])
+                .unwrap_err()
+                .variable,
+            RETRY_BUDGET
+        );
         assert!(c.reconcile.plan.soft_delete);
         assert!(c.reconcile.report_only);
         assert_eq!(c.reconcile.not_ready_retry, Duration::from_secs(30));

@@ -22,6 +22,10 @@ use aws_smithy_types::retry::{ErrorKind, RetryConfig};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+/// The longest budget taken: a day (a budget from a setting can be any number of seconds, and
+/// an `Instant` that far ahead would overflow).
+const LONGEST: Duration = Duration::from_secs(24 * 60 * 60);
+
 /// How long the retries of the current run may go on. Cloning shares it: the function sets a
 /// deadline per invocation from its remaining time, the CLI once per run; without one, each
 /// call gets `per_call` on its own.
@@ -48,7 +52,7 @@ impl RetryBudget {
 
     /// Retries stop `budget` from now (a run of the CLI).
     pub fn start(&self, budget: Duration) {
-        self.set_deadline(Instant::now() + budget);
+        self.set_deadline(Instant::now() + budget.min(LONGEST));
     }
 
     /// Retries stop `reserve` before a deadline given in milliseconds since the Unix epoch (the
@@ -71,7 +75,7 @@ impl RetryBudget {
             .lock()
             .ok()
             .and_then(|d| *d)
-            .unwrap_or(call_started + self.per_call);
+            .unwrap_or(call_started + self.per_call.min(LONGEST));
         deadline.saturating_duration_since(Instant::now())
     }
 }
@@ -279,6 +283,10 @@ mod tests {
         // A Lambda deadline already past, or closer than the reserve, leaves nothing.
         budget.until_epoch_millis(0, Duration::from_secs(10));
         assert_eq!(budget.remaining(started), Duration::ZERO);
+        // Any setting is taken without overflow.
+        budget.start(Duration::MAX);
+        assert!(budget.remaining(started) <= LONGEST);
+        assert!(RetryBudget::new(Duration::MAX).remaining(started) <= LONGEST);
         let in_a_minute = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_millis() as u64 + 60_000)
