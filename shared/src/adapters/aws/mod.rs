@@ -1,4 +1,5 @@
-//! The AWS adapters, their shared configuration, error mapping and API call accounting.
+//! The AWS adapters, their shared configuration, retry policy (`retry`), error mapping and API
+//! call accounting.
 //! Endpoints, region and credentials come from the standard configuration chain
 //! (`AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_<SERVICE>`, `AWS_REGION`, ...); nothing here knows
 //! whether it talks to AWS or to a local emulator.
