@@ -16,6 +16,7 @@ use eks_intents::model::{
     Settings,
 };
 use eks_intents::plan::{plan, simulate};
+use eks_intents::ports::PortError;
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -134,10 +135,32 @@ fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", in_words(&error));
             ExitCode::from(2)
         }
     }
+}
+
+/// The error and its causes, each said once: a cause whose words the message already holds is
+/// left out, and a port error's message already says its own causes in words.
+fn in_words(error: &anyhow::Error) -> String {
+    let mut text = error.to_string();
+    let mut chain = error.chain();
+    let mut current = chain.next();
+    while let Some(cause) = current {
+        if cause.downcast_ref::<PortError>().is_some() {
+            break;
+        }
+        current = chain.next();
+        if let Some(next) = current {
+            let words = next.to_string();
+            if !text.contains(&words) {
+                text.push_str(": ");
+                text.push_str(&words);
+            }
+        }
+    }
+    text
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {

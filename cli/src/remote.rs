@@ -25,6 +25,7 @@ pub async fn reconcile(cluster: &str, dry_run: bool, bucket: Option<String>) -> 
     eks_intents::telemetry::init();
     let config = config(bucket)?;
     let clients = AwsClients::from_env(&config.aws).await;
+    clients.retry.start(config.aws.retry_budget);
     let store = S3Adapter::new(clients.s3.clone(), config.bucket.clone());
     let ports = ReconcilePorts {
         iam: &clients.iam,
@@ -32,7 +33,7 @@ pub async fn reconcile(cluster: &str, dry_run: bool, bucket: Option<String>) -> 
         kube: &clients.kubernetes,
         store: &store,
     };
-    let calls = || clients.calls.snapshot();
+    let calls = || clients.calls.counts();
     let outcome = run_reconcile(cluster, &ports, &config.reconcile, dry_run, &calls).await?;
     print!("{}", outcome.report.table());
     Ok(if outcome.report.summary.failed == 0 {

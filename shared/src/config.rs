@@ -34,6 +34,7 @@ pub const ALLOW_DEFAULT_SA: &str = "EKS_INTENTS_ALLOW_DEFAULT_SERVICE_ACCOUNT";
 pub const DELETION_GRACE: &str = "EKS_INTENTS_DELETION_GRACE_SECONDS";
 pub const MAX_DELETIONS: &str = "EKS_INTENTS_MAX_DELETIONS_PER_RUN";
 pub const MAX_ATTEMPTS: &str = "EKS_INTENTS_MAX_ATTEMPTS";
+pub const RETRY_BUDGET: &str = "EKS_INTENTS_RETRY_BUDGET_SECONDS";
 pub const CONCURRENCY: &str = "EKS_INTENTS_CONCURRENCY";
 pub const PROPAGATION_TIMEOUT: &str = "EKS_INTENTS_IAM_PROPAGATION_SECONDS";
 pub const S3_PATH_STYLE: &str = "EKS_INTENTS_S3_PATH_STYLE";
@@ -89,7 +90,13 @@ impl Config {
             },
             aws: AwsSettings {
                 max_attempts: parse(&get, MAX_ATTEMPTS, aws_defaults.max_attempts)?.max(1),
+                retry_budget: Duration::from_secs(parse(
+                    &get,
+                    RETRY_BUDGET,
+                    aws_defaults.retry_budget.as_secs(),
+                )?),
                 s3_path_style: parse(&get, S3_PATH_STYLE, aws_defaults.s3_path_style)?,
+                ..aws_defaults
             },
         })
     }
@@ -216,8 +223,16 @@ mod tests {
             (REPORT_ONLY, "true"),
             (NOT_READY_RETRY, "30"),
             (REGION, "eu-west-2"),
+            (RETRY_BUDGET, "45"),
         ])
         .unwrap();
+        assert_eq!(c.aws.retry_budget, Duration::from_secs(45));
+        assert_eq!(
+            config(&[(BUCKET, "b"), (RETRY_BUDGET, "-1")])
+                .unwrap_err()
+                .variable,
+            RETRY_BUDGET
+        );
         assert!(c.reconcile.plan.soft_delete);
         assert!(c.reconcile.report_only);
         assert_eq!(c.reconcile.not_ready_retry, Duration::from_secs(30));

@@ -66,6 +66,16 @@ impl Metrics {
         self
     }
 
+    /// Adds the throttled AWS requests of the run, by service (`Throttled.IAM`, ...), from
+    /// counts by `service:Operation`.
+    pub fn throttled(&mut self, throttled: &BTreeMap<String, u64>) -> &mut Self {
+        for (call, n) in throttled {
+            let service = call.split(':').next().unwrap_or(call);
+            self.count(format!("Throttled.{service}"), *n as usize);
+        }
+        self
+    }
+
     /// The EMF document, at `timestamp_ms`.
     pub fn to_emf(&self, timestamp_ms: u128) -> Value {
         let dimensions: Vec<&str> = if self.cluster.is_some() {
@@ -178,7 +188,10 @@ pub fn reconcile_metrics(
             metrics.count(format!("DriftRepaired.{}", kind.as_str()), repaired);
         }
     }
-    metrics.api_calls(&report.api_calls);
+    metrics
+        .api_calls(&report.api_calls)
+        .throttled(&report.throttled)
+        .milliseconds("RetryWait", u128::from(report.retry_wait_ms));
     metrics
 }
 

@@ -14,7 +14,7 @@ use crate::ports::{
     BundleStore, ClusterDescription, EksPort, ErrorKind, IamPort, KubernetesConnector,
     KubernetesPort, KubernetesSnapshot, PortError, PortResult, WriteCondition,
 };
-use crate::status::{BundleStatus, StatusReport, status_key};
+use crate::status::{ApiCallCounts, BundleStatus, StatusReport, status_key};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -372,6 +372,7 @@ async fn fail<S: BundleStore>(
     settings: &ReconcileSettings,
     load: DesiredLoad,
     error: ReconcileError,
+    api_calls: &(dyn Fn() -> ApiCallCounts + Sync),
 ) -> ReconcileError {
     match error {
         // Waiting for a cluster being created is the plan, not a failure.
@@ -388,7 +389,7 @@ async fn fail<S: BundleStore>(
         &Plan::default(),
         &|_| None,
         0,
-        BTreeMap::new(),
+        api_calls(),
     );
     report.started_at_ms = started_at_ms;
     report.error = Some(error.to_string());
@@ -413,7 +414,7 @@ pub async fn reconcile<I, E, K, S>(
     ports: &ReconcilePorts<'_, I, E, K, S>,
     settings: &ReconcileSettings,
     dry_run: bool,
-    api_calls: &(dyn Fn() -> BTreeMap<String, u64> + Sync),
+    api_calls: &(dyn Fn() -> ApiCallCounts + Sync),
 ) -> Result<Outcome, ReconcileError>
 where
     I: IamPort,
@@ -438,7 +439,7 @@ where
                 cluster: cluster.to_owned(),
                 status: description.status,
             };
-            return Err(fail(ports.store, cluster, settings, load, error).await);
+            return Err(fail(ports.store, cluster, settings, load, error, api_calls).await);
         }
         Ok(description) if GOING.contains(&description.status.as_str()) => {
             return reconcile_gone(cluster, ports, settings, load, dry_run, api_calls).await;
@@ -448,7 +449,15 @@ where
             return reconcile_gone(cluster, ports, settings, load, dry_run, api_calls).await;
         }
         Err(source) => {
-            return Err(fail(ports.store, cluster, settings, load, observe_error(source)).await);
+            return Err(fail(
+                ports.store,
+                cluster,
+                settings,
+                load,
+                observe_error(source),
+                api_calls,
+            )
+            .await);
         }
     };
     let kubernetes = match ports.kube.connect(&description).await {
@@ -458,7 +467,7 @@ where
                 cluster: cluster.to_owned(),
                 source,
             };
-            return Err(fail(ports.store, cluster, settings, load, error).await);
+            return Err(fail(ports.store, cluster, settings, load, error, api_calls).await);
         }
     };
     let observed = match observe(
@@ -481,7 +490,7 @@ where
             } else {
                 observe_error(source)
             };
-            return Err(fail(ports.store, cluster, settings, load, error).await);
+            return Err(fail(ports.store, cluster, settings, load, error, api_calls).await);
         }
     };
     let planned = plan(&load.desired, &observed, &settings.plan);
@@ -531,7 +540,7 @@ async fn finish<S: BundleStore>(
     planned: Plan,
     applied: ApplyReport,
     now: u64,
-    api_calls: &(dyn Fn() -> BTreeMap<String, u64> + Sync),
+    api_calls: &(dyn Fn() -> ApiCallCounts + Sync),
 ) -> Result<Outcome, ReconcileError> {
     let failure_of = |role: &crate::model::RoleName| {
         applied
@@ -577,7 +586,7 @@ async fn reconcile_gone<I, E, K, S>(
     settings: &ReconcileSettings,
     load: DesiredLoad,
     dry_run: bool,
-    api_calls: &(dyn Fn() -> BTreeMap<String, u64> + Sync),
+    api_calls: &(dyn Fn() -> ApiCallCounts + Sync),
 ) -> Result<Outcome, ReconcileError>
 where
     I: IamPort,
@@ -594,7 +603,7 @@ where
                 cluster: cluster.to_owned(),
                 source,
             };
-            return Err(fail(ports.store, cluster, settings, load, error).await);
+            return Err(fail(ports.store, cluster, settings, load, error, api_calls).await);
         }
     };
     let cluster_ref = snapshot
@@ -839,6 +848,7 @@ mod tests {
             &ReconcileSettings::default(),
             load.clone(),
             error,
+            &ApiCallCounts::default,
         )
         .await;
         assert_eq!(stored(&store).started_at_ms, 2_000);
@@ -848,7 +858,15 @@ mod tests {
             cluster: "demo".into(),
             source: PortError::new("eks", "DescribeCluster", ErrorKind::Transient, "Throttling"),
         };
-        fail(&store, "demo", &ReconcileSettings::default(), load, error).await;
+        fail(
+            &store,
+            "demo",
+            &ReconcileSettings::default(),
+            load,
+            error,
+            &ApiCallCounts::default,
+        )
+        .await;
         assert_eq!(stored(&store).started_at_ms, 3_000);
         assert!(stored(&store).error.is_some());
     }

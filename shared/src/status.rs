@@ -103,10 +103,48 @@ pub struct StatusReport {
     pub cleanup: CleanupReport,
     /// Calls made to AWS during the run, by `service:Operation`.
     pub api_calls: BTreeMap<String, u64>,
+    /// Requests sent to AWS, retries included, by `service:Operation`.
+    #[serde(default)]
+    pub api_attempts: BTreeMap<String, u64>,
+    /// Requests AWS refused as throttled, by `service:Operation`: retried with backoff within
+    /// the run's time budget.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub throttled: BTreeMap<String, u64>,
+    /// Time spent waiting between attempts, in milliseconds.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub retry_wait_ms: u64,
     /// Set when the run could not observe the cluster (EKS or Kubernetes unreachable, access
     /// refused): nothing was planned or changed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// The AWS calls of a run, by `service:Operation`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ApiCallCounts {
+    /// Operations called, each once however many attempts it took.
+    pub calls: BTreeMap<String, u64>,
+    /// Requests sent, retries included.
+    pub attempts: BTreeMap<String, u64>,
+    /// Requests refused as throttled.
+    pub throttled: BTreeMap<String, u64>,
+    /// Time spent waiting between attempts, in milliseconds.
+    pub retry_wait_ms: u64,
+}
+
+/// Operation counts alone (attempts unknown: one per call).
+impl From<BTreeMap<String, u64>> for ApiCallCounts {
+    fn from(calls: BTreeMap<String, u64>) -> Self {
+        ApiCallCounts {
+            attempts: calls.clone(),
+            calls,
+            ..ApiCallCounts::default()
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -170,8 +208,9 @@ impl StatusReport {
         plan: &Plan,
         failure_of: RoleFailures<'_>,
         applied: usize,
-        api_calls: BTreeMap<String, u64>,
+        api_calls: impl Into<ApiCallCounts>,
     ) -> Self {
+        let api_calls = api_calls.into();
         let sign = |s| plan.actions.iter().filter(|a| a.sign() == s).count();
         let mut failed = 0;
         let workloads = plan
@@ -251,7 +290,10 @@ impl StatusReport {
                 applied,
                 failed,
             },
-            api_calls,
+            api_calls: api_calls.calls,
+            api_attempts: api_calls.attempts,
+            throttled: api_calls.throttled,
+            retry_wait_ms: api_calls.retry_wait_ms,
             error: None,
         }
     }
@@ -335,6 +377,20 @@ impl StatusReport {
         }
         if let Some(breaker) = &self.cleanup.breaker {
             out.push_str(&format!("\n{breaker}\n"));
+        }
+        if !self.throttled.is_empty() {
+            let calls: Vec<String> = self
+                .throttled
+                .iter()
+                .map(|(call, n)| format!("{call} {n}x"))
+                .collect();
+            out.push_str(&format!(
+                "\nthrottled by AWS: {} ({} request(s) for {} call(s) in all, {:.1} s spent waiting)\n",
+                calls.join(", "),
+                self.api_attempts.values().sum::<u64>(),
+                self.api_calls.values().sum::<u64>(),
+                self.retry_wait_ms as f64 / 1000.0
+            ));
         }
         out.push_str(&format!(
             "\nplan: {} to add, {} to change, {} to remove; {} applied, {} workload(s) failed\n",

@@ -470,6 +470,28 @@ def faults_then_success(h: Harness):
 
 
 @test
+def a_storm_of_consecutive_throttles(h: Harness):
+    # N throttled requests in a row for one service, whatever the operation (the storm the
+    # throttling tests and bench-throttling inject); another service is never touched, and the
+    # request after the N-th succeeds.
+    h.cluster()
+    h.control("DELETE", "/_harness/requests")
+    iam, eks = h.client("iam", attempts=1), h.client("eks", attempts=1)
+    h.control(
+        "POST", "/_harness/faults", {"service": "iam", "operation": "*", "code": "Throttling", "count": 30}
+    )
+    for i in range(30):
+        read = iam.list_roles if i % 2 else iam.get_account_authorization_details
+        expect_error("Throttling", read, status=400)
+        eks.describe_cluster(name="demo")
+    assert h.control("GET", "/_harness/faults")["faults"] == []
+    iam.get_account_authorization_details()
+    counts = h.control("GET", "/_harness/requests")
+    assert counts["iam"] == {"GetAccountAuthorizationDetails": 16, "ListRoles": 15}, counts
+    assert counts["eks"]["DescribeCluster"] == 30, counts
+
+
+@test
 def request_counters(h: Harness):
     h.cluster()
     iam, eks = h.client("iam"), h.client("eks")

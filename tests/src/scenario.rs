@@ -78,6 +78,7 @@ where
         &AwsSettings {
             max_attempts: 5,
             s3_path_style: true,
+            ..AwsSettings::default()
         },
     );
     clients
@@ -172,7 +173,7 @@ where
             ..ReconcileSettings::default()
         },
         calls: Box::new(move |reset| {
-            let counts = calls.snapshot();
+            let counts = calls.counts();
             if reset {
                 calls.reset();
             }

@@ -67,7 +67,7 @@ async fn two_reconciles_at_once_both_succeed_and_the_newer_report_stays() {
         kube: &ctx.kube,
         store: &ctx.store,
     };
-    let calls = BTreeMap::new;
+    let calls = eks_intents::status::ApiCallCounts::default;
     let (first, second) = tokio::join!(
         reconcile(CLUSTER, &ports, &ctx.settings, false, &calls),
         reconcile(CLUSTER, &ports, &ctx.settings, false, &calls),

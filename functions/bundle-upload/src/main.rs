@@ -1,7 +1,7 @@
 //! Lambda entry point of bundle-upload: clients and settings once, then the runtime loop.
 
 use bundle_upload::{Context, handle, metrics};
-use eks_intents::adapters::aws::{AwsClients, S3Adapter, SqsAdapter};
+use eks_intents::adapters::aws::{AwsClients, DEADLINE_RESERVE, S3Adapter, SqsAdapter};
 use eks_intents::config::Config;
 use eks_intents::intent::Limits;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
@@ -15,6 +15,7 @@ async fn main() -> Result<(), Error> {
     let queue_url = config.require_queue()?.to_owned();
     let clients = AwsClients::from_env(&config.aws).await;
     let calls = clients.calls.clone();
+    let budget = clients.retry.clone();
     let ctx = Context {
         store: S3Adapter::new(clients.s3, config.bucket.clone()),
         queue: SqsAdapter::new(clients.sqs, queue_url),
@@ -23,12 +24,17 @@ async fn main() -> Result<(), Error> {
     };
     let ctx = &ctx;
     let calls = &calls;
+    let budget = &budget;
     run(service_fn(move |event: LambdaEvent<Value>| async move {
         let started = Instant::now();
+        // Retries of throttled calls stop in time to answer before the function times out.
+        budget.until_epoch_millis(event.context.deadline, DEADLINE_RESERVE);
         calls.reset();
         let result = handle(ctx, &event.payload).await;
+        let counts = calls.counts();
         metrics(&result)
-            .api_calls(&calls.snapshot())
+            .api_calls(&counts.calls)
+            .throttled(&counts.throttled)
             .milliseconds("Duration", started.elapsed().as_millis())
             .emit();
         Ok::<_, Error>(serde_json::to_value(result?)?)

@@ -15,7 +15,7 @@ use eks_intents::ports::{
     BundleStore, EksPort, IamPort, KubernetesConnector, ReconcileCluster, ReconcileRetry,
 };
 use eks_intents::reconcile::{ReconcileError, ReconcilePorts, ReconcileSettings, now, reconcile};
-use std::collections::BTreeMap;
+use eks_intents::status::ApiCallCounts;
 use std::time::{Duration, Instant};
 
 /// The longest wait before a cluster that is still being created is tried again.
@@ -31,7 +31,7 @@ pub struct Context<I, E, K, S, R> {
     pub retry: R,
     pub settings: ReconcileSettings,
     /// Reads and resets the API call counts around each cluster's run.
-    pub calls: Box<dyn Fn(bool) -> BTreeMap<String, u64> + Send + Sync>,
+    pub calls: Box<dyn Fn(bool) -> ApiCallCounts + Send + Sync>,
     /// Where each run's metrics go: `Metrics::emit` (stdout, as Embedded Metric Format) in the
     /// function.
     pub metrics: Box<dyn Fn(&Metrics) + Send + Sync>,
@@ -124,6 +124,7 @@ where
                     failed = outcome.applied.failures.len(),
                     drift = outcome.report.drift.found_total(),
                     api_calls = ?outcome.report.api_calls,
+                    throttled = ?outcome.report.throttled,
                     "reconciled"
                 );
                 (ctx.metrics)(&reconcile_metrics(
@@ -132,6 +133,27 @@ where
                     !outcome.report.dry_run,
                     started.elapsed().as_millis(),
                 ));
+                // A change that failed for a reason a retry can fix (throttled past the retry
+                // budget, a service unavailable) is tried again with the messages.
+                let retryable = outcome
+                    .applied
+                    .failures
+                    .iter()
+                    .filter(|f| f.retryable)
+                    .count();
+                if retryable > 0 {
+                    tracing::warn!(
+                        cluster,
+                        retryable,
+                        "changes failed with errors a retry can fix; the messages return to the queue"
+                    );
+                    failures.extend(
+                        messages
+                            .records
+                            .iter()
+                            .map(|r| r.message_id.clone().unwrap_or_default()),
+                    );
+                }
             }
             Err(error @ ReconcileError::NotReady { .. }) => {
                 let wait = not_ready_wait(ctx.settings.not_ready_retry, messages.receive_count);
@@ -139,11 +161,15 @@ where
                 put_back(ctx, &cluster, &messages, wait, &mut failures).await;
             }
             Err(error) => {
-                tracing::error!(cluster, %error, retryable = error.is_retryable(), "reconcile failed");
+                let calls = (ctx.calls)(false);
+                tracing::error!(cluster, %error, retryable = error.is_retryable(), throttled = ?calls.throttled, "reconcile failed");
                 let mut metrics = Metrics::new("reconciler", Some(&cluster));
                 metrics
                     .count("Reconciles", 1)
                     .count("Errors", 1)
+                    .api_calls(&calls.calls)
+                    .throttled(&calls.throttled)
+                    .milliseconds("RetryWait", u128::from(calls.retry_wait_ms))
                     .milliseconds("Duration", started.elapsed().as_millis());
                 (ctx.metrics)(&metrics);
                 failures.extend(

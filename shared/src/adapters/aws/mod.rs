@@ -1,4 +1,5 @@
-//! The AWS adapters, their shared configuration, error mapping and API call accounting.
+//! The AWS adapters, their shared configuration, retry policy (`retry`), error mapping and API
+//! call accounting.
 //! Endpoints, region and credentials come from the standard configuration chain
 //! (`AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_<SERVICE>`, `AWS_REGION`, ...); nothing here knows
 //! whether it talks to AWS or to a local emulator.
@@ -6,29 +7,40 @@
 mod counter;
 mod eks;
 mod iam;
+mod retry;
 mod s3;
 mod sqs;
 mod sts;
+mod unreachable;
 
 pub use counter::ApiCalls;
 pub use eks::EksAdapter;
 pub use iam::IamAdapter;
+pub use retry::{Backoff, RetryBudget};
 pub use s3::S3Adapter;
 pub use sqs::SqsAdapter;
 pub use sts::account_id;
 
 use crate::ports::{ErrorKind, PortError};
 use aws_config::BehaviorVersion;
-use aws_config::retry::RetryConfig;
+use aws_sdk_iam::config::retry::{RetryPartition, TokenBucket};
 use aws_smithy_runtime_api::client::result::SdkError;
-use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use retry::RetryPolicy;
+use std::time::Duration;
 
 /// Settings of the AWS clients, built once at cold start.
 #[derive(Clone, Debug)]
 pub struct AwsSettings {
-    /// Attempts per call, retries included (adaptive retry: throttling slows the client).
+    /// Attempts per call, retries included, for transient failures other than throttling
+    /// (throttling is retried while the time budget lasts).
     pub max_attempts: u32,
+    /// How long retries may go on without a deadline of their own: a run of the CLI, or one
+    /// call. The functions take their budget from the invocation's remaining time instead.
+    pub retry_budget: Duration,
+    /// The first and the largest cap of the wait between attempts (full jitter below it).
+    pub initial_backoff: Duration,
+    pub max_backoff: Duration,
     /// Path-style S3 addresses (`endpoint/bucket/key`), for S3-compatible endpoints without
     /// virtual-host names.
     pub s3_path_style: bool,
@@ -37,11 +49,19 @@ pub struct AwsSettings {
 impl Default for AwsSettings {
     fn default() -> Self {
         Self {
-            max_attempts: 8,
+            max_attempts: 4,
+            retry_budget: Duration::from_secs(120),
+            initial_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(2),
             s3_path_style: false,
         }
     }
 }
+
+/// What the functions keep back from their remaining time when they set the retry budget:
+/// time, once the budget is spent, for the executor's own bounded retries of a failed action
+/// (about 7 s of waits), the status report and handing the messages back.
+pub const DEADLINE_RESERVE: Duration = Duration::from_secs(15);
 
 /// All AWS clients, sharing one configuration and one call counter.
 #[derive(Clone, Debug)]
@@ -54,6 +74,8 @@ pub struct AwsClients {
     /// Kubernetes APIs of EKS clusters, through EKS tokens of the same identity.
     pub kubernetes: crate::adapters::kube::EksKubernetes,
     pub calls: ApiCalls,
+    /// When retries must stop; shared by every client.
+    pub retry: RetryBudget,
 }
 
 impl AwsClients {
@@ -64,38 +86,69 @@ impl AwsClients {
         Self::from_config(&config, settings)
     }
 
-    /// Builds every client from a loaded configuration, with adaptive retries and the call
-    /// counter.
+    /// Builds every client from a loaded configuration, with the retry policy (standard
+    /// retries, jittered backoff, the time budget) and the call counter.
     pub fn from_config(config: &aws_config::SdkConfig, settings: &AwsSettings) -> Self {
         let calls = ApiCalls::default();
+        let backoff = Backoff {
+            max_attempts: settings.max_attempts,
+            initial: settings.initial_backoff,
+            max: settings.max_backoff,
+        };
+        let budget = RetryBudget::new(settings.retry_budget);
+        let policy = RetryPolicy {
+            budget: budget.clone(),
+            backoff,
+            calls: calls.clone(),
+        };
         let config = config
             .to_builder()
-            .retry_config(RetryConfig::adaptive().with_max_attempts(settings.max_attempts))
+            .retry_config(retry::base_config(&backoff))
+            .build();
+        // The time budget bounds the retries, not the SDK's retry quota (a process-wide bucket
+        // per service that a long storm drains, after which nothing is retried at all).
+        let partition = RetryPartition::custom("eks-intents")
+            .token_bucket(TokenBucket::unlimited())
             .build();
         let iam = aws_sdk_iam::Client::from_conf(
             aws_sdk_iam::config::Builder::from(&config)
                 .interceptor(calls.clone())
+                .interceptor(policy.clone())
+                .interceptor(unreachable::NameUnreachableEndpoint)
+                .retry_partition(partition.clone())
                 .build(),
         );
         let eks = aws_sdk_eks::Client::from_conf(
             aws_sdk_eks::config::Builder::from(&config)
                 .interceptor(calls.clone())
+                .interceptor(policy.clone())
+                .interceptor(unreachable::NameUnreachableEndpoint)
+                .retry_partition(partition.clone())
                 .build(),
         );
         let s3 = aws_sdk_s3::Client::from_conf(
             aws_sdk_s3::config::Builder::from(&config)
                 .interceptor(calls.clone())
+                .interceptor(policy.clone())
+                .interceptor(unreachable::NameUnreachableEndpoint)
+                .retry_partition(partition.clone())
                 .force_path_style(settings.s3_path_style)
                 .build(),
         );
         let sqs = aws_sdk_sqs::Client::from_conf(
             aws_sdk_sqs::config::Builder::from(&config)
                 .interceptor(calls.clone())
+                .interceptor(policy.clone())
+                .interceptor(unreachable::NameUnreachableEndpoint)
+                .retry_partition(partition.clone())
                 .build(),
         );
         let sts = aws_sdk_sts::Client::from_conf(
             aws_sdk_sts::config::Builder::from(&config)
                 .interceptor(calls.clone())
+                .interceptor(policy)
+                .interceptor(unreachable::NameUnreachableEndpoint)
+                .retry_partition(partition)
                 .build(),
         );
         let region = config
@@ -115,6 +168,7 @@ impl AwsClients {
             sts,
             kubernetes,
             calls,
+            retry: budget,
         }
     }
 }
@@ -139,7 +193,9 @@ fn sts_endpoint(config: &aws_config::SdkConfig, region: &str) -> String {
 }
 
 /// Maps an SDK error to a `PortError`, keeping the source and saying whether a retry helps.
-/// The SDK has already retried throttling and transient failures by then.
+/// The SDK has already retried throttling and transient failures by then. The message says the
+/// cause once, in words (never the SDK's `Debug` structures), and for an endpoint that cannot
+/// be reached, which one and what to check.
 pub(crate) fn port_error<E, R>(
     service: &'static str,
     operation: &'static str,
@@ -149,7 +205,6 @@ where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug + Send + Sync + 'static,
 {
-    let message = DisplayErrorContext(&error).to_string();
     let kind = match &error {
         SdkError::ServiceError(service_error) => kind_of(service_error.err().code()),
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
@@ -163,12 +218,44 @@ where
             format!(
                 "{}: {}",
                 e.code().unwrap_or("error"),
-                e.message().unwrap_or(&message)
+                e.message()
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| unreachable::root_cause(e))
             )
         }
-        _ => message,
+        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => {
+            connection_message(service, &error)
+        }
+        _ => {
+            let (text, root) = (error.to_string(), unreachable::root_cause(&error));
+            if root == text {
+                text
+            } else {
+                format!("{text}: {root}")
+            }
+        }
     };
     PortError::new(service, operation, kind, message).with_source(error)
+}
+
+/// What a request that never got an answer says: the endpoint (named by the
+/// `NameUnreachableEndpoint` interceptor) and the root cause, with what to check.
+fn connection_message(service: &str, error: &(dyn std::error::Error + 'static)) -> String {
+    let name = service.to_ascii_uppercase();
+    let mut cause = Some(error);
+    while let Some(e) = cause {
+        if let Some(unreachable) = e.downcast_ref::<unreachable::Unreachable>() {
+            return format!(
+                "cannot connect to the {name} endpoint {}: {}; check AWS_ENDPOINT_URL (or AWS_ENDPOINT_URL_{name}), AWS_REGION and the network",
+                unreachable.endpoint, unreachable.cause
+            );
+        }
+        cause = e.source();
+    }
+    format!(
+        "cannot reach the {name} endpoint: {}; check AWS_ENDPOINT_URL (or AWS_ENDPOINT_URL_{name}), AWS_REGION and the network",
+        unreachable::root_cause(error)
+    )
 }
 
 fn kind_of(code: Option<&str>) -> ErrorKind {

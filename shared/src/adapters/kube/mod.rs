@@ -63,6 +63,43 @@ fn kube_error(operation: &'static str, error: kube::Error) -> PortError {
     PortError::new("kubernetes", operation, kind, message).with_source(error)
 }
 
+/// Attempts of a read the API server refuses as throttled or unavailable (429, 5xx, a broken
+/// connection). kube's own retry is off (it can sleep for minutes), so reads retry here with
+/// jittered waits below 0.2, 0.4 and 0.8 s; writes are retried by the executor.
+const READ_ATTEMPTS: u32 = 4;
+
+async fn read_retrying<T, F, Fut>(operation: &'static str, call: F) -> PortResult<T>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<T, kube::Error>>,
+{
+    let mut attempt = 1;
+    loop {
+        match call().await {
+            Ok(value) => return Ok(value),
+            Err(error) => {
+                let error = kube_error(operation, error);
+                if !error.is_retryable() || attempt >= READ_ATTEMPTS {
+                    return Err(error);
+                }
+                let wait = jitter(Duration::from_millis(100 << attempt.min(4)));
+                tracing::info!(%error, wait_ms = wait.as_millis() as u64, "Kubernetes read refused; retrying");
+                tokio::time::sleep(wait).await;
+                attempt += 1;
+            }
+        }
+    }
+}
+
+/// A random fraction of `cap` (full jitter), from the clock's nanoseconds.
+fn jitter(cap: Duration) -> Duration {
+    let nanos = SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or_default();
+    cap.mul_f64(f64::from(nanos % 1_000_000) / 1_000_000.0)
+}
+
 /// Connects to clusters with EKS tokens of the configured AWS identity.
 #[derive(Clone, Debug)]
 pub struct EksKubernetes {
@@ -141,6 +178,11 @@ impl EksKubernetes {
         config.headers.push((http::header::AUTHORIZATION, value));
         config.connect_timeout = Some(Duration::from_secs(10));
         config.read_timeout = Some(Duration::from_secs(60));
+        // kube's default retry of 429/503/504 backs off up to 1,000 s per wait over 15 retries
+        // and follows any Retry-After: minutes of sleep in a throttling storm. A refused
+        // request fails the call instead (transient): the run fails and its message returns to
+        // the queue.
+        config.default_retry = false;
         Client::try_from(config)
             .map_err(|e| fail(format!("cannot build a client for cluster {name}: {e}")))
     }
@@ -228,10 +270,7 @@ impl EksCluster<'_> {
         let mut items = Vec::new();
         let mut params = ListParams::default().limit(PAGE);
         loop {
-            let page = api
-                .list(&params)
-                .await
-                .map_err(|e| kube_error(operation, e))?;
+            let page = read_retrying(operation, || api.list(&params)).await?;
             items.extend(page.items);
             match page.metadata.continue_.filter(|c| !c.is_empty()) {
                 Some(token) => params = params.continue_token(&token),
@@ -242,9 +281,7 @@ impl EksCluster<'_> {
 
     async fn service_account(&self, id: &ServiceAccountRef) -> PortResult<Option<ServiceAccount>> {
         let api: Api<ServiceAccount> = Api::namespaced(self.client().await?, id.namespace.as_str());
-        api.get_opt(id.name.as_str())
-            .await
-            .map_err(|e| kube_error("get serviceaccount", e))
+        read_retrying("get serviceaccount", || api.get_opt(id.name.as_str())).await
     }
 
     async fn apply_service_account(
@@ -511,6 +548,51 @@ impl KubernetesPort for EksCluster<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    fn refused(code: u16) -> kube::Error {
+        kube::Error::Api(
+            kube::core::Status::failure("refused", "TooManyRequests")
+                .with_code(code)
+                .boxed(),
+        )
+    }
+
+    #[tokio::test]
+    async fn reads_refused_as_throttled_are_retried_a_few_times_then_fail() {
+        let calls = AtomicU32::new(0);
+        let twice = read_retrying("list", || async {
+            let n = calls.fetch_add(1, Ordering::SeqCst);
+            if n < 2 { Err(refused(429)) } else { Ok(n) }
+        })
+        .await;
+        assert_eq!(twice.ok(), Some(2));
+
+        let calls = AtomicU32::new(0);
+        let always = read_retrying::<(), _, _>("list", || async {
+            calls.fetch_add(1, Ordering::SeqCst);
+            Err(refused(503))
+        })
+        .await;
+        assert_eq!(calls.load(Ordering::SeqCst), READ_ATTEMPTS);
+        assert!(always.is_err_and(|e| e.is_retryable()));
+
+        let calls = AtomicU32::new(0);
+        let denied = read_retrying::<(), _, _>("list", || async {
+            calls.fetch_add(1, Ordering::SeqCst);
+            Err(refused(403))
+        })
+        .await;
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        assert!(denied.is_err_and(|e| e.kind == ErrorKind::Denied));
+    }
+
+    #[test]
+    fn jitter_stays_below_its_cap() {
+        for _ in 0..100 {
+            assert!(jitter(Duration::from_millis(800)) < Duration::from_millis(800));
+        }
+    }
 
     #[test]
     fn pem_data_gives_der_certificates() {
