@@ -680,3 +680,46 @@ fn plan_cuts_a_20000_character_arn_in_its_messages() {
     assert!(stdout.contains("… (20046 characters)"), "{stdout}");
     assert!(stdout.len() < 2_000, "{}", stdout.len());
 }
+
+/// Every fixture, with the EBS CSI driver's node ServiceAccount declaring intents beside its
+/// controller's: the state a plan leads to plans nothing, in both modes. An add-on has one role
+/// setting (IRSA) or one association map (Pod Identity), so its two ServiceAccounts must not
+/// take turns.
+#[test]
+fn the_state_of_an_addon_with_two_service_accounts_plans_nothing_in_both_modes() {
+    let dir = tempdir("addon-two-sas");
+    let node = dir.join("ebs-node.yaml");
+    std::fs::write(
+        &node,
+        "apiVersion: k8s.otterize.com/v1alpha3\nkind: ClientIntents\nmetadata:\n  name: ebs-csi-node\nspec:\n  service:\n    name: ebs-csi-node\n  calls:\n    - name: \"*\"\n      type: aws\n      awsActions: [\"ec2:DescribeVolumes\"]\n",
+    )
+    .unwrap();
+    let node_path = format!("kube-system={}", node.display());
+    let observed = example("seed-scenario.observed.json");
+    for mode in ["irsa", "pod-identity"] {
+        let state = dir.join(format!("{mode}.json"));
+        let first = plan(&[
+            &node_path,
+            "--mode",
+            mode,
+            "--observed",
+            &observed,
+            "--write-state",
+            state.to_str().unwrap(),
+        ]);
+        let stdout = text(&first.stdout);
+        assert!(first.status.success(), "{mode}: {}", text(&first.stderr));
+        let addon_changes = stdout
+            .lines()
+            .filter(|l| {
+                l.contains("set role of add-on aws-ebs-csi-driver")
+                    || l.contains("set the Pod Identity associations of add-on aws-ebs-csi-driver")
+            })
+            .count();
+        assert_eq!(addon_changes, 1, "{mode}: {stdout}");
+        let again = plan(&[&node_path, "--mode", mode, "--observed", state.to_str().unwrap()]);
+        let stdout = text(&again.stdout);
+        assert!(again.status.success(), "{mode}: {}", text(&again.stderr));
+        assert!(stdout.contains("No changes."), "{mode}: {stdout}");
+    }
+}
