@@ -717,7 +717,13 @@ fn the_state_of_an_addon_with_two_service_accounts_plans_nothing_in_both_modes()
             })
             .count();
         assert_eq!(addon_changes, 1, "{mode}: {stdout}");
-        let again = plan(&[&node_path, "--mode", mode, "--observed", state.to_str().unwrap()]);
+        let again = plan(&[
+            &node_path,
+            "--mode",
+            mode,
+            "--observed",
+            state.to_str().unwrap(),
+        ]);
         let stdout = text(&again.stdout);
         assert!(again.status.success(), "{mode}: {}", text(&again.stderr));
         assert!(stdout.contains("No changes."), "{mode}: {stdout}");

@@ -608,3 +608,19 @@ pub fn local_cluster(
         })
     }
 }
+
+/// The seed scenario's workloads in the in-memory Kubernetes (for tests about the AWS side).
+pub async fn seed_fake_cluster(
+    emulator: Emulator,
+) -> (Emulator, eks_intents::testing::FakeKubernetes) {
+    let kube = eks_intents::testing::FakeKubernetes::default();
+    kube.add_workload(
+        "ack-system",
+        "ack-dynamodb-controller-dynamodb-chart",
+        "ack-dynamodb-controller",
+    );
+    kube.add_workload("jokes", "joke-worker", "joke-worker");
+    kube.add_workload("jokes", "joke-server", "joke-server");
+    kube.add_workload("kube-system", "ebs-csi-controller", "ebs-csi-controller-sa");
+    (emulator, kube)
+}

@@ -4,29 +4,15 @@
 //! same handlers against the local Kubernetes API server.
 
 use eks_intents::model::BindingMode;
-use eks_intents::testing::{FakeKubernetes, ISSUER, service_account_ref};
+use eks_intents::testing::{ISSUER, service_account_ref};
 use integration::scenario::*;
-use integration::{ACCOUNT, Emulator, REGION};
+use integration::{ACCOUNT, REGION};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
-/// The seed scenario's workloads in the in-memory Kubernetes.
-async fn fake_cluster(emulator: Emulator) -> (Emulator, FakeKubernetes) {
-    let kube = FakeKubernetes::default();
-    kube.add_workload(
-        "ack-system",
-        "ack-dynamodb-controller-dynamodb-chart",
-        "ack-dynamodb-controller",
-    );
-    kube.add_workload("jokes", "joke-worker", "joke-worker");
-    kube.add_workload("jokes", "joke-server", "joke-server");
-    kube.add_workload("kube-system", "ebs-csi-controller", "ebs-csi-controller-sa");
-    (emulator, kube)
-}
-
 #[tokio::test]
 async fn seed_scenario_irsa_end_to_end_then_a_quiet_second_run() {
-    let w = world(BindingMode::Irsa, fake_cluster).await;
+    let w = world(BindingMode::Irsa, seed_fake_cluster).await;
     w.upload_seed().await;
     // Four uploads ask for four reconciles of one cluster: one run serves them all.
     assert_eq!(w.run_reconciler().await, 4);
@@ -157,7 +143,7 @@ async fn seed_scenario_irsa_end_to_end_then_a_quiet_second_run() {
 
 #[tokio::test]
 async fn seed_scenario_pod_identity_uses_associations() {
-    let w = world(BindingMode::PodIdentity, fake_cluster).await;
+    let w = world(BindingMode::PodIdentity, seed_fake_cluster).await;
     w.upload_seed().await;
     w.run_reconciler().await;
     let state = w.inspect();
@@ -219,7 +205,7 @@ async fn seed_scenario_pod_identity_uses_associations() {
 
 #[tokio::test]
 async fn a_changed_bundle_makes_exactly_the_writes_it_needs() {
-    let w = world(BindingMode::Irsa, fake_cluster).await;
+    let w = world(BindingMode::Irsa, seed_fake_cluster).await;
     w.upload_seed().await;
     w.run_reconciler().await;
     w.emulator.clear_requests();
@@ -272,7 +258,7 @@ async fn a_changed_bundle_makes_exactly_the_writes_it_needs() {
 
 #[tokio::test]
 async fn policies_rewritten_out_of_band_are_compared_by_meaning() {
-    let w = world(BindingMode::Irsa, fake_cluster).await;
+    let w = world(BindingMode::Irsa, seed_fake_cluster).await;
     w.upload_seed().await;
     w.run_reconciler().await;
     let iam = aws_sdk_iam::Client::new(&w.emulator.sdk_config());
@@ -319,7 +305,7 @@ async fn policies_rewritten_out_of_band_are_compared_by_meaning() {
 
 #[tokio::test]
 async fn an_invalid_upload_leaves_its_roles_as_they_were() {
-    let w = world(BindingMode::Irsa, fake_cluster).await;
+    let w = world(BindingMode::Irsa, seed_fake_cluster).await;
     w.upload_seed().await;
     w.run_reconciler().await;
     let before = w.inspect();
@@ -384,7 +370,7 @@ async fn an_invalid_upload_leaves_its_roles_as_they_were() {
 
 #[tokio::test]
 async fn throttling_on_iam_and_eks_still_converges() {
-    let w = world(BindingMode::Irsa, fake_cluster).await;
+    let w = world(BindingMode::Irsa, seed_fake_cluster).await;
     w.upload_seed().await;
     w.emulator.control(
         "POST",
@@ -420,7 +406,7 @@ async fn throttling_on_iam_and_eks_still_converges() {
 /// bundle, changes nothing in IAM, EKS or the cluster, and the status says what is wrong.
 #[tokio::test]
 async fn bad_uploads_change_nothing_and_the_status_explains() {
-    let w = world(BindingMode::Irsa, fake_cluster).await;
+    let w = world(BindingMode::Irsa, seed_fake_cluster).await;
     w.upload_seed().await;
     w.run_reconciler().await;
     let before = w.inspect();

@@ -5,24 +5,9 @@
 
 use aws_sdk_sqs::types::QueueAttributeName;
 use eks_intents::model::BindingMode;
-use eks_intents::testing::FakeKubernetes;
-use integration::Emulator;
 use integration::scenario::*;
 use serde_json::{Value, json};
 use std::time::Duration;
-
-async fn fake_cluster(emulator: Emulator) -> (Emulator, FakeKubernetes) {
-    let kube = FakeKubernetes::default();
-    kube.add_workload(
-        "ack-system",
-        "ack-dynamodb-controller-dynamodb-chart",
-        "ack-dynamodb-controller",
-    );
-    kube.add_workload("jokes", "joke-worker", "joke-worker");
-    kube.add_workload("jokes", "joke-server", "joke-server");
-    kube.add_workload("kube-system", "ebs-csi-controller", "ebs-csi-controller-sa");
-    (emulator, kube)
-}
 
 /// The counts of `status[field]` whose key starts with `service:`, summed.
 fn total(status: &Value, field: &str, service: &str) -> u64 {
@@ -38,7 +23,7 @@ fn total(status: &Value, field: &str, service: &str) -> u64 {
 /// Runs the seed scenario with `throttles` consecutive throttled requests of `service`, and
 /// checks that it converged and that the status accounts for every throttled attempt.
 async fn storm(service: &str, status_service: &str, throttles: u64) {
-    let w = world(BindingMode::Irsa, fake_cluster).await;
+    let w = world(BindingMode::Irsa, seed_fake_cluster).await;
     w.upload_seed().await;
     w.emulator.control(
         "POST",
@@ -108,7 +93,7 @@ async fn ten_consecutive_eks_throttles_slow_the_run_but_it_converges() {
 
 #[tokio::test]
 async fn a_spent_retry_budget_fails_the_run_as_retryable_and_the_message_returns() {
-    let w = world(BindingMode::Irsa, fake_cluster).await;
+    let w = world(BindingMode::Irsa, seed_fake_cluster).await;
     w.upload_seed().await;
     // A failed message comes back after the queue's visibility timeout: one second here.
     w.clients
@@ -163,7 +148,7 @@ async fn a_spent_retry_budget_fails_the_run_as_retryable_and_the_message_returns
 
 #[tokio::test]
 async fn changes_throttled_past_the_budget_fail_their_workloads_and_the_messages_return() {
-    let w = world(BindingMode::Irsa, fake_cluster).await;
+    let w = world(BindingMode::Irsa, seed_fake_cluster).await;
     w.upload_seed().await;
     w.emulator.control(
         "POST",

@@ -8,23 +8,9 @@
 
 use eks_intents::model::BindingMode;
 use eks_intents::testing::FakeKubernetes;
-use integration::Emulator;
-use integration::scenario::{World, world};
+use integration::scenario::{World, seed_fake_cluster, world};
 use serde_json::{Value, json};
 use std::time::Instant;
-
-async fn fake_cluster(emulator: Emulator) -> (Emulator, FakeKubernetes) {
-    let kube = FakeKubernetes::default();
-    kube.add_workload(
-        "ack-system",
-        "ack-dynamodb-controller-dynamodb-chart",
-        "ack-dynamodb-controller",
-    );
-    kube.add_workload("jokes", "joke-worker", "joke-worker");
-    kube.add_workload("jokes", "joke-server", "joke-server");
-    kube.add_workload("kube-system", "ebs-csi-controller", "ebs-csi-controller-sa");
-    (emulator, kube)
-}
 
 fn sum(map: &Value) -> u64 {
     map.as_object()
@@ -36,7 +22,7 @@ fn sum(map: &Value) -> u64 {
 
 /// One round: a fresh emulator and world, the storm, one reconcile; the status's figures.
 async fn round(service: &str, throttles: u64) -> (f64, u64, u64, u64, f64, bool) {
-    let w: World<FakeKubernetes> = world(BindingMode::Irsa, fake_cluster).await;
+    let w: World<FakeKubernetes> = world(BindingMode::Irsa, seed_fake_cluster).await;
     w.upload_seed().await;
     if throttles > 0 {
         w.emulator.control(
