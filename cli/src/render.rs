@@ -73,10 +73,28 @@ pub fn text(plan: &Plan, observed: &ObservedState) -> String {
 
     let count = |sign| plan.actions.iter().filter(|a| a.sign() == sign).count();
     let _ = writeln!(out);
-    if plan.is_empty() {
+    let waiting: Vec<String> = [
+        WorkloadState::Error,
+        WorkloadState::Held,
+        WorkloadState::Pending,
+    ]
+    .into_iter()
+    .filter_map(|state| {
+        let n = plan.workloads.iter().filter(|w| w.state == state).count();
+        (n > 0).then(|| format!("{n} {state:?}"))
+    })
+    .collect();
+    if plan.is_empty() && waiting.is_empty() {
         let _ = writeln!(
             out,
             "No changes. IAM, EKS and the cluster match the intents."
+        );
+    } else if plan.is_empty() {
+        // Nothing to do is not the same as everything granted: say which workloads are not.
+        let _ = writeln!(
+            out,
+            "No changes, but not every workload is Ready ({}): see above.",
+            waiting.join(", ")
         );
     } else {
         let _ = writeln!(

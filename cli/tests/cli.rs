@@ -729,3 +729,20 @@ fn the_state_of_an_addon_with_two_service_accounts_plans_nothing_in_both_modes()
         assert!(stdout.contains("No changes."), "{mode}: {stdout}");
     }
 }
+
+/// A plan with nothing to do but a refused workload does not say that everything matches.
+#[test]
+fn plan_with_nothing_to_do_names_the_workloads_that_are_not_ready() {
+    let dir = tempdir("plan-not-ready");
+    let bundle = dir.join("danger.yaml");
+    std::fs::write(&bundle, DANGEROUS).unwrap();
+    let mut args = vec!["plan", bundle.to_str().unwrap()];
+    args.extend_from_slice(CLUSTER);
+    let out = run(&args);
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("No changes, but not every workload is Ready (1 Error): see above."),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("match the intents"), "{stdout}");
+}
