@@ -80,6 +80,8 @@ struct Planner<'a> {
     settings: &'a Settings,
     cluster: &'a ClusterRef,
     path: String,
+    /// The system's own resources in this cluster's account (`policy::system_resources`).
+    system: Vec<String>,
     roles: BTreeMap<String, &'a ObservedRole>,
     managed: BTreeMap<&'a str, &'a ObservedManagedPolicy>,
     service_accounts: BTreeMap<ServiceAccountRef, &'a ObservedServiceAccount>,
@@ -131,6 +133,11 @@ impl<'a> Planner<'a> {
             settings,
             cluster,
             path: policy::cluster_path(&settings.iam_path, &cluster.name),
+            system: policy::system_resources(
+                settings,
+                cluster.partition(),
+                cluster.account.as_str(),
+            ),
             roles: observed
                 .roles
                 .iter()
@@ -769,22 +776,18 @@ impl<'a> Planner<'a> {
         if !foreign.is_empty() {
             return fail(outcome, foreign.into_iter().collect::<Vec<_>>().join("; "));
         }
-        let system = policy::system_resources(
-            self.settings,
-            self.cluster.partition(),
-            self.cluster.account.as_str(),
-        );
+        let system = &self.system;
         let named: Vec<String> = permissions
             .iter()
             .filter_map(|p| {
-                let within = policy::names_system_resource(&p.resource, &system)?;
+                let within = policy::names_system_resource(&p.resource, system)?;
                 Some(system_refusal(p, within))
             })
             .collect();
         if !named.is_empty() {
             return fail(outcome, format!("refused: {}", named.join("; ")));
         }
-        let denial = policy::system_denial(&permissions, &system).map(|(deny, reaching)| {
+        let denial = policy::system_denial(&permissions, system).map(|(deny, reaching)| {
             let names: Vec<String> = intent
                 .workloads
                 .iter()
