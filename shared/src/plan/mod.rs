@@ -787,21 +787,8 @@ impl<'a> Planner<'a> {
         if !named.is_empty() {
             return fail(outcome, format!("refused: {}", named.join("; ")));
         }
-        let denial = policy::system_denial(&permissions, system).map(|(deny, reaching)| {
-            let names: Vec<String> = intent
-                .workloads
-                .iter()
-                .map(|w| w.workload.to_string())
-                .collect();
-            outcome.warnings.push(format!(
-                "{} {} granted {} on resources that include eks-intents' own: its policy denies every action on {} explicitly",
-                names.join(" and "),
-                if names.len() > 1 { "are" } else { "is" },
-                reaching.join(", "),
-                deny.resources.join(", ")
-            ));
-            deny
-        });
+        // A wildcard reaching the system: granted, with the system's resources denied.
+        let denial = policy::system_denial(&permissions, system);
         let bundles: BTreeSet<String> = intent
             .workloads
             .iter()
@@ -850,11 +837,25 @@ impl<'a> Planner<'a> {
             ));
         }
         let mut statements = policy::permission_statements(&permissions);
-        statements.extend(denial);
+        statements.extend(denial.as_ref().map(|(deny, _)| deny.clone()));
         let layout = match policy::layout_permissions(&statements, &self.settings.quotas) {
             Ok(layout) => layout,
             Err(error) => return fail(outcome, error.to_string()),
         };
+        if let Some((deny, reaching)) = &denial {
+            let names: Vec<String> = intent
+                .workloads
+                .iter()
+                .map(|w| w.workload.to_string())
+                .collect();
+            outcome.warnings.push(format!(
+                "{} {} granted {} on resources that include eks-intents' own: its policy denies every action on {} explicitly",
+                names.join(" and "),
+                if names.len() > 1 { "are" } else { "is" },
+                reaching.join(", "),
+                deny.resources.join(", ")
+            ));
+        }
         let mut tags = policy::role_tags(
             self.cluster,
             service_account,

@@ -233,3 +233,22 @@ fn a_split_policy_keeps_the_deny_within_its_parts() {
     );
     assert!(plan(&desired, &state, &settings).is_empty());
 }
+
+#[test]
+fn a_refused_workload_gets_no_deny_notice() {
+    let planned = plan(
+        &wants("*", &["s3:PutObject", "iam:PassRole"]),
+        &cluster_with_worker(),
+        &settings(),
+    );
+    assert_eq!(report(&planned).state, WorkloadState::Error);
+    assert!(planned.actions.is_empty(), "{:?}", planned.actions);
+    assert!(
+        !planned
+            .warnings
+            .iter()
+            .any(|w| w.contains("eks-intents' own")),
+        "{:?}",
+        planned.warnings
+    );
+}
