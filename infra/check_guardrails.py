@@ -16,6 +16,9 @@ form) and fails, naming the statement, unless:
 - the reconciler's queue has a VisibilityTimeout above the reconciler's Timeout, and its event
   source mapping reports batch item failures;
 - the boundary policy and the functions' roles lie outside IamPath; the boundary denies iam:*;
+- the boundary denies every action (`*`, unconditionally) on the system's own resources: each
+  bucket and its keys, each queue (the dead-letter queue too), each function, each function's
+  role, the boundary itself, and the roles and policies under IamPath;
 - `[package.metadata.lambda.deploy]` of each function crate, where present, agrees with the
   template on memory and timeout (the cargo lambda and SAM deploys give the same function).
 
@@ -173,6 +176,60 @@ def boundary_id(resources) -> str:
     raise Guardrail("no function has EKS_INTENTS_PERMISSIONS_BOUNDARY: the reconciler would create roles without a boundary")
 
 
+def boundary_arns(resources, boundary) -> set[str]:
+    """The ways the template names the boundary policy: Ref, or its ARN built from its path and
+    name (what the reconciler's role uses, since the boundary names that role)."""
+    props = resources[boundary].get("Properties") or {}
+    arn = ARN_PREFIX + "policy" + text(props.get("Path", "/")) + text(props.get("ManagedPolicyName"))
+    return {"${%s}" % boundary, arn}
+
+
+def system_resources(template, boundary) -> list[tuple[str, str]]:
+    """(what, ARN as the template writes it) of every resource that is the system's own."""
+    resources = template.get("Resources") or {}
+    out = []
+    for rid, res in resources.items():
+        kind = res.get("Type")
+        if kind == "AWS::S3::Bucket":
+            out += [(f"the bucket {rid}", "${%s.Arn}" % rid), (f"the keys of the bucket {rid}", "${%s.Arn}/*" % rid)]
+        elif kind == "AWS::SQS::Queue":
+            out.append((f"the queue {rid}", "${%s.Arn}" % rid))
+        elif kind == "AWS::Serverless::Function":
+            name = text((res.get("Properties") or {}).get("FunctionName"))
+            out.append((f"the function {rid}", "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:" + name))
+            try:
+                role = role_of(resources, rid, res)
+                out.append((f"the role {role} of {rid}", "${%s.Arn}" % role))
+            except Guardrail:
+                pass  # reported by check()
+    out.append((f"the boundary {boundary}", min(boundary_arns(resources, boundary), key=lambda n: n.startswith("${"))))
+    out.append(("the roles under IamPath", ARN_PREFIX + "role${IamPath}*"))
+    out.append(("the policies under IamPath", ARN_PREFIX + "policy${IamPath}*"))
+    return out
+
+
+def check_system_denied(template, boundary) -> list[str]:
+    """The boundary denies every action on the system's own resources, so that no role widened
+    by hand reaches the system."""
+    resources = template.get("Resources") or {}
+    statements = as_list(((resources[boundary].get("Properties") or {}).get("PolicyDocument") or {}).get("Statement"))
+    denied: list[str] = []
+    for st in statements:
+        if (
+            st.get("Effect") == "Deny"
+            and not st.get("Condition")
+            and "*" in [text(a) for a in as_list(st.get("Action"))]
+        ):
+            denied += [text(r) for r in as_list(st.get("Resource"))]
+    names = boundary_arns(resources, boundary)
+    problems = []
+    for what, arn in system_resources(template, boundary):
+        candidates = names if arn in names else {arn}
+        if not any(fnmatch.fnmatchcase(c, d) for c in candidates for d in denied):
+            problems.append(f"{boundary}: the boundary does not deny every action on {what} ({arn})")
+    return problems
+
+
 def function_by_binary(template, binary):
     for rid, res in template["Resources"].items():
         if res.get("Type") == "AWS::Serverless::Function":
@@ -208,6 +265,7 @@ def check(template) -> list[str]:
     except Guardrail as e:
         return [str(e)]
     boundary_ref = "${%s}" % boundary
+    boundary_refs = boundary_arns(resources, boundary)
 
     iam_path = str((params.get("IamPath") or {}).get("Default", ""))
     if not re.fullmatch(r"/[^/]+(/[^/]+)*/", iam_path):
@@ -254,7 +312,7 @@ def check(template) -> list[str]:
                 if matches(acts, action):
                     cond = (st.get("Condition") or {}).get("StringEquals") or {}
                     value = cond.get("iam:PermissionsBoundary")
-                    if value is None or text(value) != boundary_ref:
+                    if value is None or text(value) not in boundary_refs:
                         problems.append(f"{name}: allows {action} without the condition StringEquals iam:PermissionsBoundary = {boundary_ref}")
                     extra = set(st.get("Condition") or {}) - {"StringEquals"}
                     if extra:
@@ -276,7 +334,7 @@ def check(template) -> list[str]:
             for action in BOUNDARY_POLICY_CHANGES:
                 if not any(
                     matches(actions_of(s), action)
-                    and any(text(r) in (boundary_ref, "*") for r in as_list(s.get("Resource")))
+                    and any(text(r) in boundary_refs | {"*"} for r in as_list(s.get("Resource")))
                     and not s.get("Condition")
                     for _, s in denies
                 ):
@@ -311,6 +369,7 @@ def check(template) -> list[str]:
     if not matches(denied, "iam:CreateRole") or not matches(denied, "iam:PassRole"):
         problems.append(f"{boundary}: the boundary does not deny iam:* on * by default (denies {denied})")
 
+    problems.extend(check_system_denied(template, boundary))
     problems.extend(check_cargo_metadata(template))
     return problems
 
@@ -432,7 +491,38 @@ def self_tests(template):
     def boundary_allows_iam(t):
         t["Parameters"]["BoundaryDeniedActions"]["Default"] = "organizations:*"
 
+    def boundary_deny(t, sid="DenyTheSystemItself"):
+        boundary = boundary_id(t["Resources"])
+        for st in t["Resources"][boundary]["Properties"]["PolicyDocument"]["Statement"]:
+            if st.get("Sid") == sid:
+                return st
+        raise KeyError(sid)
+
+    def without_system_resource(fragment):
+        def breaks(t):
+            st = boundary_deny(t)
+            st["Resource"] = [r for r in st["Resource"] if fragment not in text(r)]
+        return breaks
+
+    def system_deny_narrowed(t):
+        boundary_deny(t)["Action"] = ["s3:*", "sqs:*", "lambda:*"]
+
     return [
+        ("boundary no longer denies the bucket's keys", "does not deny every action on the keys of the bucket IntentsBucket",
+         without_system_resource("${IntentsBucket.Arn}/*")),
+        ("boundary no longer denies the dead-letter queue", "does not deny every action on the queue ReconcileDeadLetterQueue",
+         without_system_resource("ReconcileDeadLetterQueue")),
+        ("boundary no longer denies the functions", "does not deny every action on the function ReconcilerFunction",
+         without_system_resource(":function:")),
+        ("boundary no longer denies the reconciler's role", "does not deny every action on the role ReconcilerRole",
+         without_system_resource("ReconcilerRole")),
+        ("boundary no longer denies itself", "does not deny every action on the boundary",
+         without_system_resource("permissions-boundary")),
+        ("boundary no longer denies the roles under IamPath", "does not deny every action on the roles under IamPath",
+         without_system_resource(":role${IamPath}")),
+        ("boundary no longer denies the policies under IamPath", "does not deny every action on the policies under IamPath",
+         without_system_resource(":policy${IamPath}")),
+        ("boundary denies only some actions on the system", "does not deny every action on the bucket IntentsBucket", system_deny_narrowed),
         ("boundary condition removed", "CreateRolesOnlyWithTheBoundary: allows iam:CreateRole without the condition", no_boundary_condition),
         ("boundary condition made a wildcard", "CreateRolesOnlyWithTheBoundary: allows iam:CreateRole without the condition", boundary_condition_like),
         ("`*` resource on an IAM write", "ManageOwnedRoles: IAM write", star_resource),

@@ -298,6 +298,10 @@ fn validate(
                 eprintln!("{refusal}");
                 errors += 1;
             }
+            for refusal in system_refusals(intent, settings, partition) {
+                eprintln!("{refusal}");
+                errors += 1;
+            }
         }
     }
     let intents: usize = reports.iter().map(|r| r.intents.len()).sum();
@@ -420,6 +424,23 @@ fn plan_command(args: PlanArgs) -> Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// The permissions of one intent that name the system's own resources (the settings' list,
+/// the boundary, the IAM path), as errors with their location. The account is the cluster's,
+/// unknown here: any account's roles under the path count.
+fn system_refusals(intent: &Intent, settings: &Settings, partition: Option<&str>) -> Vec<String> {
+    let system = eks_intents::policy::system_resources(settings, partition.unwrap_or("*"), "*");
+    intent
+        .permissions
+        .iter()
+        .enumerate()
+        .filter_map(|(i, permission)| {
+            let within = eks_intents::policy::names_system_resource(&permission.resource, &system)?;
+            let message = eks_intents::plan::system_refusal(permission, within);
+            Some(intent.error_at(i, message).to_string())
+        })
+        .collect()
 }
 
 /// What the reconciler with `settings` would refuse of one intent, as errors with the intent's

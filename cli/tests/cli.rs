@@ -379,6 +379,79 @@ fn validate_takes_the_deployments_exceptions_from_a_settings_file() {
     assert!(stderr.contains("EKS_INTENTS_REFUSE_DANGEROUS"), "{stderr}");
 }
 
+/// One call naming keys of the intents bucket, one naming another workload's role, one on `*`.
+const SYSTEM: &str = "apiVersion: k8s.otterize.com/v1alpha3
+kind: ClientIntents
+metadata:
+  name: x
+  namespace: jokes
+spec:
+  service:
+    name: joke-worker
+  calls:
+    - type: aws
+      name: arn:aws:s3:::eks-intents-bucket/intents/*
+      awsActions:
+        - s3:GetObject
+    - type: aws
+      name: arn:aws:iam::$(AWS_ACCOUNT_ID):role/eks-intents/demo/demo.other.worker
+      awsActions:
+        - sts:AssumeRole
+    - type: aws
+      name: '*'
+      awsActions:
+        - s3:PutObject
+";
+
+/// `validate --settings` refuses an intent naming the system's own resources as the reconciler
+/// does: the listed bucket (and its keys) and, listed or not, the roles under the IAM path.
+/// A wildcard reaching them passes (the reconciler adds a Deny).
+#[test]
+fn validate_refuses_intents_naming_the_systems_own_resources() {
+    let dir = tempdir("validate-system");
+    let bundle = dir.join("system.yaml");
+    std::fs::write(&bundle, SYSTEM).unwrap();
+    let path = bundle.to_str().unwrap();
+    let settings = dir.join("settings.env");
+    std::fs::write(
+        &settings,
+        "EKS_INTENTS_SYSTEM_RESOURCES=arn:aws:s3:::eks-intents-bucket,arn:aws:sqs:eu-west-2:123456789012:eks-intents.fifo\n",
+    )
+    .unwrap();
+    let out = run(&["validate", "--settings", settings.to_str().unwrap(), path]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    for expected in [
+        format!(
+            "{path}:13: document 1: spec.calls[0].awsActions[0]: s3:GetObject on arn:aws:s3:::eks-intents-bucket/intents/*: a resource of eks-intents itself (arn:aws:s3:::eks-intents-bucket/*)"
+        ),
+        format!(
+            "{path}:17: document 1: spec.calls[1].awsActions[0]: sts:AssumeRole on arn:aws:iam::$(AWS_ACCOUNT_ID):role/eks-intents/demo/demo.other.worker: a resource of eks-intents itself"
+        ),
+    ] {
+        assert!(stderr.contains(&expected), "{expected}\n{stderr}");
+    }
+    assert!(!stderr.contains("s3:PutObject on"), "{stderr}");
+    assert!(stderr.contains("2 error(s)"), "{stderr}");
+
+    // Without the list, the roles under the IAM path are still the system's.
+    let out = run(&["validate", path]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(!stderr.contains("s3:GetObject on"), "{stderr}");
+    assert!(stderr.contains("1 error(s)"), "{stderr}");
+
+    std::fs::write(
+        &settings,
+        "EKS_INTENTS_SYSTEM_RESOURCES=eks-intents-bucket\n",
+    )
+    .unwrap();
+    let out = run(&["validate", "--settings", settings.to_str().unwrap(), path]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("EKS_INTENTS_SYSTEM_RESOURCES"), "{stderr}");
+}
+
 /// A bundle of `targets` DynamoDB tables for jokes/joke-worker, each with its own actions, too
 /// large for an inline policy.
 fn large_bundle(dir: &Path, targets: usize) -> PathBuf {

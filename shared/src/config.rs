@@ -30,6 +30,8 @@ pub const QUEUE_URL: &str = "EKS_INTENTS_QUEUE_URL";
 pub const MODE: &str = "EKS_INTENTS_MODE";
 pub const PERMISSIONS_BOUNDARY: &str = "EKS_INTENTS_PERMISSIONS_BOUNDARY";
 pub const IAM_PATH: &str = "EKS_INTENTS_IAM_PATH";
+/// The system's own resources, as ARNs separated by commas or whitespace.
+pub const SYSTEM_RESOURCES: &str = "EKS_INTENTS_SYSTEM_RESOURCES";
 pub const ALLOW_DEFAULT_SA: &str = "EKS_INTENTS_ALLOW_DEFAULT_SERVICE_ACCOUNT";
 pub const DELETION_GRACE: &str = "EKS_INTENTS_DELETION_GRACE_SECONDS";
 pub const MAX_DELETIONS: &str = "EKS_INTENTS_MAX_DELETIONS_PER_RUN";
@@ -154,6 +156,23 @@ pub fn plan_settings(lookup: impl Fn(&str) -> Option<String>) -> Result<Settings
             message: format!("{arn:?} is not the ARN of a managed policy"),
         });
     }
+    let system_resources: Vec<String> = get(SYSTEM_RESOURCES)
+        .unwrap_or_default()
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|arn| !arn.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if let Some(bad) = system_resources
+        .iter()
+        .find(|arn| !arn.starts_with("arn:") || arn.split(':').count() < 6)
+    {
+        return Err(ConfigError {
+            variable: SYSTEM_RESOURCES,
+            message: format!(
+                "{bad:?} is not an ARN; list the ARNs of the system's bucket, queues, functions and their roles, separated by commas"
+            ),
+        });
+    }
     let danger_exceptions = match get(DANGEROUS_EXCEPTIONS) {
             None => Vec::new(),
             Some(json) => serde_json::from_str(&json).map_err(|e| ConfigError {
@@ -167,6 +186,7 @@ pub fn plan_settings(lookup: impl Fn(&str) -> Option<String>) -> Result<Settings
         mode,
         iam_path,
         permissions_boundary,
+        system_resources,
         require_boundary: parse(&get, REQUIRE_BOUNDARY, true)?,
         force_annotations: parse(&get, FORCE_ANNOTATIONS, false)?,
         refuse_dangerous: parse(&get, REFUSE_DANGEROUS, true)?,
@@ -267,6 +287,29 @@ mod tests {
                 .unwrap_err()
                 .variable,
             IAM_PATH
+        );
+        let listed = config(&[
+            (BUCKET, "b"),
+            (
+                SYSTEM_RESOURCES,
+                "arn:aws:s3:::b, arn:aws:sqs:eu-west-2:1:q.fifo\n arn:aws:lambda:*:1:function:eks-*,",
+            ),
+        ])
+        .unwrap();
+        assert_eq!(
+            listed.reconcile.plan.system_resources,
+            [
+                "arn:aws:s3:::b",
+                "arn:aws:sqs:eu-west-2:1:q.fifo",
+                "arn:aws:lambda:*:1:function:eks-*"
+            ]
+        );
+        assert!(defaults.reconcile.plan.system_resources.is_empty());
+        assert_eq!(
+            config(&[(BUCKET, "b"), (SYSTEM_RESOURCES, "my-bucket")])
+                .unwrap_err()
+                .variable,
+            SYSTEM_RESOURCES
         );
         assert_eq!(
             config(&[(BUCKET, "b"), (PERMISSIONS_BOUNDARY, "x")])

@@ -59,6 +59,10 @@ pub struct Settings {
     pub iam_path: String,
     /// ARN of the permissions boundary put on every role the system creates.
     pub permissions_boundary: Option<String>,
+    /// ARNs (patterns allowed) of the system's own resources: its bucket, queues, functions and
+    /// their roles. No workload may act on them, nor on the boundary or anything under
+    /// `iam_path`, which are protected without being listed (see `policy::system_resources`).
+    pub system_resources: Vec<String>,
     /// Refuse to create or update roles while no boundary is configured. Off, every plan
     /// carries a warning that roles go without one.
     pub require_boundary: bool,
@@ -91,6 +95,7 @@ impl Default for Settings {
             mode: BindingMode::Irsa,
             iam_path: "/eks-intents/".to_owned(),
             permissions_boundary: None,
+            system_resources: Vec::new(),
             require_boundary: true,
             refuse_dangerous: true,
             danger_exceptions: Vec::new(),

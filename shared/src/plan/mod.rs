@@ -80,6 +80,8 @@ struct Planner<'a> {
     settings: &'a Settings,
     cluster: &'a ClusterRef,
     path: String,
+    /// The system's own resources in this cluster's account (`policy::system_resources`).
+    system: Vec<String>,
     roles: BTreeMap<String, &'a ObservedRole>,
     managed: BTreeMap<&'a str, &'a ObservedManagedPolicy>,
     service_accounts: BTreeMap<ServiceAccountRef, &'a ObservedServiceAccount>,
@@ -131,6 +133,11 @@ impl<'a> Planner<'a> {
             settings,
             cluster,
             path: policy::cluster_path(&settings.iam_path, &cluster.name),
+            system: policy::system_resources(
+                settings,
+                cluster.partition(),
+                cluster.account.as_str(),
+            ),
             roles: observed
                 .roles
                 .iter()
@@ -769,6 +776,19 @@ impl<'a> Planner<'a> {
         if !foreign.is_empty() {
             return fail(outcome, foreign.into_iter().collect::<Vec<_>>().join("; "));
         }
+        let system = &self.system;
+        let named: Vec<String> = permissions
+            .iter()
+            .filter_map(|p| {
+                let within = policy::names_system_resource(&p.resource, system)?;
+                Some(system_refusal(p, within))
+            })
+            .collect();
+        if !named.is_empty() {
+            return fail(outcome, format!("refused: {}", named.join("; ")));
+        }
+        // A wildcard reaching the system: granted, with the system's resources denied.
+        let denial = policy::system_denial(&permissions, system);
         let bundles: BTreeSet<String> = intent
             .workloads
             .iter()
@@ -816,11 +836,26 @@ impl<'a> Planner<'a> {
                 p.action
             ));
         }
-        let statements = policy::permission_statements(&permissions);
+        let mut statements = policy::permission_statements(&permissions);
+        statements.extend(denial.as_ref().map(|(deny, _)| deny.clone()));
         let layout = match policy::layout_permissions(&statements, &self.settings.quotas) {
             Ok(layout) => layout,
             Err(error) => return fail(outcome, error.to_string()),
         };
+        if let Some((deny, reaching)) = &denial {
+            let names: Vec<String> = intent
+                .workloads
+                .iter()
+                .map(|w| w.workload.to_string())
+                .collect();
+            outcome.warnings.push(format!(
+                "{} {} granted {} on resources that include eks-intents' own: its policy denies every action on {} explicitly",
+                names.join(" and "),
+                if names.len() > 1 { "are" } else { "is" },
+                reaching.join(", "),
+                deny.resources.join(", ")
+            ));
+        }
         let mut tags = policy::role_tags(
             self.cluster,
             service_account,
@@ -1590,7 +1625,20 @@ mod addon_tests;
 #[cfg(test)]
 mod held_tests;
 #[cfg(test)]
+mod protect_tests;
+#[cfg(test)]
 mod tests;
+
+/// Why `permission` is refused: it names `system`, one of the system's own resources. Shared
+/// with `eks-intents validate`, so the preview says what the reconciler says.
+pub fn system_refusal(permission: &Permission, system: &str) -> String {
+    format!(
+        "{} on {}: a resource of eks-intents itself ({}); no workload may act on the system's bucket, queues, functions, roles or boundary, nor on the roles and policies under its IAM path",
+        permission.action,
+        crate::intent::echo(&permission.resource),
+        crate::intent::echo(system)
+    )
+}
 
 /// Why a workload is held, naming the bundles to fix.
 fn held_message(bundles: &BTreeSet<&str>) -> String {

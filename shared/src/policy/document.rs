@@ -27,8 +27,9 @@ impl PolicyDocument {
         Self::from_value(&json!({ "Version": Self::VERSION, "Statement": statements }))
     }
 
-    /// The permission policy granting these Allow statements. Written straight to canonical
-    /// text: this runs for every workload of every reconcile.
+    /// The permission policy holding these statements (Allow, and the Deny of the system's own
+    /// resources). Written straight to canonical text: this runs for every workload of every
+    /// reconcile.
     pub fn allowing(statements: &[Statement]) -> Self {
         #[derive(Serialize)]
         struct Canonical<'a> {
@@ -113,13 +114,37 @@ impl<'de> Deserialize<'de> for PolicyDocument {
     }
 }
 
-/// One Allow statement: these actions on these resources. Both lists are sorted and unique.
-/// Serializes as the IAM statement, keys in sorted order. Lists stay lists even with one
-/// element (IAM would accept a scalar) so the shape does not change when a second is added.
+/// Whether a statement grants or takes away.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+pub enum Effect {
+    #[default]
+    Allow,
+    /// Only ever the system's own resources, which no workload may reach (see
+    /// [`super::system_denial`]).
+    Deny,
+}
+
+impl Effect {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Effect::Allow => "Allow",
+            Effect::Deny => "Deny",
+        }
+    }
+}
+
+/// One statement: these actions on these resources, allowed (or, for the system's own
+/// resources, denied). Both lists are sorted and unique. Serializes as the IAM statement, keys
+/// in sorted order. Lists stay lists even with one element (IAM would accept a scalar) so the
+/// shape does not change when a second is added.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
 pub struct Statement {
     pub actions: Vec<String>,
     pub resources: Vec<String>,
+    #[serde(default)]
+    pub effect: Effect,
 }
 
 impl Serialize for Statement {
@@ -127,7 +152,7 @@ impl Serialize for Statement {
         use serde::ser::SerializeStruct;
         let mut statement = serializer.serialize_struct("Statement", 3)?;
         statement.serialize_field("Action", &self.actions)?;
-        statement.serialize_field("Effect", "Allow")?;
+        statement.serialize_field("Effect", self.effect.as_str())?;
         statement.serialize_field("Resource", &self.resources)?;
         statement.end()
     }
@@ -163,6 +188,7 @@ pub fn permission_statements<'a>(
         .map(|(actions, resources)| Statement {
             actions: actions.into_iter().map(str::to_owned).collect(),
             resources: resources.into_iter().map(str::to_owned).collect(),
+            effect: Effect::Allow,
         })
         .collect()
 }
@@ -193,10 +219,12 @@ mod tests {
                 Statement {
                     actions: vec!["dynamodb:GetItem".into()],
                     resources: vec!["arn:aws:dynamodb:eu-west-2:1:table/t".into()],
+                    effect: Effect::Allow,
                 },
                 Statement {
                     actions: vec!["s3:GetObject".into()],
                     resources: vec!["arn:aws:s3:::a/*".into(), "arn:aws:s3:::b/*".into()],
+                    effect: Effect::Allow,
                 },
             ]
         );

@@ -8,6 +8,7 @@ mod danger;
 mod document;
 mod names;
 mod normalize;
+mod protect;
 mod split;
 mod trust;
 
@@ -15,8 +16,9 @@ pub use arn::{PLACEHOLDERS, arn_service, check_arn, check_partition, is_partitio
 pub use catalogue::{ActionCheck, check_action, expand};
 pub(crate) use catalogue::{closest, edit_distance};
 pub use danger::{DangerException, action_matches, broad, danger};
-pub use document::{PolicyDocument, Statement, permission_statements};
+pub use document::{Effect, PolicyDocument, Statement, permission_statements};
 pub use names::*;
 pub use normalize::{canonical_json, display_form, normalize};
+pub use protect::{names_system_resource, overlap, system_denial, system_resources, within};
 pub use split::{PermissionLayout, SizeError, layout_permissions};
 pub use trust::{IRSA_AUDIENCE, irsa_trust, irsa_trust_for, oidc_provider_arn, pod_identity_trust};

@@ -107,11 +107,14 @@ fn list_size(items: &[String]) -> usize {
     items.iter().map(|i| element_size(i) + 1).sum::<usize>() - usize::from(!items.is_empty())
 }
 
-/// Characters of `{"Action":[],"Effect":"Allow","Resource":[]}`.
-const EMPTY_STATEMENT_SIZE: usize = 44;
+/// Characters of `{"Action":[],"Effect":"","Resource":[]}`, without the effect's name.
+const EMPTY_STATEMENT_SIZE: usize = 39;
 
 fn statement_size(statement: &Statement) -> usize {
-    EMPTY_STATEMENT_SIZE + list_size(&statement.actions) + list_size(&statement.resources)
+    EMPTY_STATEMENT_SIZE
+        + statement.effect.as_str().len()
+        + list_size(&statement.actions)
+        + list_size(&statement.resources)
 }
 
 /// Cuts a statement that is too large for one managed policy into pieces that each fit, first
@@ -136,16 +139,19 @@ fn split_statement(
     let action_chunks = chunk(&statement.actions, budget, |actions| Statement {
         actions: actions.to_vec(),
         resources: vec![widest_resource.clone()],
+        effect: statement.effect,
     });
     for actions in action_chunks {
         let resource_chunks = chunk(&statement.resources, budget, |resources| Statement {
             actions: actions.clone(),
             resources: resources.to_vec(),
+            effect: statement.effect,
         });
         for resources in resource_chunks {
             let piece = Statement {
                 actions: actions.clone(),
                 resources,
+                effect: statement.effect,
             };
             let size = statement_size(&piece);
             if size > budget {
@@ -186,12 +192,14 @@ fn chunk(
 
 #[cfg(test)]
 mod tests {
+    use super::super::document::Effect;
     use super::*;
 
     fn statement(actions: &[String], resources: &[String]) -> Statement {
         Statement {
             actions: actions.to_vec(),
             resources: resources.to_vec(),
+            effect: Effect::Allow,
         }
     }
 
@@ -201,11 +209,16 @@ mod tests {
 
     #[test]
     fn empty_statement_size_is_right() {
-        let empty = statement(&[], &[]);
-        assert_eq!(
-            PolicyDocument::from_value(&empty.to_value()).iam_size(),
-            EMPTY_STATEMENT_SIZE
-        );
+        for effect in [Effect::Allow, Effect::Deny] {
+            let empty = Statement {
+                effect,
+                ..statement(&[], &[])
+            };
+            assert_eq!(
+                PolicyDocument::from_value(&empty.to_value()).iam_size(),
+                statement_size(&empty)
+            );
+        }
     }
 
     #[test]

@@ -1,0 +1,295 @@
+//! The system's own resources (its bucket and keys, queues, functions, their roles, the
+//! boundary, and every role and policy under its IAM path) are out of every workload's reach:
+//! an intent naming one is refused, and a wildcard reaching one is granted with an explicit
+//! Deny of them, so that uploading intents can never be a way to rewrite the system.
+
+use super::arn::arn_service;
+use super::document::{Effect, Statement};
+use crate::model::{Permission, Settings};
+use std::collections::BTreeSet;
+
+/// The ARN patterns of the system's own resources in one account: the deployment's list
+/// (`Settings::system_resources`), each with what lies inside it (the keys of a bucket, the
+/// versions and aliases of a function), the permissions boundary, and every role and policy
+/// under the IAM path. `partition` and `account` are the cluster's; `*` when unknown (a
+/// preview).
+pub fn system_resources(settings: &Settings, partition: &str, account: &str) -> Vec<String> {
+    let mut patterns = BTreeSet::new();
+    for arn in settings
+        .system_resources
+        .iter()
+        .chain(&settings.permissions_boundary)
+    {
+        patterns.insert(arn.clone());
+        let parts: Vec<&str> = arn.splitn(6, ':').collect();
+        match parts.as_slice() {
+            // A bucket: its keys are `<bucket ARN>/<key>`.
+            ["arn", _, "s3", "", "", bucket] if !bucket.contains('/') => {
+                patterns.insert(format!("{arn}/*"));
+            }
+            // A function: its versions and aliases are `<function ARN>:<qualifier>`.
+            ["arn", _, "lambda", _, _, resource]
+                if resource.starts_with("function:") && resource.matches(':').count() == 1 =>
+            {
+                patterns.insert(format!("{arn}:*"));
+            }
+            _ => {}
+        }
+    }
+    for kind in ["role", "policy"] {
+        patterns.insert(format!(
+            "arn:{partition}:iam::{account}:{kind}{}*",
+            settings.iam_path
+        ));
+    }
+    patterns.into_iter().collect()
+}
+
+/// The system resource that `resource` lies within (every ARN it can match is one of the
+/// system's), if any: such an intent names the system itself.
+pub fn names_system_resource<'a>(resource: &str, system: &'a [String]) -> Option<&'a str> {
+    system
+        .iter()
+        .find(|pattern| within(pattern, resource))
+        .map(String::as_str)
+}
+
+/// The Deny statement that keeps `permissions` off the system's resources: every action (`*`)
+/// denied on the system resources that some permission's resource pattern reaches (a
+/// wildcard), with the actions that reach them. Denying `*` keeps the statement small and the
+/// same whatever the intents add. `None` when no permission reaches the system. Permissions
+/// naming the system directly are refused before this (see [`names_system_resource`]).
+pub fn system_denial<'a>(
+    permissions: impl IntoIterator<Item = &'a Permission>,
+    system: &[String],
+) -> Option<(Statement, Vec<String>)> {
+    let mut actions = BTreeSet::new();
+    let mut resources = BTreeSet::new();
+    for permission in permissions {
+        for pattern in system {
+            if action_reaches(&permission.action, pattern) && overlap(&permission.resource, pattern)
+            {
+                actions.insert(permission.action.clone());
+                resources.insert(pattern.clone());
+            }
+        }
+    }
+    let deny = Statement {
+        actions: vec!["*".to_owned()],
+        resources: resources.into_iter().collect(),
+        effect: Effect::Deny,
+    };
+    (!actions.is_empty()).then(|| (deny, actions.into_iter().collect()))
+}
+
+/// Whether `action` can apply to a resource like `pattern`: actions act on their own
+/// service's resources, and `sts` on IAM roles. Unknown services count as reaching.
+fn action_reaches(action: &str, pattern: &str) -> bool {
+    let action_service = action.split_once(':').map_or(action, |(s, _)| s);
+    let Some(resource_service) = arn_service(pattern) else {
+        return true;
+    };
+    let services: &[&str] = match resource_service {
+        "iam" => &["iam", "sts"],
+        other => &[other],
+    };
+    services
+        .iter()
+        .any(|s| overlap(&action_service.to_ascii_lowercase(), s))
+}
+
+/// Whether some string matches both IAM wildcard patterns (`*` any run, `?` one character).
+pub fn overlap(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if literal_prefixes_differ(a, b) {
+        return false;
+    }
+    // reach[i][j]: the rests a[i..] and b[j..] share a match.
+    let width = b.len() + 1;
+    let mut reach = vec![false; (a.len() + 1) * width];
+    for i in (0..=a.len()).rev() {
+        for j in (0..=b.len()).rev() {
+            let at = |i: usize, j: usize| reach[i * width + j];
+            reach[i * width + j] = match (a.get(i), b.get(j)) {
+                (None, None) => true,
+                (Some(b'*'), _) => at(i + 1, j) || (j < b.len() && at(i, j + 1)),
+                (_, Some(b'*')) => at(i, j + 1) || (i < a.len() && at(i + 1, j)),
+                (Some(x), Some(y)) => (*x == b'?' || *y == b'?' || x == y) && at(i + 1, j + 1),
+                _ => false,
+            };
+        }
+    }
+    reach[0]
+}
+
+/// Whether every ARN `resource` can match also matches `pattern`. `pattern`'s `*` takes any run
+/// of `resource`, wildcards included; its `?` one character that is no `*`.
+pub fn within(pattern: &str, resource: &str) -> bool {
+    let (p, r) = (pattern.as_bytes(), resource.as_bytes());
+    if literal_prefixes_differ(p, r) {
+        return false;
+    }
+    let width = r.len() + 1;
+    let mut ok = vec![false; (p.len() + 1) * width];
+    for i in (0..=p.len()).rev() {
+        for j in (0..=r.len()).rev() {
+            let at = |i: usize, j: usize| ok[i * width + j];
+            ok[i * width + j] = match (p.get(i), r.get(j)) {
+                (None, None) => true,
+                (Some(b'*'), _) => at(i + 1, j) || (j < r.len() && at(i, j + 1)),
+                (Some(b'?'), Some(y)) => *y != b'*' && at(i + 1, j + 1),
+                (Some(x), Some(y)) => x == y && *y != b'*' && *y != b'?' && at(i + 1, j + 1),
+                _ => false,
+            };
+        }
+    }
+    ok[0]
+}
+
+/// True when the two patterns differ before either has a wildcard: nothing matches both. Most
+/// pairs (a table and a bucket) are told apart here, without the quadratic walk: the planner
+/// asks for every permission of every workload.
+fn literal_prefixes_differ(a: &[u8], b: &[u8]) -> bool {
+    for (x, y) in a.iter().zip(b) {
+        if matches!(x, b'*' | b'?') || matches!(y, b'*' | b'?') {
+            return false;
+        }
+        if x != y {
+            return true;
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BUCKET: &str = "arn:aws:s3:::intents-bucket";
+    const FUNCTION: &str = "arn:aws:lambda:eu-west-2:123456789012:function:eks-intents-reconciler";
+    const QUEUE: &str = "arn:aws:sqs:eu-west-2:123456789012:eks-intents-reconcile.fifo";
+
+    fn system() -> Vec<String> {
+        let settings = Settings {
+            system_resources: vec![BUCKET.into(), FUNCTION.into(), QUEUE.into()],
+            permissions_boundary: Some("arn:aws:iam::123456789012:policy/boundary".into()),
+            ..Settings::default()
+        };
+        system_resources(&settings, "aws", "123456789012")
+    }
+
+    fn p(action: &str, resource: &str) -> Permission {
+        Permission {
+            action: action.into(),
+            resource: resource.into(),
+        }
+    }
+
+    #[test]
+    fn the_list_holds_what_lies_inside_each_resource_and_the_iam_path() {
+        let system = system();
+        for expected in [
+            BUCKET.to_owned(),
+            format!("{BUCKET}/*"),
+            format!("{FUNCTION}:*"),
+            QUEUE.to_owned(),
+            "arn:aws:iam::123456789012:policy/boundary".to_owned(),
+            "arn:aws:iam::123456789012:role/eks-intents/*".to_owned(),
+            "arn:aws:iam::123456789012:policy/eks-intents/*".to_owned(),
+        ] {
+            assert!(system.contains(&expected), "{expected} in {system:?}");
+        }
+    }
+
+    #[test]
+    fn direct_names_are_found_with_the_resource() {
+        let system = system();
+        assert_eq!(names_system_resource(BUCKET, &system), Some(BUCKET));
+        assert_eq!(
+            names_system_resource("arn:aws:s3:::intents-bucket/intents/demo/*", &system),
+            Some("arn:aws:s3:::intents-bucket/*")
+        );
+        assert!(names_system_resource(&format!("{FUNCTION}:live"), &system).is_some());
+        assert!(
+            names_system_resource("arn:aws:iam::123456789012:role/eks-intents/demo/x", &system)
+                .is_some()
+        );
+        for elsewhere in [
+            "*",
+            "arn:aws:s3:::*",
+            "arn:aws:s3:::intents-bucket-other/*",
+            "arn:aws:s3:::intents-bucke?",
+            "arn:aws:iam::123456789012:role/team/x",
+            "arn:aws:lambda:eu-west-2:123456789012:function:eks-intents-reconciler2",
+        ] {
+            assert_eq!(
+                names_system_resource(elsewhere, &system),
+                None,
+                "{elsewhere}"
+            );
+        }
+    }
+
+    #[test]
+    fn wildcards_that_reach_the_system_get_a_deny_of_what_they_reach() {
+        let system = system();
+        let (deny, reaching) = system_denial(
+            &[
+                p("s3:PutObject", "*"),
+                p("s3:GetObject", "arn:aws:s3:::intents-*"),
+            ],
+            &system,
+        )
+        .unwrap();
+        assert_eq!(deny.effect, Effect::Deny);
+        assert_eq!(deny.actions, vec!["*"]);
+        assert_eq!(reaching, vec!["s3:GetObject", "s3:PutObject"]);
+        assert_eq!(
+            deny.resources,
+            vec![BUCKET.to_owned(), format!("{BUCKET}/*")]
+        );
+        let (deny, _) = system_denial(
+            &[p("lambda:InvokeFunction", "arn:aws:lambda:*:*:function:*")],
+            &system,
+        )
+        .unwrap();
+        assert_eq!(
+            deny.resources,
+            vec![FUNCTION.to_owned(), format!("{FUNCTION}:*")]
+        );
+        let (deny, _) =
+            system_denial(&[p("sts:AssumeRole", "arn:aws:iam::*:role/*")], &system).unwrap();
+        // IAM's `*` may run across the colons: the policy path is reached as well.
+        assert!(
+            deny.resources
+                .contains(&"arn:aws:iam::123456789012:role/eks-intents/*".to_owned()),
+            "{deny:?}"
+        );
+        // Other services' actions and other resources never touch the system.
+        assert_eq!(
+            system_denial(
+                &[
+                    p("dynamodb:*", "*"),
+                    p("s3:GetObject", "arn:aws:s3:::team-*/*"),
+                    p("sqs:SendMessage", "arn:aws:sqs:*:*:team-*"),
+                ],
+                &system
+            ),
+            None
+        );
+    }
+
+    #[test]
+    fn patterns_overlap_and_contain_as_iam_matches() {
+        assert!(overlap("*", "arn:aws:s3:::b"));
+        assert!(overlap("arn:aws:s3:::*/x/*", "arn:aws:s3:::b/*"));
+        assert!(overlap("a?c", "a*"));
+        assert!(!overlap("arn:aws:s3:::a*", "arn:aws:s3:::b*"));
+        assert!(!overlap("abc", "abd"));
+        assert!(within("a*", "ab*"));
+        assert!(within("*", "*"));
+        assert!(!within("a?c", "a*c"));
+        assert!(!within("ab*", "a*"));
+        assert!(!within("abc", "ab"));
+    }
+}
