@@ -803,7 +803,12 @@ impl<'a> Planner<'a> {
                 );
             }
         }
-        for p in permissions.iter().filter(|p| policy::broad(p)) {
+        let broad: Vec<&str> = permissions
+            .iter()
+            .filter(|p| policy::broad(p))
+            .map(|p| p.action.as_str())
+            .collect();
+        if !broad.is_empty() {
             let names: Vec<String> = intent
                 .workloads
                 .iter()
@@ -813,7 +818,7 @@ impl<'a> Planner<'a> {
                 "{} {} granted {}",
                 names.join(" and "),
                 if names.len() > 1 { "are" } else { "is" },
-                policy::broad_warning(p)
+                policy::broad_warning(&broad)
             ));
         }
         let statements = policy::permission_statements(&permissions);

@@ -413,11 +413,16 @@ pub fn broad(permission: &Permission) -> bool {
     permission.resource == "*"
 }
 
-/// What a grant on `*` reaches, for the warning: `s3 accesspointobject, object` or, when the
-/// catalogue knows no kind for the action (it takes only `*`), `any resource`.
-pub fn reach(action: &str) -> String {
+/// What grants on `*` reach, for the warning: `s3 accesspointobject, object` or, when the
+/// catalogue knows no kind for the actions (they take only `*`), `any resource`.
+pub fn reach(actions: &[&str]) -> String {
     const SHOWN: usize = 6;
-    let kinds = catalogue::resource_kinds(action);
+    let mut kinds: Vec<(&str, &str)> = actions
+        .iter()
+        .flat_map(|a| catalogue::resource_kinds(a))
+        .collect();
+    kinds.sort_unstable();
+    kinds.dedup();
     if kinds.is_empty() {
         return "any resource".to_owned();
     }
@@ -439,13 +444,15 @@ pub fn reach(action: &str) -> String {
     out
 }
 
-/// The warning for a grant on `*`, after "<workload> is granted ": `s3:GetObject on every
+/// The warning for grants on `*`, after "<workload> is granted ": `s3:GetObject on every
 /// resource (`*`, reaching s3 accesspointobject, object); consider naming the resources`.
-pub fn broad_warning(permission: &Permission) -> String {
+/// Several actions of one role make one warning, so a driver with fifteen actions on `*` does
+/// not bury the rest of the status.
+pub fn broad_warning(actions: &[&str]) -> String {
     format!(
         "{} on every resource (`*`, reaching {}); consider naming the resources",
-        permission.action,
-        reach(&permission.action)
+        actions.join(", "),
+        reach(actions)
     )
 }
 
@@ -714,17 +721,18 @@ mod tests {
 
     #[test]
     fn a_grant_on_every_resource_says_what_it_reaches() {
-        let w = broad_warning(&p("s3:GetObject", "*"));
+        let w = broad_warning(&["s3:GetObject"]);
         assert_eq!(
             w,
             "s3:GetObject on every resource (`*`, reaching s3 accesspointobject, object); consider naming the resources"
         );
-        assert!(
-            reach("dynamodb:*").starts_with("dynamodb "),
-            "{}",
-            reach("dynamodb:*")
+        let dynamodb = reach(&["dynamodb:*"]);
+        assert!(dynamodb.starts_with("dynamodb "), "{dynamodb}");
+        assert!(dynamodb.contains("more kinds"), "{dynamodb}");
+        assert_eq!(reach(&["s3:ListAllMyBuckets"]), "any resource");
+        assert_eq!(
+            broad_warning(&["lambda:InvokeFunction", "sqs:SendMessage"]),
+            "lambda:InvokeFunction, sqs:SendMessage on every resource (`*`, reaching lambda function; sqs queue); consider naming the resources"
         );
-        assert!(reach("dynamodb:*").contains("more kinds"));
-        assert_eq!(reach("s3:ListAllMyBuckets"), "any resource");
     }
 }
