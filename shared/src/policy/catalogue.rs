@@ -187,11 +187,30 @@ pub fn resource_kinds(action: &str) -> Vec<(&'static str, &'static str)> {
         return Vec::new();
     };
     let (service, name) = (service.to_ascii_lowercase(), name.to_ascii_lowercase());
-    let mut out: Vec<(&'static str, &'static str)> = kinds()
+    let table = kinds();
+    // The planner asks for every role with a grant on `*`: look exact names up, scan only for
+    // wildcards.
+    let services: &[ServiceKinds] = if is_wildcard(&service) {
+        table
+    } else {
+        match table.binary_search_by(|s| s.lower.as_str().cmp(&service)) {
+            Ok(i) => &table[i..=i],
+            Err(_) => &[],
+        }
+    };
+    let mut out: Vec<(&'static str, &'static str)> = services
         .iter()
         .filter(|s| glob_match(&service, &s.lower))
         .flat_map(|s| {
-            s.actions
+            let actions: &[(String, Vec<usize>)] = if is_wildcard(&name) {
+                &s.actions
+            } else {
+                match s.actions.binary_search_by(|(a, _)| a.as_str().cmp(&name)) {
+                    Ok(i) => &s.actions[i..=i],
+                    Err(_) => &[],
+                }
+            };
+            actions
                 .iter()
                 .filter(|(a, _)| glob_match(&name, a))
                 .flat_map(|(_, indices)| indices.iter().filter_map(|&i| s.kinds.get(i)))
@@ -217,9 +236,11 @@ fn kinds() -> &'static [ServiceKinds] {
     KIND_TABLE.get_or_init(|| parse_kinds(KINDS))
 }
 
-/// Parses the kinds file; like [`parse`], a malformed line or token is skipped.
+/// Parses the kinds file, sorted for lookups (services and actions by lowercase name); like
+/// [`parse`], a malformed line or token is skipped.
 fn parse_kinds(data: &'static str) -> Vec<ServiceKinds> {
-    data.lines()
+    let mut services: Vec<ServiceKinds> = data
+        .lines()
         .filter(|line| !line.trim().is_empty() && !line.starts_with('#'))
         .filter_map(|line| {
             let mut fields = line.split('\t');
@@ -241,7 +262,13 @@ fn parse_kinds(data: &'static str) -> Vec<ServiceKinds> {
                 actions,
             })
         })
-        .collect()
+        .collect();
+    services.sort_by(|a, b| a.lower.cmp(&b.lower));
+    services.dedup_by(|a, b| a.lower == b.lower);
+    for service in &mut services {
+        service.actions.sort_by(|a, b| a.0.cmp(&b.0));
+    }
+    services
 }
 
 fn malformed(action: &str) -> ActionCheck {

@@ -414,22 +414,26 @@ pub fn broad(permission: &Permission) -> bool {
 }
 
 /// What grants on `*` reach, for the warning: `s3 accesspointobject, object` or, when the
-/// catalogue knows no kind for the actions (they take only `*`), `any resource`.
+/// catalogue knows no kind for the actions (they take only `*`), `any resource`. The kinds most
+/// of the actions reach come first (`ec2 volume, snapshot, ...` for a storage driver, not the
+/// hundred kinds `ec2:CreateTags` also reaches), then by name; past eight, a count.
 pub fn reach(actions: &[&str]) -> String {
-    const SHOWN: usize = 6;
-    let mut kinds: Vec<(&str, &str)> = actions
-        .iter()
-        .flat_map(|a| catalogue::resource_kinds(a))
-        .collect();
-    kinds.sort_unstable();
-    kinds.dedup();
-    if kinds.is_empty() {
+    const SHOWN: usize = 8;
+    let mut counted: std::collections::BTreeMap<(&str, &str), usize> = Default::default();
+    for kind in actions.iter().flat_map(|a| catalogue::resource_kinds(a)) {
+        *counted.entry(kind).or_default() += 1;
+    }
+    if counted.is_empty() {
         return "any resource".to_owned();
     }
+    let mut kinds: Vec<((&str, &str), usize)> = counted.into_iter().collect();
+    kinds.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let mut shown: Vec<(&str, &str)> = kinds.iter().take(SHOWN).map(|(k, _)| *k).collect();
+    shown.sort_by_key(|(service, _)| *service);
     let mut by_service: Vec<(&str, Vec<&str>)> = Vec::new();
-    for (service, kind) in kinds.iter().take(SHOWN) {
+    for (service, kind) in shown {
         match by_service.last_mut() {
-            Some((s, list)) if s == service => list.push(kind),
+            Some((s, list)) if *s == service => list.push(kind),
             _ => by_service.push((service, vec![kind])),
         }
     }
@@ -438,8 +442,10 @@ pub fn reach(actions: &[&str]) -> String {
         .map(|(service, list)| format!("{service} {}", list.join(", ")))
         .collect::<Vec<_>>()
         .join("; ");
-    if kinds.len() > SHOWN {
-        out.push_str(&format!(" and {} more kinds", kinds.len() - SHOWN));
+    match kinds.len().saturating_sub(SHOWN) {
+        0 => {}
+        1 => out.push_str(" and 1 more kind"),
+        more => out.push_str(&format!(" and {more} more kinds")),
     }
     out
 }
@@ -728,7 +734,9 @@ mod tests {
         );
         let dynamodb = reach(&["dynamodb:*"]);
         assert!(dynamodb.starts_with("dynamodb "), "{dynamodb}");
-        assert!(dynamodb.contains("more kinds"), "{dynamodb}");
+        assert!(dynamodb.ends_with("stream, table"), "{dynamodb}");
+        let ec2 = reach(&["ec2:*"]);
+        assert!(ec2.contains(" more kinds"), "{ec2}");
         assert_eq!(reach(&["s3:ListAllMyBuckets"]), "any resource");
         assert_eq!(
             broad_warning(&["lambda:InvokeFunction", "sqs:SendMessage"]),
