@@ -206,6 +206,18 @@ async fn the_reconciler_leaves_the_role_as_it_was_for_a_vector() {
     w.upload_seed().await;
     w.run_reconciler().await;
     let before = w.inspect();
+    // A grant on `*` that passes is in the status too, with what it reaches.
+    let status = w.status().await;
+    let warnings: Vec<&str> = status["warnings"]
+        .as_array()
+        .map(|all| all.iter().filter_map(|x| x.as_str()).collect())
+        .unwrap_or_default();
+    assert!(
+        warnings.iter().any(|w| w.starts_with(
+            "jokes/joke-worker is granted dynamodb:* on every resource (`*`, reaching dynamodb "
+        )),
+        "{warnings:#?}"
+    );
     let key = "intents/demo/jokes/joke-worker-ci.yaml";
     w.emulator.clear_requests();
     w.put(
