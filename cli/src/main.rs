@@ -292,9 +292,11 @@ fn validate(
             }
         }
     }
+    let mut warnings = 0;
     for report in &reports {
         for intent in &report.intents {
-            for refusal in refusals(intent, settings, cluster) {
+            let refused = refusals(intent, settings, cluster);
+            for (_, refusal) in &refused {
                 eprintln!("{refusal}");
                 errors += 1;
             }
@@ -302,13 +304,17 @@ fn validate(
                 eprintln!("{refusal}");
                 errors += 1;
             }
+            for warning in broad_grants(intent, &refused) {
+                eprintln!("{warning}");
+                warnings += 1;
+            }
         }
     }
     let intents: usize = reports.iter().map(|r| r.intents.len()).sum();
     let skipped: usize = reports.iter().map(|r| r.notices.len()).sum();
     let valid = reports.iter().filter(|r| r.is_valid()).count();
     eprintln!(
-        "{} bundle(s): {valid} valid, {} invalid; {intents} intent(s), {skipped} notice(s), {errors} error(s)",
+        "{} bundle(s): {valid} valid, {} invalid; {intents} intent(s), {skipped} notice(s), {errors} error(s), {warnings} warning(s)",
         reports.len(),
         reports.len() - valid
     );
@@ -443,10 +449,30 @@ fn system_refusals(intent: &Intent, settings: &Settings, partition: Option<&str>
         .collect()
 }
 
+/// The grants on `*` of one intent that are not refused, as warnings with their location, in
+/// the words of the planner's warning (the status shows the same). They do not fail validation.
+fn broad_grants(intent: &Intent, refused: &[(usize, String)]) -> Vec<String> {
+    intent
+        .permissions
+        .iter()
+        .enumerate()
+        .filter(|(i, p)| eks_intents::policy::broad(p) && !refused.iter().any(|(r, _)| r == i))
+        .map(|(i, p)| {
+            let message = format!(
+                "warning: {} is granted {}",
+                intent.workload,
+                eks_intents::policy::broad_warning(&[p.action.as_str()])
+            );
+            intent.error_at(i, message).to_string()
+        })
+        .collect()
+}
+
 /// What the reconciler with `settings` would refuse of one intent, as errors with the intent's
-/// location. The ServiceAccount a workload runs as is known only on the cluster: a workload
-/// running as `default` is refused by `plan` with an observed snapshot, not here.
-fn refusals(intent: &Intent, settings: &Settings, cluster: Option<&str>) -> Vec<String> {
+/// location, by the index of the permission. The ServiceAccount a workload runs as is known
+/// only on the cluster: a workload running as `default` is refused by `plan` with an observed
+/// snapshot, not here.
+fn refusals(intent: &Intent, settings: &Settings, cluster: Option<&str>) -> Vec<(usize, String)> {
     if !settings.refuse_dangerous {
         return Vec::new();
     }
@@ -473,7 +499,7 @@ fn refusals(intent: &Intent, settings: &Settings, cluster: Option<&str>) -> Vec<
                 permission.action,
                 eks_intents::intent::echo(&permission.resource)
             );
-            Some(intent.error_at(i, message).to_string())
+            Some((i, intent.error_at(i, message).to_string()))
         })
         .collect()
 }

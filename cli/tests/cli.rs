@@ -327,7 +327,8 @@ fn validate_refuses_what_the_default_deployment_refuses_with_its_location() {
         ),
         "{stderr}"
     );
-    assert!(!stderr.contains("dynamodb:GetItem on"), "{stderr}");
+    assert!(!stderr.contains("dynamodb:GetItem on *:"), "{stderr}");
+    assert!(stderr.contains("4 error(s), 1 warning(s)"), "{stderr}");
     assert!(stderr.contains("4 error(s)"), "{stderr}");
 }
 
@@ -357,7 +358,7 @@ fn validate_takes_the_deployments_exceptions_from_a_settings_file() {
     let out = args(&[]);
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(!stderr.contains("iam:PassRole on"), "excepted: {stderr}");
+    assert!(!stderr.contains("iam:PassRole on *:"), "excepted: {stderr}");
     assert!(
         stderr.contains("sts:AssumeRole on"),
         "an exception of another cluster does not apply: {stderr}"
@@ -365,7 +366,7 @@ fn validate_takes_the_deployments_exceptions_from_a_settings_file() {
     assert!(stderr.contains("3 error(s)"), "{stderr}");
     let out = args(&["--cluster", "prod"]);
     let stderr = text(&out.stderr);
-    assert!(!stderr.contains("sts:AssumeRole on"), "{stderr}");
+    assert!(!stderr.contains("sts:AssumeRole on *:"), "{stderr}");
     assert!(stderr.contains("2 error(s)"), "{stderr}");
 
     std::fs::write(&settings, "EKS_INTENTS_REFUSE_DANGEROUS=false\n").unwrap();
@@ -818,4 +819,164 @@ fn plan_with_nothing_to_do_names_the_workloads_that_are_not_ready() {
         "{stdout}"
     );
     assert!(!stdout.contains("match the intents"), "{stdout}");
+}
+
+/// One vector of `tests/fixtures/escalation/refused`: the file, the action, the resource and
+/// a part of the reason, as its first lines say.
+struct Vector {
+    path: String,
+    workload: String,
+    action: String,
+    resource: String,
+    reason: String,
+    /// The line of `actions:`, where the refusal points.
+    line: usize,
+}
+
+fn escalation_corpus(kind: &str) -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures/escalation")
+        .join(kind);
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|entry| entry.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    files
+}
+
+fn vectors() -> Vec<Vector> {
+    let vectors: Vec<Vector> = escalation_corpus("refused")
+        .into_iter()
+        .map(|path| {
+            let text = std::fs::read_to_string(&path).unwrap();
+            let header = |key: &str| {
+                text.lines()
+                    .find_map(|l| l.strip_prefix(&format!("# {key}: ")))
+                    .unwrap_or_else(|| panic!("{}: no `# {key}:` line", path.display()))
+                    .to_owned()
+            };
+            let refused = header("refused");
+            let (action, resource) = refused
+                .split_once(" on ")
+                .expect("`<action> on <resource>`");
+            let line = text.lines().position(|l| l.contains("actions:")).unwrap() + 1;
+            Vector {
+                workload: path.file_stem().unwrap().to_string_lossy().into_owned(),
+                path: path.to_string_lossy().into_owned(),
+                action: action.to_owned(),
+                resource: resource.to_owned(),
+                reason: header("reason"),
+                line,
+            }
+        })
+        .collect();
+    assert!(
+        vectors.len() >= 20,
+        "the corpus is there: {}",
+        vectors.len()
+    );
+    vectors
+}
+
+/// Every vector of the escalation corpus is refused by `validate`: exit 1, with its file, line,
+/// field and reason.
+#[test]
+fn validate_refuses_every_escalation_vector_with_its_location_and_reason() {
+    for v in vectors() {
+        let out = run(&["validate", &format!("attack={}", v.path)]);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{}: {stderr}", v.workload);
+        let location = format!(
+            "{}:{}: document 1: spec.targets[0].aws.actions[0]: {} on {}: ",
+            v.path, v.line, v.action, v.resource
+        );
+        assert!(stderr.contains(&location), "{location}\n{stderr}");
+        assert!(stderr.contains(&v.reason), "{}: {stderr}", v.reason);
+        assert!(
+            stderr.contains(&format!("refuses it for attack/{} unless", v.workload)),
+            "{stderr}"
+        );
+        assert!(stderr.contains("1 error(s)"), "{stderr}");
+    }
+}
+
+/// With an exception naming each workload and its action, the whole corpus passes; an exception
+/// for another workload does not help.
+#[test]
+fn validate_lets_the_escalation_corpus_through_when_an_exception_names_the_workload() {
+    let vectors = vectors();
+    let dir = tempdir("escalation-exceptions");
+    let settings = dir.join("settings.env");
+    let exceptions: Vec<Value> = vectors
+        .iter()
+        .map(|v| serde_json::json!({"namespace": "attack", "workload": v.workload, "action": v.action}))
+        .collect();
+    std::fs::write(
+        &settings,
+        format!(
+            "EKS_INTENTS_DANGEROUS_EXCEPTIONS='{}'\n",
+            Value::Array(exceptions)
+        ),
+    )
+    .unwrap();
+    let paths: Vec<String> = vectors
+        .iter()
+        .map(|v| format!("attack={}", v.path))
+        .collect();
+    let mut args = vec!["validate", "--settings", settings.to_str().unwrap()];
+    args.extend(paths.iter().map(String::as_str));
+    let out = run(&args);
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains(" 0 error(s)"), "{stderr}");
+
+    let other = &vectors[0];
+    std::fs::write(
+        &settings,
+        format!(
+            "EKS_INTENTS_DANGEROUS_EXCEPTIONS='[{{\"workload\": \"someone-else\", \"action\": \"{}\"}}]'\n",
+            other.action
+        ),
+    )
+    .unwrap();
+    let path = format!("attack={}", other.path);
+    let out = run(&["validate", "--settings", settings.to_str().unwrap(), &path]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+}
+
+/// The same services on named resources of ordinary kinds pass, without a warning.
+#[test]
+fn validate_passes_the_same_services_on_named_team_resources() {
+    for path in escalation_corpus("passes") {
+        let out = run(&["validate", &format!("attack={}", path.display())]);
+        let stderr = text(&out.stderr);
+        assert!(out.status.success(), "{}: {stderr}", path.display());
+        assert!(stderr.contains("0 error(s), 0 warning(s)"), "{stderr}");
+    }
+}
+
+/// A single action on `*` is a warning with its location and what it reaches; the exit code
+/// stays 0.
+#[test]
+fn validate_warns_about_every_grant_on_every_resource() {
+    let bundle = "apiVersion: k8s.otterize.com/v2beta1\nkind: ClientIntents\nmetadata:\n  name: w\nspec:\n  workload:\n    name: w\n  targets:\n    - aws:\n        arn: \"*\"\n        actions: [\"s3:GetObject\", \"dynamodb:*\"]\n    - aws:\n        arn: \"arn:aws:sqs:eu-west-2:123456789012:q\"\n        actions: [\"sqs:SendMessage\"]\n";
+    let dir = tempdir("broad");
+    let path = dir.join("broad.yaml");
+    std::fs::write(&path, bundle).unwrap();
+    let out = run(&["validate", &format!("jokes={}", path.display())]);
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let expected = format!(
+        "{}:11: document 1: spec.targets[0].aws.actions[0]: warning: jokes/w is granted s3:GetObject on every resource (`*`, reaching s3 accesspointobject, object); consider naming the resources",
+        path.display()
+    );
+    assert!(stderr.contains(&expected), "{expected}\n{stderr}");
+    assert!(
+        stderr.contains("jokes/w is granted dynamodb:* on every resource (`*`, reaching dynamodb "),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("sqs:SendMessage on"), "{stderr}");
+    assert!(stderr.contains("0 error(s), 2 warning(s)"), "{stderr}");
 }

@@ -514,7 +514,7 @@ async fn bad_uploads_change_nothing_and_the_status_explains() {
         .await
         .expect("delete");
     // Dangerous actions parse, but the workload is refused: its role stays as it was.
-    let refusal = "Such actions let a workload create or take over identities; the platform team can allow one for this workload with an exception in the settings (EKS_INTENTS_DANGEROUS_EXCEPTIONS)";
+    let refusal = "Such actions let a workload create or take over identities or read every secret; the platform team can allow one for this workload with an exception in the settings (EKS_INTENTS_DANGEROUS_EXCEPTIONS)";
     for (file, reason) in [
         (
             "dangerous-action.yaml",

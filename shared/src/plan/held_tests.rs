@@ -181,7 +181,7 @@ const ACTIONS: [&str; 4] = [
     "dynamodb:GetItem",
     "s3:GetObject",
     "sqs:SendMessage",
-    "kms:Decrypt",
+    "sns:Publish",
 ];
 
 fn text_of(version: &Version, workloads: [&str; 2]) -> String {

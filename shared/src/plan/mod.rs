@@ -817,23 +817,28 @@ impl<'a> Planner<'a> {
                 return fail(
                     outcome,
                     format!(
-                        "refused: {}. Such actions let a workload create or take over identities; the platform team can allow one for this workload with an exception in the settings (EKS_INTENTS_DANGEROUS_EXCEPTIONS)",
+                        "refused: {}. Such actions let a workload create or take over identities or read every secret; the platform team can allow one for this workload with an exception in the settings (EKS_INTENTS_DANGEROUS_EXCEPTIONS)",
                         refused.join("; ")
                     ),
                 );
             }
         }
-        for p in permissions.iter().filter(|p| policy::broad(p)) {
+        let broad: Vec<&str> = permissions
+            .iter()
+            .filter(|p| policy::broad(p))
+            .map(|p| p.action.as_str())
+            .collect();
+        if !broad.is_empty() {
             let names: Vec<String> = intent
                 .workloads
                 .iter()
                 .map(|w| w.workload.to_string())
                 .collect();
             outcome.warnings.push(format!(
-                "{} {} granted {} on every resource: broad; consider naming the resources",
+                "{} {} granted {}",
                 names.join(" and "),
                 if names.len() > 1 { "are" } else { "is" },
-                p.action
+                policy::broad_warning(&broad)
             ));
         }
         let mut statements = policy::permission_statements(&permissions);

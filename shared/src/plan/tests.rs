@@ -333,11 +333,15 @@ fn workloads_sharing_a_service_account_share_one_role_with_the_union() {
             r#"{"Statement":[{"Action":["dynamodb:PutItem","s3:GetObject"],"Effect":"Allow","Resource":["*"]}],"Version":"2012-10-17"}"#
         )
     );
-    assert_eq!(planned.warnings.len(), 1);
+    // One for the shared ServiceAccount, one for its grants on `*`.
+    assert_eq!(planned.warnings.len(), 2, "{:?}", planned.warnings);
     assert!(
-        planned.warnings[0].contains("jokes/joke-server and jokes/joke-worker"),
-        "{}",
-        planned.warnings[0]
+        planned
+            .warnings
+            .iter()
+            .all(|w| w.contains("jokes/joke-server and jokes/joke-worker")),
+        "{:?}",
+        planned.warnings
     );
 }
 
@@ -1098,9 +1102,39 @@ fn dangerous_actions_are_refused_unless_an_exception_names_the_workload() {
 fn broad_grants_are_allowed_with_a_warning() {
     let planned = plan(&seed_desired(), &seed_cluster(), &settings());
     assert!(
-        planned.warnings.iter().any(|w| w.contains("ack-system/ack-dynamodb-controller-dynamodb-chart is granted dynamodb:* on every resource")),
+        planned.warnings.iter().any(|w| w.contains("ack-system/ack-dynamodb-controller-dynamodb-chart is granted dynamodb:* on every resource (`*`, reaching dynamodb ")),
         "{:?}",
         planned.warnings
+    );
+}
+
+#[test]
+fn a_single_action_on_every_resource_is_warned_about_with_what_it_reaches() {
+    let mut desired = DesiredState::default();
+    declare(
+        &mut desired,
+        "a.yaml",
+        "jokes",
+        "joke-server",
+        "*",
+        &["s3:GetObject"],
+    );
+    declare(
+        &mut desired,
+        "a.yaml",
+        "jokes",
+        "joke-server",
+        "arn:aws:dynamodb:eu-west-2:123456789012:table/jokes",
+        &["dynamodb:GetItem"],
+    );
+    let mut observed = empty();
+    run_workload(&mut observed, "jokes", "joke-server", "joke-server");
+    let planned = plan(&desired, &observed, &settings());
+    assert_eq!(
+        planned.warnings,
+        [
+            "jokes/joke-server is granted s3:GetObject on every resource (`*`, reaching s3 accesspointobject, object); consider naming the resources"
+        ]
     );
 }
 

@@ -14,6 +14,10 @@ use std::sync::OnceLock;
 /// One line per service: `<prefix> <Action> <Action> ...`; `#` starts a comment line.
 const DATA: &str = include_str!("../../data/iam-actions.txt");
 
+/// The resource kinds each action reaches, from the same generator: one line per service,
+/// `<prefix> TAB <kind>|<kind>|... TAB <Action>=<index>,<index> ...`.
+const KINDS: &str = include_str!("../../data/iam-resource-kinds.txt");
+
 /// At most this many suggestions: more is noise in an error message.
 const MAX_SUGGESTIONS: usize = 3;
 
@@ -173,6 +177,98 @@ pub fn expand(action: &str) -> Vec<String> {
         .collect();
     out.sort_unstable();
     out
+}
+
+/// The resource kinds (`object`, `function`, ...) that `action` (exact or wildcard, not `*`)
+/// reaches, as (service prefix, kind), sorted and unique. Empty when the catalogue knows no
+/// kind for it (actions that take only `*`, like `s3:ListAllMyBuckets`) or it is malformed.
+pub fn resource_kinds(action: &str) -> Vec<(&'static str, &'static str)> {
+    let Some((service, name)) = action.split_once(':') else {
+        return Vec::new();
+    };
+    let (service, name) = (service.to_ascii_lowercase(), name.to_ascii_lowercase());
+    let table = kinds();
+    // The planner asks for every role with a grant on `*`: look exact names up, scan only for
+    // wildcards.
+    let services: &[ServiceKinds] = if is_wildcard(&service) {
+        table
+    } else {
+        match table.binary_search_by(|s| s.lower.as_str().cmp(&service)) {
+            Ok(i) => &table[i..=i],
+            Err(_) => &[],
+        }
+    };
+    let mut out: Vec<(&'static str, &'static str)> = services
+        .iter()
+        .filter(|s| glob_match(&service, &s.lower))
+        .flat_map(|s| {
+            let actions: &[(String, Vec<usize>)] = if is_wildcard(&name) {
+                &s.actions
+            } else {
+                match s.actions.binary_search_by(|(a, _)| a.as_str().cmp(&name)) {
+                    Ok(i) => &s.actions[i..=i],
+                    Err(_) => &[],
+                }
+            };
+            actions
+                .iter()
+                .filter(|(a, _)| glob_match(&name, a))
+                .flat_map(|(_, indices)| indices.iter().filter_map(|&i| s.kinds.get(i)))
+                .map(|kind| (s.prefix, *kind))
+        })
+        .collect();
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+/// The resource kinds of one service, and which of them each action reaches.
+struct ServiceKinds {
+    prefix: &'static str,
+    lower: String,
+    kinds: Vec<&'static str>,
+    /// (lowercase action, indices into `kinds`).
+    actions: Vec<(String, Vec<usize>)>,
+}
+
+fn kinds() -> &'static [ServiceKinds] {
+    static KIND_TABLE: OnceLock<Vec<ServiceKinds>> = OnceLock::new();
+    KIND_TABLE.get_or_init(|| parse_kinds(KINDS))
+}
+
+/// Parses the kinds file, sorted for lookups (services and actions by lowercase name); like
+/// [`parse`], a malformed line or token is skipped.
+fn parse_kinds(data: &'static str) -> Vec<ServiceKinds> {
+    let mut services: Vec<ServiceKinds> = data
+        .lines()
+        .filter(|line| !line.trim().is_empty() && !line.starts_with('#'))
+        .filter_map(|line| {
+            let mut fields = line.split('\t');
+            let prefix = fields.next().filter(|p| is_name(p))?;
+            let kinds = fields.next()?.split('|').collect();
+            let actions = fields
+                .next()?
+                .split_ascii_whitespace()
+                .filter_map(|entry| {
+                    let (name, indices) = entry.split_once('=')?;
+                    let indices = indices.split(',').filter_map(|i| i.parse().ok()).collect();
+                    Some((name.to_ascii_lowercase(), indices))
+                })
+                .collect();
+            Some(ServiceKinds {
+                prefix,
+                lower: prefix.to_ascii_lowercase(),
+                kinds,
+                actions,
+            })
+        })
+        .collect();
+    services.sort_by(|a, b| a.lower.cmp(&b.lower));
+    services.dedup_by(|a, b| a.lower == b.lower);
+    for service in &mut services {
+        service.actions.sort_by(|a, b| a.0.cmp(&b.0));
+    }
+    services
 }
 
 fn malformed(action: &str) -> ActionCheck {
@@ -405,6 +501,31 @@ pub(crate) fn edit_distance(a: &[u8], b: &[u8]) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn resource_kinds_come_from_the_real_file_whole() {
+        let lines = KINDS
+            .lines()
+            .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+            .count();
+        assert_eq!(kinds().len(), lines);
+        assert!(kinds().iter().all(|s| {
+            s.actions
+                .iter()
+                .all(|(_, i)| !i.is_empty() && i.iter().all(|&i| i < s.kinds.len()))
+        }));
+        assert_eq!(
+            resource_kinds("lambda:UpdateFunctionCode"),
+            [("lambda", "function")]
+        );
+        assert_eq!(
+            resource_kinds("S3:getobject"),
+            [("s3", "accesspointobject"), ("s3", "object")]
+        );
+        assert!(resource_kinds("s3:ListAllMyBuckets").is_empty());
+        assert!(resource_kinds("nonsense").is_empty());
+        assert!(resource_kinds("eks:*").contains(&("eks", "cluster")));
+    }
 
     /// The actions of the reference scenario (`fixtures/seed-scenario/*.yaml`).
     const SEED_ACTIONS: [&str; 16] = [

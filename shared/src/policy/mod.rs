@@ -13,9 +13,12 @@ mod split;
 mod trust;
 
 pub use arn::{PLACEHOLDERS, arn_service, check_arn, check_partition, is_partition, is_region};
-pub use catalogue::{ActionCheck, check_action, expand};
+pub use catalogue::{ActionCheck, check_action, expand, resource_kinds};
 pub(crate) use catalogue::{closest, edit_distance};
-pub use danger::{DangerException, action_matches, broad, danger};
+pub use danger::{
+    DangerException, ESCALATIONS, Escalation, NOT_DANGEROUS_ALONE, SECRET_READS, action_matches,
+    broad, broad_warning, danger, reach,
+};
 pub use document::{Effect, PolicyDocument, Statement, permission_statements};
 pub use names::*;
 pub use normalize::{canonical_json, display_form, normalize};
