@@ -61,6 +61,19 @@ struct RoleIntent<'a> {
     shared_with: Vec<ServiceAccountRef>,
 }
 
+impl RoleIntent<'_> {
+    /// "ns/a is" or "ns/a and ns/b are": the subject of a warning about the role's grants.
+    fn subject(&self) -> String {
+        let names: Vec<String> = self
+            .workloads
+            .iter()
+            .map(|w| w.workload.to_string())
+            .collect();
+        let verb = if names.len() > 1 { "are" } else { "is" };
+        format!("{} {verb}", names.join(" and "))
+    }
+}
+
 /// The outcome of planning one role, shared by the workloads that run as its ServiceAccount.
 struct RoleOutcome {
     warnings: Vec<String>,
@@ -829,15 +842,9 @@ impl<'a> Planner<'a> {
             .map(|p| p.action.as_str())
             .collect();
         if !broad.is_empty() {
-            let names: Vec<String> = intent
-                .workloads
-                .iter()
-                .map(|w| w.workload.to_string())
-                .collect();
             outcome.warnings.push(format!(
-                "{} {} granted {}",
-                names.join(" and "),
-                if names.len() > 1 { "are" } else { "is" },
+                "{} granted {}",
+                intent.subject(),
                 policy::broad_warning(&broad)
             ));
         }
@@ -848,15 +855,9 @@ impl<'a> Planner<'a> {
             Err(error) => return fail(outcome, error.to_string()),
         };
         if let Some((deny, reaching)) = &denial {
-            let names: Vec<String> = intent
-                .workloads
-                .iter()
-                .map(|w| w.workload.to_string())
-                .collect();
             outcome.warnings.push(format!(
-                "{} {} granted {} on resources that include eks-intents' own: its policy denies every action on {} explicitly",
-                names.join(" and "),
-                if names.len() > 1 { "are" } else { "is" },
+                "{} granted {} on resources that include eks-intents' own: its policy denies every action on {} explicitly",
+                intent.subject(),
                 reaching.join(", "),
                 deny.resources.join(", ")
             ));
