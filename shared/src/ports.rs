@@ -92,8 +92,14 @@ pub struct NewRole<'a> {
 
 pub trait IamPort: Send + Sync {
     /// Roles and managed policies under `path_prefix` (with documents, tags and boundary),
-    /// and the account's OIDC providers.
-    fn snapshot(&self, path_prefix: &str) -> impl Future<Output = PortResult<IamSnapshot>> + Send;
+    /// and the cluster's own OIDC provider, read by its ARN (`oidc_provider_arn`, which follows
+    /// from the issuer: one call whatever other providers the account holds; absent if IAM
+    /// does not know it). `None` reads no provider (a cluster without an issuer, or gone).
+    fn snapshot(
+        &self,
+        path_prefix: &str,
+        oidc_provider_arn: Option<&str>,
+    ) -> impl Future<Output = PortResult<IamSnapshot>> + Send;
     fn create_oidc_provider(
         &self,
         url: &str,

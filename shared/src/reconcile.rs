@@ -220,7 +220,11 @@ pub async fn observe<I: IamPort, E: EksPort, K: KubernetesPort>(
 ) -> Result<ObservedState, PortError> {
     let cluster = description.info.cluster.name.as_str();
     let path = policy::cluster_path(&settings.plan.iam_path, &description.info.cluster.name);
-    let snapshot = iam.snapshot(&path).await?;
+    let provider_arn = description
+        .info
+        .oidc_host_path()
+        .map(|issuer| policy::oidc_provider_arn(&description.info.cluster, issuer));
+    let snapshot = iam.snapshot(&path, provider_arn.as_deref()).await?;
     let associations = eks.pod_identity_associations(cluster).await?;
     let addons = eks
         .addons(cluster)
@@ -596,7 +600,9 @@ where
 {
     let name = ClusterName::new(cluster);
     let path = policy::cluster_path(&settings.plan.iam_path, &name);
-    let snapshot = match ports.iam.snapshot(&path).await {
+    // A gone cluster has no issuer to trust: no OIDC provider is read (the planner leaves
+    // providers alone without one).
+    let snapshot = match ports.iam.snapshot(&path, None).await {
         Ok(snapshot) => snapshot,
         Err(source) => {
             let error = ReconcileError::Observe {

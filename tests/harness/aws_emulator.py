@@ -925,6 +925,15 @@ def call_wsgi(app: WsgiApp, environ: dict) -> Response:
     return Response(captured["status"], captured["headers"], b"".join(chunks))
 
 
+# Paging parameters counted per value (`GET /_harness/parameters`): IAM's query-protocol form
+# fields and EKS's query string.
+COUNTED_PARAMETERS: dict[str, tuple[str, ...]] = {
+    "iam": ("MaxItems", "Marker"),
+    "eks": ("maxResults",),
+}
+QUERY_SERVICES = {"iam", "sts"}
+
+
 class Emulator:
     def __init__(self) -> None:
         self.moto = DomainDispatcherApplication(create_backend_app)
@@ -932,6 +941,9 @@ class Emulator:
         self.lock = threading.Lock()
         self.faults: list[Fault] = []
         self.counts: dict[str, dict[str, int]] = {}
+        # service -> operation -> "Name=value" -> count, for the paging parameters in
+        # COUNTED_PARAMETERS (what a request asked for, which the emulator may not honour).
+        self.parameters: dict[str, dict[str, dict[str, int]]] = {}
 
     def __call__(self, environ: dict, start_response: Callable):
         path = environ.get("PATH_INFO", "")
@@ -953,6 +965,12 @@ class Emulator:
         with self.lock:
             per_service = self.counts.setdefault(call.service, {})
             per_service[operation] = per_service.get(operation, 0) + 1
+            for name in COUNTED_PARAMETERS.get(call.service, ()):
+                value = call.form().get(name) if call.service in QUERY_SERVICES else call.query.get(name)
+                if value:
+                    seen = self.parameters.setdefault(call.service, {}).setdefault(operation, {})
+                    key = f"{name}={value[0]}"
+                    seen[key] = seen.get(key, 0) + 1
             fault = next((f for f in self.faults if f.matches(call.service, operation)), None)
             if fault:
                 fault.remaining -= 1
@@ -994,6 +1012,7 @@ class Emulator:
             with self.lock:
                 self.faults.clear()
                 self.counts.clear()
+                self.parameters.clear()
             return json_response(200, {"status": "ok"})
         if path == "/_harness/faults":
             with self.lock:
@@ -1009,9 +1028,15 @@ class Emulator:
             with self.lock:
                 if method == "DELETE":
                     self.counts.clear()
+                    self.parameters.clear()
                 elif method != "GET":
                     return method_not_allowed()
                 return json_response(200, self.counts)
+        if path == "/_harness/parameters":
+            with self.lock:
+                if method != "GET":
+                    return method_not_allowed()
+                return json_response(200, self.parameters)
         cluster = re.fullmatch(r"/_harness/clusters/([^/]+)", path)
         if cluster:
             name = cluster.group(1)

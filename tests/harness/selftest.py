@@ -513,6 +513,21 @@ def request_counters(h: Harness):
 
 
 @test
+def parameter_counters(h: Harness):
+    h.cluster()
+    iam, eks = h.client("iam"), h.client("eks")
+    h.control("DELETE", "/_harness/requests")
+    iam.get_account_authorization_details(Filter=["Role"], MaxItems=1000)
+    iam.get_account_authorization_details(Filter=["Role"])
+    eks.list_pod_identity_associations(clusterName="demo", maxResults=100)
+    params = h.control("GET", "/_harness/parameters")
+    assert params["iam"] == {"GetAccountAuthorizationDetails": {"MaxItems=1000": 1}}, params
+    assert params["eks"] == {"ListPodIdentityAssociations": {"maxResults=100": 1}}, params
+    h.control("DELETE", "/_harness/requests")
+    assert h.control("GET", "/_harness/parameters") == {}
+
+
+@test
 def reset_clears_everything(h: Harness):
     h.cluster()
     eks = h.client("eks")

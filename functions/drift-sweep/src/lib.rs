@@ -121,7 +121,7 @@ where
         }
     }
 
-    let snapshot = ctx.iam.snapshot(&ctx.iam_path).await.map_err(|e| {
+    let snapshot = ctx.iam.snapshot(&ctx.iam_path, None).await.map_err(|e| {
         format!(
             "source role tags (roles under the IAM path {}) failed: {e}",
             ctx.iam_path

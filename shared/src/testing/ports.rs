@@ -46,7 +46,11 @@ pub struct FakeIam {
 }
 
 impl IamPort for FakeIam {
-    async fn snapshot(&self, path_prefix: &str) -> PortResult<IamSnapshot> {
+    async fn snapshot(
+        &self,
+        path_prefix: &str,
+        _oidc_provider_arn: Option<&str>,
+    ) -> PortResult<IamSnapshot> {
         self.paths.lock().unwrap().push(path_prefix.to_owned());
         if self.fail {
             return Err(PortError::new(

@@ -9,6 +9,9 @@ use aws_sdk_iam::Client;
 use aws_sdk_iam::types::{EntityType, Tag};
 use std::collections::BTreeMap;
 
+/// Items per `GetAccountAuthorizationDetails` page (IAM's maximum; its default is 100).
+pub const AUTHORIZATION_DETAILS_PAGE: i32 = 1000;
+
 #[derive(Clone, Debug)]
 pub struct IamAdapter {
     client: Client,
@@ -48,7 +51,11 @@ fn policy_name(given: Option<&str>, arn: &str) -> Option<String> {
 }
 
 impl IamPort for IamAdapter {
-    async fn snapshot(&self, path_prefix: &str) -> PortResult<IamSnapshot> {
+    async fn snapshot(
+        &self,
+        path_prefix: &str,
+        oidc_provider_arn: Option<&str>,
+    ) -> PortResult<IamSnapshot> {
         let mut snapshot = IamSnapshot::default();
         let mut pages = self
             .client
@@ -56,6 +63,9 @@ impl IamPort for IamAdapter {
             .filter(EntityType::Role)
             .filter(EntityType::LocalManagedPolicy)
             .into_paginator()
+            // IAM pages at 100 items unless asked: 1,000 (its maximum) per page, following
+            // `Marker` to the end.
+            .page_size(AUTHORIZATION_DETAILS_PAGE)
             .send();
         let mut untagged_policies = Vec::new();
         while let Some(page) = pages.next().await {
@@ -134,26 +144,28 @@ impl IamPort for IamAdapter {
             policy.tags = tag_map(out.tags());
             snapshot.managed_policies.push(policy);
         }
-        let providers = self
-            .client
-            .list_open_id_connect_providers()
-            .send()
-            .await
-            .map_err(|e| port_error("iam", "ListOpenIDConnectProviders", e))?;
-        for entry in providers.open_id_connect_provider_list() {
-            let Some(arn) = entry.arn() else { continue };
-            let provider = self
+        // Only the cluster's own provider matters, and its ARN follows from the issuer: one
+        // call, whatever the account holds (NotFound: there is none yet).
+        if let Some(arn) = oidc_provider_arn {
+            match self
                 .client
                 .get_open_id_connect_provider()
                 .open_id_connect_provider_arn(arn)
                 .send()
                 .await
-                .map_err(|e| port_error("iam", "GetOpenIDConnectProvider", e))?;
-            snapshot.oidc_providers.push(OidcProvider {
-                arn: arn.to_owned(),
-                url: strip_scheme(provider.url().unwrap_or_default()).to_owned(),
-                client_ids: provider.client_id_list().iter().cloned().collect(),
-            });
+            {
+                Ok(provider) => snapshot.oidc_providers.push(OidcProvider {
+                    arn: arn.to_owned(),
+                    url: strip_scheme(provider.url().unwrap_or_default()).to_owned(),
+                    client_ids: provider.client_id_list().iter().cloned().collect(),
+                }),
+                Err(e) => {
+                    let error = port_error("iam", "GetOpenIDConnectProvider", e);
+                    if error.kind != crate::ports::ErrorKind::NotFound {
+                        return Err(error);
+                    }
+                }
+            }
         }
         Ok(snapshot)
     }

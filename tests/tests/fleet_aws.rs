@@ -1,0 +1,62 @@
+//! Fleet scale on the AWS side (issue 13): a quiet reconcile's request count does not grow with
+//! what else the account or cluster holds. Requests are counted at the local AWS emulator.
+
+use eks_intents::model::BindingMode;
+use integration::scenario::*;
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+fn count(requests: &Value, service: &str, operation: &str) -> u64 {
+    requests[service][operation].as_u64().unwrap_or_default()
+}
+
+/// Point 5: only the cluster's own OIDC provider is read, by its ARN, whatever else the
+/// account holds (before: one List plus one Get per provider of the account).
+#[tokio::test]
+async fn a_quiet_irsa_run_reads_only_the_clusters_oidc_provider() {
+    let w = world(BindingMode::Irsa, seed_fake_cluster).await;
+    w.upload_seed().await;
+    w.run_reconciler().await;
+    let iam = aws_sdk_iam::Client::new(&w.emulator.sdk_config());
+    for i in 0..20 {
+        iam.create_open_id_connect_provider()
+            .url(format!("https://oidc.example.com/other-{i}"))
+            .client_id_list("sts.amazonaws.com")
+            .send()
+            .await
+            .expect("another provider");
+    }
+    w.emulator.clear_requests();
+    w.reconcile_again().await;
+    let requests = w.emulator.requests();
+    assert_eq!(
+        count(&requests, "iam", "GetOpenIDConnectProvider"),
+        1,
+        "{requests:#}"
+    );
+    assert_eq!(
+        count(&requests, "iam", "ListOpenIDConnectProviders"),
+        0,
+        "{requests:#}"
+    );
+    // The provider read is the one the first run made: nothing to create or fix.
+    assert_eq!(w.aws_writes(), BTreeMap::new());
+}
+
+/// Point 6: the authorization details are asked for 1,000 items a page (IAM's default is 100).
+#[tokio::test]
+async fn authorization_details_are_read_a_thousand_a_page() {
+    let w = world(BindingMode::Irsa, seed_fake_cluster).await;
+    w.upload_seed().await;
+    w.emulator.clear_requests();
+    w.run_reconciler().await;
+    let parameters = w.emulator.control("GET", "/_harness/parameters", None);
+    let requests = w.emulator.requests();
+    let sent = count(&requests, "iam", "GetAccountAuthorizationDetails");
+    assert!(sent >= 1, "{requests:#}");
+    assert_eq!(
+        parameters["iam"]["GetAccountAuthorizationDetails"]["MaxItems=1000"].as_u64(),
+        Some(sent),
+        "every page asks for 1,000 items: {parameters:#}"
+    );
+}
