@@ -191,9 +191,28 @@ pub trait EksPort: Send + Sync {
         &self,
         cluster: &str,
     ) -> impl Future<Output = PortResult<Vec<AddonDescription>>> + Send;
+    /// The cluster's Pod Identity associations that concern the system, with their role ARN
+    /// and tags (which only a describe gives, one call per association).
+    ///
+    /// Which associations concern it is decided from what the list returns (namespace,
+    /// service account, association id, owner ARN), so that the associations of a fleet the
+    /// system has nothing to do with cost no describe:
+    /// - every association in one of `namespaces`: the caller passes the namespaces of the
+    ///   desired workloads (held ones included) and those named by the roles the system owns
+    ///   for the cluster. That covers each association that collides with a desired one (its
+    ///   ServiceAccount is in a desired workload's namespace) and each one the system made
+    ///   (made only for a role it owns, in that role's namespace, which the role's tag names
+    ///   until the role is deleted), so drift, orphans and collisions are all seen;
+    /// - every association an add-on owns (an owner ARN in the list): they are few, and the
+    ///   add-ons' observed state needs their roles.
+    ///
+    /// Associations left out are not returned at all: the planner neither binds, updates nor
+    /// deletes in a namespace outside `namespaces`, so it never mistakes them for drift or
+    /// orphans. The describes run concurrently (the adapter's `DESCRIBE_CONCURRENCY`, 16).
     fn pod_identity_associations(
         &self,
         cluster: &str,
+        namespaces: &BTreeSet<Namespace>,
     ) -> impl Future<Output = PortResult<Vec<ObservedAssociation>>> + Send;
     /// Creates the association with a client request token derived from the request, so that
     /// a repeated request (an SDK retry, or another run asking the same at the same time) is

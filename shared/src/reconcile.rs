@@ -225,22 +225,7 @@ pub async fn observe<I: IamPort, E: EksPort, K: KubernetesPort>(
         .oidc_host_path()
         .map(|issuer| policy::oidc_provider_arn(&description.info.cluster, issuer));
     let snapshot = iam.snapshot(&path, provider_arn.as_deref()).await?;
-    let associations = eks.pod_identity_associations(cluster).await?;
-    let addons = eks
-        .addons(cluster)
-        .await?
-        .into_iter()
-        .map(|addon| {
-            let mut service_accounts: BTreeSet<ServiceAccountRef> =
-                known_addon_service_accounts(&addon.name)
-                    .into_iter()
-                    .collect();
-            if let Some(extra) = settings.addon_service_accounts.get(&addon.name) {
-                service_accounts.extend(extra.iter().cloned());
-            }
-            addon.into_observed(service_accounts, &associations)
-        })
-        .collect();
+    let addons = eks.addons(cluster).await?;
     let mut namespaces: BTreeSet<Namespace> = desired
         .workloads
         .keys()
@@ -259,6 +244,22 @@ pub async fn observe<I: IamPort, E: EksPort, K: KubernetesPort>(
             .filter_map(|role| role.tags.get(policy::NAMESPACE_TAG))
             .map(|ns| Namespace::new(ns.as_str())),
     );
+    // Only the associations in these namespaces (and the add-ons' own) are described: the
+    // planner acts nowhere else (see `EksPort::pod_identity_associations`).
+    let associations = eks.pod_identity_associations(cluster, &namespaces).await?;
+    let addons = addons
+        .into_iter()
+        .map(|addon| {
+            let mut service_accounts: BTreeSet<ServiceAccountRef> =
+                known_addon_service_accounts(&addon.name)
+                    .into_iter()
+                    .collect();
+            if let Some(extra) = settings.addon_service_accounts.get(&addon.name) {
+                service_accounts.extend(extra.iter().cloned());
+            }
+            addon.into_observed(service_accounts, &associations)
+        })
+        .collect();
     let kubernetes = kube.snapshot(&namespaces).await?;
     Ok(ObservedState {
         cluster: description.info.clone(),

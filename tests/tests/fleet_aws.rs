@@ -60,3 +60,58 @@ async fn authorization_details_are_read_a_thousand_a_page() {
         "every page asks for 1,000 items: {parameters:#}"
     );
 }
+
+/// Point 4: in Pod Identity mode a quiet run describes only the associations that concern the
+/// system (those in the namespaces of its workloads and roles, and the add-ons' own), not the
+/// rest of the fleet's (before: one describe per association of the cluster).
+#[tokio::test]
+async fn a_quiet_pod_identity_run_describes_no_association_outside_its_namespaces() {
+    let w = world(BindingMode::PodIdentity, seed_fake_cluster).await;
+    w.upload_seed().await;
+    w.run_reconciler().await;
+    let config = w.emulator.sdk_config();
+    let iam = aws_sdk_iam::Client::new(&config);
+    let other_role = iam
+        .create_role()
+        .role_name("another-teams-role")
+        .assume_role_policy_document(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"pods.eks.amazonaws.com"},"Action":["sts:AssumeRole","sts:TagSession"]}]}"#)
+        .send()
+        .await
+        .expect("another team's role")
+        .role()
+        .map(|r| r.arn().to_owned())
+        .unwrap_or_default();
+    let eks = aws_sdk_eks::Client::new(&config);
+    const OUTSIDE: usize = 30;
+    for i in 0..OUTSIDE {
+        eks.create_pod_identity_association()
+            .cluster_name(CLUSTER)
+            .namespace(format!("other-team-{}", i % 5))
+            .service_account(format!("app-{i}"))
+            .role_arn(&other_role)
+            .send()
+            .await
+            .expect("an association of another team");
+    }
+    w.emulator.clear_requests();
+    w.reconcile_again().await;
+    let requests = w.emulator.requests();
+    // The two direct associations the seed made (ack-system, jokes) and the EBS add-on's own.
+    assert_eq!(
+        count(&requests, "eks", "DescribePodIdentityAssociation"),
+        3,
+        "{requests:#}"
+    );
+    assert_eq!(
+        count(&requests, "eks", "ListPodIdentityAssociations"),
+        1,
+        "{requests:#}"
+    );
+    // The associations not described are neither drift nor orphans.
+    assert_eq!(w.aws_writes(), BTreeMap::new());
+    let associations = w.inspect()["pod_identity_associations"]
+        .as_array()
+        .map(Vec::len)
+        .unwrap_or_default();
+    assert_eq!(associations, 3 + OUTSIDE);
+}

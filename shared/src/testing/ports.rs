@@ -6,14 +6,14 @@
 //! method fails, so a handler that starts calling something new shows up as an
 //! error in its tests instead of passing on an empty answer.
 
-use crate::model::{ObservedAssociation, ObservedRole, RoleName, ServiceAccountRef};
+use crate::model::{Namespace, ObservedAssociation, ObservedRole, RoleName, ServiceAccountRef};
 use crate::policy::PolicyDocument;
 use crate::ports::{
     AddonDescription, BundleObject, BundleStore, ClusterDescription, DeduplicatedReconcile,
     EksPort, ErrorKind, FetchedObject, IamPort, IamSnapshot, NewRole, PortError, PortResult,
     ReconcileCluster, ReconcileQueue, StoreLevel, WriteCondition,
 };
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -304,6 +304,7 @@ impl EksPort for FakeEks {
     async fn pod_identity_associations(
         &self,
         _cluster: &str,
+        _namespaces: &BTreeSet<Namespace>,
     ) -> PortResult<Vec<ObservedAssociation>> {
         Err(unexpected("eks", "ListPodIdentityAssociations"))
     }

@@ -1,15 +1,16 @@
 //! EKS: the cluster, its add-ons and their role settings, and Pod Identity associations.
 
 use super::port_error;
-use crate::model::ServiceAccountRef;
 use crate::model::{ClusterInfo, ClusterName, ClusterRef, ObservedAssociation};
+use crate::model::{Namespace, ServiceAccountRef};
 use crate::policy::short_hash;
 use crate::ports::{
     AddonDescription, ClusterDescription, EksPort, ErrorKind, PortError, PortResult,
 };
 use aws_sdk_eks::Client;
 use aws_sdk_eks::types::AddonPodIdentityAssociations;
-use std::collections::BTreeMap;
+use futures_util::{StreamExt, stream};
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 #[derive(Clone, Debug)]
@@ -50,6 +51,9 @@ impl EksAdapter {
         }))
     }
 }
+
+/// Pod Identity associations described at a time when observing a cluster.
+pub const DESCRIBE_CONCURRENCY: usize = 16;
 
 /// How long one client request token stands for one association request.
 const TOKEN_WINDOW_SECONDS: u64 = 600;
@@ -171,6 +175,7 @@ impl EksPort for EksAdapter {
     async fn pod_identity_associations(
         &self,
         cluster: &str,
+        namespaces: &BTreeSet<Namespace>,
     ) -> PortResult<Vec<ObservedAssociation>> {
         let mut ids = Vec::new();
         let mut pages = self
@@ -184,13 +189,24 @@ impl EksPort for EksAdapter {
             ids.extend(
                 page.associations()
                     .iter()
+                    .filter(|a| {
+                        a.owner_arn().is_some_and(|owner| !owner.is_empty())
+                            || a.namespace()
+                                .is_some_and(|ns| namespaces.contains(&Namespace::new(ns)))
+                    })
                     .filter_map(|a| a.association_id().map(str::to_owned)),
             );
         }
-        // The list leaves out the role and tags: one describe per association.
-        let mut associations = Vec::new();
-        for id in ids {
-            associations.extend(self.describe_association(cluster, &id).await?);
+        // The list leaves out the role and tags: one describe per association of concern,
+        // `DESCRIBE_CONCURRENCY` at a time (in the order listed).
+        let described: Vec<PortResult<Option<ObservedAssociation>>> = stream::iter(ids)
+            .map(|id| async move { self.describe_association(cluster, &id).await })
+            .buffered(DESCRIBE_CONCURRENCY)
+            .collect()
+            .await;
+        let mut associations = Vec::with_capacity(described.len());
+        for association in described {
+            associations.extend(association?);
         }
         Ok(associations)
     }
