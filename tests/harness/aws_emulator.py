@@ -944,6 +944,11 @@ class Emulator:
         # service -> operation -> "Name=value" -> count, for the paging parameters in
         # COUNTED_PARAMETERS (what a request asked for, which the emulator may not honour).
         self.parameters: dict[str, dict[str, dict[str, int]]] = {}
+        # (service, operation) -> seconds each such request is held before it is answered, and
+        # the requests held at once now and at most (`/_harness/delays`).
+        self.delays: dict[tuple[str, str], float] = {}
+        self.held: dict[tuple[str, str], int] = {}
+        self.peaks: dict[str, dict[str, int]] = {}
 
     def __call__(self, environ: dict, start_response: Callable):
         path = environ.get("PATH_INFO", "")
@@ -976,6 +981,16 @@ class Emulator:
                 fault.remaining -= 1
                 if fault.remaining == 0:
                     self.faults.remove(fault)
+            delay = self.delays.get((call.service, operation))
+            if delay:
+                held = (call.service, operation)
+                self.held[held] = self.held.get(held, 0) + 1
+                peaks = self.peaks.setdefault(call.service, {})
+                peaks[operation] = max(peaks.get(operation, 0), self.held[held])
+        if delay:
+            time.sleep(delay)
+            with self.lock:
+                self.held[held] -= 1
         if fault:
             if call.body is None:
                 read_body(environ)  # drain it, so a kept-alive connection stays in step
@@ -1013,6 +1028,8 @@ class Emulator:
                 self.faults.clear()
                 self.counts.clear()
                 self.parameters.clear()
+                self.delays.clear()
+                self.peaks.clear()
             return json_response(200, {"status": "ok"})
         if path == "/_harness/faults":
             with self.lock:
@@ -1029,6 +1046,7 @@ class Emulator:
                 if method == "DELETE":
                     self.counts.clear()
                     self.parameters.clear()
+                    self.peaks.clear()
                 elif method != "GET":
                     return method_not_allowed()
                 return json_response(200, self.counts)
@@ -1037,6 +1055,26 @@ class Emulator:
                 if method != "GET":
                     return method_not_allowed()
                 return json_response(200, self.parameters)
+        if path == "/_harness/delays":
+            with self.lock:
+                if method == "POST":
+                    items = payload if isinstance(payload, list) else [payload]
+                    for item in items:
+                        service, operation, seconds = parse_delay(item)
+                        self.delays[(service, operation)] = seconds
+                elif method == "DELETE":
+                    self.delays.clear()
+                elif method != "GET":
+                    return method_not_allowed()
+                return json_response(
+                    200,
+                    {
+                        "delays": [
+                            {"service": s, "operation": o, "seconds": d} for (s, o), d in self.delays.items()
+                        ],
+                        "peaks": self.peaks,
+                    },
+                )
         cluster = re.fullmatch(r"/_harness/clusters/([^/]+)", path)
         if cluster:
             name = cluster.group(1)
@@ -1053,6 +1091,17 @@ class Emulator:
 
 def method_not_allowed() -> Response:
     return json_response(405, {"error": "method not allowed"})
+
+
+def parse_delay(payload: Any) -> tuple[str, str, float]:
+    if not isinstance(payload, dict):
+        raise TypeError("a delay is a JSON object")
+    service, operation, seconds = payload.get("service"), payload.get("operation"), payload.get("seconds")
+    if not isinstance(service, str) or not isinstance(operation, str):
+        raise TypeError("'service' and 'operation' must be strings")
+    if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or not 0 <= seconds <= 30:
+        raise ValueError("'seconds' must be a number from 0 to 30")
+    return service.lower(), operation, float(seconds)
 
 
 def parse_override(payload: Any) -> dict:

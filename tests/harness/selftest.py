@@ -12,6 +12,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 import traceback
 import urllib.request
 from pathlib import Path
@@ -525,6 +526,26 @@ def parameter_counters(h: Harness):
     assert params["eks"] == {"ListPodIdentityAssociations": {"maxResults=100": 1}}, params
     h.control("DELETE", "/_harness/requests")
     assert h.control("GET", "/_harness/parameters") == {}
+
+
+@test
+def delays_and_peaks(h: Harness):
+    import concurrent.futures
+
+    iam = h.client("iam")
+    h.control("POST", "/_harness/delays", {"service": "iam", "operation": "ListRoles", "seconds": 0.5})
+    start = time.monotonic()
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda _: iam.list_roles(), range(4)))
+    elapsed = time.monotonic() - start
+    assert 0.5 <= elapsed < 1.9, elapsed
+    state = h.control("GET", "/_harness/delays")
+    assert state["peaks"] == {"iam": {"ListRoles": 4}}, state
+    iam.list_users()  # not delayed, not counted
+    assert h.control("GET", "/_harness/delays")["peaks"] == {"iam": {"ListRoles": 4}}
+    h.control("DELETE", "/_harness/delays")
+    h.control("DELETE", "/_harness/requests")
+    assert h.control("GET", "/_harness/delays") == {"delays": [], "peaks": {}}
 
 
 @test

@@ -115,3 +115,47 @@ async fn a_quiet_pod_identity_run_describes_no_association_outside_its_namespace
         .unwrap_or_default();
     assert_eq!(associations, 3 + OUTSIDE);
 }
+
+/// Point 4: the describes run concurrently, at least 16 at a time: each is held 300 ms at the
+/// emulator, which counts how many it holds at once.
+#[tokio::test]
+async fn associations_are_described_sixteen_at_a_time() {
+    let w = world(BindingMode::PodIdentity, seed_fake_cluster).await;
+    w.upload_seed().await;
+    w.run_reconciler().await;
+    let eks = aws_sdk_eks::Client::new(&w.emulator.sdk_config());
+    // Associations of other ServiceAccounts in a namespace of concern (to a role of the
+    // system's, which EKS requires to exist): described, and left alone.
+    for i in 0..32 {
+        eks.create_pod_identity_association()
+            .cluster_name(CLUSTER)
+            .namespace("jokes")
+            .service_account(format!("someone-else-{i}"))
+            .role_arn(role_arn(WORKER_ROLE))
+            .send()
+            .await
+            .expect("an association in jokes");
+    }
+    w.emulator.control(
+        "POST",
+        "/_harness/delays",
+        Some(&serde_json::json!({
+            "service": "eks",
+            "operation": "DescribePodIdentityAssociation",
+            "seconds": 0.3
+        })),
+    );
+    w.emulator.clear_requests();
+    w.reconcile_again().await;
+    let requests = w.emulator.requests();
+    assert_eq!(
+        count(&requests, "eks", "DescribePodIdentityAssociation"),
+        35,
+        "{requests:#}"
+    );
+    let delays = w.emulator.control("GET", "/_harness/delays", None);
+    let peak = delays["peaks"]["eks"]["DescribePodIdentityAssociation"]
+        .as_u64()
+        .unwrap_or_default();
+    assert!(peak >= 16, "at most {peak} describes at once: {delays:#}");
+}
