@@ -448,6 +448,10 @@ impl EksCluster<'_> {
             "Kubernetes snapshot"
         );
         if let Ok(mut known) = self.known.lock() {
+            // What an earlier snapshot saw in these namespaces gives way to what this one sees.
+            known
+                .uids
+                .retain(|id, _| !namespaces.contains(&id.namespace));
             known.namespaces.extend(namespaces.iter().cloned());
             known.uids.extend(uids);
             known.strategy = Some((strategy, pages));
