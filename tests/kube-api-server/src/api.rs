@@ -485,6 +485,8 @@ impl Api {
             if target.status {
                 return Err(ApiError::not_found(rtype, &name));
             }
+            // A uid in the configuration is a precondition: nothing to create then.
+            check_uid(&precondition, &Value::Null, rtype, &name)?;
             validate_name(rtype, &name)?;
             if let Some(namespace) = target.namespace.as_deref() {
                 self.require_namespace(namespace).await?;
@@ -510,6 +512,7 @@ impl Api {
             return Ok((StatusCode::CREATED, created));
         };
         check_resource_version(&precondition, &current, rtype, &name)?;
+        check_uid(&precondition, &current, rtype, &name)?;
 
         let mut entries = ManagedEntry::read_all(&current);
         let is_mine = |e: &ManagedEntry| e.is(manager, "Apply", part);
@@ -1006,6 +1009,30 @@ fn check_resource_version(
             message: format!(
                 "Operation cannot be fulfilled on {} \"{name}\": the object has been modified; please apply your changes to the latest version and try again",
                 rtype.qualified()
+            ),
+            details: Some(details(rtype, name)),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// `metadata.uid` in an apply configuration is a precondition, as in kube-apiserver: the
+/// object must exist with that uid (so an apply cannot create what was deleted meanwhile, nor
+/// write to an object of the same name made since).
+fn check_uid(wanted: &Value, current: &Value, rtype: &ResourceType, name: &str) -> ApiResult<()> {
+    let uid = |v: &Value| {
+        v.pointer("/metadata/uid")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+    };
+    match uid(wanted) {
+        Some(wanted) if Some(&wanted) != uid(current).as_ref() => Err(ApiError {
+            code: StatusCode::CONFLICT,
+            message: format!(
+                "Operation cannot be fulfilled on {} \"{name}\": Precondition failed: UID in precondition: {wanted}, UID in object meta: {}",
+                rtype.qualified(),
+                uid(current).unwrap_or_default()
             ),
             details: Some(details(rtype, name)),
         }),

@@ -1,8 +1,9 @@
 //! The HTTPS server: TLS with the generated CA, bearer-token authentication, then the API.
 
 use crate::api::Api;
-use crate::auth::{AuthSettings, Authenticator};
+use crate::auth::{AuthSettings, Authenticator, Identity};
 use crate::discovery;
+use crate::resource::Target;
 use crate::status::{self, HttpResponse};
 use crate::sts::Sts;
 use crate::tls::Certificates;
@@ -13,9 +14,10 @@ use http_body_util::BodyExt as _;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -25,6 +27,8 @@ use tokio_rustls::TlsAcceptor;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Bodies larger than kube-apiserver's own limit (3 MiB) are refused.
 const MAX_BODY: usize = 3 * 1024 * 1024;
+/// Where the admin reads (`GET`) and clears (`DELETE`) the request counts.
+pub const REQUESTS_PATH: &str = "/_harness/requests";
 
 /// What the server needs to know; the CLI flags map one to one.
 #[derive(Debug, Clone)]
@@ -51,6 +55,38 @@ pub struct Server {
 struct Shared {
     auth: Authenticator,
     api: Api,
+    /// Requests to resources by callers other than the admin, by `"{verb} {plural}"` (`list`
+    /// across all namespaces is `"list {plural} (all namespaces)"`).
+    requests: Mutex<BTreeMap<String, u64>>,
+}
+
+/// `"{verb} {plural}"` of a request to a resource path, as kube-apiserver's audit names it
+/// (`patch` with `application/apply-patch` is `apply`).
+fn request_key(method: &http::Method, path: &str, headers: &http::HeaderMap) -> Option<String> {
+    let target = Target::parse(path)?;
+    let apply = headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/apply-patch"));
+    let verb = match (method.as_str(), target.name.is_some()) {
+        ("GET", false) => "list",
+        ("GET", true) => "get",
+        ("POST", _) => "create",
+        ("PUT", _) => "update",
+        ("PATCH", _) if apply => "apply",
+        ("PATCH", _) => "patch",
+        ("DELETE", true) => "delete",
+        ("DELETE", false) => "deletecollection",
+        (other, _) => other,
+    };
+    let mut key = format!("{verb} {}", target.rtype.plural);
+    if target.status {
+        key.push_str("/status");
+    }
+    if target.rtype.namespaced && target.namespace.is_none() {
+        key.push_str(" (all namespaces)");
+    }
+    Some(key)
 }
 
 impl Server {
@@ -77,6 +113,7 @@ impl Server {
                 sts,
             }),
             api: Api::new().await?,
+            requests: Mutex::new(BTreeMap::new()),
         });
         let listener = TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, config.port)))
             .await
@@ -193,6 +230,15 @@ async fn serve(shared: &Shared, request: Request<Incoming>) -> HttpResponse {
             );
         }
     };
+    if parts.uri.path() == REQUESTS_PATH {
+        return requests(shared, &identity, &parts.method);
+    }
+    if identity != Identity::Admin
+        && let Some(key) = request_key(&parts.method, parts.uri.path(), &parts.headers)
+        && let Ok(mut counts) = shared.requests.lock()
+    {
+        *counts.entry(key).or_default() += 1;
+    }
     let response = match discovery::serve(parts.uri.path()) {
         Some(document) if parts.method == http::Method::GET => document,
         _ => {
@@ -209,4 +255,30 @@ async fn serve(shared: &Shared, request: Request<Incoming>) -> HttpResponse {
         status = response.status().as_u16(),
     );
     response
+}
+
+/// The request counts, for the admin only: `GET` answers `{"counts": {"list serviceaccounts":
+/// 2, ...}}`, `DELETE` answers the same and starts again from zero.
+fn requests(shared: &Shared, identity: &Identity, method: &http::Method) -> HttpResponse {
+    if *identity != Identity::Admin {
+        return status::failure(
+            StatusCode::FORBIDDEN,
+            "the request counts are for the admin",
+        );
+    }
+    let Ok(mut counts) = shared.requests.lock() else {
+        return status::failure(StatusCode::INTERNAL_SERVER_ERROR, "request counts poisoned");
+    };
+    let body = serde_json::json!({ "counts": *counts });
+    match *method {
+        http::Method::GET => {}
+        http::Method::DELETE => counts.clear(),
+        _ => {
+            return status::failure(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "GET reads the request counts, DELETE clears them",
+            );
+        }
+    }
+    status::json(StatusCode::OK, &body)
 }

@@ -694,3 +694,114 @@ async fn exits_when_stdin_closes() {
     }
     panic!("the server kept running after stdin closed");
 }
+
+async fn request_counts(client: &kube::Client, method: http::Method) -> Value {
+    let request = http::Request::builder()
+        .method(method)
+        .uri("/_harness/requests")
+        .body(Vec::new())
+        .unwrap();
+    serde_json::from_str(&client.request_text(request).await.unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn requests_are_counted_by_verb_and_resource_for_the_admin_to_read_and_clear() {
+    install_crypto();
+    let sts = StubSts::start().await;
+    let server = Running::start(&sts.endpoint);
+    let admin = server.admin().await;
+    namespace(&admin, "team").await;
+    let token = eks_token(CLUSTER, ACCESS_KEY_ID, SECRET_KEY, SystemTime::now());
+    let caller = server.client(Some(&token)).await;
+    let accounts = Api::<ServiceAccount>::namespaced(caller.clone(), "team");
+    accounts.list(&ListParams::default()).await.unwrap();
+    Api::<ServiceAccount>::all(caller.clone())
+        .list(&ListParams::default().limit(1))
+        .await
+        .unwrap();
+    accounts.get("default").await.unwrap();
+    let config = json!({"apiVersion": "v1", "kind": "ServiceAccount",
+                        "metadata": {"name": "default", "labels": {"a": "b"}}});
+    accounts
+        .patch("default", &apply("m"), &Patch::Apply(&config))
+        .await
+        .unwrap();
+    // The admin's own requests are not counted.
+    Api::<ServiceAccount>::namespaced(admin.clone(), "team")
+        .get("default")
+        .await
+        .unwrap();
+
+    let expected = json!({"counts": {
+        "list serviceaccounts": 1,
+        "list serviceaccounts (all namespaces)": 1,
+        "get serviceaccounts": 1,
+        "apply serviceaccounts": 1,
+    }});
+    assert_eq!(request_counts(&admin, http::Method::GET).await, expected);
+    assert_eq!(request_counts(&admin, http::Method::DELETE).await, expected);
+    assert_eq!(
+        request_counts(&admin, http::Method::GET).await,
+        json!({"counts": {}})
+    );
+    // Only the admin reads them.
+    let request = http::Request::get("/_harness/requests")
+        .body(Vec::new())
+        .unwrap();
+    let Err(kube::Error::Api(status)) = caller.request_text(request).await else {
+        panic!("expected a refusal");
+    };
+    assert_eq!(status.code, 403);
+}
+
+#[tokio::test]
+async fn a_uid_in_an_apply_configuration_is_a_precondition() {
+    install_crypto();
+    let sts = StubSts::start().await;
+    let server = Running::start(&sts.endpoint);
+    let client = server.admin().await;
+    namespace(&client, "team").await;
+    let accounts = Api::<ServiceAccount>::namespaced(client.clone(), "team");
+    let config = |uid: &str| {
+        json!({"apiVersion": "v1", "kind": "ServiceAccount",
+               "metadata": {"name": "app", "uid": uid, "annotations": {"role": "one"}}})
+    };
+    // Nothing to create when a uid is given.
+    let Err(kube::Error::Api(status)) = accounts
+        .patch("app", &apply("a"), &Patch::Apply(config("1234")))
+        .await
+    else {
+        panic!("expected a failed precondition");
+    };
+    assert_eq!(status.code, 409);
+    assert!(
+        status.message.contains("Precondition failed: UID"),
+        "{status:?}"
+    );
+    assert!(accounts.get_opt("app").await.unwrap().is_none());
+
+    accounts
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "app"}})).unwrap(),
+        )
+        .await
+        .unwrap();
+    let uid = accounts.get("app").await.unwrap().metadata.uid.unwrap();
+    let Err(kube::Error::Api(status)) = accounts
+        .patch("app", &apply("a"), &Patch::Apply(config("another")))
+        .await
+    else {
+        panic!("expected a failed precondition");
+    };
+    assert_eq!(status.code, 409);
+    let applied = accounts
+        .patch("app", &apply("a"), &Patch::Apply(config(&uid)))
+        .await
+        .unwrap();
+    assert_eq!(applied.metadata.uid, Some(uid));
+    assert_eq!(
+        applied.metadata.annotations.unwrap_or_default()["role"],
+        "one"
+    );
+}

@@ -1,7 +1,8 @@
 //! Kubernetes through the EKS API: a client built from `DescribeCluster` (endpoint and CA) with
 //! a short-lived EKS token of the caller's own IAM identity. No kubeconfig, no kubectl, no
-//! credentials stored anywhere. Reads are a few LISTs per namespace; the only writes are the
-//! role annotation by server-side apply with one field manager, and Events.
+//! credentials stored anywhere. Reads are one paginated LIST per kind, per namespace or across
+//! the cluster, whichever takes fewer requests; the only writes are the role annotation by
+//! server-side apply with one field manager (the snapshot's uids spare a GET), and Events.
 
 mod token;
 
@@ -26,7 +27,7 @@ use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
 use serde_json::json;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
@@ -38,6 +39,55 @@ pub const BOUND_LABEL: &str = "eks-intents/role-bound";
 /// Tokens are good for 15 minutes; a client is rebuilt with a new one well before.
 const TOKEN_REFRESH: Duration = Duration::from_secs(10 * 60);
 const PAGE: u32 = 500;
+/// The kinds a snapshot lists: ServiceAccounts and the five workload kinds.
+const LISTED_KINDS: usize = 6;
+
+/// How a snapshot reads the cluster. Per namespace it costs one LIST per kind per namespace
+/// (`6 × namespaces`); across the cluster one per kind (`6`, plus one per further page of 500),
+/// filtered to the wanted namespaces in memory. The fewer requests win: per namespace for a
+/// single namespace, across the cluster from two on (a page holds 500 objects, so a kind must
+/// have more than 500 objects per wanted namespace before the count turns).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ListStrategy {
+    PerNamespace,
+    ClusterWide,
+}
+
+impl ListStrategy {
+    pub fn for_namespaces(namespaces: usize) -> Self {
+        if LISTED_KINDS * namespaces > LISTED_KINDS {
+            ListStrategy::ClusterWide
+        } else {
+            ListStrategy::PerNamespace
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ListStrategy::PerNamespace => "per-namespace",
+            ListStrategy::ClusterWide => "cluster-wide",
+        }
+    }
+}
+
+/// What this run's snapshot saw, so binding needs no further read: the namespaces it covered
+/// and the uid of every ServiceAccount in them.
+#[derive(Default)]
+struct Known {
+    namespaces: BTreeSet<Namespace>,
+    uids: BTreeMap<ServiceAccountRef, Option<String>>,
+    /// The last snapshot's strategy and its LIST requests.
+    strategy: Option<(ListStrategy, usize)>,
+}
+
+/// Whether a ServiceAccount exists, from the snapshot alone.
+enum Existence {
+    /// With its uid.
+    Exists(Option<String>),
+    Absent,
+    /// Its namespace was not in the snapshot.
+    Unknown,
+}
 
 fn kube_error(operation: &'static str, error: kube::Error) -> PortError {
     let (kind, message) = match &error {
@@ -225,6 +275,7 @@ impl KubernetesConnector for EksKubernetes {
             connector: self,
             cluster: cluster.clone(),
             client: Mutex::new((client, Instant::now())),
+            known: Mutex::new(Known::default()),
         })
     }
 }
@@ -234,6 +285,7 @@ pub struct EksCluster<'a> {
     connector: &'a EksKubernetes,
     cluster: ClusterDescription,
     client: Mutex<(Client, Instant)>,
+    known: Mutex<Known>,
 }
 
 impl EksCluster<'_> {
@@ -260,22 +312,179 @@ impl EksCluster<'_> {
         Ok(fresh)
     }
 
-    /// Every object of kind `K` in `namespace`, page by page.
-    async fn list_all<K>(&self, namespace: &str, operation: &'static str) -> PortResult<Vec<K>>
+    /// Every object of kind `K` in `namespaces`, read with `strategy`; `pages` counts the LISTs.
+    async fn list_kind<K>(
+        &self,
+        strategy: ListStrategy,
+        namespaces: &BTreeSet<Namespace>,
+        operation: &'static str,
+        pages: &mut usize,
+    ) -> PortResult<Vec<K>>
     where
         K: Resource<Scope = k8s_openapi::NamespaceResourceScope> + Clone + DeserializeOwned + Debug,
         <K as Resource>::DynamicType: Default,
     {
-        let api: Api<K> = Api::namespaced(self.client().await?, namespace);
-        let mut items = Vec::new();
-        let mut params = ListParams::default().limit(PAGE);
-        loop {
-            let page = read_retrying(operation, || api.list(&params)).await?;
-            items.extend(page.items);
-            match page.metadata.continue_.filter(|c| !c.is_empty()) {
-                Some(token) => params = params.continue_token(&token),
-                None => return Ok(items),
+        match strategy {
+            ListStrategy::PerNamespace => {
+                let mut items = Vec::new();
+                for namespace in namespaces {
+                    let api = Api::namespaced(self.client().await?, namespace.as_str());
+                    items.extend(list_pages(&api, operation, pages).await?);
+                }
+                Ok(items)
             }
+            ListStrategy::ClusterWide => {
+                let api = Api::all(self.client().await?);
+                let mut items = list_pages::<K>(&api, operation, pages).await?;
+                items.retain(|item| {
+                    item.meta()
+                        .namespace
+                        .as_deref()
+                        .is_some_and(|ns| namespaces.iter().any(|n| n.as_str() == ns))
+                });
+                Ok(items)
+            }
+        }
+    }
+
+    /// The snapshot of `namespaces` read with `strategy` (the port's `snapshot` chooses it by
+    /// count; tests compare both).
+    pub async fn snapshot_with(
+        &self,
+        strategy: ListStrategy,
+        namespaces: &BTreeSet<Namespace>,
+    ) -> PortResult<KubernetesSnapshot> {
+        let mut pages = 0;
+        let mut snapshot = KubernetesSnapshot::default();
+        let mut uids = BTreeMap::new();
+        for account in self
+            .list_kind::<ServiceAccount>(strategy, namespaces, "list serviceaccounts", &mut pages)
+            .await?
+        {
+            let (Some(name), Some(ns)) = (&account.metadata.name, &account.metadata.namespace)
+            else {
+                continue;
+            };
+            let id = ServiceAccountRef {
+                namespace: ns.as_str().into(),
+                name: name.as_str().into(),
+            };
+            uids.insert(id.clone(), account.metadata.uid.clone());
+            snapshot.service_accounts.push(ObservedServiceAccount {
+                namespace: id.namespace,
+                name: id.name,
+                annotations: account.metadata.annotations.clone().unwrap_or_default(),
+                annotation_owned: annotation_owned(&account),
+                bound_label: account
+                    .metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|labels| labels.get(BOUND_LABEL))
+                    .is_some_and(|v| v == "true"),
+            });
+        }
+        let workloads = &mut snapshot.workloads;
+        for d in self
+            .list_kind::<Deployment>(strategy, namespaces, "list deployments", &mut pages)
+            .await?
+        {
+            let spec = d.spec.as_ref().and_then(|s| s.template.spec.as_ref());
+            workloads.extend(observed_workload(
+                &d.metadata,
+                WorkloadKind::Deployment,
+                spec,
+            ));
+        }
+        for s in self
+            .list_kind::<StatefulSet>(strategy, namespaces, "list statefulsets", &mut pages)
+            .await?
+        {
+            let spec = s.spec.as_ref().and_then(|s| s.template.spec.as_ref());
+            workloads.extend(observed_workload(
+                &s.metadata,
+                WorkloadKind::StatefulSet,
+                spec,
+            ));
+        }
+        for d in self
+            .list_kind::<DaemonSet>(strategy, namespaces, "list daemonsets", &mut pages)
+            .await?
+        {
+            let spec = d.spec.as_ref().and_then(|s| s.template.spec.as_ref());
+            workloads.extend(observed_workload(
+                &d.metadata,
+                WorkloadKind::DaemonSet,
+                spec,
+            ));
+        }
+        for j in self
+            .list_kind::<Job>(strategy, namespaces, "list jobs", &mut pages)
+            .await?
+        {
+            let spec = j.spec.as_ref().and_then(|s| s.template.spec.as_ref());
+            workloads.extend(observed_workload(&j.metadata, WorkloadKind::Job, spec));
+        }
+        for c in self
+            .list_kind::<CronJob>(strategy, namespaces, "list cronjobs", &mut pages)
+            .await?
+        {
+            let spec = c
+                .spec
+                .as_ref()
+                .and_then(|s| s.job_template.spec.as_ref())
+                .and_then(|s| s.template.spec.as_ref());
+            workloads.extend(observed_workload(&c.metadata, WorkloadKind::CronJob, spec));
+        }
+        // The same order as one namespace after the other, whichever way it was read.
+        snapshot
+            .service_accounts
+            .sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+        workloads
+            .sort_by(|a, b| (&a.namespace, a.kind, &a.name).cmp(&(&b.namespace, b.kind, &b.name)));
+        tracing::info!(
+            strategy = strategy.as_str(),
+            namespaces = namespaces.len(),
+            list_requests = pages,
+            "Kubernetes snapshot"
+        );
+        if let Ok(mut known) = self.known.lock() {
+            // What an earlier snapshot saw in these namespaces gives way to what this one sees.
+            known
+                .uids
+                .retain(|id, _| !namespaces.contains(&id.namespace));
+            known.namespaces.extend(namespaces.iter().cloned());
+            known.uids.extend(uids);
+            known.strategy = Some((strategy, pages));
+        }
+        Ok(snapshot)
+    }
+
+    /// The strategy and LIST requests of this connection's last snapshot.
+    pub fn last_snapshot(&self) -> Option<(ListStrategy, usize)> {
+        self.known.lock().ok().and_then(|k| k.strategy)
+    }
+
+    fn existence(&self, id: &ServiceAccountRef) -> Existence {
+        let Ok(known) = self.known.lock() else {
+            return Existence::Unknown;
+        };
+        match known.uids.get(id) {
+            Some(uid) => Existence::Exists(uid.clone()),
+            None if known.namespaces.contains(&id.namespace) => Existence::Absent,
+            None => Existence::Unknown,
+        }
+    }
+
+    fn remember(&self, id: &ServiceAccountRef, uid: Option<String>) {
+        if let Ok(mut known) = self.known.lock() {
+            known.uids.insert(id.clone(), uid);
+        }
+    }
+
+    /// Known to be gone (when its namespace was in the snapshot).
+    fn forget(&self, id: &ServiceAccountRef) {
+        if let Ok(mut known) = self.known.lock() {
+            known.uids.remove(id);
         }
     }
 
@@ -291,15 +500,29 @@ impl EksCluster<'_> {
         force: bool,
     ) -> PortResult<()> {
         // Applying creates what does not exist: never create a ServiceAccount, only annotate.
-        if self.service_account(id).await?.is_none() {
-            return Err(PortError::new(
+        // The snapshot of this run tells whether it exists; only outside it is there a GET.
+        let not_found = || {
+            PortError::new(
                 "kubernetes",
                 "apply serviceaccount",
                 ErrorKind::NotFound,
                 format!("ServiceAccount {id} does not exist"),
-            ));
-        }
+            )
+        };
+        let expected_uid = match self.existence(id) {
+            Existence::Exists(uid) => uid,
+            Existence::Absent => return Err(not_found()),
+            Existence::Unknown => match self.service_account(id).await? {
+                Some(account) => account.metadata.uid,
+                None => return Err(not_found()),
+            },
+        };
         let mut metadata = json!({ "name": id.name.as_str(), "namespace": id.namespace.as_str() });
+        // A precondition, not a field: kube-apiserver refuses the apply unless the object exists
+        // with this uid, so it never creates a ServiceAccount deleted since the snapshot.
+        if let Some(uid) = &expected_uid {
+            metadata["uid"] = json!(uid);
+        }
         if let Some(arn) = role_arn {
             metadata["annotations"] = json!({ ROLE_ARN_ANNOTATION: arn });
             metadata["labels"] = json!({ BOUND_LABEL: "true" });
@@ -311,10 +534,45 @@ impl EksCluster<'_> {
         } else {
             PatchParams::apply(FIELD_MANAGER)
         };
-        api.patch(id.name.as_str(), &params, &Patch::Apply(&patch))
+        let applied = match api
+            .patch(id.name.as_str(), &params, &Patch::Apply(&patch))
             .await
-            .map_err(|e| kube_error("apply serviceaccount", e))?;
+        {
+            Ok(applied) => applied,
+            // The uid precondition: deleted (or deleted and made anew) since the snapshot.
+            Err(kube::Error::Api(status))
+                if status.code == 409 && status.message.contains("Precondition failed: UID") =>
+            {
+                self.forget(id);
+                return Err(not_found());
+            }
+            Err(e) => return Err(kube_error("apply serviceaccount", e)),
+        };
+        let uid = applied.metadata.uid.clone();
+        self.remember(id, uid);
         Ok(())
+    }
+}
+
+/// Every object of a LIST, page by page (`limit=500`, following `continue`).
+async fn list_pages<K>(
+    api: &Api<K>,
+    operation: &'static str,
+    pages: &mut usize,
+) -> PortResult<Vec<K>>
+where
+    K: Clone + DeserializeOwned + Debug,
+{
+    let mut items = Vec::new();
+    let mut params = ListParams::default().limit(PAGE);
+    loop {
+        let page = read_retrying(operation, || api.list(&params)).await?;
+        *pages += 1;
+        items.extend(page.items);
+        match page.metadata.continue_.filter(|c| !c.is_empty()) {
+            Some(token) => params = params.continue_token(&token),
+            None => return Ok(items),
+        }
     }
 }
 
@@ -335,14 +593,13 @@ fn annotation_owned(account: &ServiceAccount) -> bool {
 }
 
 fn observed_workload(
-    namespace: &str,
-    name: Option<&String>,
+    metadata: &ObjectMeta,
     kind: WorkloadKind,
     spec: Option<&PodSpec>,
 ) -> Option<ObservedWorkload> {
     Some(ObservedWorkload {
-        namespace: namespace.into(),
-        name: name?.as_str().into(),
+        namespace: metadata.namespace.as_deref()?.into(),
+        name: metadata.name.as_deref()?.into(),
         kind,
         service_account: spec
             .and_then(|s| s.service_account_name.clone())
@@ -398,84 +655,8 @@ impl KubernetesPort for EksCluster<'_> {
     }
 
     async fn snapshot(&self, namespaces: &BTreeSet<Namespace>) -> PortResult<KubernetesSnapshot> {
-        let mut snapshot = KubernetesSnapshot::default();
-        for namespace in namespaces {
-            let ns = namespace.as_str();
-            for account in self
-                .list_all::<ServiceAccount>(ns, "list serviceaccounts")
-                .await?
-            {
-                let Some(name) = account.metadata.name.clone() else {
-                    continue;
-                };
-                snapshot.service_accounts.push(ObservedServiceAccount {
-                    namespace: namespace.clone(),
-                    name: name.as_str().into(),
-                    annotations: account.metadata.annotations.clone().unwrap_or_default(),
-                    annotation_owned: annotation_owned(&account),
-                    bound_label: account
-                        .metadata
-                        .labels
-                        .as_ref()
-                        .and_then(|labels| labels.get(BOUND_LABEL))
-                        .is_some_and(|v| v == "true"),
-                });
-            }
-            let workloads = &mut snapshot.workloads;
-            for d in self.list_all::<Deployment>(ns, "list deployments").await? {
-                let spec = d.spec.as_ref().and_then(|s| s.template.spec.as_ref());
-                workloads.extend(observed_workload(
-                    ns,
-                    d.metadata.name.as_ref(),
-                    WorkloadKind::Deployment,
-                    spec,
-                ));
-            }
-            for s in self
-                .list_all::<StatefulSet>(ns, "list statefulsets")
-                .await?
-            {
-                let spec = s.spec.as_ref().and_then(|s| s.template.spec.as_ref());
-                workloads.extend(observed_workload(
-                    ns,
-                    s.metadata.name.as_ref(),
-                    WorkloadKind::StatefulSet,
-                    spec,
-                ));
-            }
-            for d in self.list_all::<DaemonSet>(ns, "list daemonsets").await? {
-                let spec = d.spec.as_ref().and_then(|s| s.template.spec.as_ref());
-                workloads.extend(observed_workload(
-                    ns,
-                    d.metadata.name.as_ref(),
-                    WorkloadKind::DaemonSet,
-                    spec,
-                ));
-            }
-            for j in self.list_all::<Job>(ns, "list jobs").await? {
-                let spec = j.spec.as_ref().and_then(|s| s.template.spec.as_ref());
-                workloads.extend(observed_workload(
-                    ns,
-                    j.metadata.name.as_ref(),
-                    WorkloadKind::Job,
-                    spec,
-                ));
-            }
-            for c in self.list_all::<CronJob>(ns, "list cronjobs").await? {
-                let spec = c
-                    .spec
-                    .as_ref()
-                    .and_then(|s| s.job_template.spec.as_ref())
-                    .and_then(|s| s.template.spec.as_ref());
-                workloads.extend(observed_workload(
-                    ns,
-                    c.metadata.name.as_ref(),
-                    WorkloadKind::CronJob,
-                    spec,
-                ));
-            }
-        }
-        Ok(snapshot)
+        self.snapshot_with(ListStrategy::for_namespaces(namespaces.len()), namespaces)
+            .await
     }
 
     async fn annotate_service_account(
@@ -503,10 +684,15 @@ impl KubernetesPort for EksCluster<'_> {
         message: &str,
         warning: bool,
     ) -> PortResult<()> {
-        let uid = self
-            .service_account(service_account)
-            .await?
-            .and_then(|sa| sa.metadata.uid);
+        // The uid from this run's snapshot or apply; a GET only outside the snapshot.
+        let uid = match self.existence(service_account) {
+            Existence::Exists(uid) => uid,
+            Existence::Absent => None,
+            Existence::Unknown => self
+                .service_account(service_account)
+                .await?
+                .and_then(|sa| sa.metadata.uid),
+        };
         let now = Time(k8s_openapi::jiff::Timestamp::now());
         let event = Event {
             metadata: ObjectMeta {
