@@ -370,8 +370,33 @@ def check(template) -> list[str]:
         problems.append(f"{boundary}: the boundary does not deny iam:* on * by default (denies {denied})")
 
     problems.extend(check_system_denied(template, boundary))
+    problems.extend(check_state_writers(template))
     problems.extend(check_cargo_metadata(template))
     return problems
+
+
+def check_state_writers(template) -> list[str]:
+    """The compiled desired state (state/ of the bucket) is trusted as parsed: the bucket policy
+    must deny its writes to every principal but the reconciler's role."""
+    resources = template.get("Resources") or {}
+    try:
+        reconciler = role_of(resources, *function_by_binary(template, "reconciler"))
+    except Guardrail as e:
+        return [str(e)]
+    for rid, res in resources.items():
+        if res.get("Type") != "AWS::S3::BucketPolicy":
+            continue
+        for st in as_list(((res.get("Properties") or {}).get("PolicyDocument") or {}).get("Statement")):
+            exempt = ((st.get("Condition") or {}).get("ArnNotEquals") or {}).get("aws:PrincipalArn")
+            if (
+                st.get("Effect") == "Deny"
+                and st.get("Principal") == "*"
+                and matches(actions_of(st), "s3:PutObject")
+                and any(text(r).endswith("/state/*") for r in as_list(st.get("Resource")))
+                and exempt == {"Fn::GetAtt": [reconciler, "Arn"]}
+            ):
+                return []
+    return [f"the bucket policy does not deny s3:PutObject on state/* to every principal but {reconciler}"]
 
 
 def check_queue(template, fid, function) -> list[str]:
@@ -507,7 +532,14 @@ def self_tests(template):
     def system_deny_narrowed(t):
         boundary_deny(t)["Action"] = ["s3:*", "sqs:*", "lambda:*"]
 
+    def state_writable(t):
+        for res in t["Resources"].values():
+            if res.get("Type") == "AWS::S3::BucketPolicy":
+                statements = res["Properties"]["PolicyDocument"]["Statement"]
+                statements[:] = [s for s in statements if s.get("Sid") != "OnlyTheReconcilerWritesState"]
+
     return [
+        ("anyone may write the compiled state", "does not deny s3:PutObject on state/*", state_writable),
         ("boundary no longer denies the bucket's keys", "does not deny every action on the keys of the bucket IntentsBucket",
          without_system_resource("${IntentsBucket.Arn}/*")),
         ("boundary no longer denies the dead-letter queue", "does not deny every action on the queue ReconcileDeadLetterQueue",

@@ -4,6 +4,7 @@
 use anyhow::{Context, Result, bail};
 use eks_intents::adapters::aws::{AwsClients, S3Adapter};
 use eks_intents::config::{self, Config};
+use eks_intents::desired::Memory;
 use eks_intents::ports::BundleStore;
 use eks_intents::reconcile::{ReconcilePorts, reconcile as run_reconcile};
 use eks_intents::status::{StatusReport, status_key};
@@ -32,6 +33,7 @@ pub async fn reconcile(cluster: &str, dry_run: bool, bucket: Option<String>) -> 
         eks: &clients.eks,
         kube: &clients.kubernetes,
         store: &store,
+        memory: &Memory::default(),
     };
     let calls = || clients.calls.counts();
     let outcome = run_reconcile(cluster, &ports, &config.reconcile, dry_run, &calls).await?;

@@ -48,6 +48,8 @@ pub const DANGEROUS_EXCEPTIONS: &str = "EKS_INTENTS_DANGEROUS_EXCEPTIONS";
 pub const SOFT_DELETE: &str = "EKS_INTENTS_SOFT_DELETE";
 pub const REPORT_ONLY: &str = "EKS_INTENTS_REPORT_ONLY";
 pub const NOT_READY_RETRY: &str = "EKS_INTENTS_NOT_READY_RETRY_SECONDS";
+/// A status report that would not change is written anyway once it is this old (seconds).
+pub const STATUS_REFRESH: &str = "EKS_INTENTS_STATUS_REFRESH_SECONDS";
 /// The region Lambda runs in (set by the runtime; the CLI takes it from its AWS configuration).
 pub const REGION: &str = "AWS_REGION";
 
@@ -87,6 +89,11 @@ impl Config {
                     &get,
                     NOT_READY_RETRY,
                     ReconcileSettings::default().not_ready_retry.as_secs(),
+                )?),
+                status_refresh: Duration::from_secs(parse(
+                    &get,
+                    STATUS_REFRESH,
+                    ReconcileSettings::default().status_refresh.as_secs(),
                 )?),
                 ..ReconcileSettings::default()
             },
@@ -242,6 +249,7 @@ mod tests {
             (SOFT_DELETE, "true"),
             (REPORT_ONLY, "true"),
             (NOT_READY_RETRY, "30"),
+            (STATUS_REFRESH, "3600"),
             (REGION, "eu-west-2"),
             (RETRY_BUDGET, "45"),
         ])
@@ -256,6 +264,7 @@ mod tests {
         assert!(c.reconcile.plan.soft_delete);
         assert!(c.reconcile.report_only);
         assert_eq!(c.reconcile.not_ready_retry, Duration::from_secs(30));
+        assert_eq!(c.reconcile.status_refresh, Duration::from_secs(3600));
         assert_eq!(c.reconcile.region.as_deref(), Some("eu-west-2"));
         let defaults = config(&[(BUCKET, "b")]).unwrap();
         assert!(!defaults.reconcile.plan.soft_delete);

@@ -19,6 +19,8 @@ pub mod apply;
 #[cfg(feature = "aws")]
 pub mod config;
 #[cfg(feature = "aws")]
+pub mod desired;
+#[cfg(feature = "aws")]
 pub mod reconcile;
 #[cfg(feature = "aws")]
 pub mod telemetry;

@@ -349,6 +349,14 @@ pub trait BundleStore: Send + Sync {
         key: &str,
         max_bytes: u64,
     ) -> impl Future<Output = PortResult<FetchedObject>> + Send;
+    /// The object unless it still has the ETag `etag` (`If-None-Match`): `None` when it has
+    /// not changed, so what was read before is used without fetching it again.
+    fn get_if_changed(
+        &self,
+        key: &str,
+        etag: &str,
+        max_bytes: u64,
+    ) -> impl Future<Output = PortResult<Option<FetchedObject>>> + Send;
     fn put(
         &self,
         key: &str,
@@ -356,13 +364,14 @@ pub trait BundleStore: Send + Sync {
         content_type: &str,
     ) -> impl Future<Output = PortResult<()>> + Send;
     /// Writes only if `condition` holds; `Conflict` when it does not (someone wrote first).
+    /// Gives the ETag of what was written, when the store tells it.
     fn put_if(
         &self,
         key: &str,
         body: Vec<u8>,
         content_type: &str,
         condition: &WriteCondition,
-    ) -> impl Future<Output = PortResult<()>> + Send;
+    ) -> impl Future<Output = PortResult<Option<String>>> + Send;
 }
 
 /// The message that asks for one cluster to be reconciled.

@@ -3,7 +3,8 @@
 //! started it, a run reads the whole desired and observed state.
 
 use crate::apply::{ApplyReport, ApplySettings, Ports, apply};
-use crate::intent::{self, BundleInput, BundleReport, Limits};
+use crate::desired::{self, DesiredLoad, Memory, WrittenStatus};
+use crate::intent::Limits;
 use crate::model::{
     ClusterInfo, ClusterName, ClusterRef, DesiredState, Namespace, ObservedState,
     ServiceAccountRef, Settings, WorkloadKind, WorkloadName, known_addon_service_accounts,
@@ -14,7 +15,7 @@ use crate::ports::{
     BundleStore, ClusterDescription, EksPort, ErrorKind, IamPort, KubernetesConnector,
     KubernetesPort, KubernetesSnapshot, PortError, PortResult, WriteCondition,
 };
-use crate::status::{ApiCallCounts, BundleStatus, StatusReport, status_key};
+use crate::status::{ApiCallCounts, StatusReport, status_key};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -33,6 +34,9 @@ pub struct ReconcileSettings {
     /// First wait before a cluster that is still being created is tried again; doubled on each
     /// further try, up to 15 minutes.
     pub not_ready_retry: Duration,
+    /// A status report that would not change is written anyway once it is this old, so that
+    /// its `generated_at` says the cluster was looked at recently.
+    pub status_refresh: Duration,
 }
 
 impl Default for ReconcileSettings {
@@ -45,26 +49,18 @@ impl Default for ReconcileSettings {
             report_only: false,
             region: None,
             not_ready_retry: Duration::from_secs(60),
+            status_refresh: Duration::from_secs(24 * 60 * 60),
         }
     }
 }
 
-/// Every port a reconcile uses.
+/// Every port a reconcile uses, and what the function remembers of earlier runs.
 pub struct ReconcilePorts<'a, I, E, K, S> {
     pub iam: &'a I,
     pub eks: &'a E,
     pub kube: &'a K,
     pub store: &'a S,
-}
-
-/// The desired state of a cluster and what each bundle gave.
-#[derive(Clone, Debug, Default)]
-pub struct DesiredLoad {
-    pub desired: DesiredState,
-    pub bundles: Vec<BundleStatus>,
-    /// When the run began reading its desired state (milliseconds since the epoch): which of
-    /// two runs saw the later state, so an older run never replaces a newer run's report.
-    pub started_at_ms: u64,
+    pub memory: &'a Memory,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -116,98 +112,6 @@ impl ReconcileError {
 const NOT_READY: [&str; 2] = ["CREATING", "PENDING"];
 /// The statuses of a cluster on its way out: its roles enter the clean-up.
 const GOING: [&str; 1] = ["DELETING"];
-
-/// Which version of a bundle was read, both from the read itself: a listing made before may
-/// name an older version.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ReadVersion {
-    pub version: Option<String>,
-    pub etag: Option<String>,
-}
-
-/// Reads one bundle object into a report, with the version read (`None` when nothing was
-/// read); a fetch that fails holds the whole bundle.
-pub async fn read_object<S: BundleStore>(
-    store: &S,
-    key: &str,
-    size: u64,
-    limits: &Limits,
-) -> (BundleReport, Option<ReadVersion>) {
-    let location = intent::locate(key);
-    let namespace = location.as_ref().and_then(|l| l.namespace.clone());
-    let failed = |message: String| BundleReport::refused(key, message);
-    if let Some(message) = limits.bundle_too_large(size) {
-        return (failed(message), None);
-    }
-    match store.get(key, limits.max_bundle_bytes as u64).await {
-        // The get stops one byte past the cap, so its length is not the object's size: the
-        // object was replaced by a larger one after it was listed.
-        Ok(object) if object.bytes.len() > limits.max_bundle_bytes => (
-            failed(format!(
-                "bundle is more than the limit of {} bytes (it was replaced after it was \
-                 listed at {size} bytes)",
-                limits.max_bundle_bytes
-            )),
-            Some(ReadVersion {
-                version: object.version,
-                etag: object.etag,
-            }),
-        ),
-        Ok(object) => (
-            intent::read_bundle(
-                &BundleInput {
-                    key,
-                    bytes: &object.bytes,
-                    default_namespace: namespace.as_ref(),
-                    tenant_namespace: namespace.as_ref(),
-                },
-                limits,
-            ),
-            Some(ReadVersion {
-                version: object.version,
-                etag: object.etag,
-            }),
-        ),
-        Err(error) => (failed(format!("cannot read the bundle: {error}")), None),
-    }
-}
-
-/// The union of every bundle under `intents/<cluster>/`.
-pub async fn load_desired<S: BundleStore>(
-    store: &S,
-    cluster: &str,
-    limits: &Limits,
-) -> Result<DesiredLoad, PortError> {
-    let mut load = DesiredLoad {
-        started_at_ms: now_ms(),
-        ..DesiredLoad::default()
-    };
-    let mut objects = store.list(&intent::cluster_prefix(cluster)).await?;
-    objects.sort_by(|a, b| a.key.cmp(&b.key));
-    for object in objects {
-        if intent::locate(&object.key).is_none_or(|l| l.cluster != cluster) {
-            continue;
-        }
-        let (report, read) = read_object(store, &object.key, object.size, limits).await;
-        report.add_to(&mut load.desired);
-        // ETag and version of what was read, never mixed with the listing's: the object may
-        // have been replaced in between.
-        let (etag, version) = match read {
-            Some(read) => (read.etag, read.version),
-            None => (object.etag, object.version),
-        };
-        load.bundles.push(BundleStatus {
-            key: object.key,
-            etag,
-            version,
-            valid: report.is_valid(),
-            intents: report.intents.len(),
-            errors: report.errors,
-            notices: report.notices.len(),
-        });
-    }
-    Ok(load)
-}
 
 /// Reads IAM, EKS and the Kubernetes namespaces the intents name.
 pub async fn observe<I: IamPort, E: EksPort, K: KubernetesPort>(
@@ -281,13 +185,6 @@ pub fn now() -> u64 {
         .unwrap_or_default()
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or_default()
-}
-
 /// Tries at writing the status report while other runs keep writing theirs.
 const STATUS_WRITE_TRIES: usize = 5;
 /// The most of a stored report read to learn when its run started.
@@ -351,7 +248,7 @@ async fn write_status<S: BundleStore>(
             .put_if(&key, body.clone(), "application/json", &condition)
             .await
         {
-            Ok(()) => return Ok(true),
+            Ok(_) => return Ok(true),
             Err(e) if e.kind == ErrorKind::Conflict => conflict = Some(e),
             Err(e) => return Err(e),
         }
@@ -372,10 +269,10 @@ async fn write_status<S: BundleStore>(
 /// A run that could not observe the cluster still leaves a report that says why, with what the
 /// bundles gave; the error is handed back so the message is retried.
 async fn fail<S: BundleStore>(
-    store: &S,
+    sink: &Sink<'_, S>,
     cluster: &str,
     settings: &ReconcileSettings,
-    load: DesiredLoad,
+    mut load: DesiredLoad,
     error: ReconcileError,
     api_calls: &(dyn Fn() -> ApiCallCounts + Sync),
 ) -> ReconcileError {
@@ -384,24 +281,49 @@ async fn fail<S: BundleStore>(
         ReconcileError::NotReady { .. } => tracing::info!(cluster, %error, "not reconciled yet"),
         _ => tracing::error!(cluster, %error, "reconcile failed"),
     }
-    let started_at_ms = load.started_at_ms;
+    let now = now();
     let mut report = StatusReport::new(
         cluster,
-        now(),
+        now,
         settings.plan.mode,
         false,
-        load.bundles,
+        std::mem::take(&mut load.bundles),
         &Plan::default(),
         &|_| None,
         0,
         api_calls(),
     );
-    report.started_at_ms = started_at_ms;
+    report.started_at_ms = load.started_at_ms;
     report.error = Some(error.to_string());
-    if let Err(put) = write_status(store, cluster, &report).await {
-        tracing::error!(cluster, error = %put, "could not write the status report");
-    }
+    report.last_quiet_run_at = sink.memory.last_quiet_run_at(cluster);
+    let written = match write_status(sink.store, cluster, &report).await {
+        Ok(true) => Some(WrittenStatus {
+            digest: report.content_digest(),
+            at: now,
+        }),
+        Ok(false) => None,
+        Err(put) => {
+            tracing::error!(cluster, error = %put, "could not write the status report");
+            None
+        }
+    };
+    desired::keep(sink.store, cluster, sink.memory, &load, written).await;
     error
+}
+
+/// Where a run leaves what it found: the bucket, and the memory of the warm function.
+struct Sink<'a, S> {
+    store: &'a S,
+    memory: &'a Memory,
+}
+
+impl<I, E, K, S> ReconcilePorts<'_, I, E, K, S> {
+    fn sink(&self) -> Sink<'_, S> {
+        Sink {
+            store: self.store,
+            memory: self.memory,
+        }
+    }
 }
 
 /// The outcome of one run.
@@ -427,7 +349,7 @@ where
     K: KubernetesConnector,
     S: BundleStore,
 {
-    let load = load_desired(ports.store, cluster, &settings.limits)
+    let load = desired::load(ports.store, cluster, &settings.limits, ports.memory)
         .await
         .map_err(|source| ReconcileError::Bundles {
             cluster: cluster.to_owned(),
@@ -444,7 +366,7 @@ where
                 cluster: cluster.to_owned(),
                 status: description.status,
             };
-            return Err(fail(ports.store, cluster, settings, load, error, api_calls).await);
+            return Err(fail(&ports.sink(), cluster, settings, load, error, api_calls).await);
         }
         Ok(description) if GOING.contains(&description.status.as_str()) => {
             return reconcile_gone(cluster, ports, settings, load, dry_run, api_calls).await;
@@ -455,7 +377,7 @@ where
         }
         Err(source) => {
             return Err(fail(
-                ports.store,
+                &ports.sink(),
                 cluster,
                 settings,
                 load,
@@ -472,7 +394,7 @@ where
                 cluster: cluster.to_owned(),
                 source,
             };
-            return Err(fail(ports.store, cluster, settings, load, error, api_calls).await);
+            return Err(fail(&ports.sink(), cluster, settings, load, error, api_calls).await);
         }
     };
     let observed = match observe(
@@ -495,7 +417,7 @@ where
             } else {
                 observe_error(source)
             };
-            return Err(fail(ports.store, cluster, settings, load, error, api_calls).await);
+            return Err(fail(&ports.sink(), cluster, settings, load, error, api_calls).await);
         }
     };
     let planned = plan(&load.desired, &observed, &settings.plan);
@@ -522,7 +444,7 @@ where
     };
     finish(
         cluster,
-        ports.store,
+        &ports.sink(),
         settings,
         dry_run,
         load,
@@ -538,10 +460,10 @@ where
 #[allow(clippy::too_many_arguments)]
 async fn finish<S: BundleStore>(
     cluster: &str,
-    store: &S,
+    sink: &Sink<'_, S>,
     settings: &ReconcileSettings,
     dry_run: bool,
-    load: DesiredLoad,
+    mut load: DesiredLoad,
     planned: Plan,
     applied: ApplyReport,
     now: u64,
@@ -552,28 +474,49 @@ async fn finish<S: BundleStore>(
             .failure_of(role)
             .map(|f| format!("{} failed: {}", f.action, f.error))
     };
-    let started_at_ms = load.started_at_ms;
     let mut report = StatusReport::new(
         cluster,
         now,
         settings.plan.mode,
         dry_run,
-        load.bundles,
+        std::mem::take(&mut load.bundles),
         &planned,
         &failure_of,
         applied.done,
         api_calls(),
     );
-    report.started_at_ms = started_at_ms;
+    report.started_at_ms = load.started_at_ms;
     if let Some(breaker) = &report.cleanup.breaker {
         tracing::error!(cluster, "{breaker}");
     }
-    write_status(store, cluster, &report)
-        .await
-        .map_err(|source| ReconcileError::Status {
-            cluster: cluster.to_owned(),
-            source,
-        })?;
+    // A report that says what the stored one says (times and call counts aside) is not
+    // written again, unless the stored one is older than the refresh interval.
+    let digest = report.content_digest();
+    let current = load
+        .written_status()
+        .filter(|w| {
+            w.digest == digest && now.saturating_sub(w.at) < settings.status_refresh.as_secs()
+        })
+        .cloned();
+    let unchanged = current.is_some();
+    let status = match current {
+        Some(current) => Some(current),
+        None => {
+            report.last_quiet_run_at = sink.memory.last_quiet_run_at(cluster);
+            let written = write_status(sink.store, cluster, &report)
+                .await
+                .map_err(|source| ReconcileError::Status {
+                    cluster: cluster.to_owned(),
+                    source,
+                })?;
+            written.then_some(WrittenStatus { digest, at: now })
+        }
+    };
+    let kept = desired::keep(sink.store, cluster, sink.memory, &load, status).await;
+    if unchanged && !kept {
+        tracing::info!(cluster, "nothing changed: nothing written");
+        sink.memory.note_quiet_run(cluster, now);
+    }
     Ok(Outcome {
         plan: planned,
         applied,
@@ -610,7 +553,7 @@ where
                 cluster: cluster.to_owned(),
                 source,
             };
-            return Err(fail(ports.store, cluster, settings, load, error, api_calls).await);
+            return Err(fail(&ports.sink(), cluster, settings, load, error, api_calls).await);
         }
     };
     let cluster_ref = snapshot
@@ -671,7 +614,7 @@ where
     );
     finish(
         cluster,
-        ports.store,
+        &ports.sink(),
         settings,
         dry_run,
         load,
@@ -738,40 +681,6 @@ mod tests {
     use super::*;
     use crate::model::BindingMode;
     use crate::testing::FakeStore;
-
-    fn bundle(workload: &str) -> Vec<u8> {
-        format!(
-            "apiVersion: k8s.otterize.com/v2beta1\nkind: ClientIntents\nmetadata:\n  name: {workload}\nspec:\n  workload:\n    name: {workload}\n  targets:\n  - aws:\n      arn: \"arn:aws:dynamodb:eu-west-2:123456789012:table/jokes\"\n      actions: [\"dynamodb:GetItem\"]\n"
-        )
-        .into_bytes()
-    }
-
-    #[tokio::test]
-    async fn a_bundle_replaced_during_the_run_is_reported_as_the_version_read() {
-        let store = FakeStore::default();
-        let key = "intents/demo/jokes/worker.yaml";
-        let listed = store.insert(key, bundle("old-worker"));
-        store
-            .replaced_before_read
-            .lock()
-            .unwrap()
-            .insert(key.to_owned(), bundle("new-worker"));
-        let load = load_desired(&store, "demo", &Limits::default())
-            .await
-            .unwrap();
-        let read = store.object(key).unwrap();
-        assert_ne!(read.etag, listed.etag);
-        let status = &load.bundles[0];
-        assert_eq!(status.etag.as_deref(), Some(read.etag.as_str()));
-        assert_eq!(status.version.as_deref(), Some(read.version.as_str()));
-        let workloads: Vec<String> = load
-            .desired
-            .workloads
-            .keys()
-            .map(|w| w.name.to_string())
-            .collect();
-        assert_eq!(workloads, ["new-worker"]);
-    }
 
     fn report(started_at_ms: u64, error: Option<&str>) -> StatusReport {
         let mut report = StatusReport::new(
@@ -850,7 +759,10 @@ mod tests {
             source: PortError::new("eks", "DescribeCluster", ErrorKind::Transient, "Throttling"),
         };
         fail(
-            &store,
+            &Sink {
+                store: &store,
+                memory: &Memory::default(),
+            },
             "demo",
             &ReconcileSettings::default(),
             load.clone(),
@@ -866,7 +778,10 @@ mod tests {
             source: PortError::new("eks", "DescribeCluster", ErrorKind::Transient, "Throttling"),
         };
         fail(
-            &store,
+            &Sink {
+                store: &store,
+                memory: &Memory::default(),
+            },
             "demo",
             &ReconcileSettings::default(),
             load,

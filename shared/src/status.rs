@@ -9,19 +9,7 @@ use std::collections::BTreeMap;
 
 pub const SCHEMA_VERSION: u32 = 1;
 
-/// `status/<cluster>.json`
-pub fn status_key(cluster: &str) -> String {
-    format!("status/{cluster}.json")
-}
-
-/// `status/<cluster>/bundles/<rest of the bundle's key>.json`: the result of checking one
-/// upload, written at once by `bundle-upload`.
-pub fn upload_status_key(cluster: &str, bundle_key: &str) -> String {
-    let rest = bundle_key
-        .strip_prefix(&format!("intents/{cluster}/"))
-        .unwrap_or(bundle_key);
-    format!("status/{cluster}/bundles/{rest}.json")
-}
+pub use crate::intent::{status_key, upload_status_key};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BundleStatus {
@@ -117,6 +105,11 @@ pub struct StatusReport {
     /// refused): nothing was planned or changed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The last run before this report that found the report unchanged and so wrote nothing
+    /// (seconds since the Unix epoch), as far as the function that wrote this report knows: a
+    /// cold start forgets it. Every run, quiet or not, also emits its metrics.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_quiet_run_at: Option<u64>,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -295,7 +288,29 @@ impl StatusReport {
             throttled: api_calls.throttled,
             retry_wait_ms: api_calls.retry_wait_ms,
             error: None,
+            last_quiet_run_at: None,
         }
+    }
+
+    /// A digest of what the report says about the cluster, leaving out what differs from run to
+    /// run of an unchanged cluster (times, call counts): equal digests, nothing worth writing.
+    pub fn content_digest(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let content = StatusReport {
+            generated_at: 0,
+            started_at_ms: 0,
+            api_calls: BTreeMap::new(),
+            api_attempts: BTreeMap::new(),
+            throttled: BTreeMap::new(),
+            retry_wait_ms: 0,
+            last_quiet_run_at: None,
+            ..self.clone()
+        };
+        let bytes = serde_json::to_vec(&content).unwrap_or_default();
+        Sha256::digest(&bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
     }
 
     /// The report as a table, for `eks-intents status`.

@@ -30,7 +30,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, unquote
 from xml.sax.saxutils import escape, unescape
 
 from moto.core.responses import BaseResponse
@@ -949,6 +949,9 @@ class Emulator:
         self.delays: dict[tuple[str, str], float] = {}
         self.held: dict[tuple[str, str], int] = {}
         self.peaks: dict[str, dict[str, int]] = {}
+        # S3 operation -> object key -> count (`GET /_harness/objects`): which objects a run read
+        # or wrote, not only how many.
+        self.objects: dict[str, dict[str, int]] = {}
 
     def __call__(self, environ: dict, start_response: Callable):
         path = environ.get("PATH_INFO", "")
@@ -970,6 +973,11 @@ class Emulator:
         with self.lock:
             per_service = self.counts.setdefault(call.service, {})
             per_service[operation] = per_service.get(operation, 0) + 1
+            if call.service == "s3":
+                key = unquote(call.path.lstrip("/").partition("/")[2])
+                if key:
+                    keys = self.objects.setdefault(operation, {})
+                    keys[key] = keys.get(key, 0) + 1
             for name in COUNTED_PARAMETERS.get(call.service, ()):
                 value = call.form().get(name) if call.service in QUERY_SERVICES else call.query.get(name)
                 if value:
@@ -1047,9 +1055,15 @@ class Emulator:
                     self.counts.clear()
                     self.parameters.clear()
                     self.peaks.clear()
+                    self.objects.clear()
                 elif method != "GET":
                     return method_not_allowed()
                 return json_response(200, self.counts)
+        if path == "/_harness/objects":
+            with self.lock:
+                if method != "GET":
+                    return method_not_allowed()
+                return json_response(200, self.objects)
         if path == "/_harness/parameters":
             with self.lock:
                 if method != "GET":

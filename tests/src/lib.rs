@@ -147,6 +147,11 @@ impl Emulator {
         self.control("GET", "/_harness/requests", None)
     }
 
+    /// S3 requests since the counts were last cleared, by operation and object key.
+    pub fn objects(&self) -> Value {
+        self.control("GET", "/_harness/objects", None)
+    }
+
     pub fn clear_requests(&self) {
         self.control("DELETE", "/_harness/requests", None);
     }

@@ -172,6 +172,7 @@ where
             region: Some(REGION.to_owned()),
             ..ReconcileSettings::default()
         },
+        memory: Default::default(),
         calls: Box::new(move |reset| {
             let counts = calls.counts();
             if reset {

@@ -66,6 +66,7 @@ async fn two_reconciles_at_once_both_succeed_and_the_newer_report_stays() {
         eks: &ctx.eks,
         kube: &ctx.kube,
         store: &ctx.store,
+        memory: &ctx.memory,
     };
     let calls = eks_intents::status::ApiCallCounts::default;
     let (first, second) = tokio::join!(

@@ -6,10 +6,11 @@
 //!
 //! Samples of both forms are in `events/` (for `cargo lambda invoke --data-file`).
 
+use eks_intents::desired::read_object;
 use eks_intents::intent::{self, Limits};
 use eks_intents::metrics::Metrics;
 use eks_intents::ports::{BundleStore, PortError, ReconcileCluster, ReconcileQueue};
-use eks_intents::reconcile::{now, read_object};
+use eks_intents::reconcile::now;
 use eks_intents::status::{BundleStatus, upload_status_key};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

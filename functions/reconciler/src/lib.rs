@@ -10,6 +10,7 @@
 //! receive count gives the attempt).
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use eks_intents::desired::Memory;
 use eks_intents::metrics::{Metrics, reconcile_metrics};
 use eks_intents::ports::{
     BundleStore, EksPort, IamPort, KubernetesConnector, ReconcileCluster, ReconcileRetry,
@@ -30,6 +31,8 @@ pub struct Context<I, E, K, S, R> {
     /// The queue the messages came from, to put one back for later.
     pub retry: R,
     pub settings: ReconcileSettings,
+    /// What the warm function keeps between runs (parsed bundles, quiet runs).
+    pub memory: Memory,
     /// Reads and resets the API call counts around each cluster's run.
     pub calls: Box<dyn Fn(bool) -> ApiCallCounts + Send + Sync>,
     /// Where each run's metrics go: `Metrics::emit` (stdout, as Embedded Metric Format) in the
@@ -112,6 +115,7 @@ where
             eks: &ctx.eks,
             kube: &ctx.kube,
             store: &ctx.store,
+            memory: &ctx.memory,
         };
         let calls = || (ctx.calls)(false);
         let started = Instant::now();

@@ -21,6 +21,7 @@ async fn main() -> Result<(), Error> {
         store: S3Adapter::new(clients.s3, config.bucket),
         retry: SqsAdapter::new(clients.sqs, queue_url),
         settings: config.reconcile,
+        memory: Default::default(),
         calls: Box::new(move |reset| {
             let counts = calls.counts();
             if reset {

@@ -1,5 +1,10 @@
-//! Where bundles live in the bucket: `intents/<cluster>/<file>` for the platform team,
-//! `intents/<cluster>/<namespace>/<path>` for a team confined to one namespace.
+//! The bucket's key layout, in one place:
+//! - `intents/<cluster>/<file>`: a bundle of the platform team; `intents/<cluster>/<namespace>/<path>`:
+//!   a bundle of a team confined to one namespace (uploaded by people);
+//! - `status/<cluster>.json`: the last reconcile's report, and `status/<cluster>/bundles/...`: the
+//!   check of each upload (written by the functions, read by people);
+//! - `state/<cluster>.json`: the cluster's compiled desired state, what the last run parsed
+//!   (written and read by the reconciler alone).
 
 use crate::model::Namespace;
 
@@ -45,6 +50,25 @@ pub fn locate(key: &str) -> Option<BundleLocation> {
 /// The prefix under which every bundle of one cluster lives.
 pub fn cluster_prefix(cluster: &str) -> String {
     format!("{ROOT}/{cluster}/")
+}
+
+/// `status/<cluster>.json`
+pub fn status_key(cluster: &str) -> String {
+    format!("status/{cluster}.json")
+}
+
+/// `status/<cluster>/bundles/<rest of the bundle's key>.json`: the result of checking one
+/// upload, written at once by `bundle-upload`.
+pub fn upload_status_key(cluster: &str, bundle_key: &str) -> String {
+    let rest = bundle_key
+        .strip_prefix(&cluster_prefix(cluster))
+        .unwrap_or(bundle_key);
+    format!("status/{cluster}/bundles/{rest}.json")
+}
+
+/// `state/<cluster>.json`: the compiled desired state of a cluster.
+pub fn state_key(cluster: &str) -> String {
+    format!("state/{cluster}.json")
 }
 
 #[cfg(test)]

@@ -17,7 +17,9 @@ mod yaml;
 mod tests;
 
 pub use diagnostic::{Echo, IntentError, Notice, echo};
-pub use layout::{BundleLocation, cluster_prefix, locate};
+pub use layout::{
+    BundleLocation, cluster_prefix, locate, state_key, status_key, upload_status_key,
+};
 pub use names::{check_namespace, check_workload_name};
 
 use crate::model::{

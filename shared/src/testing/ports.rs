@@ -174,6 +174,9 @@ pub struct FakeStore {
     pub replaced_before_read: Mutex<BTreeMap<String, Vec<u8>>>,
     /// Writes made, in order: key and whether it was conditional.
     pub writes: Mutex<Vec<(String, bool)>>,
+    /// Reads asked for, in order: the key, and whether the read was conditional (and so may
+    /// have returned nothing).
+    pub reads: Mutex<Vec<(String, bool)>>,
     /// ETags (and versions) handed out so far.
     pub etags: AtomicU64,
 }
@@ -204,6 +207,30 @@ impl FakeStore {
 
     pub fn object(&self, key: &str) -> Option<StoredObject> {
         self.objects.lock().unwrap().get(key).cloned()
+    }
+
+    /// The keys read so far, conditional reads included, and forgets them.
+    pub fn take_reads(&self) -> Vec<String> {
+        std::mem::take(&mut *self.reads.lock().unwrap())
+            .into_iter()
+            .map(|(key, _)| key)
+            .collect()
+    }
+
+    fn fetch(&self, key: &str, max_bytes: u64) -> PortResult<FetchedObject> {
+        let replacement = self.replaced_before_read.lock().unwrap().remove(key);
+        if let Some(bytes) = replacement {
+            self.insert(key, bytes);
+        }
+        let object = self
+            .object(key)
+            .ok_or_else(|| PortError::new("s3", "GetObject", ErrorKind::NotFound, "NoSuchKey"))?;
+        let end = object.bytes.len().min(max_bytes.saturating_add(1) as usize);
+        Ok(FetchedObject {
+            bytes: object.bytes[..end].to_vec(),
+            version: Some(object.version),
+            etag: Some(object.etag),
+        })
     }
 }
 
@@ -236,19 +263,20 @@ impl BundleStore for FakeStore {
         Ok(self.levels.get(prefix).cloned().unwrap_or_default())
     }
     async fn get(&self, key: &str, max_bytes: u64) -> PortResult<FetchedObject> {
-        let replacement = self.replaced_before_read.lock().unwrap().remove(key);
-        if let Some(bytes) = replacement {
-            self.insert(key, bytes);
+        self.reads.lock().unwrap().push((key.to_owned(), false));
+        self.fetch(key, max_bytes)
+    }
+    async fn get_if_changed(
+        &self,
+        key: &str,
+        etag: &str,
+        max_bytes: u64,
+    ) -> PortResult<Option<FetchedObject>> {
+        self.reads.lock().unwrap().push((key.to_owned(), true));
+        if self.object(key).is_some_and(|o| o.etag == etag) {
+            return Ok(None);
         }
-        let object = self
-            .object(key)
-            .ok_or_else(|| PortError::new("s3", "GetObject", ErrorKind::NotFound, "NoSuchKey"))?;
-        let end = object.bytes.len().min(max_bytes.saturating_add(1) as usize);
-        Ok(FetchedObject {
-            bytes: object.bytes[..end].to_vec(),
-            version: Some(object.version),
-            etag: Some(object.etag),
-        })
+        self.fetch(key, max_bytes).map(Some)
     }
     async fn put(&self, key: &str, body: Vec<u8>, _content_type: &str) -> PortResult<()> {
         self.writes.lock().unwrap().push((key.to_owned(), false));
@@ -261,7 +289,7 @@ impl BundleStore for FakeStore {
         body: Vec<u8>,
         _content_type: &str,
         condition: &WriteCondition,
-    ) -> PortResult<()> {
+    ) -> PortResult<Option<String>> {
         let current = self.object(key).map(|o| o.etag);
         let holds = match condition {
             WriteCondition::Absent => current.is_none(),
@@ -276,8 +304,7 @@ impl BundleStore for FakeStore {
             ));
         }
         self.writes.lock().unwrap().push((key.to_owned(), true));
-        self.insert(key, body);
-        Ok(())
+        Ok(Some(self.insert(key, body).etag))
     }
 }
 

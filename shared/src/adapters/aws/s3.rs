@@ -27,6 +27,51 @@ impl S3Adapter {
     }
 }
 
+impl S3Adapter {
+    /// The object, unless it still has the ETag `unchanged` (`None` then).
+    async fn get_unless(
+        &self,
+        key: &str,
+        unchanged: Option<&str>,
+        max_bytes: u64,
+    ) -> PortResult<Option<FetchedObject>> {
+        // One byte past the cap tells the reader the object is too large, without fetching it.
+        let result = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .range(format!("bytes=0-{max_bytes}"))
+            .set_if_none_match(unchanged.map(|etag| format!("\"{etag}\"")))
+            .send()
+            .await;
+        let out = match result {
+            Ok(out) => out,
+            Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 304) => {
+                return Ok(None);
+            }
+            // A range of an empty object is not satisfiable: the object is empty.
+            Err(e)
+                if e.as_service_error().and_then(|s| s.meta().code()) == Some("InvalidRange") =>
+            {
+                return Ok(Some(FetchedObject::default()));
+            }
+            Err(e) => return Err(port_error("s3", "GetObject", e)),
+        };
+        let version = out.version_id().map(str::to_owned);
+        let etag = out.e_tag().map(unquote);
+        let body =
+            out.body.collect().await.map_err(|e| {
+                PortError::new("s3", "GetObject", ErrorKind::Transient, e.to_string())
+            })?;
+        Ok(Some(FetchedObject {
+            bytes: body.into_bytes().to_vec(),
+            version,
+            etag,
+        }))
+    }
+}
+
 impl BundleStore for S3Adapter {
     async fn list(&self, prefix: &str) -> PortResult<Vec<BundleObject>> {
         let mut objects = Vec::new();
@@ -83,36 +128,23 @@ impl BundleStore for S3Adapter {
     }
 
     async fn get(&self, key: &str, max_bytes: u64) -> PortResult<FetchedObject> {
-        // One byte past the cap tells the reader the object is too large, without fetching it.
-        let result = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .range(format!("bytes=0-{max_bytes}"))
-            .send()
-            .await;
-        let out = match result {
-            Ok(out) => out,
-            // A range of an empty object is not satisfiable: the object is empty.
-            Err(e)
-                if e.as_service_error().and_then(|s| s.meta().code()) == Some("InvalidRange") =>
-            {
-                return Ok(FetchedObject::default());
-            }
-            Err(e) => return Err(port_error("s3", "GetObject", e)),
-        };
-        let version = out.version_id().map(str::to_owned);
-        let etag = out.e_tag().map(unquote);
-        let body =
-            out.body.collect().await.map_err(|e| {
-                PortError::new("s3", "GetObject", ErrorKind::Transient, e.to_string())
-            })?;
-        Ok(FetchedObject {
-            bytes: body.into_bytes().to_vec(),
-            version,
-            etag,
+        self.get_unless(key, None, max_bytes).await?.ok_or_else(|| {
+            PortError::new(
+                "s3",
+                "GetObject",
+                ErrorKind::Transient,
+                "304 Not Modified without a condition",
+            )
         })
+    }
+
+    async fn get_if_changed(
+        &self,
+        key: &str,
+        etag: &str,
+        max_bytes: u64,
+    ) -> PortResult<Option<FetchedObject>> {
+        self.get_unless(key, Some(etag), max_bytes).await
     }
 
     async fn put(&self, key: &str, body: Vec<u8>, content_type: &str) -> PortResult<()> {
@@ -134,7 +166,7 @@ impl BundleStore for S3Adapter {
         body: Vec<u8>,
         content_type: &str,
         condition: &WriteCondition,
-    ) -> PortResult<()> {
+    ) -> PortResult<Option<String>> {
         let request = self
             .client
             .put_object()
@@ -147,7 +179,7 @@ impl BundleStore for S3Adapter {
             WriteCondition::Unchanged(etag) => request.if_match(format!("\"{etag}\"")),
         };
         match request.send().await {
-            Ok(_) => Ok(()),
+            Ok(out) => Ok(out.e_tag().map(unquote)),
             Err(e) => {
                 // 412 when the condition does not hold; 409 when another conditional write to
                 // the key is in flight. Either way someone else wrote: look again.
