@@ -435,6 +435,9 @@ pub trait ReconcileRetry: Send + Sync {
 pub struct KubernetesSnapshot {
     pub workloads: Vec<ObservedWorkload>,
     pub service_accounts: Vec<ObservedServiceAccount>,
+    /// The LIST requests made, by how the kinds were listed (`kubernetes:LIST (per-namespace)`
+    /// or `kubernetes:LIST (cluster-wide)`), for the status report's call counts.
+    pub lists: BTreeMap<String, u64>,
 }
 
 pub trait KubernetesPort: Send + Sync {

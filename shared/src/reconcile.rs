@@ -113,7 +113,8 @@ const NOT_READY: [&str; 2] = ["CREATING", "PENDING"];
 /// The statuses of a cluster on its way out: its roles enter the clean-up.
 const GOING: [&str; 1] = ["DELETING"];
 
-/// Reads IAM, EKS and the Kubernetes namespaces the intents name.
+/// Reads IAM, EKS and the Kubernetes namespaces the intents name; also gives the Kubernetes
+/// LIST requests made (see [`KubernetesSnapshot::lists`]).
 pub async fn observe<I: IamPort, E: EksPort, K: KubernetesPort>(
     description: &ClusterDescription,
     iam: &I,
@@ -121,7 +122,7 @@ pub async fn observe<I: IamPort, E: EksPort, K: KubernetesPort>(
     kube: &K,
     desired: &DesiredState,
     settings: &ReconcileSettings,
-) -> Result<ObservedState, PortError> {
+) -> Result<(ObservedState, BTreeMap<String, u64>), PortError> {
     let cluster = description.info.cluster.name.as_str();
     let path = policy::cluster_path(&settings.plan.iam_path, &description.info.cluster.name);
     let provider_arn = description
@@ -165,7 +166,7 @@ pub async fn observe<I: IamPort, E: EksPort, K: KubernetesPort>(
         })
         .collect();
     let kubernetes = kube.snapshot(&namespaces).await?;
-    Ok(ObservedState {
+    let observed = ObservedState {
         cluster: description.info.clone(),
         now: now(),
         oidc_providers: snapshot.oidc_providers,
@@ -175,7 +176,8 @@ pub async fn observe<I: IamPort, E: EksPort, K: KubernetesPort>(
         service_accounts: kubernetes.service_accounts,
         pod_identity_associations: associations,
         addons,
-    })
+    };
+    Ok((observed, kubernetes.lists))
 }
 
 pub fn now() -> u64 {
@@ -397,7 +399,7 @@ where
             return Err(fail(&ports.sink(), cluster, settings, load, error, api_calls).await);
         }
     };
-    let observed = match observe(
+    let (observed, lists) = match observe(
         &description,
         ports.iam,
         ports.eks,
@@ -419,6 +421,12 @@ where
             };
             return Err(fail(&ports.sink(), cluster, settings, load, error, api_calls).await);
         }
+    };
+    // The status's call counts also say how Kubernetes was listed.
+    let api_calls = &|| {
+        let mut counts = api_calls();
+        counts.calls.extend(lists.clone());
+        counts
     };
     let planned = plan(&load.desired, &observed, &settings.plan);
     tracing::info!(

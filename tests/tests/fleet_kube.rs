@@ -107,6 +107,14 @@ async fn ten_namespaces_are_listed_once_per_kind_and_bound_with_one_apply_and_on
         .map(|(_, v)| v)
         .sum();
     assert_eq!(lists, 6, "{requests:#?}");
+    // The status's call counts say how the kinds were listed.
+    let status = w.status().await;
+    assert_eq!(
+        status["api_calls"]["kubernetes:LIST (cluster-wide)"].as_u64(),
+        Some(6),
+        "{:#}",
+        status["api_calls"]
+    );
 
     // Every binding is there, and its Event names the ServiceAccount by uid.
     let admin = w.reconciler.kube.server.admin_client();
@@ -152,7 +160,26 @@ async fn both_strategies_see_the_same_workloads_and_service_accounts() {
         .snapshot_with(ListStrategy::ClusterWide, &namespaces)
         .await
         .unwrap();
-    assert_eq!(per_namespace, cluster_wide);
+    assert_eq!(per_namespace.workloads, cluster_wide.workloads);
+    assert_eq!(
+        per_namespace.service_accounts,
+        cluster_wide.service_accounts
+    );
+    // Each says how it listed.
+    assert_eq!(
+        per_namespace.lists,
+        BTreeMap::from([(
+            "kubernetes:LIST (per-namespace)".to_owned(),
+            (KINDS.len() * namespaces.len()) as u64
+        )])
+    );
+    assert_eq!(
+        cluster_wide.lists,
+        BTreeMap::from([(
+            "kubernetes:LIST (cluster-wide)".to_owned(),
+            KINDS.len() as u64
+        )])
+    );
     // Nothing outside the wanted namespaces, everything inside them.
     assert_eq!(per_namespace.workloads.len(), 12, "{per_namespace:#?}");
     assert!(
@@ -194,6 +221,13 @@ async fn one_namespace_keeps_per_namespace_lists() {
     );
     assert_eq!(count(&requests, "create events"), 1, "{requests:#?}");
     assert_eq!(count(&requests, "get serviceaccounts"), 0, "{requests:#?}");
+    let status = w.status().await;
+    assert_eq!(
+        status["api_calls"]["kubernetes:LIST (per-namespace)"].as_u64(),
+        Some(6),
+        "{:#}",
+        status["api_calls"]
+    );
 }
 
 #[tokio::test]
@@ -272,5 +306,10 @@ async fn a_list_across_the_cluster_follows_continue_past_500_objects() {
         .snapshot_with(ListStrategy::PerNamespace, &namespaces)
         .await
         .unwrap();
-    assert_eq!(per_namespace, cluster_wide);
+    assert!(per_namespace.workloads == cluster_wide.workloads);
+    assert!(per_namespace.service_accounts == cluster_wide.service_accounts);
+    assert_eq!(
+        cluster_wide.lists.get("kubernetes:LIST (cluster-wide)"),
+        Some(&((KINDS.len() + 1) as u64))
+    );
 }

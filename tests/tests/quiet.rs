@@ -158,3 +158,35 @@ async fn the_next_report_written_tells_the_last_quiet_run() {
         .expect("last quiet run");
     assert!(quiet <= status["generated_at"].as_u64().unwrap_or_default());
 }
+
+/// Bundles that must be fetched (here: all of them, on a first run) are fetched 16 at a time,
+/// not one after another.
+#[tokio::test]
+async fn bundles_to_read_are_fetched_sixteen_at_a_time() {
+    let w = world(BindingMode::Irsa, seed_fake_cluster).await;
+    for i in 0..40 {
+        let name = format!("worker-{i:02}");
+        let key = format!("intents/demo/jokes/{name}.yaml");
+        let body = format!(
+            "apiVersion: k8s.otterize.com/v1alpha3\nkind: ClientIntents\nmetadata:\n  name: {name}\n\
+             spec:\n  service:\n    name: {name}\n  calls:\n  - name: \"*\"\n    type: aws\n    \
+             awsActions:\n        - \"dynamodb:GetItem\"\n"
+        );
+        w.put(&key, body.into_bytes()).await;
+    }
+    w.emulator.control(
+        "POST",
+        "/_harness/delays",
+        Some(&serde_json::json!({"service": "s3", "operation": "GetObject", "seconds": 0.2})),
+    );
+    w.emulator.clear_requests();
+    w.reconcile_again().await;
+    assert_eq!(bundles_read(&w).len(), 40);
+    let delays = w.emulator.control("GET", "/_harness/delays", None);
+    let peak = delays["peaks"]["s3"]["GetObject"]
+        .as_u64()
+        .unwrap_or_default();
+    assert_eq!(peak, 16, "bundles fetched at once: {delays:#}");
+    let status = w.status().await;
+    assert_eq!(status["bundles"].as_array().map(Vec::len), Some(40));
+}

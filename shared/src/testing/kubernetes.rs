@@ -165,6 +165,7 @@ impl KubernetesPort for FakeKubernetes {
                 .filter(|sa| namespaces.contains(&sa.namespace))
                 .cloned()
                 .collect(),
+            ..KubernetesSnapshot::default()
         })
     }
 

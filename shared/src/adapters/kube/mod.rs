@@ -456,6 +456,10 @@ impl EksCluster<'_> {
             known.uids.extend(uids);
             known.strategy = Some((strategy, pages));
         }
+        snapshot.lists.insert(
+            format!("kubernetes:LIST ({})", strategy.as_str()),
+            pages as u64,
+        );
         Ok(snapshot)
     }
 
