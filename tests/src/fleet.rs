@@ -323,7 +323,11 @@ impl Cost {
     }
 
     pub fn kubernetes_reads(&self) -> u64 {
-        total(self.kubernetes.iter().filter(|(k, _)| is_kubernetes_read(k)))
+        total(
+            self.kubernetes
+                .iter()
+                .filter(|(k, _)| is_kubernetes_read(k)),
+        )
     }
 
     /// Calls of `operation` (`"PutObject"`), whatever the service's spelling in the key.
