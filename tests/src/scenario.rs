@@ -261,7 +261,7 @@ impl<K: KubernetesConnector> World<K> {
 
     /// Runs the queued messages and deletes them all, whatever the handler said.
     async fn run_batch(&self) -> (usize, usize) {
-        let (out, response) = self.receive_and_handle().await;
+        let (out, response, _) = self.receive_and_handle().await;
         for message in out.messages() {
             self.delete_message(message).await;
         }
@@ -272,7 +272,7 @@ impl<K: KubernetesConnector> World<K> {
     /// reports as failed stay on the queue (and come back when their visibility ends), the
     /// others are deleted. Returns how many were received and how many failed.
     pub async fn run_batch_as_lambda(&self) -> (usize, usize) {
-        let (out, response) = self.receive_and_handle().await;
+        let (out, response, _) = self.receive_and_handle().await;
         let failed: Vec<&str> = response
             .batch_item_failures
             .iter()
@@ -286,11 +286,36 @@ impl<K: KubernetesConnector> World<K> {
         (out.messages().len(), failed.len())
     }
 
+    /// Asks for a reconcile (as the schedule would) and runs the queued messages; returns how
+    /// many were received and failed, the AWS calls the handler made (the handler starts the
+    /// count when it takes the cluster; it is read before the messages are deleted) and how
+    /// long the handler took.
+    pub async fn reconcile_again_counted(&self) -> (usize, usize, BTreeMap<String, u64>, Duration) {
+        use eks_intents::ports::{ReconcileCluster, ReconcileQueue};
+        self.upload
+            .queue
+            .send(&ReconcileCluster::new(CLUSTER, "test"))
+            .await
+            .expect("send");
+        let (out, response, took) = self.receive_and_handle().await;
+        let calls = self.clients.calls.snapshot();
+        for message in out.messages() {
+            self.delete_message(message).await;
+        }
+        (
+            out.messages().len(),
+            response.batch_item_failures.len(),
+            calls,
+            took,
+        )
+    }
+
     async fn receive_and_handle(
         &self,
     ) -> (
         aws_sdk_sqs::operation::receive_message::ReceiveMessageOutput,
         aws_lambda_events::event::sqs::SqsBatchResponse,
+        Duration,
     ) {
         let out = self
             .clients
@@ -317,8 +342,9 @@ impl<K: KubernetesConnector> World<K> {
             }
             event.records.push(record);
         }
+        let started = std::time::Instant::now();
         let response = reconciler::handle(&self.reconciler, event).await;
-        (out, response)
+        (out, response, started.elapsed())
     }
 
     async fn delete_message(&self, message: &aws_sdk_sqs::types::Message) {
