@@ -278,18 +278,18 @@ async fn a_service_account_deleted_since_the_snapshot_is_not_created_by_the_appl
 }
 
 #[tokio::test]
-async fn a_list_across_the_cluster_follows_continue_past_500_objects() {
+async fn a_list_across_the_cluster_follows_continue_past_1000_objects() {
     let w = fleet(2).await;
     let admin = w.reconciler.kube.server.admin_client();
-    for i in 0..500 {
-        create_service_account(&admin, "team-01", &format!("extra-{i:03}")).await;
+    for i in 0..1000 {
+        create_service_account(&admin, "team-01", &format!("extra-{i:04}")).await;
     }
     let cluster = w.reconciler.eks.describe_cluster(CLUSTER).await.unwrap();
     let port = w.reconciler.kube.connect(&cluster).await.unwrap();
     let namespaces: BTreeSet<Namespace> = ["team-00".into(), "team-01".into()].into();
     take_requests(&w).await;
     let cluster_wide = port.snapshot(&namespaces).await.unwrap();
-    // ServiceAccounts take two pages (500 and the rest), every other kind one.
+    // ServiceAccounts take two pages (1,000 and the rest), every other kind one.
     assert_eq!(
         port.last_snapshot(),
         Some((ListStrategy::ClusterWide, KINDS.len() + 1))
@@ -300,8 +300,8 @@ async fn a_list_across_the_cluster_follows_continue_past_500_objects() {
         2,
         "{requests:#?}"
     );
-    // team-00: default + app-00; team-01: default + app-01 + 500 more.
-    assert_eq!(cluster_wide.service_accounts.len(), 504);
+    // team-00: default + app-00; team-01: default + app-01 + 1,000 more.
+    assert_eq!(cluster_wide.service_accounts.len(), 1004);
     let per_namespace = port
         .snapshot_with(ListStrategy::PerNamespace, &namespaces)
         .await

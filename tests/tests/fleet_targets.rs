@@ -4,7 +4,9 @@
 //! included), Kubernetes requests at the local API server.
 //!
 //! - A quiet run (nothing changed since the last) makes at most `FIXED` AWS calls, besides, in
-//!   Pod Identity mode, one `DescribePodIdentityAssociation` per association the system owns;
+//!   Pod Identity mode, one `DescribePodIdentityAssociation` per association the system owns
+//!   and the `ListPodIdentityAssociations` pages past the first (EKS returns at most 100
+//!   associations a page, so listing them is, like describing them, a cost per association);
 //!   at most `FIXED` Kubernetes requests; no write of any kind (an S3 `PutObject` is one); and
 //!   costs the same whether the fleet's intents come in 50 bundles or in 1,000.
 //! - A first run (IRSA) writes 2 IAM calls, 1 server-side apply and 1 Event per workload, with
@@ -21,6 +23,11 @@ const WORKLOADS: usize = 1000;
 const NAMESPACES: usize = 50;
 /// The most requests a quiet run may make on each side, whatever the fleet's size.
 const FIXED: u64 = 8;
+/// The AWS reads of a first run besides one `GetObject` per bundle: the S3 listing, the
+/// compiled state (absent) and the status report before it is written, `DescribeCluster`,
+/// `GetAccountAuthorizationDetails`, the OIDC provider, `ListAddons`, `DescribeAddon` and
+/// `ListPodIdentityAssociations`.
+const FIRST_RUN_READS: u64 = 9;
 
 /// The targets a run misses.
 #[derive(Default)]
@@ -62,6 +69,15 @@ async fn relayout(fleet: &Fleet, w: &World<LocalCluster>, layout: Layout) {
     fleet::upload(&w.clients.s3, fleet.bundles(layout, None)).await;
 }
 
+/// The run after one that changed something: it changes nothing, but its report says the
+/// workloads are as declared where the last one said they were just updated, so it writes the
+/// report (and the compiled state that records it) once more.
+async fn settle(w: &World<LocalCluster>) {
+    let cost = w.reconcile_counted().await;
+    assert_eq!(cost.aws("PutObject"), 2, "{}", show(&cost.aws));
+    assert_eq!(cost.writes(), 2, "{}", show(&cost.aws));
+}
+
 /// The quiet-run targets; `owned_associations` is how many Pod Identity associations the
 /// system owns (0 in IRSA mode), each of which may be described once.
 fn check_quiet(misses: &mut Misses, label: &str, cost: &Cost, owned_associations: u64) {
@@ -71,12 +87,17 @@ fn check_quiet(misses: &mut Misses, label: &str, cost: &Cost, owned_associations
             "{label}: {describes} DescribePodIdentityAssociation for {owned_associations} owned associations"
         )
     });
-    let aws = cost.aws_total() - describes.min(owned_associations);
+    // EKS lists at most 100 associations a page: the pages past the first grow with them.
+    let more_pages = cost
+        .aws("ListPodIdentityAssociations")
+        .saturating_sub(1)
+        .min(owned_associations.div_ceil(100));
+    let aws = cost.aws_total() - describes.min(owned_associations) - more_pages;
     misses.check(aws <= FIXED, || {
         format!(
             "{label}: {aws} AWS calls (target <= {FIXED}{}): {}",
             if owned_associations > 0 {
-                ", besides one describe per owned association"
+                ", besides one describe and a hundredth of a list page per owned association"
             } else {
                 ""
             },
@@ -176,9 +197,9 @@ fn check_first_irsa(misses: &mut Misses, cost: &Cost, bundles: u64) {
     // Reads: a fixed number, besides the one read of each bundle a first run needs.
     let gets = cost.aws("GetObject").min(bundles);
     let aws_reads = cost.aws_reads() - gets;
-    misses.check(aws_reads <= FIXED, || {
+    misses.check(aws_reads <= FIRST_RUN_READS, || {
         format!(
-            "first run: {aws_reads} AWS reads besides one GetObject per bundle (target <= {FIXED}): {}",
+            "first run: {aws_reads} AWS reads besides one GetObject per bundle (target <= {FIRST_RUN_READS}): {}",
             show(&cost.aws)
         )
     });
@@ -200,6 +221,7 @@ async fn irsa_fleet_first_and_quiet_runs_in_both_layouts() {
 
     let first = w.reconcile_counted().await;
     check_first_irsa(&mut misses, &first, NAMESPACES as u64);
+    settle(&w).await;
 
     let quiet_50 = w.reconcile_counted().await;
     check_quiet(&mut misses, "IRSA, quiet, 50 bundles", &quiet_50, 0);
@@ -207,6 +229,7 @@ async fn irsa_fleet_first_and_quiet_runs_in_both_layouts() {
     relayout(&fleet, &w, Layout::PerWorkload).await;
     // The roles' bundle tags follow the new keys: that run writes, the one after is quiet.
     w.reconcile_counted().await;
+    settle(&w).await;
     let quiet_1000 = w.reconcile_counted().await;
     check_quiet(&mut misses, "IRSA, quiet, 1,000 bundles", &quiet_1000, 0);
     check_same_cost(&mut misses, "IRSA", &quiet_50, &quiet_1000);
@@ -223,6 +246,7 @@ async fn pod_identity_fleet_quiet_runs_in_both_layouts() {
     let created = first.aws("CreatePodIdentityAssociation");
     assert_eq!(created, WORKLOADS as u64, "first run: {}", show(&first.aws));
     let owned = WORKLOADS as u64;
+    settle(&w).await;
 
     let quiet_50 = w.reconcile_counted().await;
     check_quiet(
@@ -235,6 +259,7 @@ async fn pod_identity_fleet_quiet_runs_in_both_layouts() {
     relayout(&fleet, &w, Layout::PerWorkload).await;
     // The roles' bundle tags follow the new keys: that run writes, the one after is quiet.
     w.reconcile_counted().await;
+    settle(&w).await;
     let quiet_1000 = w.reconcile_counted().await;
     check_quiet(
         &mut misses,

@@ -38,15 +38,17 @@ pub const FIELD_MANAGER: &str = "eks-intents";
 pub const BOUND_LABEL: &str = "eks-intents/role-bound";
 /// Tokens are good for 15 minutes; a client is rebuilt with a new one well before.
 const TOKEN_REFRESH: Duration = Duration::from_secs(10 * 60);
-const PAGE: u32 = 500;
+/// Objects per LIST page: a fleet of 1,000 workloads lists each kind in one or two pages, and a
+/// page stays within a few megabytes (a Deployment is a few kilobytes).
+const PAGE: u32 = 1000;
 /// The kinds a snapshot lists: ServiceAccounts and the five workload kinds.
 const LISTED_KINDS: usize = 6;
 
 /// How a snapshot reads the cluster. Per namespace it costs one LIST per kind per namespace
-/// (`6 × namespaces`); across the cluster one per kind (`6`, plus one per further page of 500),
+/// (`6 × namespaces`); across the cluster one per kind (`6`, plus one per further page of 1,000),
 /// filtered to the wanted namespaces in memory. The fewer requests win: per namespace for a
-/// single namespace, across the cluster from two on (a page holds 500 objects, so a kind must
-/// have more than 500 objects per wanted namespace before the count turns).
+/// single namespace, across the cluster from two on (a page holds 1,000 objects, so a kind must
+/// have more than 1,000 objects per wanted namespace before the count turns).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ListStrategy {
     PerNamespace,
@@ -558,7 +560,7 @@ impl EksCluster<'_> {
     }
 }
 
-/// Every object of a LIST, page by page (`limit=500`, following `continue`).
+/// Every object of a LIST, page by page (`limit=1000`, following `continue`).
 async fn list_pages<K>(
     api: &Api<K>,
     operation: &'static str,
