@@ -21,6 +21,8 @@ pub mod config;
 #[cfg(feature = "aws")]
 pub mod desired;
 #[cfg(feature = "aws")]
+pub mod observe;
+#[cfg(feature = "aws")]
 pub mod reconcile;
 #[cfg(feature = "aws")]
 pub mod telemetry;

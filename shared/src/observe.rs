@@ -1,0 +1,79 @@
+//! Observing a cluster: what IAM, EKS and the cluster's Kubernetes API hold now, as far as the
+//! planner needs it (the roles under the cluster's IAM path, the cluster's OIDC provider, the
+//! add-ons and the Pod Identity associations that concern the system, and the namespaces its
+//! intents and roles name).
+
+use crate::model::{
+    DesiredState, Namespace, ObservedState, ServiceAccountRef, known_addon_service_accounts,
+};
+use crate::policy;
+use crate::ports::{ClusterDescription, EksPort, IamPort, KubernetesPort, PortError};
+use crate::reconcile::{ReconcileSettings, now};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Reads IAM, EKS and the Kubernetes namespaces the intents name; also gives the Kubernetes
+/// LIST requests made (see [`KubernetesSnapshot::lists`]).
+pub async fn observe<I: IamPort, E: EksPort, K: KubernetesPort>(
+    description: &ClusterDescription,
+    iam: &I,
+    eks: &E,
+    kube: &K,
+    desired: &DesiredState,
+    settings: &ReconcileSettings,
+) -> Result<(ObservedState, BTreeMap<String, u64>), PortError> {
+    let cluster = description.info.cluster.name.as_str();
+    let path = policy::cluster_path(&settings.plan.iam_path, &description.info.cluster.name);
+    let provider_arn = description
+        .info
+        .oidc_host_path()
+        .map(|issuer| policy::oidc_provider_arn(&description.info.cluster, issuer));
+    let snapshot = iam.snapshot(&path, provider_arn.as_deref()).await?;
+    let addons = eks.addons(cluster).await?;
+    let mut namespaces: BTreeSet<Namespace> = desired
+        .workloads
+        .keys()
+        .map(|w| w.namespace.clone())
+        .collect();
+    namespaces.extend(desired.held.workloads.iter().map(|w| w.namespace.clone()));
+    // The namespaces of the roles already made: a role whose intents are all gone must still
+    // be unbound there before it is deleted.
+    namespaces.extend(
+        snapshot
+            .roles
+            .iter()
+            .filter(|role| {
+                policy::ownership(&role.tags, &description.info.cluster) == policy::Ownership::Ours
+            })
+            .filter_map(|role| role.tags.get(policy::NAMESPACE_TAG))
+            .map(|ns| Namespace::new(ns.as_str())),
+    );
+    // Only the associations in these namespaces (and the add-ons' own) are described: the
+    // planner acts nowhere else (see `EksPort::pod_identity_associations`).
+    let associations = eks.pod_identity_associations(cluster, &namespaces).await?;
+    let addons = addons
+        .into_iter()
+        .map(|addon| {
+            let mut service_accounts: BTreeSet<ServiceAccountRef> =
+                known_addon_service_accounts(&addon.name)
+                    .into_iter()
+                    .collect();
+            if let Some(extra) = settings.addon_service_accounts.get(&addon.name) {
+                service_accounts.extend(extra.iter().cloned());
+            }
+            addon.into_observed(service_accounts, &associations)
+        })
+        .collect();
+    let kubernetes = kube.snapshot(&namespaces).await?;
+    let observed = ObservedState {
+        cluster: description.info.clone(),
+        now: now(),
+        oidc_providers: snapshot.oidc_providers,
+        roles: snapshot.roles,
+        managed_policies: snapshot.managed_policies,
+        workloads: Some(kubernetes.workloads),
+        service_accounts: kubernetes.service_accounts,
+        pod_identity_associations: associations,
+        addons,
+    };
+    Ok((observed, kubernetes.lists))
+}
