@@ -6,7 +6,6 @@ use eks_intents::adapters::kube::ListStrategy;
 use eks_intents::model::{BindingMode, Namespace};
 use eks_intents::ports::{EksPort, KubernetesConnector, KubernetesPort};
 use integration::scenario::*;
-use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 
 const KINDS: [&str; 6] = [
@@ -20,19 +19,7 @@ const KINDS: [&str; 6] = [
 
 /// Requests by `"{verb} {plural}"` since the last call, and clears them.
 async fn take_requests(w: &World<LocalCluster>) -> BTreeMap<String, u64> {
-    let request = http::Request::delete("/_harness/requests")
-        .body(Vec::new())
-        .expect("request");
-    let text = w
-        .reconciler
-        .kube
-        .server
-        .admin_client()
-        .request_text(request)
-        .await
-        .expect("request counts");
-    let body: Value = serde_json::from_str(&text).expect("JSON");
-    serde_json::from_value(body["counts"].clone()).expect("counts")
+    integration::fleet::take_kubernetes_requests(&w.reconciler.kube.server).await
 }
 
 fn intents(name: &str) -> Vec<u8> {
