@@ -35,6 +35,9 @@ const FORMAT: u32 = 1;
 const MAX_COMPILED_BYTES: u64 = 64 * 1024 * 1024;
 /// Tries at writing the compiled state while other runs keep writing theirs.
 const WRITE_TRIES: usize = 3;
+/// Clusters a warm function remembers; past it, the one used longest ago is forgotten (a
+/// compiled state of 1,000 workloads is about a megabyte).
+const REMEMBERED_CLUSTERS: usize = 32;
 
 /// The desired state of a cluster and what each bundle gave.
 #[derive(Clone, Debug, Default)]
@@ -111,6 +114,8 @@ pub struct Memory {
 struct Remembered {
     compiled: Option<(Arc<Compiled>, Option<String>)>,
     last_quiet_run_at: Option<u64>,
+    /// When it was last changed (a counter): the oldest is forgotten first.
+    used: u64,
 }
 
 impl Memory {
@@ -122,8 +127,20 @@ impl Memory {
     }
 
     fn update(&self, cluster: &str, change: impl FnOnce(&mut Remembered)) {
-        if let Ok(mut clusters) = self.clusters.lock() {
-            change(clusters.entry(cluster.to_owned()).or_default());
+        let Ok(mut clusters) = self.clusters.lock() else {
+            return;
+        };
+        let used = clusters.values().map(|r| r.used).max().unwrap_or_default() + 1;
+        let remembered = clusters.entry(cluster.to_owned()).or_default();
+        change(remembered);
+        remembered.used = used;
+        if clusters.len() > REMEMBERED_CLUSTERS
+            && let Some(oldest) = clusters
+                .iter()
+                .min_by_key(|(_, r)| r.used)
+                .map(|(c, _)| c.clone())
+        {
+            clusters.remove(&oldest);
         }
     }
 
@@ -664,5 +681,22 @@ mod tests {
             .unwrap();
         assert!(!first.bundles[0].valid);
         assert!(first.compiled.bundles.is_empty());
+    }
+
+    #[test]
+    fn a_warm_function_remembers_a_bounded_number_of_clusters() {
+        let memory = Memory::default();
+        for i in 0..=REMEMBERED_CLUSTERS {
+            memory.note_quiet_run(&format!("cluster-{i}"), i as u64);
+        }
+        // The first is forgotten, the last ones are kept.
+        assert_eq!(memory.last_quiet_run_at("cluster-0"), None);
+        assert_eq!(memory.last_quiet_run_at("cluster-1"), Some(1));
+        let last = format!("cluster-{REMEMBERED_CLUSTERS}");
+        assert_eq!(
+            memory.last_quiet_run_at(&last),
+            Some(REMEMBERED_CLUSTERS as u64)
+        );
+        assert_eq!(memory.clusters.lock().unwrap().len(), REMEMBERED_CLUSTERS);
     }
 }
