@@ -366,15 +366,12 @@ pub async fn load<S: BundleStore>(
             }
         };
         report.add_to(&mut load.desired);
-        load.bundles.push(BundleStatus {
-            key: object.key.clone(),
-            etag: etag.clone(),
-            version: version.clone(),
-            valid: report.is_valid(),
-            intents: report.intents.len(),
-            errors: report.errors.clone(),
-            notices: report.notices.len(),
-        });
+        load.bundles.push(BundleStatus::of(
+            &object.key,
+            etag.clone(),
+            version.clone(),
+            &report,
+        ));
         if let (Some(etag), true) = (etag, keep) {
             load.compiled.bundles.push(CompiledBundle {
                 key: object.key.clone(),

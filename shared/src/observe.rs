@@ -11,6 +11,13 @@ use crate::ports::{ClusterDescription, EksPort, IamPort, KubernetesPort, PortErr
 use crate::reconcile::{ReconcileSettings, now};
 use std::collections::{BTreeMap, BTreeSet};
 
+/// Which side could not be observed: AWS (IAM or EKS) or the cluster's Kubernetes API.
+#[derive(Debug)]
+pub enum ObserveError {
+    Aws(PortError),
+    Kubernetes(PortError),
+}
+
 /// Reads IAM, EKS and the Kubernetes namespaces the intents name; also gives the Kubernetes
 /// LIST requests made (see [`KubernetesSnapshot::lists`]).
 pub async fn observe<I: IamPort, E: EksPort, K: KubernetesPort>(
@@ -20,15 +27,18 @@ pub async fn observe<I: IamPort, E: EksPort, K: KubernetesPort>(
     kube: &K,
     desired: &DesiredState,
     settings: &ReconcileSettings,
-) -> Result<(ObservedState, BTreeMap<String, u64>), PortError> {
+) -> Result<(ObservedState, BTreeMap<String, u64>), ObserveError> {
     let cluster = description.info.cluster.name.as_str();
     let path = policy::cluster_path(&settings.plan.iam_path, &description.info.cluster.name);
     let provider_arn = description
         .info
         .oidc_host_path()
         .map(|issuer| policy::oidc_provider_arn(&description.info.cluster, issuer));
-    let snapshot = iam.snapshot(&path, provider_arn.as_deref()).await?;
-    let addons = eks.addons(cluster).await?;
+    let snapshot = iam
+        .snapshot(&path, provider_arn.as_deref())
+        .await
+        .map_err(ObserveError::Aws)?;
+    let addons = eks.addons(cluster).await.map_err(ObserveError::Aws)?;
     let mut namespaces: BTreeSet<Namespace> = desired
         .workloads
         .keys()
@@ -49,7 +59,10 @@ pub async fn observe<I: IamPort, E: EksPort, K: KubernetesPort>(
     );
     // Only the associations in these namespaces (and the add-ons' own) are described: the
     // planner acts nowhere else (see `EksPort::pod_identity_associations`).
-    let associations = eks.pod_identity_associations(cluster, &namespaces).await?;
+    let associations = eks
+        .pod_identity_associations(cluster, &namespaces)
+        .await
+        .map_err(ObserveError::Aws)?;
     let addons = addons
         .into_iter()
         .map(|addon| {
@@ -63,7 +76,10 @@ pub async fn observe<I: IamPort, E: EksPort, K: KubernetesPort>(
             addon.into_observed(service_accounts, &associations)
         })
         .collect();
-    let kubernetes = kube.snapshot(&namespaces).await?;
+    let kubernetes = kube
+        .snapshot(&namespaces)
+        .await
+        .map_err(ObserveError::Kubernetes)?;
     let observed = ObservedState {
         cluster: description.info.clone(),
         now: now(),

@@ -9,7 +9,7 @@ use crate::model::{
     ClusterInfo, ClusterName, ClusterRef, DesiredState, Namespace, ObservedState,
     ServiceAccountRef, Settings, WorkloadKind, WorkloadName,
 };
-pub use crate::observe::observe;
+pub use crate::observe::{ObserveError, observe};
 use crate::plan::{Plan, plan};
 use crate::policy;
 use crate::ports::{
@@ -344,14 +344,13 @@ where
     .await
     {
         Ok(observed) => observed,
-        Err(source) => {
-            let error = if source.service == "kubernetes" {
-                ReconcileError::Kubernetes {
+        Err(error) => {
+            let error = match error {
+                ObserveError::Kubernetes(source) => ReconcileError::Kubernetes {
                     cluster: cluster.to_owned(),
                     source,
-                }
-            } else {
-                observe_error(source)
+                },
+                ObserveError::Aws(source) => observe_error(source),
             };
             return Err(fail(&ports.sink(), cluster, settings, load, error, api_calls).await);
         }

@@ -27,6 +27,26 @@ pub struct BundleStatus {
     pub notices: usize,
 }
 
+impl BundleStatus {
+    /// What a bundle gave, at the ETag and version it was read at.
+    pub fn of(
+        key: &str,
+        etag: Option<String>,
+        version: Option<String>,
+        report: &crate::intent::BundleReport,
+    ) -> Self {
+        BundleStatus {
+            key: key.to_owned(),
+            etag,
+            version,
+            valid: report.is_valid(),
+            intents: report.intents.len(),
+            errors: report.errors.clone(),
+            notices: report.notices.len(),
+        }
+    }
+}
+
 /// Where a workload stands after the run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum State {

@@ -148,15 +148,7 @@ pub async fn handle<S: BundleStore, Q: ReconcileQueue>(
             let read = read.unwrap_or_default();
             let status = UploadStatus {
                 checked_at: now(),
-                bundle: BundleStatus {
-                    key: change.key.clone(),
-                    etag: read.etag,
-                    version: read.version,
-                    valid: report.is_valid(),
-                    intents: report.intents.len(),
-                    errors: report.errors.clone(),
-                    notices: report.notices.len(),
-                },
+                bundle: BundleStatus::of(&change.key, read.etag, read.version, &report),
             };
             for error in &report.errors {
                 tracing::warn!(key = %change.key, %error, "invalid bundle");
