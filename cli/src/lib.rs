@@ -18,9 +18,9 @@ use eks_intents::model::{
 };
 use eks_intents::plan::{plan, simulate};
 use eks_intents::ports::PortError;
-use serde_json::json;
 use std::collections::BTreeMap;
 use std::ffi::OsString;
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -453,27 +453,32 @@ fn plan_command(args: PlanArgs) -> Result<ExitCode> {
         settings,
     } = PlanInputs::read(&args)?;
     let planned = plan(&desired, &observed, &settings);
+    // Written as it is made, through one buffer: a fleet's plan is tens of megabytes.
+    let stdout = std::io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
     match args.output {
-        Output::Text => print!("{}", render::text(&planned, &observed)),
-        Output::Json => {
-            let errors: Vec<_> = reports.iter().flat_map(|r| &r.errors).collect();
-            let notices: Vec<_> = reports.iter().flat_map(|r| &r.notices).collect();
-            let out = json!({
-                "cluster": observed.cluster,
-                "mode": settings.mode,
-                "actions": planned.actions,
-                "workloads": planned.workloads,
-                "orphans": planned.orphans,
-                "warnings": planned.warnings,
-                "errors": errors,
-                "notices": notices,
-            });
-            println!("{}", serde_json::to_string_pretty(&out)?);
-        }
+        Output::Text => render::text(&planned, &observed, &mut out),
+        Output::Json => render::json(
+            &render::JsonPlan {
+                observed: &observed,
+                mode: settings.mode,
+                plan: &planned,
+                errors: reports.iter().flat_map(|r| &r.errors).collect(),
+                notices: reports.iter().flat_map(|r| &r.notices).collect(),
+            },
+            &mut out,
+        ),
     }
+    .and_then(|()| out.flush())
+    .context("cannot write the plan")?;
     if let Some(path) = &args.write_state {
         let next = simulate(&observed, &planned.actions);
-        std::fs::write(path, serde_json::to_string_pretty(&next)?)
+        std::fs::File::create(path)
+            .map(BufWriter::new)
+            .and_then(|mut file| {
+                serde_json::to_writer_pretty(&mut file, &next)?;
+                file.flush()
+            })
             .with_context(|| format!("{}: cannot write", path.display()))?;
     }
     Ok(if errors == 0 {
