@@ -1,78 +1,121 @@
-//! The text form of a plan, in the manner of `terraform plan`: `+` create, `~` update with a
-//! document diff, `-` delete, grouped by workload.
+//! The forms of a plan: text in the manner of `terraform plan` (`+` create, `~` update with a
+//! document diff, `-` delete, grouped by workload) and JSON. Both are written as they are made,
+//! in one pass over the plan with its actions and the observed documents indexed by name, so a
+//! fleet's plan takes time in proportion to its size and memory for one entry at a time.
 
-use eks_intents::model::{ObservedState, RoleName};
+use eks_intents::intent::{IntentError, Notice};
+use eks_intents::model::{BindingMode, ObservedRole, ObservedState, RoleName};
 use eks_intents::plan::{Action, Plan, WorkloadState};
 use eks_intents::policy::{PolicyDocument, display_form};
-use std::fmt::Write;
+use serde::ser::{Error as _, SerializeSeq};
+use serde::{Serialize, Serializer};
+use std::collections::{HashMap, HashSet};
+use std::io::{self, Write};
 
-pub fn text(plan: &Plan, observed: &ObservedState) -> String {
-    let mut out = String::new();
+/// The observed documents that changes are shown against, by name.
+struct Current<'a> {
+    /// By lower-case name, as IAM role names are case-insensitive; the first of a name.
+    roles: HashMap<String, &'a ObservedRole>,
+    /// Managed policies by ARN; the first of an ARN.
+    managed: HashMap<&'a str, &'a PolicyDocument>,
+}
+
+impl<'a> Current<'a> {
+    fn of(observed: &'a ObservedState) -> Self {
+        let mut roles = HashMap::with_capacity(observed.roles.len());
+        for role in &observed.roles {
+            roles
+                .entry(role.name.as_str().to_ascii_lowercase())
+                .or_insert(role);
+        }
+        let mut managed = HashMap::with_capacity(observed.managed_policies.len());
+        for policy in &observed.managed_policies {
+            managed
+                .entry(policy.arn.as_str())
+                .or_insert(&policy.document);
+        }
+        Current { roles, managed }
+    }
+
+    fn role(&self, role: &RoleName) -> Option<&'a ObservedRole> {
+        self.roles.get(&role.as_str().to_ascii_lowercase()).copied()
+    }
+}
+
+pub fn text(plan: &Plan, observed: &ObservedState, out: &mut impl Write) -> io::Result<()> {
     let cluster = &observed.cluster.cluster;
-    let _ = writeln!(
+    writeln!(
         out,
         "Cluster {} (account {}, region {})\n",
         cluster.name, cluster.account, cluster.region
-    );
+    )?;
 
-    let cluster_wide: Vec<&Action> = plan.actions.iter().filter(|a| a.role().is_none()).collect();
-    for action in cluster_wide {
-        write_action(&mut out, action, observed, "  ");
-    }
-
-    let mut shown_roles: Vec<&RoleName> = Vec::new();
-    for workload in &plan.workloads {
-        let _ = write!(out, "\n{}/{}", workload.namespace, workload.workload);
-        if let Some(sa) = &workload.service_account {
-            let _ = write!(out, " runs as ServiceAccount {sa}");
+    let current = Current::of(observed);
+    // Cluster-wide actions come first, in plan order; the others are shown with their role.
+    let mut by_role: HashMap<&RoleName, Vec<&Action>> = HashMap::new();
+    for action in &plan.actions {
+        match action.role() {
+            None => write_action(out, action, &current, "  ")?,
+            Some(role) => by_role.entry(role).or_default().push(action),
         }
-        let _ = writeln!(out, ": {:?}", workload.state);
+    }
+    let actions_of = |role: &RoleName| by_role.get(role).into_iter().flatten().copied();
+
+    let mut shown_roles: HashSet<&RoleName> = HashSet::new();
+    for workload in &plan.workloads {
+        write!(out, "\n{}/{}", workload.namespace, workload.workload)?;
+        if let Some(sa) = &workload.service_account {
+            write!(out, " runs as ServiceAccount {sa}")?;
+        }
+        writeln!(out, ": {:?}", workload.state)?;
         if let (Some(role), Some(arn)) = (&workload.role, &workload.role_arn) {
-            let binding = workload
-                .binding
-                .as_ref()
-                .map(|b| format!(", bound by {b}"))
-                .unwrap_or_default();
-            let _ = writeln!(out, "  role {arn}{binding}");
-            if shown_roles.contains(&role) {
-                let _ = writeln!(
+            write!(out, "  role {arn}")?;
+            if let Some(binding) = &workload.binding {
+                write!(out, ", bound by {binding}")?;
+            }
+            writeln!(out)?;
+            if !shown_roles.insert(role) {
+                writeln!(
                     out,
                     "  (changes shown above, with the role's other workload)"
-                );
+                )?;
                 continue;
             }
-            shown_roles.push(role);
             if workload.state != WorkloadState::Changing && workload.state != WorkloadState::Ready {
-                let _ = writeln!(out, "  {}", workload.message);
+                writeln!(out, "  {}", workload.message)?;
             }
-            for action in plan.actions.iter().filter(|a| a.role() == Some(role)) {
-                write_action(&mut out, action, observed, "  ");
+            for action in actions_of(role) {
+                write_action(out, action, &current, "  ")?;
             }
         } else {
-            let _ = writeln!(out, "  {}", workload.message);
+            writeln!(out, "  {}", workload.message)?;
         }
     }
 
     for orphan in &plan.orphans {
-        let _ = writeln!(
+        writeln!(
             out,
             "\nrole {} ({:?}): {}",
             orphan.arn, orphan.state, orphan.message
-        );
-        for action in plan
-            .actions
-            .iter()
-            .filter(|a| a.role() == Some(&orphan.role))
-        {
-            write_action(&mut out, action, observed, "  ");
+        )?;
+        for action in actions_of(&orphan.role) {
+            write_action(out, action, &current, "  ")?;
         }
     }
     for warning in &plan.warnings {
-        let _ = writeln!(out, "\nwarning: {warning}");
+        writeln!(out, "\nwarning: {warning}")?;
     }
 
-    let count = |sign| plan.actions.iter().filter(|a| a.sign() == sign).count();
-    let _ = writeln!(out);
+    writeln!(out)?;
+    let mut counts = HashMap::new();
+    for action in &plan.actions {
+        *counts.entry(action.sign()).or_insert(0usize) += 1;
+    }
+    let count = |sign| counts.get(&sign).copied().unwrap_or(0);
+    let mut by_state = HashMap::new();
+    for workload in &plan.workloads {
+        *by_state.entry(workload.state).or_insert(0usize) += 1;
+    }
     let waiting: Vec<String> = [
         WorkloadState::Error,
         WorkloadState::Held,
@@ -80,36 +123,40 @@ pub fn text(plan: &Plan, observed: &ObservedState) -> String {
     ]
     .into_iter()
     .filter_map(|state| {
-        let n = plan.workloads.iter().filter(|w| w.state == state).count();
+        let n = by_state.get(&state).copied().unwrap_or(0);
         (n > 0).then(|| format!("{n} {state:?}"))
     })
     .collect();
     if plan.is_empty() && waiting.is_empty() {
-        let _ = writeln!(
+        writeln!(
             out,
             "No changes. IAM, EKS and the cluster match the intents."
-        );
+        )
     } else if plan.is_empty() {
         // Nothing to do is not the same as everything granted: say which workloads are not.
-        let _ = writeln!(
+        writeln!(
             out,
             "No changes, but not every workload is Ready ({}): see above.",
             waiting.join(", ")
-        );
+        )
     } else {
-        let _ = writeln!(
+        writeln!(
             out,
             "Plan: {} to add, {} to change, {} to remove.",
             count('+'),
             count('~'),
             count('-')
-        );
+        )
     }
-    out
 }
 
-fn write_action(out: &mut String, action: &Action, observed: &ObservedState, indent: &str) {
-    let _ = writeln!(out, "{indent}{} {action}", action.sign());
+fn write_action(
+    out: &mut impl Write,
+    action: &Action,
+    current: &Current,
+    indent: &str,
+) -> io::Result<()> {
+    writeln!(out, "{indent}{} {action}", action.sign())?;
     let deeper = format!("{indent}    ");
     match action {
         Action::CreateRole {
@@ -118,83 +165,74 @@ fn write_action(out: &mut String, action: &Action, observed: &ObservedState, ind
             tags,
             ..
         } => {
-            let _ = writeln!(out, "{deeper}trust policy:");
-            write_document(out, trust_policy, &deeper);
+            writeln!(out, "{deeper}trust policy:")?;
+            write_document(out, trust_policy, &deeper)?;
             if let Some(boundary) = permissions_boundary {
-                let _ = writeln!(out, "{deeper}permissions boundary: {boundary}");
+                writeln!(out, "{deeper}permissions boundary: {boundary}")?;
             }
-            let tags: Vec<String> = tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            let _ = writeln!(out, "{deeper}tags: {}", tags.join(", "));
+            write!(out, "{deeper}tags: ")?;
+            for (i, (key, value)) in tags.iter().enumerate() {
+                let separator = if i == 0 { "" } else { ", " };
+                write!(out, "{separator}{key}={value}")?;
+            }
+            writeln!(out)
         }
         Action::PutInlinePolicy {
             role,
             policy_name,
             document,
         } => {
-            let current =
-                find_role(observed, role).and_then(|r| r.inline_policies.get(policy_name));
-            write_change(out, current, document, &deeper);
+            let current = current
+                .role(role)
+                .and_then(|r| r.inline_policies.get(policy_name));
+            write_change(out, current, document, &deeper)
         }
         Action::UpdateTrustPolicy { role, trust_policy } => {
-            let current = find_role(observed, role).map(|r| &r.trust_policy);
-            write_change(out, current, trust_policy, &deeper);
+            let current = current.role(role).map(|r| &r.trust_policy);
+            write_change(out, current, trust_policy, &deeper)
         }
         Action::CreateManagedPolicy { document, .. } => write_document(out, document, &deeper),
         Action::UpdateManagedPolicy { arn, document, .. } => {
-            let current = observed
-                .managed_policies
-                .iter()
-                .find(|p| p.arn == *arn)
-                .map(|p| &p.document);
-            write_change(out, current, document, &deeper);
+            let current = current.managed.get(arn.as_str()).copied();
+            write_change(out, current, document, &deeper)
         }
-        _ => {}
+        _ => Ok(()),
     }
 }
 
-fn find_role<'a>(
-    observed: &'a ObservedState,
-    role: &RoleName,
-) -> Option<&'a eks_intents::model::ObservedRole> {
-    observed
-        .roles
-        .iter()
-        .find(|r| r.name.as_str().eq_ignore_ascii_case(role.as_str()))
+fn pretty(document: &PolicyDocument) -> String {
+    serde_json::to_string_pretty(&display_form(&document.value())).unwrap_or_default()
 }
 
-fn pretty(document: &PolicyDocument) -> Vec<String> {
-    serde_json::to_string_pretty(&display_form(&document.value()))
-        .unwrap_or_default()
-        .lines()
-        .map(str::to_owned)
-        .collect()
-}
-
-fn write_document(out: &mut String, document: &PolicyDocument, indent: &str) {
-    for line in pretty(document) {
-        let _ = writeln!(out, "{indent}  {line}");
+fn write_document(out: &mut impl Write, document: &PolicyDocument, indent: &str) -> io::Result<()> {
+    for line in pretty(document).lines() {
+        writeln!(out, "{indent}  {line}")?;
     }
+    Ok(())
 }
 
 /// The new document, or a line diff against the current one (both in canonical form, so
 /// the diff shows meaning, not IAM's spelling).
 fn write_change(
-    out: &mut String,
+    out: &mut impl Write,
     current: Option<&PolicyDocument>,
     new: &PolicyDocument,
     indent: &str,
-) {
+) -> io::Result<()> {
     let Some(current) = current else {
-        write_document(out, new, indent);
-        return;
+        return write_document(out, new, indent);
     };
-    for (sign, line) in diff(&pretty(current), &pretty(new)) {
-        let _ = writeln!(out, "{indent}{sign} {line}");
+    let (old, new) = (pretty(current), pretty(new));
+    let old: Vec<&str> = old.lines().collect();
+    let new: Vec<&str> = new.lines().collect();
+    for (sign, line) in diff(&old, &new) {
+        writeln!(out, "{indent}{sign} {line}")?;
     }
+    Ok(())
 }
 
 /// A longest-common-subsequence line diff; documents are small.
-fn diff<'a>(old: &'a [String], new: &'a [String]) -> Vec<(char, &'a str)> {
+fn diff<'a>(old: &[&'a str], new: &[&'a str]) -> Vec<(char, &'a str)> {
     let (n, m) = (old.len(), new.len());
     let mut lcs = vec![vec![0usize; m + 1]; n + 1];
     for i in (0..n).rev() {
@@ -210,18 +248,80 @@ fn diff<'a>(old: &'a [String], new: &'a [String]) -> Vec<(char, &'a str)> {
     let mut out = Vec::new();
     while i < n || j < m {
         if i < n && j < m && old[i] == new[j] {
-            out.push((' ', old[i].as_str()));
+            out.push((' ', old[i]));
             i += 1;
             j += 1;
         } else if j < m && (i == n || lcs[i][j + 1] >= lcs[i + 1][j]) {
-            out.push(('+', new[j].as_str()));
+            out.push(('+', new[j]));
             j += 1;
         } else {
-            out.push(('-', old[i].as_str()));
+            out.push(('-', old[i]));
             i += 1;
         }
     }
     out
+}
+
+/// The JSON form of `plan --output json`, for [`json`].
+pub struct JsonPlan<'a> {
+    pub observed: &'a ObservedState,
+    pub mode: BindingMode,
+    pub plan: &'a Plan,
+    pub errors: Vec<&'a IntentError>,
+    pub notices: Vec<&'a Notice>,
+}
+
+/// Writes the plan as pretty JSON and a newline. Every object keeps its keys in sorted order,
+/// the order of a `serde_json::Value`: each entry is made a `Value` of its own and written
+/// before the next is made, never the whole plan at once.
+pub fn json(plan: &JsonPlan, out: &mut impl Write) -> io::Result<()> {
+    #[derive(Serialize)]
+    struct Sorted<'a> {
+        actions: Entries<'a, Action>,
+        cluster: Entries<'a, eks_intents::model::ClusterInfo>,
+        errors: Entries<'a, &'a IntentError>,
+        mode: BindingMode,
+        notices: Entries<'a, &'a Notice>,
+        orphans: Entries<'a, eks_intents::plan::OrphanPlan>,
+        warnings: &'a [String],
+        workloads: Entries<'a, eks_intents::plan::WorkloadPlan>,
+    }
+    serde_json::to_writer_pretty(
+        &mut *out,
+        &Sorted {
+            actions: Entries::Seq(&plan.plan.actions),
+            cluster: Entries::One(&plan.observed.cluster),
+            errors: Entries::Seq(&plan.errors),
+            mode: plan.mode,
+            notices: Entries::Seq(&plan.notices),
+            orphans: Entries::Seq(&plan.plan.orphans),
+            warnings: &plan.plan.warnings,
+            workloads: Entries::Seq(&plan.plan.workloads),
+        },
+    )?;
+    writeln!(out)
+}
+
+/// One value or a list of them, each serialized through a `serde_json::Value` of its own.
+enum Entries<'a, T> {
+    One(&'a T),
+    Seq(&'a [T]),
+}
+
+impl<T: Serialize> Serialize for Entries<'_, T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let sorted = |entry: &T| serde_json::to_value(entry).map_err(S::Error::custom);
+        match self {
+            Entries::One(entry) => sorted(entry)?.serialize(serializer),
+            Entries::Seq(entries) => {
+                let mut seq = serializer.serialize_seq(Some(entries.len()))?;
+                for entry in *entries {
+                    seq.serialize_element(&sorted(entry)?)?;
+                }
+                seq.end()
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -230,10 +330,8 @@ mod tests {
 
     #[test]
     fn diff_marks_added_and_removed_lines() {
-        let old: Vec<String> = ["a", "b", "c"].map(String::from).to_vec();
-        let new: Vec<String> = ["a", "x", "c", "d"].map(String::from).to_vec();
         assert_eq!(
-            diff(&old, &new),
+            diff(&["a", "b", "c"], &["a", "x", "c", "d"]),
             vec![(' ', "a"), ('+', "x"), ('-', "b"), (' ', "c"), ('+', "d")]
         );
     }

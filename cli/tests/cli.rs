@@ -981,3 +981,52 @@ fn validate_warns_about_every_grant_on_every_resource() {
     assert!(!stderr.contains("sqs:SendMessage on"), "{stderr}");
     assert!(stderr.contains("0 error(s), 2 warning(s)"), "{stderr}");
 }
+
+/// `plan` of a fixture that holds every kind of entry (a cluster-wide action, a created role,
+/// updates shown as diffs, a role shared by two workloads, a pending, a held and a removed
+/// workload, a warning, an error and a notice), byte for byte as recorded, in text and JSON.
+/// After a deliberate change of the output, record it again from `cli/tests/plan-output`:
+/// `eks-intents plan bundles --observed observed.json --permissions-boundary
+/// arn:aws:iam::123456789012:policy/eks-intents-boundary [--output json] > plan.txt|plan.json`.
+#[test]
+fn plan_prints_the_recorded_output_byte_for_byte() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/plan-output");
+    for (output, recorded) in [("text", "plan.txt"), ("json", "plan.json")] {
+        let out = Command::new(env!("CARGO_BIN_EXE_eks-intents"))
+            .current_dir(&dir)
+            .args(["plan", "bundles", "--observed", "observed.json"])
+            .args([
+                "--permissions-boundary",
+                "arn:aws:iam::123456789012:policy/eks-intents-boundary",
+            ])
+            .args(["--output", output])
+            .output()
+            .expect("the eks-intents binary runs");
+        let stderr = text(&out.stderr);
+        // The broken bundle makes the exit code 1; the rest is planned.
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(
+            stderr.contains("bundles/broken.yaml:13: document 1:"),
+            "{stderr}"
+        );
+        let expected = std::fs::read_to_string(dir.join(recorded)).expect("recorded output");
+        let stdout = text(&out.stdout);
+        if stdout != expected {
+            let first = stdout
+                .lines()
+                .zip(expected.lines())
+                .position(|(a, b)| a != b)
+                .unwrap_or_else(|| stdout.lines().count().min(expected.lines().count()));
+            panic!(
+                "{output} output differs from {recorded} from line {}:\n{}",
+                first + 1,
+                stdout
+                    .lines()
+                    .skip(first)
+                    .take(5)
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            );
+        }
+    }
+}

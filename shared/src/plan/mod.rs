@@ -102,6 +102,8 @@ struct Planner<'a> {
     addons: BTreeMap<ServiceAccountRef, &'a ObservedAddon>,
     workloads: Option<BTreeMap<(&'a str, &'a str), Vec<&'a ObservedWorkload>>>,
     held_bundle_tags: BTreeSet<String>,
+    /// The role ARNs that some binding this system made still names (see `is_bound_anywhere`).
+    bound_arns: BTreeSet<&'a str>,
 }
 
 impl<'a> Planner<'a> {
@@ -140,6 +142,12 @@ impl<'a> Planner<'a> {
             }
             index
         });
+        let service_accounts: BTreeMap<ServiceAccountRef, &ObservedServiceAccount> = observed
+            .service_accounts
+            .iter()
+            .map(|sa| (sa.id(), sa))
+            .collect();
+        let bound_arns = bound_arns(&service_accounts, &associations, &addons);
         Planner {
             desired,
             observed,
@@ -161,11 +169,7 @@ impl<'a> Planner<'a> {
                 .iter()
                 .map(|p| (p.arn.as_str(), p))
                 .collect(),
-            service_accounts: observed
-                .service_accounts
-                .iter()
-                .map(|sa| (sa.id(), sa))
-                .collect(),
+            service_accounts,
             associations,
             addons,
             workloads,
@@ -175,6 +179,7 @@ impl<'a> Planner<'a> {
                 .iter()
                 .map(|b| policy::tag_value(b))
                 .collect(),
+            bound_arns,
         }
     }
 
@@ -304,9 +309,18 @@ impl<'a> Planner<'a> {
             role_actions.extend(outcome.actions);
         }
 
+        let tagged = if pending.is_empty() {
+            BTreeMap::new()
+        } else {
+            self.roles_by_tagged_workload()
+        };
         for (workload, reason) in &pending {
             let held = self.workload_is_held(&workload.workload);
-            for role in self.roles_tagged_with(&workload.workload) {
+            let key = (
+                workload.workload.namespace.as_str(),
+                workload.workload.name.as_str(),
+            );
+            for role in tagged.get(&key).into_iter().flatten() {
                 claimed.insert(role.name.as_str().to_ascii_lowercase());
             }
             plan.workloads.push(WorkloadPlan {
@@ -645,21 +659,25 @@ impl<'a> Planner<'a> {
         }
     }
 
-    /// Owned roles whose tags name this workload: kept while the workload is pending.
-    fn roles_tagged_with(&self, workload: &WorkloadRef) -> Vec<&'a ObservedRole> {
-        self.roles
-            .values()
-            .filter(|role| {
-                policy::ownership(&role.tags, self.cluster) == Ownership::Ours
-                    && role.tags.get(policy::NAMESPACE_TAG).map(String::as_str)
-                        == Some(workload.namespace.as_str())
-                    && role
-                        .tags
-                        .get(policy::WORKLOADS_TAG)
-                        .is_some_and(|w| w.split(' ').any(|n| n == workload.name.as_str()))
-            })
-            .copied()
-            .collect()
+    /// Owned roles by each (namespace, workload) their tags name: a pending workload keeps
+    /// them. Made once per plan, not once per pending workload.
+    fn roles_by_tagged_workload(&self) -> BTreeMap<(&'a str, &'a str), Vec<&'a ObservedRole>> {
+        let mut index: BTreeMap<(&str, &str), Vec<&ObservedRole>> = BTreeMap::new();
+        for &role in self.roles.values() {
+            if policy::ownership(&role.tags, self.cluster) != Ownership::Ours {
+                continue;
+            }
+            let (Some(namespace), Some(workloads)) = (
+                role.tags.get(policy::NAMESPACE_TAG),
+                role.tags.get(policy::WORKLOADS_TAG),
+            ) else {
+                continue;
+            };
+            for name in workloads.split(' ') {
+                index.entry((namespace, name)).or_default().push(role);
+            }
+        }
+        index
     }
 
     fn plan_role(&self, service_account: &ServiceAccountRef, intent: &RoleIntent) -> RoleOutcome {
@@ -986,18 +1004,7 @@ impl<'a> Planner<'a> {
 
     /// True when some binding this system made still names `arn`: the role existed.
     fn is_bound_anywhere(&self, arn: &str) -> bool {
-        self.service_accounts
-            .values()
-            .any(|sa| sa.annotation_owned && sa.role_annotation() == Some(arn))
-            || self
-                .associations
-                .values()
-                .flatten()
-                .any(|a| a.owner_arn.is_none() && a.role_arn == arn)
-            || self.addons.values().any(|addon| {
-                addon.service_account_role_arn.as_deref() == Some(arn)
-                    || addon.pod_identity_associations.values().any(|r| r == arn)
-            })
+        self.bound_arns.contains(arn)
     }
 
     fn policy_changes(
@@ -1659,6 +1666,34 @@ fn held_message(bundles: &BTreeSet<&str>) -> String {
 }
 
 /// An add-on's Pod Identity associations as EKS takes them: ServiceAccount name -> role ARN.
+/// The role ARNs that a binding this system made names: an annotation it owns, an association
+/// without an owner, an add-on's role setting or association. Gathered once per plan, as every
+/// new role asks whether it existed before.
+fn bound_arns<'a>(
+    service_accounts: &BTreeMap<ServiceAccountRef, &'a ObservedServiceAccount>,
+    associations: &BTreeMap<ServiceAccountRef, Vec<&'a ObservedAssociation>>,
+    addons: &BTreeMap<ServiceAccountRef, &'a ObservedAddon>,
+) -> BTreeSet<&'a str> {
+    let annotations = service_accounts
+        .values()
+        .filter(|sa| sa.annotation_owned)
+        .filter_map(|sa| sa.role_annotation());
+    let associations = associations
+        .values()
+        .flatten()
+        .filter(|a| a.owner_arn.is_none())
+        .map(|a| a.role_arn.as_str());
+    let addons = addons.values().flat_map(|addon| {
+        let associations = addon.pod_identity_associations.values();
+        addon
+            .service_account_role_arn
+            .as_deref()
+            .into_iter()
+            .chain(associations.map(String::as_str))
+    });
+    annotations.chain(associations).chain(addons).collect()
+}
+
 fn addon_associations(addon: &ObservedAddon) -> BTreeMap<String, String> {
     addon
         .pod_identity_associations
