@@ -1,0 +1,316 @@
+//! Step 1, index: the lookup tables every later step reads, and which ServiceAccount each
+//! declared workload runs as. It decides which workloads share a role (those that run as one
+//! ServiceAccount), which wait for the cluster (their workload is not observed yet), and
+//! which are held because a bundle that names them fails to read.
+
+use super::{Plan, Planner, RoleIntent, WorkloadPlan, WorkloadState};
+use crate::model::{
+    DesiredState, DesiredWorkload, ObservedAddon, ObservedAssociation, ObservedRole, ObservedState,
+    ObservedWorkload, ServiceAccountName, ServiceAccountRef, Settings, WorkloadKind, WorkloadRef,
+};
+use crate::plan::report::Restart;
+use crate::policy::{self, Ownership};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The index step's outcome: the workloads grouped by the ServiceAccount (so the role) they
+/// run as, and those whose ServiceAccount is not known yet, with the reason.
+pub(super) struct IndexReport<'a> {
+    pub(super) intents: BTreeMap<ServiceAccountRef, RoleIntent<'a>>,
+    pub(super) pending: Vec<(&'a DesiredWorkload, String)>,
+}
+
+/// Observed workloads by (namespace, name), each list sorted by kind.
+type WorkloadIndex<'a> = BTreeMap<(&'a str, &'a str), Vec<&'a ObservedWorkload>>;
+
+impl<'a> Planner<'a> {
+    pub(super) fn new(
+        desired: &'a DesiredState,
+        observed: &'a ObservedState,
+        settings: &'a Settings,
+    ) -> Self {
+        let cluster = &observed.cluster.cluster;
+        Planner {
+            desired,
+            observed,
+            settings,
+            cluster,
+            path: policy::cluster_path(&settings.iam_path, &cluster.name),
+            system: policy::system_resources(
+                settings,
+                cluster.partition(),
+                cluster.account.as_str(),
+            ),
+            roles: observed
+                .roles
+                .iter()
+                .map(|role| (role.name.as_str().to_ascii_lowercase(), role))
+                .collect(),
+            managed: observed
+                .managed_policies
+                .iter()
+                .map(|p| (p.arn.as_str(), p))
+                .collect(),
+            service_accounts: observed
+                .service_accounts
+                .iter()
+                .map(|sa| (sa.id(), sa))
+                .collect(),
+            associations: index_associations(observed),
+            addons: index_addons(observed),
+            workloads: observed.workloads.as_ref().map(|list| index_workloads(list)),
+            held_bundle_tags: desired
+                .held
+                .bundles
+                .iter()
+                .map(|b| policy::tag_value(b))
+                .collect(),
+        }
+    }
+
+    /// Groups the declared workloads by the ServiceAccount they run as; with IRSA, the
+    /// ServiceAccounts of one add-on then share one role.
+    pub(super) fn do_plan_index(&self, warnings: &mut Vec<String>) -> IndexReport<'a> {
+        let mut intents: BTreeMap<ServiceAccountRef, RoleIntent<'a>> = BTreeMap::new();
+        let mut pending: Vec<(&DesiredWorkload, String)> = Vec::new();
+        for workload in self.desired.workloads.values() {
+            match self.resolve_service_account(&workload.workload) {
+                Ok(service_account) => {
+                    intents
+                        .entry(service_account)
+                        .or_insert_with(|| RoleIntent {
+                            workloads: Vec::new(),
+                            shared_with: Vec::new(),
+                        })
+                        .workloads
+                        .push(workload);
+                }
+                Err(reason) => pending.push((workload, reason)),
+            }
+        }
+        if self.settings.mode == crate::model::BindingMode::Irsa {
+            self.share_addon_roles(&mut intents, warnings);
+        }
+        IndexReport { intents, pending }
+    }
+
+    /// Reports the workloads whose ServiceAccount is not known yet (pending, or held), and
+    /// claims the roles their tags name, so that no later step treats those as orphans.
+    pub(super) fn report_pending(
+        &self,
+        pending: &[(&DesiredWorkload, String)],
+        claimed: &mut BTreeSet<String>,
+        plan: &mut Plan,
+    ) {
+        for (workload, reason) in pending {
+            let held = self.workload_is_held(&workload.workload);
+            for role in self.roles_tagged_with(&workload.workload) {
+                claimed.insert(role.name.as_str().to_ascii_lowercase());
+            }
+            plan.workloads.push(WorkloadPlan {
+                namespace: workload.workload.namespace.clone(),
+                workload: workload.workload.name.clone(),
+                kind: workload.workload.kind,
+                service_account: None,
+                role: None,
+                role_arn: None,
+                binding: None,
+                state: if held {
+                    WorkloadState::Held
+                } else {
+                    WorkloadState::Pending
+                },
+                message: reason.clone(),
+                actions: 0,
+                restart: Restart::NotNeeded,
+            });
+        }
+    }
+
+    /// The ServiceAccount a workload runs as. Without an observation of the cluster's
+    /// workloads (planning from files), a ServiceAccount named after the workload.
+    fn resolve_service_account(&self, workload: &WorkloadRef) -> Result<ServiceAccountRef, String> {
+        let Some(index) = &self.workloads else {
+            return Ok(ServiceAccountRef {
+                namespace: workload.namespace.clone(),
+                name: ServiceAccountName::new(workload.name.as_str()),
+            });
+        };
+        let found = index
+            .get(&(workload.namespace.as_str(), workload.name.as_str()))
+            .and_then(|candidates| {
+                candidates
+                    .iter()
+                    .find(|w| workload.kind.is_none_or(|kind| kind == w.kind))
+            });
+        match found {
+            Some(observed) => Ok(observed.service_account()),
+            None => Err(format!(
+                "no {} named {} in namespace {} yet; its role is created once it appears",
+                workload.kind.map_or("workload", |k| k.as_str()),
+                workload.name,
+                workload.namespace
+            )),
+        }
+    }
+
+    /// The kind of the observed workload a desired one resolves to (none when the cluster's
+    /// workloads were not observed).
+    pub(super) fn observed_kind(&self, workload: &WorkloadRef) -> Option<WorkloadKind> {
+        self.workloads
+            .as_ref()?
+            .get(&(workload.namespace.as_str(), workload.name.as_str()))?
+            .iter()
+            .find(|w| workload.kind.is_none_or(|kind| kind == w.kind))
+            .map(|w| w.kind)
+    }
+
+    pub(super) fn workload_is_held(&self, workload: &WorkloadRef) -> bool {
+        !self
+            .desired
+            .held
+            .bundles_naming(workload.namespace.as_str(), workload.name.as_str())
+            .is_empty()
+    }
+
+    /// The invalid bundles that hold a role or its workloads, for the status message.
+    pub(super) fn holding_bundles(
+        &self,
+        workloads: &[&WorkloadRef],
+        role: Option<&ObservedRole>,
+    ) -> String {
+        let held = &self.desired.held;
+        let mut bundles: BTreeSet<&str> = workloads
+            .iter()
+            .flat_map(|w| held.bundles_naming(w.namespace.as_str(), w.name.as_str()))
+            .collect();
+        if let Some(role) = role {
+            let (tagged, _) = policy::tagged_bundles(&role.tags);
+            bundles.extend(
+                held.bundles
+                    .iter()
+                    .map(String::as_str)
+                    .filter(|b| tagged.contains(&policy::tag_value(b).as_str())),
+            );
+        }
+        held_message(&bundles)
+    }
+
+    pub(super) fn role_is_held(&self, role: &ObservedRole) -> bool {
+        let held = &self.desired.held;
+        if held.is_empty() {
+            return false;
+        }
+        let (bundles, overflow) = policy::tagged_bundles(&role.tags);
+        if bundles.iter().any(|b| self.held_bundle_tags.contains(*b))
+            || (overflow && !held.bundles.is_empty())
+        {
+            return true;
+        }
+        let namespace = role.tags.get(policy::NAMESPACE_TAG);
+        let workloads = role.tags.get(policy::WORKLOADS_TAG);
+        match (namespace, workloads) {
+            (Some(namespace), Some(workloads)) => held.workloads.iter().any(|held| {
+                held.namespace.as_str() == namespace
+                    && workloads.split(' ').any(|w| w == held.name.as_str())
+            }),
+            _ => false,
+        }
+    }
+
+    /// Owned roles whose tags name this workload: kept while the workload is pending.
+    fn roles_tagged_with(&self, workload: &WorkloadRef) -> Vec<&'a ObservedRole> {
+        self.roles
+            .values()
+            .filter(|role| {
+                policy::ownership(&role.tags, self.cluster) == Ownership::Ours
+                    && role.tags.get(policy::NAMESPACE_TAG).map(String::as_str)
+                        == Some(workload.namespace.as_str())
+                    && role
+                        .tags
+                        .get(policy::WORKLOADS_TAG)
+                        .is_some_and(|w| w.split(' ').any(|n| n == workload.name.as_str()))
+            })
+            .copied()
+            .collect()
+    }
+
+    pub(super) fn is_our_role_arn(&self, arn: &str) -> bool {
+        self.roles.values().any(|role| {
+            role.arn == arn && policy::ownership(&role.tags, self.cluster) == Ownership::Ours
+        })
+    }
+
+    /// True when some binding this system made still names `arn`: the role existed.
+    pub(super) fn is_bound_anywhere(&self, arn: &str) -> bool {
+        self.service_accounts
+            .values()
+            .any(|sa| sa.annotation_owned && sa.role_annotation() == Some(arn))
+            || self
+                .associations
+                .values()
+                .flatten()
+                .any(|a| a.owner_arn.is_none() && a.role_arn == arn)
+            || self.addons.values().any(|addon| {
+                addon.service_account_role_arn.as_deref() == Some(arn)
+                    || addon.pod_identity_associations.values().any(|r| r == arn)
+            })
+    }
+}
+
+/// Pod Identity associations by the ServiceAccount they bind, each list sorted by id.
+fn index_associations(
+    observed: &ObservedState,
+) -> BTreeMap<ServiceAccountRef, Vec<&ObservedAssociation>> {
+    let mut associations: BTreeMap<ServiceAccountRef, Vec<&ObservedAssociation>> =
+        BTreeMap::new();
+    for association in &observed.pod_identity_associations {
+        associations
+            .entry(ServiceAccountRef {
+                namespace: association.namespace.clone(),
+                name: association.service_account.clone(),
+            })
+            .or_default()
+            .push(association);
+    }
+    for list in associations.values_mut() {
+        list.sort_by(|a, b| a.association_id.cmp(&b.association_id));
+    }
+    associations
+}
+
+/// The add-on that owns each ServiceAccount.
+fn index_addons(observed: &ObservedState) -> BTreeMap<ServiceAccountRef, &ObservedAddon> {
+    let mut addons = BTreeMap::new();
+    for addon in &observed.addons {
+        for service_account in &addon.service_accounts {
+            addons.insert(service_account.clone(), addon);
+        }
+    }
+    addons
+}
+
+fn index_workloads(list: &[ObservedWorkload]) -> WorkloadIndex<'_> {
+    let mut index: WorkloadIndex<'_> = BTreeMap::new();
+    for workload in list {
+        index
+            .entry((workload.namespace.as_str(), workload.name.as_str()))
+            .or_default()
+            .push(workload);
+    }
+    for found in index.values_mut() {
+        found.sort_by_key(|w| w.kind);
+    }
+    index
+}
+
+/// Why a workload is held, naming the bundles to fix.
+pub(super) fn held_message(bundles: &BTreeSet<&str>) -> String {
+    if bundles.is_empty() {
+        return "a bundle that declares this workload fails to read: its role and binding are left exactly as they are until it is fixed".to_owned();
+    }
+    let list: Vec<&str> = bundles.iter().copied().collect();
+    format!(
+        "bundle {} fails to read (see its errors): a bundle applies whole or not at all, so this workload's role and binding are left exactly as the last valid version made them until it is fixed",
+        list.join(", ")
+    )
+}
