@@ -21,7 +21,10 @@ pub(super) type BindingChanges = (Vec<Action>, Option<String>);
 impl<'a> Planner<'a> {
     /// The binding's changes, and a reason to wait when the ServiceAccount is not there yet.
     /// An error when someone else's binding is in the way: it is reported, never forced.
-    pub(super) fn do_plan_binding(&self, identity: &RoleIdentity) -> Result<BindingChanges, String> {
+    pub(super) fn do_plan_binding(
+        &self,
+        identity: &RoleIdentity,
+    ) -> Result<BindingChanges, String> {
         let RoleIdentity {
             service_account,
             role,
@@ -232,7 +235,9 @@ impl<'a> Planner<'a> {
                 Some(kind) if rebinds => {
                     let rollable = matches!(
                         kind,
-                        WorkloadKind::Deployment | WorkloadKind::StatefulSet | WorkloadKind::DaemonSet
+                        WorkloadKind::Deployment
+                            | WorkloadKind::StatefulSet
+                            | WorkloadKind::DaemonSet
                     );
                     if rollable && self.settings.rollout_restart {
                         actions.push(Action::RestartWorkload {

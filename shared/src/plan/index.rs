@@ -57,7 +57,10 @@ impl<'a> Planner<'a> {
                 .collect(),
             associations: index_associations(observed),
             addons: index_addons(observed),
-            workloads: observed.workloads.as_ref().map(|list| index_workloads(list)),
+            workloads: observed
+                .workloads
+                .as_ref()
+                .map(|list| index_workloads(list)),
             held_bundle_tags: desired
                 .held
                 .bundles
@@ -261,8 +264,7 @@ impl<'a> Planner<'a> {
 fn index_associations(
     observed: &ObservedState,
 ) -> BTreeMap<ServiceAccountRef, Vec<&ObservedAssociation>> {
-    let mut associations: BTreeMap<ServiceAccountRef, Vec<&ObservedAssociation>> =
-        BTreeMap::new();
+    let mut associations: BTreeMap<ServiceAccountRef, Vec<&ObservedAssociation>> = BTreeMap::new();
     for association in &observed.pod_identity_associations {
         associations
             .entry(ServiceAccountRef {

@@ -77,7 +77,11 @@ struct RoleIntent<'a> {
 impl RoleIntent<'_> {
     /// "ns/a is" or "ns/a and ns/b are": the subject of a warning about the role's grants.
     fn subject(&self) -> String {
-        let verb = if self.workloads.len() > 1 { "are" } else { "is" };
+        let verb = if self.workloads.len() > 1 {
+            "are"
+        } else {
+            "is"
+        };
         format!("{} {verb}", self.names().join(" and "))
     }
 
@@ -294,4 +298,3 @@ mod held_tests;
 mod protect_tests;
 #[cfg(test)]
 mod tests;
-

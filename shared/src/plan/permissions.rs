@@ -5,7 +5,7 @@
 //! how the grants are laid out (inline, or split into managed parts), which policy changes
 //! bring the role there, and the role's tags with the digest of everything declared for it.
 
-use super::{Action, Planner, RoleIntent, RoleIdentity, WorkloadState};
+use super::{Action, Planner, RoleIdentity, RoleIntent, WorkloadState};
 use crate::intent::resolve_placeholders;
 use crate::model::{ObservedRole, Permission, RoleName};
 use crate::policy::{
@@ -92,7 +92,11 @@ impl<'a> Planner<'a> {
     }
 
     /// Why the role gets none of these permissions, in the order the checks are made.
-    fn refusal(&self, permissions: &BTreeSet<Permission>, intent: &RoleIntent) -> Result<(), String> {
+    fn refusal(
+        &self,
+        permissions: &BTreeSet<Permission>,
+        intent: &RoleIntent,
+    ) -> Result<(), String> {
         // The reader cannot know the cluster's partition; a grant in another one never matches.
         let foreign: BTreeSet<String> = permissions
             .iter()
