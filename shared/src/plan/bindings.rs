@@ -6,6 +6,7 @@
 //! up; and, because an add-on has one role setting or one association map, how the
 //! ServiceAccounts of one add-on share a role (IRSA) and how their changes become one action.
 
+use super::problem::{Problem, Refusal};
 use super::{Action, Binding, Planner, RoleIdentity, RoleIntent};
 use crate::model::{
     BindingMode, ObservedAddon, ObservedAssociation, ObservedServiceAccount, RoleName,
@@ -16,7 +17,7 @@ use crate::policy::{self, OWNER_TAG};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// A role's binding changes, and a reason to wait when its ServiceAccount is not there yet.
-pub(super) type BindingChanges = (Vec<Action>, Option<String>);
+pub(super) type BindingChanges = (Vec<Action>, Option<Problem>);
 
 impl<'a> Planner<'a> {
     /// The binding's changes, and a reason to wait when the ServiceAccount is not there yet.
@@ -24,7 +25,7 @@ impl<'a> Planner<'a> {
     pub(super) fn do_plan_binding(
         &self,
         identity: &RoleIdentity,
-    ) -> Result<BindingChanges, String> {
+    ) -> Result<BindingChanges, Refusal> {
         let RoleIdentity {
             service_account,
             role,
@@ -98,7 +99,7 @@ impl<'a> Planner<'a> {
         arn: &str,
         service_account: &ServiceAccountRef,
         actions: &mut Vec<Action>,
-    ) -> Result<Option<String>, String> {
+    ) -> Result<Option<Problem>, Refusal> {
         let annotate = |sa: Option<&ObservedServiceAccount>, current: Option<&str>| {
             Action::AnnotateServiceAccount {
                 role: role.clone(),
@@ -109,9 +110,9 @@ impl<'a> Planner<'a> {
         };
         let Some(sa) = self.service_accounts.get(service_account).copied() else {
             if self.workloads.is_some() {
-                return Ok(Some(format!(
-                    "ServiceAccount {service_account} does not exist yet; the role is kept ready and bound once it appears"
-                )));
+                return Ok(Some(Problem::ServiceAccountMissing {
+                    service_account: service_account.clone(),
+                }));
             }
             actions.push(annotate(None, None));
             return Ok(None);
@@ -119,9 +120,10 @@ impl<'a> Planner<'a> {
         match sa.role_annotation() {
             Some(current) if current == arn => {}
             Some(current) if !sa.annotation_owned && !self.settings.force_annotations => {
-                return Err(format!(
-                    "ServiceAccount {service_account} is already annotated with role {current} by another manager; not overwriting it. Remove that annotation, or allow forcing in the settings (EKS_INTENTS_FORCE_ANNOTATIONS)"
-                ));
+                return Err(Refusal::AnnotatedByOther {
+                    service_account: service_account.clone(),
+                    current: current.to_owned(),
+                });
             }
             current => actions.push(annotate(Some(sa), current)),
         }
@@ -135,13 +137,13 @@ impl<'a> Planner<'a> {
         arn: &str,
         service_account: &ServiceAccountRef,
         actions: &mut Vec<Action>,
-    ) -> Result<(), String> {
+    ) -> Result<(), Refusal> {
         let associations = self.associations_of(service_account);
         if let Some(owned) = associations.iter().find(|a| a.owner_arn.is_some()) {
-            return Err(format!(
-                "ServiceAccount {service_account} has a Pod Identity association owned by {}; it is never taken over",
-                owned.owner_arn.as_deref().unwrap_or_default()
-            ));
+            return Err(Refusal::AssociationOwned {
+                service_account: service_account.clone(),
+                owner: owned.owner_arn.clone().unwrap_or_default(),
+            });
         }
         match associations.first() {
             None => actions.push(Action::CreatePodIdentityAssociation {
@@ -164,10 +166,11 @@ impl<'a> Planner<'a> {
                 role_arn: arn.to_owned(),
             }),
             Some(current) => {
-                return Err(format!(
-                    "ServiceAccount {service_account} already has Pod Identity association {} to role {}, not made by eks-intents; not replacing it",
-                    current.association_id, current.role_arn
-                ));
+                return Err(Refusal::ForeignAssociation {
+                    service_account: service_account.clone(),
+                    association_id: current.association_id.clone(),
+                    role_arn: current.role_arn.clone(),
+                });
             }
         }
         Ok(())
@@ -182,7 +185,7 @@ impl<'a> Planner<'a> {
         service_account: &ServiceAccountRef,
         name: &str,
         addon: &ObservedAddon,
-    ) -> Result<Option<Action>, String> {
+    ) -> Result<Option<Action>, Refusal> {
         let pod_identity = self.settings.mode == BindingMode::PodIdentity;
         let current = if pod_identity {
             addon.pod_identity_associations.get(&service_account.name)
@@ -191,9 +194,10 @@ impl<'a> Planner<'a> {
         };
         match current {
             Some(current) if current == arn => Ok(None),
-            Some(current) if !self.is_our_role_arn(current) => Err(format!(
-                "EKS add-on {name} already uses role {current}, which eks-intents does not manage; not replacing it. Clear the add-on's role to hand it over"
-            )),
+            Some(current) if !self.is_our_role_arn(current) => Err(Refusal::AddonRoleOfOther {
+                addon: name.to_owned(),
+                current: current.clone(),
+            }),
             _ if pod_identity => {
                 let mut associations = addon_associations(addon);
                 associations.insert(service_account.name.to_string(), arn.to_owned());

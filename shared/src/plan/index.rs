@@ -180,7 +180,7 @@ impl<'a> Planner<'a> {
         &self,
         workloads: &[&WorkloadRef],
         role: Option<&ObservedRole>,
-    ) -> String {
+    ) -> BTreeSet<String> {
         let held = &self.desired.held;
         let mut bundles: BTreeSet<&str> = workloads
             .iter()
@@ -195,7 +195,7 @@ impl<'a> Planner<'a> {
                     .filter(|b| tagged.contains(&policy::tag_value(b).as_str())),
             );
         }
-        held_message(&bundles)
+        bundles.into_iter().map(str::to_owned).collect()
     }
 
     pub(super) fn role_is_held(&self, role: &ObservedRole) -> bool {

@@ -19,6 +19,7 @@ mod bindings;
 mod index;
 mod orphans;
 mod permissions;
+mod problem;
 mod report;
 mod roles;
 mod simulate;
@@ -36,6 +37,7 @@ use crate::model::{
     ObservedManagedPolicy, ObservedRole, ObservedServiceAccount, ObservedState, ObservedWorkload,
     RoleName, ServiceAccountRef, Settings,
 };
+use problem::Problem;
 use roles::RoleIdentity;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -100,8 +102,8 @@ struct RoleOutcome {
     arn: String,
     binding: Option<Binding>,
     actions: Vec<Action>,
-    /// An error (the role is not touched) or a reason to wait, with the state it leads to.
-    problem: Option<(WorkloadState, String)>,
+    /// Why the role is not touched, or only partly, or waits.
+    problem: Option<Problem>,
     /// Hand changes that `actions` put back.
     drift: BTreeSet<DriftKind>,
 }
@@ -183,7 +185,7 @@ impl<'a> Planner<'a> {
                 && outcome
                     .problem
                     .as_ref()
-                    .is_none_or(|(s, _)| *s != WorkloadState::Error)
+                    .is_none_or(|p| p.state() != WorkloadState::Error)
             {
                 report.needs_oidc_provider = true;
             }
@@ -214,20 +216,18 @@ impl<'a> Planner<'a> {
         let grants =
             match self.do_plan_permissions(&identity, &trust, intent, &mut outcome.warnings) {
                 Ok(grants) => grants,
-                Err(problem) => return outcome.stopped(problem),
+                Err(refusal) => return outcome.stopped(refusal.into()),
             };
         let mut actions = self.role_changes(&identity, trust, grants.tags);
         actions.extend(self.policy_changes(&identity.role, identity.observed, &grants.layout));
         match self.do_plan_binding(&identity) {
             Ok((binding_actions, waiting)) => {
                 actions.extend(binding_actions);
-                if let Some(reason) = waiting {
-                    outcome.problem = Some((WorkloadState::Pending, reason));
-                }
+                outcome.problem = waiting;
             }
             Err(conflict) => {
                 // The role itself is still kept as declared; only the binding is refused.
-                outcome.problem = Some((WorkloadState::Error, conflict));
+                outcome.problem = Some(conflict.into());
             }
         }
         outcome.drift = self.role_drift(&identity, &actions, grants.intents_unchanged);
@@ -245,7 +245,7 @@ impl<'a> Planner<'a> {
         plan: &mut Plan,
     ) -> Vec<Action> {
         let (state, message) = match &outcome.problem {
-            Some((state, message)) => (*state, message.clone()),
+            Some(problem) => (problem.state(), problem.to_string()),
             None if outcome.actions.is_empty() => (
                 WorkloadState::Ready,
                 "role and binding are as declared".to_owned(),
@@ -283,7 +283,7 @@ impl<'a> Planner<'a> {
 
 impl RoleOutcome {
     /// The role is not touched: `problem` says why, and no action is planned for it.
-    fn stopped(mut self, problem: (WorkloadState, String)) -> Self {
+    fn stopped(mut self, problem: Problem) -> Self {
         self.actions.clear();
         self.problem = Some(problem);
         self

@@ -5,6 +5,7 @@
 
 use super::bindings::addon_associations;
 use super::index::held_message;
+use super::problem::Problem;
 use super::{
     Action, DeletionBreaker, OrphanPlan, OrphanState, Plan, Planner, Restart, WorkloadPlan,
     WorkloadState,
@@ -243,7 +244,10 @@ impl<'a> Planner<'a> {
                     role_arn: Some(role.arn.clone()),
                     binding: None,
                     state: WorkloadState::Held,
-                    message: self.holding_bundles(&[], Some(role)),
+                    message: Problem::Held {
+                        bundles: self.holding_bundles(&[], Some(role)),
+                    }
+                    .to_string(),
                     actions: 0,
                     restart: Restart::NotNeeded,
                 });

@@ -5,7 +5,8 @@
 //! how the grants are laid out (inline, or split into managed parts), which policy changes
 //! bring the role there, and the role's tags with the digest of everything declared for it.
 
-use super::{Action, Planner, RoleIdentity, RoleIntent, WorkloadState};
+use super::problem::Refusal;
+use super::{Action, Planner, RoleIdentity, RoleIntent};
 use crate::intent::resolve_placeholders;
 use crate::model::{ObservedRole, Permission, RoleName};
 use crate::policy::{
@@ -36,12 +37,9 @@ impl<'a> Planner<'a> {
         trust: &PolicyDocument,
         intent: &RoleIntent,
         warnings: &mut Vec<String>,
-    ) -> Result<Grants, (WorkloadState, String)> {
-        let fail = |message: String| Err((WorkloadState::Error, message));
+    ) -> Result<Grants, Refusal> {
         let permissions = self.resolved_permissions(intent);
-        if let Err(refusal) = self.refusal(&permissions, intent) {
-            return fail(refusal);
-        }
+        self.refusal(&permissions, intent)?;
         // A wildcard reaching the system: granted, with the system's resources denied.
         let denial = policy::system_denial(&permissions, &self.system);
         let broad: Vec<&str> = permissions
@@ -60,7 +58,7 @@ impl<'a> Planner<'a> {
         statements.extend(denial.as_ref().map(|(deny, _)| deny.clone()));
         let layout = match policy::layout_permissions(&statements, &self.settings.quotas) {
             Ok(layout) => layout,
-            Err(error) => return fail(error.to_string()),
+            Err(error) => return Err(Refusal::TooLarge(error)),
         };
         if let Some((deny, reaching)) = &denial {
             warnings.push(denial_warning(intent, deny, reaching));
@@ -96,14 +94,14 @@ impl<'a> Planner<'a> {
         &self,
         permissions: &BTreeSet<Permission>,
         intent: &RoleIntent,
-    ) -> Result<(), String> {
+    ) -> Result<(), Refusal> {
         // The reader cannot know the cluster's partition; a grant in another one never matches.
         let foreign: BTreeSet<String> = permissions
             .iter()
             .filter_map(|p| policy::check_partition(&p.resource, self.cluster.partition()).err())
             .collect();
         if !foreign.is_empty() {
-            return Err(foreign.into_iter().collect::<Vec<_>>().join("; "));
+            return Err(Refusal::OtherPartition { problems: foreign });
         }
         let system = &self.system;
         let named: Vec<String> = permissions
@@ -114,10 +112,10 @@ impl<'a> Planner<'a> {
             })
             .collect();
         if !named.is_empty() {
-            return Err(format!("refused: {}", named.join("; ")));
+            return Err(Refusal::SystemResources { refusals: named });
         }
         if self.settings.permissions_boundary.is_none() && self.settings.require_boundary {
-            return Err("no permissions boundary is configured (EKS_INTENTS_PERMISSIONS_BOUNDARY): roles are neither created nor changed without one, since whoever uploads intents would otherwise get whatever they ask for. Configure the boundary, or turn the requirement off (EKS_INTENTS_REQUIRE_BOUNDARY=false)".to_owned());
+            return Err(Refusal::NoBoundary);
         }
         if self.settings.refuse_dangerous {
             self.dangerous_refusal(permissions, intent)?;
@@ -130,7 +128,7 @@ impl<'a> Planner<'a> {
         &self,
         permissions: &BTreeSet<Permission>,
         intent: &RoleIntent,
-    ) -> Result<(), String> {
+    ) -> Result<(), Refusal> {
         let refused: Vec<String> = permissions
             .iter()
             .filter_map(|p| policy::danger(p).map(|why| (p, why)))
@@ -146,10 +144,7 @@ impl<'a> Planner<'a> {
         if refused.is_empty() {
             return Ok(());
         }
-        Err(format!(
-            "refused: {}. Such actions let a workload create or take over identities or read every secret; the platform team can allow one for this workload with an exception in the settings (EKS_INTENTS_DANGEROUS_EXCEPTIONS)",
-            refused.join("; ")
-        ))
+        Err(Refusal::Dangerous { refused })
     }
 
     /// True when an exception of the settings allows this dangerous permission for one of the

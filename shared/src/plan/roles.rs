@@ -5,7 +5,8 @@
 //! are updated; which of its changes put a hand edit back; and whether the OIDC provider that
 //! IRSA needs is created or given its audience.
 
-use super::{Action, Binding, Drift, DriftKind, Plan, Planner, RoleIntent, WorkloadState};
+use super::problem::{Problem, Refusal};
+use super::{Action, Binding, Drift, DriftKind, Plan, Planner, RoleIntent};
 use crate::model::{
     BindingMode, ObservedAddon, ObservedRole, ObservedServiceAccount, RoleName, ServiceAccountRef,
     WorkloadRef,
@@ -52,13 +53,13 @@ impl<'a> Planner<'a> {
         }
     }
 
-    /// The role's trust policy, or why the role is not touched: held by an invalid bundle
-    /// (`Held`), or refused (`Error`).
+    /// The role's trust policy, or why the role is not touched: held by an invalid bundle,
+    /// or refused.
     pub(super) fn do_plan_trust(
         &self,
         identity: &RoleIdentity,
         intent: &RoleIntent,
-    ) -> Result<PolicyDocument, (WorkloadState, String)> {
+    ) -> Result<PolicyDocument, Problem> {
         let service_account = identity.service_account;
         let held = intent
             .workloads
@@ -68,30 +69,28 @@ impl<'a> Planner<'a> {
         if held {
             let workloads: Vec<&WorkloadRef> =
                 intent.workloads.iter().map(|w| &w.workload).collect();
-            return Err((
-                WorkloadState::Held,
-                self.holding_bundles(&workloads, identity.observed),
-            ));
+            return Err(Problem::Held {
+                bundles: self.holding_bundles(&workloads, identity.observed),
+            });
         }
-        let fail = |message: String| Err((WorkloadState::Error, message));
         if service_account.name.as_str() == "default"
             && !self.settings.allow_default_service_account
         {
-            return fail(format!(
-                "runs as the default ServiceAccount of namespace {ns}, which every pod of {ns} uses unless told otherwise: binding a role to it would give these permissions to all of them. Give the workload its own ServiceAccount (spec.template.spec.serviceAccountName), or allow this in the settings (allow_default_service_account)",
-                ns = service_account.namespace
-            ));
+            return Err(Refusal::DefaultServiceAccount {
+                namespace: service_account.namespace.to_string(),
+            }
+            .into());
         }
         if let Some(refusal) = identity.observed.and_then(|r| self.ownership_refusal(r)) {
-            return fail(refusal);
+            return Err(refusal.into());
         }
         let trust = match self.settings.mode {
             BindingMode::Irsa => {
                 let Some(issuer) = self.issuer() else {
-                    return fail(format!(
-                        "cluster {} has no OIDC issuer, which IRSA needs; use Pod Identity mode or enable the cluster's OIDC issuer",
-                        self.cluster.name
-                    ));
+                    return Err(Refusal::NoOidcIssuer {
+                        cluster: self.cluster.name.to_string(),
+                    }
+                    .into());
                 };
                 let trusted: Vec<&ServiceAccountRef> = std::iter::once(service_account)
                     .chain(&intent.shared_with)
@@ -101,27 +100,26 @@ impl<'a> Planner<'a> {
             BindingMode::PodIdentity => policy::pod_identity_trust(self.cluster, service_account),
         };
         if trust.iam_size() > self.settings.quotas.trust_policy_chars {
-            return fail(format!(
-                "the trust policy needs {} characters, more than the quota of {}",
-                trust.iam_size(),
-                self.settings.quotas.trust_policy_chars
-            ));
+            return Err(Refusal::TrustTooLarge {
+                size: trust.iam_size(),
+                quota: self.settings.quotas.trust_policy_chars,
+            }
+            .into());
         }
         Ok(trust)
     }
 
     /// Why an existing role of this name is left alone: it belongs to someone else.
-    fn ownership_refusal(&self, role: &ObservedRole) -> Option<String> {
+    fn ownership_refusal(&self, role: &ObservedRole) -> Option<Refusal> {
         match policy::ownership(&role.tags, self.cluster) {
             Ownership::Ours => None,
-            Ownership::OtherCluster(other) => Some(format!(
-                "IAM role {} already exists and belongs to the eks-intents of cluster {other}; it is left alone. Give one of the clusters another name",
-                role.name
-            )),
-            Ownership::Foreign => Some(format!(
-                "IAM role {} already exists and is not managed by eks-intents (no {OWNER_TAG} tag); it is left alone. Rename or remove it, or tag it to hand it over",
-                role.name
-            )),
+            Ownership::OtherCluster(other) => Some(Refusal::RoleOfOtherCluster {
+                role: role.name.to_string(),
+                cluster: other.to_string(),
+            }),
+            Ownership::Foreign => Some(Refusal::ForeignRole {
+                role: role.name.to_string(),
+            }),
         }
     }
 
