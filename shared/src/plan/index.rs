@@ -316,3 +316,22 @@ pub(super) fn held_message(bundles: &BTreeSet<&str>) -> String {
         list.join(", ")
     )
 }
+
+impl RoleIntent<'_> {
+    /// "ns/a is" or "ns/a and ns/b are": the subject of a warning about the role's grants.
+    pub(super) fn subject(&self) -> String {
+        let verb = if self.workloads.len() > 1 {
+            "are"
+        } else {
+            "is"
+        };
+        format!("{} {verb}", self.names().join(" and "))
+    }
+
+    pub(super) fn names(&self) -> Vec<String> {
+        self.workloads
+            .iter()
+            .map(|w| w.workload.to_string())
+            .collect()
+    }
+}

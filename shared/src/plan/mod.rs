@@ -76,25 +76,6 @@ struct RoleIntent<'a> {
     shared_with: Vec<ServiceAccountRef>,
 }
 
-impl RoleIntent<'_> {
-    /// "ns/a is" or "ns/a and ns/b are": the subject of a warning about the role's grants.
-    fn subject(&self) -> String {
-        let verb = if self.workloads.len() > 1 {
-            "are"
-        } else {
-            "is"
-        };
-        format!("{} {verb}", self.names().join(" and "))
-    }
-
-    fn names(&self) -> Vec<String> {
-        self.workloads
-            .iter()
-            .map(|w| w.workload.to_string())
-            .collect()
-    }
-}
-
 /// The outcome of planning one role, shared by the workloads that run as its ServiceAccount.
 struct RoleOutcome {
     warnings: Vec<String>,
