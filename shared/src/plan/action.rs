@@ -272,6 +272,29 @@ impl fmt::Display for Action {
                 write!(f, "detach {policy_arn} from {role}")
             }
             Action::DeleteManagedPolicy { arn, .. } => write!(f, "delete managed policy {arn}"),
+            Action::AnnotateServiceAccount { .. }
+            | Action::RemoveServiceAccountAnnotation { .. }
+            | Action::CreatePodIdentityAssociation { .. }
+            | Action::UpdatePodIdentityAssociation { .. }
+            | Action::DeletePodIdentityAssociation { .. }
+            | Action::SetAddonRole { .. }
+            | Action::SetAddonAssociations { .. }
+            | Action::RestartWorkload { .. } => self.fmt_binding(f),
+            Action::MarkRoleForDeletion { role, since } => {
+                write!(
+                    f,
+                    "mark role {role} for deletion (intents gone since {since})"
+                )
+            }
+            Action::DeleteRole { role } => write!(f, "delete role {role}"),
+        }
+    }
+}
+
+impl Action {
+    /// The words for the actions on bindings and pods.
+    fn fmt_binding(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
             Action::AnnotateServiceAccount {
                 service_account,
                 role_arn,
@@ -311,6 +334,23 @@ impl fmt::Display for Action {
                 f,
                 "delete Pod Identity association {association_id} ({service_account})"
             ),
+            Action::SetAddonRole { .. } | Action::SetAddonAssociations { .. } => self.fmt_addon(f),
+            Action::RestartWorkload {
+                namespace,
+                kind,
+                name,
+                ..
+            } => write!(
+                f,
+                "restart the pods of {kind} {namespace}/{name} so they get the new binding"
+            ),
+            _ => Ok(()),
+        }
+    }
+
+    /// The words for the actions on an add-on.
+    fn fmt_addon(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
             Action::SetAddonRole {
                 addon,
                 service_account,
@@ -345,22 +385,7 @@ impl fmt::Display for Action {
                     list.join(", ")
                 )
             }
-            Action::RestartWorkload {
-                namespace,
-                kind,
-                name,
-                ..
-            } => write!(
-                f,
-                "restart the pods of {kind} {namespace}/{name} so they get the new binding"
-            ),
-            Action::MarkRoleForDeletion { role, since } => {
-                write!(
-                    f,
-                    "mark role {role} for deletion (intents gone since {since})"
-                )
-            }
-            Action::DeleteRole { role } => write!(f, "delete role {role}"),
+            _ => Ok(()),
         }
     }
 }

@@ -2,6 +2,7 @@
 //! a wildcard reaching one is granted with a Deny of them.
 
 use super::*;
+use crate::policy::PolicyDocument;
 use crate::testing::*;
 use serde_json::Value;
 

@@ -84,6 +84,31 @@ impl Model {
     }
 
     fn apply(&mut self, action: &Action) {
+        match action {
+            Action::CreateOidcProvider { .. } | Action::AddOidcClientId { .. } => {
+                self.apply_to_provider(action)
+            }
+            Action::CreateRole { .. }
+            | Action::MarkRoleForDeletion { .. }
+            | Action::DeleteRole { .. } => self.apply_to_role_itself(action),
+            Action::CreateManagedPolicy { .. }
+            | Action::UpdateManagedPolicy { .. }
+            | Action::DeleteManagedPolicy { .. } => self.apply_to_managed_policy(action),
+            Action::AnnotateServiceAccount { .. }
+            | Action::RemoveServiceAccountAnnotation { .. }
+            | Action::CreatePodIdentityAssociation { .. }
+            | Action::UpdatePodIdentityAssociation { .. }
+            | Action::DeletePodIdentityAssociation { .. }
+            | Action::SetAddonRole { .. }
+            | Action::SetAddonAssociations { .. } => self.apply_to_binding(action),
+            // Pods are not part of the observed state.
+            Action::RestartWorkload { .. } => {}
+            _ => self.apply_to_role(action),
+        }
+    }
+
+    /// The cluster's OIDC provider.
+    fn apply_to_provider(&mut self, action: &Action) {
         let cluster = self.cluster.clone();
         let state = &mut self.state;
         match action {
@@ -109,6 +134,13 @@ impl Model {
                     provider.client_ids.insert(client_id.clone());
                 }
             }
+            _ => {}
+        }
+    }
+
+    /// A role made, marked for deletion or deleted.
+    fn apply_to_role_itself(&mut self, action: &Action) {
+        match action {
             Action::CreateRole {
                 role,
                 path,
@@ -132,6 +164,21 @@ impl Model {
                     },
                 );
             }
+            Action::MarkRoleForDeletion { role, since } => {
+                if let Some(r) = self.role(role) {
+                    r.tags.insert(ORPHANED_TAG.to_owned(), since.to_string());
+                }
+            }
+            Action::DeleteRole { role } => {
+                self.roles.remove(&role.as_str().to_ascii_lowercase());
+            }
+            _ => {}
+        }
+    }
+
+    /// A role's trust, boundary, tags and policies.
+    fn apply_to_role(&mut self, action: &Action) {
+        match action {
             Action::UpdateTrustPolicy { role, trust_policy } => {
                 if let Some(r) = self.role(role) {
                     r.trust_policy = trust_policy.clone();
@@ -172,6 +219,23 @@ impl Model {
                     r.inline_policies.remove(policy_name);
                 }
             }
+            Action::AttachManagedPolicy { role, policy_arn } => {
+                if let Some(r) = self.role(role) {
+                    r.attached_policies.insert(policy_arn.clone());
+                }
+            }
+            Action::DetachManagedPolicy { role, policy_arn } => {
+                if let Some(r) = self.role(role) {
+                    r.attached_policies.remove(policy_arn);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// A managed policy (a part of a role's permissions).
+    fn apply_to_managed_policy(&mut self, action: &Action) {
+        match action {
             Action::CreateManagedPolicy {
                 name,
                 path,
@@ -196,19 +260,17 @@ impl Model {
                     p.document = document.clone();
                 }
             }
-            Action::AttachManagedPolicy { role, policy_arn } => {
-                if let Some(r) = self.role(role) {
-                    r.attached_policies.insert(policy_arn.clone());
-                }
-            }
-            Action::DetachManagedPolicy { role, policy_arn } => {
-                if let Some(r) = self.role(role) {
-                    r.attached_policies.remove(policy_arn);
-                }
-            }
             Action::DeleteManagedPolicy { arn, .. } => {
                 self.managed.remove(arn);
             }
+            _ => {}
+        }
+    }
+
+    /// A binding: annotation, association or add-on setting.
+    fn apply_to_binding(&mut self, action: &Action) {
+        let state = &mut self.state;
+        match action {
             Action::AnnotateServiceAccount {
                 service_account,
                 role_arn,
@@ -279,16 +341,7 @@ impl Model {
                         .collect();
                 }
             }
-            // Pods are not part of the observed state.
-            Action::RestartWorkload { .. } => {}
-            Action::MarkRoleForDeletion { role, since } => {
-                if let Some(r) = self.role(role) {
-                    r.tags.insert(ORPHANED_TAG.to_owned(), since.to_string());
-                }
-            }
-            Action::DeleteRole { role } => {
-                self.roles.remove(&role.as_str().to_ascii_lowercase());
-            }
+            _ => {}
         }
     }
 }

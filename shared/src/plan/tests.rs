@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::model::{BindingMode, ObservedAssociation, ROLE_ARN_ANNOTATION};
+use crate::policy::{self, INLINE_POLICY_NAME, PolicyDocument};
 use crate::testing::*;
 use proptest::prelude::*;
 use serde_json::Value;

@@ -1,0 +1,372 @@
+//! Step 1, index: the lookup tables every later step reads, and which ServiceAccount each
+//! declared workload runs as. It decides which workloads share a role (those that run as one
+//! ServiceAccount), which wait for the cluster (their workload is not observed yet), and
+//! which are held because a bundle that names them fails to read.
+
+use super::{Plan, Planner, RoleIntent, WorkloadPlan, WorkloadState};
+use crate::model::{
+    DesiredState, DesiredWorkload, ObservedAddon, ObservedAssociation, ObservedRole,
+    ObservedServiceAccount, ObservedState, ObservedWorkload, ServiceAccountName, ServiceAccountRef,
+    Settings, WorkloadKind, WorkloadRef,
+};
+use crate::plan::report::Restart;
+use crate::policy::{self, Ownership};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The index step's outcome: the workloads grouped by the ServiceAccount (so the role) they
+/// run as, and those whose ServiceAccount is not known yet, with the reason.
+pub(super) struct IndexReport<'a> {
+    pub(super) intents: BTreeMap<ServiceAccountRef, RoleIntent<'a>>,
+    pub(super) pending: Vec<(&'a DesiredWorkload, String)>,
+}
+
+/// Observed workloads by (namespace, name), each list sorted by kind.
+type WorkloadIndex<'a> = BTreeMap<(&'a str, &'a str), Vec<&'a ObservedWorkload>>;
+
+impl<'a> Planner<'a> {
+    pub(super) fn new(
+        desired: &'a DesiredState,
+        observed: &'a ObservedState,
+        settings: &'a Settings,
+    ) -> Self {
+        let cluster = &observed.cluster.cluster;
+        let service_accounts: BTreeMap<ServiceAccountRef, &ObservedServiceAccount> = observed
+            .service_accounts
+            .iter()
+            .map(|sa| (sa.id(), sa))
+            .collect();
+        let associations = index_associations(observed);
+        let addons = index_addons(observed);
+        let bound_arns = bound_arns(&service_accounts, &associations, &addons);
+        Planner {
+            desired,
+            observed,
+            settings,
+            cluster,
+            path: policy::cluster_path(&settings.iam_path, &cluster.name),
+            system: policy::system_resources(
+                settings,
+                cluster.partition(),
+                cluster.account.as_str(),
+            ),
+            roles: observed
+                .roles
+                .iter()
+                .map(|role| (role.name.as_str().to_ascii_lowercase(), role))
+                .collect(),
+            managed: observed
+                .managed_policies
+                .iter()
+                .map(|p| (p.arn.as_str(), p))
+                .collect(),
+            service_accounts,
+            associations,
+            addons,
+            workloads: observed
+                .workloads
+                .as_ref()
+                .map(|list| index_workloads(list)),
+            held_bundle_tags: desired
+                .held
+                .bundles
+                .iter()
+                .map(|b| policy::tag_value(b))
+                .collect(),
+            bound_arns,
+        }
+    }
+
+    /// Groups the declared workloads by the ServiceAccount they run as; with IRSA, the
+    /// ServiceAccounts of one add-on then share one role.
+    pub(super) fn do_plan_index(&self, warnings: &mut Vec<String>) -> IndexReport<'a> {
+        let mut intents: BTreeMap<ServiceAccountRef, RoleIntent<'a>> = BTreeMap::new();
+        let mut pending: Vec<(&DesiredWorkload, String)> = Vec::new();
+        for workload in self.desired.workloads.values() {
+            match self.resolve_service_account(&workload.workload) {
+                Ok(service_account) => {
+                    intents
+                        .entry(service_account)
+                        .or_insert_with(|| RoleIntent {
+                            workloads: Vec::new(),
+                            shared_with: Vec::new(),
+                        })
+                        .workloads
+                        .push(workload);
+                }
+                Err(reason) => pending.push((workload, reason)),
+            }
+        }
+        if self.settings.mode == crate::model::BindingMode::Irsa {
+            self.share_addon_roles(&mut intents, warnings);
+        }
+        IndexReport { intents, pending }
+    }
+
+    /// Reports the workloads whose ServiceAccount is not known yet (pending, or held), and
+    /// claims the roles their tags name, so that no later step treats those as orphans.
+    pub(super) fn report_pending(
+        &self,
+        pending: &[(&DesiredWorkload, String)],
+        claimed: &mut BTreeSet<String>,
+        plan: &mut Plan,
+    ) {
+        let tagged = if pending.is_empty() {
+            BTreeMap::new()
+        } else {
+            self.roles_by_tagged_workload()
+        };
+        for (workload, reason) in pending {
+            let held = self.workload_is_held(&workload.workload);
+            let key = (
+                workload.workload.namespace.as_str(),
+                workload.workload.name.as_str(),
+            );
+            for role in tagged.get(&key).into_iter().flatten() {
+                claimed.insert(role.name.as_str().to_ascii_lowercase());
+            }
+            plan.workloads.push(WorkloadPlan {
+                namespace: workload.workload.namespace.clone(),
+                workload: workload.workload.name.clone(),
+                kind: workload.workload.kind,
+                service_account: None,
+                role: None,
+                role_arn: None,
+                binding: None,
+                state: if held {
+                    WorkloadState::Held
+                } else {
+                    WorkloadState::Pending
+                },
+                message: reason.clone(),
+                actions: 0,
+                restart: Restart::NotNeeded,
+            });
+        }
+    }
+
+    /// The ServiceAccount a workload runs as. Without an observation of the cluster's
+    /// workloads (planning from files), a ServiceAccount named after the workload.
+    fn resolve_service_account(&self, workload: &WorkloadRef) -> Result<ServiceAccountRef, String> {
+        let Some(index) = &self.workloads else {
+            return Ok(ServiceAccountRef {
+                namespace: workload.namespace.clone(),
+                name: ServiceAccountName::new(workload.name.as_str()),
+            });
+        };
+        let found = index
+            .get(&(workload.namespace.as_str(), workload.name.as_str()))
+            .and_then(|candidates| {
+                candidates
+                    .iter()
+                    .find(|w| workload.kind.is_none_or(|kind| kind == w.kind))
+            });
+        match found {
+            Some(observed) => Ok(observed.service_account()),
+            None => Err(format!(
+                "no {} named {} in namespace {} yet; its role is created once it appears",
+                workload.kind.map_or("workload", |k| k.as_str()),
+                workload.name,
+                workload.namespace
+            )),
+        }
+    }
+
+    /// The kind of the observed workload a desired one resolves to (none when the cluster's
+    /// workloads were not observed).
+    pub(super) fn observed_kind(&self, workload: &WorkloadRef) -> Option<WorkloadKind> {
+        self.workloads
+            .as_ref()?
+            .get(&(workload.namespace.as_str(), workload.name.as_str()))?
+            .iter()
+            .find(|w| workload.kind.is_none_or(|kind| kind == w.kind))
+            .map(|w| w.kind)
+    }
+
+    pub(super) fn workload_is_held(&self, workload: &WorkloadRef) -> bool {
+        !self
+            .desired
+            .held
+            .bundles_naming(workload.namespace.as_str(), workload.name.as_str())
+            .is_empty()
+    }
+
+    /// The invalid bundles that hold a role or its workloads, for the status message.
+    pub(super) fn holding_bundles(
+        &self,
+        workloads: &[&WorkloadRef],
+        role: Option<&ObservedRole>,
+    ) -> BTreeSet<String> {
+        let held = &self.desired.held;
+        let mut bundles: BTreeSet<&str> = workloads
+            .iter()
+            .flat_map(|w| held.bundles_naming(w.namespace.as_str(), w.name.as_str()))
+            .collect();
+        if let Some(role) = role {
+            let (tagged, _) = policy::tagged_bundles(&role.tags);
+            bundles.extend(
+                held.bundles
+                    .iter()
+                    .map(String::as_str)
+                    .filter(|b| tagged.contains(&policy::tag_value(b).as_str())),
+            );
+        }
+        bundles.into_iter().map(str::to_owned).collect()
+    }
+
+    pub(super) fn role_is_held(&self, role: &ObservedRole) -> bool {
+        let held = &self.desired.held;
+        if held.is_empty() {
+            return false;
+        }
+        let (bundles, overflow) = policy::tagged_bundles(&role.tags);
+        if bundles.iter().any(|b| self.held_bundle_tags.contains(*b))
+            || (overflow && !held.bundles.is_empty())
+        {
+            return true;
+        }
+        let namespace = role.tags.get(policy::NAMESPACE_TAG);
+        let workloads = role.tags.get(policy::WORKLOADS_TAG);
+        match (namespace, workloads) {
+            (Some(namespace), Some(workloads)) => held.workloads.iter().any(|held| {
+                held.namespace.as_str() == namespace
+                    && workloads.split(' ').any(|w| w == held.name.as_str())
+            }),
+            _ => false,
+        }
+    }
+
+    /// Owned roles by each (namespace, workload) their tags name: a pending workload keeps
+    /// them. Made once per plan, not once per pending workload.
+    fn roles_by_tagged_workload(&self) -> BTreeMap<(&'a str, &'a str), Vec<&'a ObservedRole>> {
+        let mut index: BTreeMap<(&str, &str), Vec<&ObservedRole>> = BTreeMap::new();
+        for &role in self.roles.values() {
+            if policy::ownership(&role.tags, self.cluster) != Ownership::Ours {
+                continue;
+            }
+            let (Some(namespace), Some(workloads)) = (
+                role.tags.get(policy::NAMESPACE_TAG),
+                role.tags.get(policy::WORKLOADS_TAG),
+            ) else {
+                continue;
+            };
+            for name in workloads.split(' ') {
+                index.entry((namespace, name)).or_default().push(role);
+            }
+        }
+        index
+    }
+
+    pub(super) fn is_our_role_arn(&self, arn: &str) -> bool {
+        self.roles.values().any(|role| {
+            role.arn == arn && policy::ownership(&role.tags, self.cluster) == Ownership::Ours
+        })
+    }
+
+    /// True when some binding this system made still names `arn`: the role existed.
+    pub(super) fn is_bound_anywhere(&self, arn: &str) -> bool {
+        self.bound_arns.contains(arn)
+    }
+}
+
+/// The role ARNs that a binding this system made names: an annotation it owns, an association
+/// without an owner, an add-on's role setting or association. Gathered once per plan, as every
+/// new role asks whether it existed before.
+fn bound_arns<'a>(
+    service_accounts: &BTreeMap<ServiceAccountRef, &'a ObservedServiceAccount>,
+    associations: &BTreeMap<ServiceAccountRef, Vec<&'a ObservedAssociation>>,
+    addons: &BTreeMap<ServiceAccountRef, &'a ObservedAddon>,
+) -> BTreeSet<&'a str> {
+    let annotations = service_accounts
+        .values()
+        .filter(|sa| sa.annotation_owned)
+        .filter_map(|sa| sa.role_annotation());
+    let associations = associations
+        .values()
+        .flatten()
+        .filter(|a| a.owner_arn.is_none())
+        .map(|a| a.role_arn.as_str());
+    let addon_roles = addons.values().flat_map(|addon| {
+        addon
+            .service_account_role_arn
+            .as_deref()
+            .into_iter()
+            .chain(addon.pod_identity_associations.values().map(String::as_str))
+    });
+    annotations.chain(associations).chain(addon_roles).collect()
+}
+
+/// Pod Identity associations by the ServiceAccount they bind, each list sorted by id.
+fn index_associations(
+    observed: &ObservedState,
+) -> BTreeMap<ServiceAccountRef, Vec<&ObservedAssociation>> {
+    let mut associations: BTreeMap<ServiceAccountRef, Vec<&ObservedAssociation>> = BTreeMap::new();
+    for association in &observed.pod_identity_associations {
+        associations
+            .entry(ServiceAccountRef {
+                namespace: association.namespace.clone(),
+                name: association.service_account.clone(),
+            })
+            .or_default()
+            .push(association);
+    }
+    for list in associations.values_mut() {
+        list.sort_by(|a, b| a.association_id.cmp(&b.association_id));
+    }
+    associations
+}
+
+/// The add-on that owns each ServiceAccount.
+fn index_addons(observed: &ObservedState) -> BTreeMap<ServiceAccountRef, &ObservedAddon> {
+    let mut addons = BTreeMap::new();
+    for addon in &observed.addons {
+        for service_account in &addon.service_accounts {
+            addons.insert(service_account.clone(), addon);
+        }
+    }
+    addons
+}
+
+fn index_workloads(list: &[ObservedWorkload]) -> WorkloadIndex<'_> {
+    let mut index: WorkloadIndex<'_> = BTreeMap::new();
+    for workload in list {
+        index
+            .entry((workload.namespace.as_str(), workload.name.as_str()))
+            .or_default()
+            .push(workload);
+    }
+    for found in index.values_mut() {
+        found.sort_by_key(|w| w.kind);
+    }
+    index
+}
+
+/// Why a workload is held, naming the bundles to fix.
+pub(super) fn held_message(bundles: &BTreeSet<&str>) -> String {
+    if bundles.is_empty() {
+        return "a bundle that declares this workload fails to read: its role and binding are left exactly as they are until it is fixed".to_owned();
+    }
+    let list: Vec<&str> = bundles.iter().copied().collect();
+    format!(
+        "bundle {} fails to read (see its errors): a bundle applies whole or not at all, so this workload's role and binding are left exactly as the last valid version made them until it is fixed",
+        list.join(", ")
+    )
+}
+
+impl RoleIntent<'_> {
+    /// "ns/a is" or "ns/a and ns/b are": the subject of a warning about the role's grants.
+    pub(super) fn subject(&self) -> String {
+        let verb = if self.workloads.len() > 1 {
+            "are"
+        } else {
+            "is"
+        };
+        format!("{} {verb}", self.names().join(" and "))
+    }
+
+    pub(super) fn names(&self) -> Vec<String> {
+        self.workloads
+            .iter()
+            .map(|w| w.workload.to_string())
+            .collect()
+    }
+}

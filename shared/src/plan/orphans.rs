@@ -1,0 +1,301 @@
+//! Step 5, orphans: the system's roles that no intent claims any more. It decides which are
+//! held (a bundle that would claim them fails to read: reported, never touched), which are
+//! marked for deletion, which wait out the grace period, and which are unbound and deleted;
+//! and when more roles are due than one run may delete, that none is (the deletion breaker).
+
+use super::bindings::addon_associations;
+use super::index::held_message;
+use super::problem::Problem;
+use super::{
+    Action, DeletionBreaker, OrphanPlan, OrphanState, Plan, Planner, Restart, WorkloadPlan,
+    WorkloadState,
+};
+use crate::model::{ObservedRole, ServiceAccountRef};
+use crate::policy::{self, ORPHANED_TAG, Ownership};
+use std::collections::BTreeSet;
+
+impl<'a> Planner<'a> {
+    /// Owned roles that no intent claims: marked, then deleted after the grace period. Held
+    /// roles are never touched. When more roles are due than `max_deletions_per_run`, none is
+    /// deleted (a breaker, not a rate): a prefix removed by mistake must not empty a cluster a
+    /// few roles at a time. With `soft_delete`, a due role is only unbound.
+    pub(super) fn do_plan_orphans(&self, claimed: &BTreeSet<String>, plan: &mut Plan) {
+        let mut due: Vec<&ObservedRole> = Vec::new();
+        for (key, role) in &self.roles {
+            if claimed.contains(key)
+                || policy::ownership(&role.tags, self.cluster) != Ownership::Ours
+                || self.role_is_held(role)
+            {
+                continue;
+            }
+            match self.grace(role, plan) {
+                Some((state, message)) => plan.orphans.push(OrphanPlan {
+                    role: role.name.clone(),
+                    arn: role.arn.clone(),
+                    state,
+                    message,
+                }),
+                None => due.push(role),
+            }
+        }
+        let cap = self.settings.max_deletions_per_run;
+        if due.len() > cap {
+            let breaker = DeletionBreaker {
+                due: due.len(),
+                cap,
+            };
+            for role in due {
+                plan.orphans.push(OrphanPlan {
+                    role: role.name.clone(),
+                    arn: role.arn.clone(),
+                    state: OrphanState::HeldByBreaker,
+                    message: breaker.message(),
+                });
+            }
+            plan.breaker = Some(breaker);
+            return;
+        }
+        for role in due {
+            let (state, message) = self.remove(role, &mut plan.actions);
+            plan.orphans.push(OrphanPlan {
+                role: role.name.clone(),
+                arn: role.arn.clone(),
+                state,
+                message,
+            });
+        }
+    }
+
+    /// An orphan within its grace period: marked now (the mark added to `plan`), or waiting.
+    /// None when the grace period is over.
+    fn grace(&self, role: &ObservedRole, plan: &mut Plan) -> Option<(OrphanState, String)> {
+        let now = self.observed.now;
+        let grace = self.settings.deletion_grace_seconds;
+        let since = role
+            .tags
+            .get(ORPHANED_TAG)
+            .and_then(|value| value.parse::<u64>().ok());
+        match since {
+            None => {
+                plan.actions.push(Action::MarkRoleForDeletion {
+                    role: role.name.clone(),
+                    since: now,
+                });
+                Some((
+                    OrphanState::Marked,
+                    format!(
+                        "no intent declares it any more; deleted after the grace period of {grace} s unless its intents come back"
+                    ),
+                ))
+            }
+            Some(since) if now < since.saturating_add(grace) => Some((
+                OrphanState::Waiting,
+                format!(
+                    "no intent declares it since {since}; deleted from {} on",
+                    since.saturating_add(grace)
+                ),
+            )),
+            Some(_) => None,
+        }
+    }
+
+    /// A role whose grace period is over: unbound, then deleted (or with soft delete, only
+    /// unbound). Its actions go to `actions`.
+    fn remove(&self, role: &ObservedRole, actions: &mut Vec<Action>) -> (OrphanState, String) {
+        if self.settings.soft_delete {
+            actions.extend(self.unbinding(role));
+            return (
+                OrphanState::Unbound,
+                "grace period over: unbound and kept (soft delete)".to_owned(),
+            );
+        }
+        let unbinding = self.unbinding(role);
+        // Exactly what goes: each binding, then the role with its policies. The executor runs
+        // them in this order and stops at the first failure, so the role is deleted only once
+        // every unbinding succeeded.
+        let unbound: Vec<String> = unbinding.iter().map(ToString::to_string).collect();
+        let message = if unbound.is_empty() {
+            "grace period over: bound nowhere; deleted with its policies".to_owned()
+        } else {
+            format!(
+                "grace period over: unbound ({}), then deleted with its policies",
+                unbound.join("; ")
+            )
+        };
+        actions.extend(unbinding);
+        actions.extend(self.deletion(role));
+        (OrphanState::Deleting, message)
+    }
+
+    /// Every binding this system made to the role: annotations, associations, add-on settings.
+    fn unbinding(&self, role: &ObservedRole) -> Vec<Action> {
+        let name = &role.name;
+        let mut actions = Vec::new();
+        for (id, sa) in &self.service_accounts {
+            if sa.annotation_owned && sa.role_annotation() == Some(role.arn.as_str()) {
+                actions.push(Action::RemoveServiceAccountAnnotation {
+                    role: name.clone(),
+                    service_account: id.clone(),
+                });
+            }
+        }
+        for (id, list) in &self.associations {
+            for association in list {
+                if association.role_arn == role.arn && association.owner_arn.is_none() {
+                    actions.push(Action::DeletePodIdentityAssociation {
+                        role: name.clone(),
+                        association_id: association.association_id.clone(),
+                        service_account: id.clone(),
+                    });
+                }
+            }
+        }
+        let mut seen_addons = BTreeSet::new();
+        for (id, addon) in &self.addons {
+            if addon.service_account_role_arn.as_deref() == Some(role.arn.as_str())
+                && seen_addons.insert(addon.name.clone())
+            {
+                actions.push(Action::SetAddonRole {
+                    role: name.clone(),
+                    addon: addon.name.clone(),
+                    service_account: id.clone(),
+                    role_arn: None,
+                });
+            }
+            if addon.pod_identity_associations.get(&id.name) == Some(&role.arn) {
+                let mut associations = addon_associations(addon);
+                associations.remove(id.name.as_str());
+                actions.push(Action::SetAddonAssociations {
+                    role: name.clone(),
+                    addon: addon.name.clone(),
+                    associations,
+                });
+            }
+        }
+        actions
+    }
+
+    /// Empties the role, then deletes it (after `unbinding`).
+    fn deletion(&self, role: &ObservedRole) -> Vec<Action> {
+        let name = &role.name;
+        let mut actions = Vec::new();
+        for policy_name in role.inline_policies.keys() {
+            actions.push(Action::DeleteInlinePolicy {
+                role: name.clone(),
+                policy_name: policy_name.clone(),
+            });
+        }
+        for arn in &role.attached_policies {
+            actions.push(Action::DetachManagedPolicy {
+                role: name.clone(),
+                policy_arn: arn.clone(),
+            });
+        }
+        let part_prefix = format!("{name}.part");
+        for (arn, policy) in &self.managed {
+            if policy.name.starts_with(&part_prefix)
+                && policy::ownership(&policy.tags, self.cluster) == Ownership::Ours
+            {
+                actions.push(Action::DeleteManagedPolicy {
+                    role: name.clone(),
+                    arn: (*arn).to_owned(),
+                });
+            }
+        }
+        actions.push(Action::DeleteRole { role: name.clone() });
+        actions
+    }
+
+    /// Owned roles that no valid intent claims any more but whose source fails to read: their
+    /// workloads (from the role's tags) are reported as held, so the status says why nothing
+    /// happens to them.
+    pub(super) fn report_held_roles(&self, claimed: &BTreeSet<String>, plan: &mut Plan) {
+        for (key, role) in &self.roles {
+            if claimed.contains(key)
+                || policy::ownership(&role.tags, self.cluster) != Ownership::Ours
+                || !self.role_is_held(role)
+            {
+                continue;
+            }
+            let namespace = role
+                .tags
+                .get(policy::NAMESPACE_TAG)
+                .cloned()
+                .unwrap_or_default();
+            let service_account = role.tags.get(policy::SERVICE_ACCOUNT_TAG).cloned();
+            let workloads = role
+                .tags
+                .get(policy::WORKLOADS_TAG)
+                .cloned()
+                .unwrap_or_default();
+            for workload in workloads
+                .split(' ')
+                .filter(|w| !w.is_empty() && !w.starts_with('+'))
+            {
+                plan.workloads.push(WorkloadPlan {
+                    namespace: namespace.as_str().into(),
+                    workload: workload.into(),
+                    kind: None,
+                    service_account: service_account.as_ref().map(|sa| ServiceAccountRef {
+                        namespace: namespace.as_str().into(),
+                        name: sa.as_str().into(),
+                    }),
+                    role: Some(role.name.clone()),
+                    role_arn: Some(role.arn.clone()),
+                    binding: None,
+                    state: WorkloadState::Held,
+                    message: Problem::Held {
+                        bundles: self.holding_bundles(&[], Some(role)),
+                    }
+                    .to_string(),
+                    actions: 0,
+                    restart: Restart::NotNeeded,
+                });
+            }
+        }
+    }
+
+    /// Workloads an invalid bundle names that no other step reported (they have no role yet,
+    /// or none that tells): held, so the status names each with the bundle to fix.
+    pub(super) fn report_held_workloads(&self, plan: &mut Plan) {
+        let reported: BTreeSet<(String, String)> = plan
+            .workloads
+            .iter()
+            .map(|w| {
+                (
+                    w.namespace.as_str().to_owned(),
+                    w.workload.as_str().to_owned(),
+                )
+            })
+            .collect();
+        let mut seen = BTreeSet::new();
+        for held in &self.desired.held.workloads {
+            let key = (
+                held.namespace.as_str().to_owned(),
+                held.name.as_str().to_owned(),
+            );
+            if reported.contains(&key) || !seen.insert(key) {
+                continue;
+            }
+            let bundles = self
+                .desired
+                .held
+                .bundles_naming(held.namespace.as_str(), held.name.as_str())
+                .into_iter()
+                .collect();
+            plan.workloads.push(WorkloadPlan {
+                namespace: held.namespace.clone(),
+                workload: held.name.clone(),
+                kind: None,
+                service_account: None,
+                role: None,
+                role_arn: None,
+                binding: None,
+                state: WorkloadState::Held,
+                message: held_message(&bundles),
+                actions: 0,
+                restart: Restart::NotNeeded,
+            });
+        }
+    }
+}

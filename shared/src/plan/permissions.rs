@@ -1,0 +1,441 @@
+//! Step 3, permissions: what a role may do, and the tags that say what it is for. It decides
+//! which declared permissions are refused (another partition, the system's own resources,
+//! dangerous actions without an exception, no permissions boundary when one is required) and
+//! which only warned about (grants on `*`, wildcards reaching the system, which get a Deny);
+//! how the grants are laid out (inline, or split into managed parts), which policy changes
+//! bring the role there, and the role's tags with the digest of everything declared for it.
+
+use super::problem::Refusal;
+use super::{Action, Planner, RoleIdentity, RoleIntent};
+use crate::intent::resolve_placeholders;
+use crate::model::{ObservedRole, Permission, RoleName};
+use crate::policy::{
+    self, DECLARED_TAG, INLINE_POLICY_NAME, ORPHANED_TAG, OWNER_TAG, Ownership, PermissionLayout,
+    PolicyDocument, Statement, TAG_PREFIX,
+};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The permissions step's outcome for one role.
+pub(super) struct Grants {
+    pub(super) layout: PermissionLayout,
+    /// The role's tags, with the digest of what is declared (`DECLARED_TAG`).
+    pub(super) tags: BTreeMap<String, String>,
+    /// The role exists and was last written for exactly these intents: a difference on it or
+    /// its binding is a hand edit.
+    pub(super) intents_unchanged: bool,
+}
+
+/// A managed part of a role's permissions: its name, its ARN and its document.
+type Part<'d> = (String, String, &'d PolicyDocument);
+
+impl<'a> Planner<'a> {
+    /// The role's grants laid out, and its tags; or why it is refused. Warnings about grants
+    /// that stand go to `warnings`, also when the layout then fails.
+    pub(super) fn do_plan_permissions(
+        &self,
+        identity: &RoleIdentity,
+        trust: &PolicyDocument,
+        intent: &RoleIntent,
+        warnings: &mut Vec<String>,
+    ) -> Result<Grants, Refusal> {
+        let permissions = self.resolved_permissions(intent);
+        self.refusal(&permissions, intent)?;
+        // A wildcard reaching the system: granted, with the system's resources denied.
+        let denial = policy::system_denial(&permissions, &self.system);
+        let broad: Vec<&str> = permissions
+            .iter()
+            .filter(|p| policy::broad(p))
+            .map(|p| p.action.as_str())
+            .collect();
+        if !broad.is_empty() {
+            warnings.push(format!(
+                "{} granted {}",
+                intent.subject(),
+                policy::broad_warning(&broad)
+            ));
+        }
+        let mut statements = policy::permission_statements(&permissions);
+        statements.extend(denial.as_ref().map(|(deny, _)| deny.clone()));
+        let layout = match policy::layout_permissions(&statements, &self.settings.quotas) {
+            Ok(layout) => layout,
+            Err(error) => return Err(Refusal::TooLarge(error)),
+        };
+        if let Some((deny, reaching)) = &denial {
+            warnings.push(denial_warning(intent, deny, reaching));
+        }
+        let (tags, intents_unchanged) = self.declared_tags(identity, trust, &layout, intent);
+        Ok(Grants {
+            layout,
+            tags,
+            intents_unchanged,
+        })
+    }
+
+    /// The permissions of every workload that runs as the role's ServiceAccount, with the
+    /// cluster's region and account put in for their placeholders.
+    fn resolved_permissions(&self, intent: &RoleIntent) -> BTreeSet<Permission> {
+        intent
+            .workloads
+            .iter()
+            .flat_map(|w| &w.permissions)
+            .map(|p| Permission {
+                action: p.action.clone(),
+                resource: resolve_placeholders(
+                    &p.resource,
+                    self.cluster.region.as_str(),
+                    self.cluster.account.as_str(),
+                ),
+            })
+            .collect()
+    }
+
+    /// Why the role gets none of these permissions, in the order the checks are made.
+    fn refusal(
+        &self,
+        permissions: &BTreeSet<Permission>,
+        intent: &RoleIntent,
+    ) -> Result<(), Refusal> {
+        // The reader cannot know the cluster's partition; a grant in another one never matches.
+        let foreign: BTreeSet<String> = permissions
+            .iter()
+            .filter_map(|p| policy::check_partition(&p.resource, self.cluster.partition()).err())
+            .collect();
+        if !foreign.is_empty() {
+            return Err(Refusal::OtherPartition { problems: foreign });
+        }
+        let system = &self.system;
+        let named: Vec<String> = permissions
+            .iter()
+            .filter_map(|p| {
+                let within = policy::names_system_resource(&p.resource, system)?;
+                Some(system_refusal(p, within))
+            })
+            .collect();
+        if !named.is_empty() {
+            return Err(Refusal::SystemResources { refusals: named });
+        }
+        if self.settings.permissions_boundary.is_none() && self.settings.require_boundary {
+            return Err(Refusal::NoBoundary);
+        }
+        if self.settings.refuse_dangerous {
+            self.dangerous_refusal(permissions, intent)?;
+        }
+        Ok(())
+    }
+
+    /// Dangerous actions that no exception of the settings allows for the role's workloads.
+    fn dangerous_refusal(
+        &self,
+        permissions: &BTreeSet<Permission>,
+        intent: &RoleIntent,
+    ) -> Result<(), Refusal> {
+        let refused: Vec<String> = permissions
+            .iter()
+            .filter_map(|p| policy::danger(p).map(|why| (p, why)))
+            .filter(|(p, _)| !self.excepted(p, intent))
+            .map(|(p, why)| {
+                format!(
+                    "{} on {}: {why}",
+                    p.action,
+                    crate::intent::echo(&p.resource)
+                )
+            })
+            .collect();
+        if refused.is_empty() {
+            return Ok(());
+        }
+        Err(Refusal::Dangerous { refused })
+    }
+
+    /// True when an exception of the settings allows this dangerous permission for one of the
+    /// role's workloads.
+    fn excepted(&self, permission: &Permission, intent: &RoleIntent) -> bool {
+        self.settings.danger_exceptions.iter().any(|e| {
+            intent.workloads.iter().any(|w| {
+                e.allows(
+                    &permission.action,
+                    Some(self.cluster.name.as_str()),
+                    w.workload.namespace.as_str(),
+                    w.workload.name.as_str(),
+                )
+            })
+        })
+    }
+
+    /// The role's tags with the digest of what is declared for it, and whether the role as
+    /// it exists carries that same digest.
+    fn declared_tags(
+        &self,
+        identity: &RoleIdentity,
+        trust: &PolicyDocument,
+        layout: &PermissionLayout,
+        intent: &RoleIntent,
+    ) -> (BTreeMap<String, String>, bool) {
+        let bundles: BTreeSet<String> = intent
+            .workloads
+            .iter()
+            .flat_map(|w| w.sources.iter().map(|s| s.bundle.clone()))
+            .collect();
+        let mut tags = policy::role_tags(
+            self.cluster,
+            identity.service_account,
+            intent.workloads.iter().map(|w| &w.workload.name),
+            &bundles,
+        );
+        let declared = declared_digest(
+            trust,
+            layout,
+            self.settings.permissions_boundary.as_deref(),
+            &tags,
+        );
+        // Only while the intents are what they were when the role was last written is a
+        // difference on the role or its binding someone's hand edit.
+        let intents_unchanged = identity
+            .observed
+            .is_some_and(|r| r.tags.get(DECLARED_TAG) == Some(&declared));
+        tags.insert(DECLARED_TAG.to_owned(), declared);
+        (tags, intents_unchanged)
+    }
+
+    /// The policy changes that bring the role to `layout`: managed parts made, updated and
+    /// attached, the inline policy put, and what is no longer wanted detached and deleted.
+    pub(super) fn policy_changes(
+        &self,
+        role: &RoleName,
+        observed: Option<&ObservedRole>,
+        layout: &PermissionLayout,
+    ) -> Vec<Action> {
+        let empty_inline = BTreeMap::new();
+        let empty_attached = BTreeSet::new();
+        let inline = observed.map_or(&empty_inline, |r| &r.inline_policies);
+        let attached = observed.map_or(&empty_attached, |r| &r.attached_policies);
+
+        let (wanted_inline, wanted_parts) = self.wanted_policies(role, layout);
+        let wanted_arns: BTreeSet<&str> = wanted_parts.iter().map(|(_, a, _)| a.as_str()).collect();
+
+        let mut detach: Vec<Action> = attached
+            .iter()
+            .filter(|arn| !wanted_arns.contains(arn.as_str()))
+            .map(|arn| Action::DetachManagedPolicy {
+                role: role.clone(),
+                policy_arn: arn.clone(),
+            })
+            .collect();
+        let after_add = attached.len()
+            + wanted_arns
+                .iter()
+                .filter(|a| !attached.contains(**a))
+                .count();
+        let mut actions = Vec::new();
+        // Detaching what is no longer wanted first would open a gap in permissions; do it
+        // first only when attaching first would exceed the attached-policies quota.
+        if after_add > self.settings.quotas.attached_policies {
+            actions.append(&mut detach);
+        }
+        for part in &wanted_parts {
+            actions.extend(self.part_changes(role, part, attached));
+        }
+        if let Some(document) = wanted_inline
+            && !inline
+                .get(INLINE_POLICY_NAME)
+                .is_some_and(|current| current.same_meaning(document))
+        {
+            actions.push(Action::PutInlinePolicy {
+                role: role.clone(),
+                policy_name: INLINE_POLICY_NAME.to_owned(),
+                document: document.clone(),
+            });
+        }
+        actions.append(&mut detach);
+        for name in inline.keys() {
+            if wanted_inline.is_none() || name != INLINE_POLICY_NAME {
+                actions.push(Action::DeleteInlinePolicy {
+                    role: role.clone(),
+                    policy_name: name.clone(),
+                });
+            }
+        }
+        actions.extend(self.leftover_parts(role, &wanted_arns));
+        actions
+    }
+
+    /// The inline document `layout` wants, or the managed parts it wants.
+    fn wanted_policies<'d>(
+        &self,
+        role: &RoleName,
+        layout: &'d PermissionLayout,
+    ) -> (Option<&'d PolicyDocument>, Vec<Part<'d>>) {
+        let mut wanted_parts: Vec<Part<'d>> = Vec::new();
+        let mut wanted_inline: Option<&PolicyDocument> = None;
+        match layout {
+            PermissionLayout::Empty => {}
+            PermissionLayout::Inline(document) => wanted_inline = Some(document),
+            PermissionLayout::Managed(parts) => {
+                for (i, document) in parts.iter().enumerate() {
+                    let name = policy::managed_policy_name(role, i + 1);
+                    let arn = policy::managed_policy_arn(self.cluster, &self.path, &name);
+                    wanted_parts.push((name, arn, document));
+                }
+            }
+        }
+        (wanted_inline, wanted_parts)
+    }
+
+    /// One managed part: made or updated as wanted, and attached.
+    fn part_changes(
+        &self,
+        role: &RoleName,
+        (name, arn, document): &Part,
+        attached: &BTreeSet<String>,
+    ) -> Vec<Action> {
+        let mut actions = Vec::new();
+        match self.managed.get(arn.as_str()) {
+            None => actions.push(Action::CreateManagedPolicy {
+                role: role.clone(),
+                name: name.clone(),
+                path: self.path.clone(),
+                arn: arn.clone(),
+                document: (*document).clone(),
+                tags: BTreeMap::from([
+                    (OWNER_TAG.to_owned(), policy::OWNER_VALUE.to_owned()),
+                    (
+                        policy::CLUSTER_TAG.to_owned(),
+                        policy::tag_value(&self.cluster.arn()),
+                    ),
+                ]),
+            }),
+            Some(current) if !current.document.same_meaning(document) => {
+                actions.push(Action::UpdateManagedPolicy {
+                    role: role.clone(),
+                    arn: arn.clone(),
+                    document: (*document).clone(),
+                })
+            }
+            Some(_) => {}
+        }
+        if !attached.contains(arn) {
+            actions.push(Action::AttachManagedPolicy {
+                role: role.clone(),
+                policy_arn: arn.clone(),
+            });
+        }
+        actions
+    }
+
+    /// Parts of this role that are no longer wanted, attached or left over.
+    fn leftover_parts(&self, role: &RoleName, wanted_arns: &BTreeSet<&str>) -> Vec<Action> {
+        let part_prefix = format!("{role}.part");
+        self.managed
+            .iter()
+            .filter(|(arn, policy)| {
+                policy.name.starts_with(&part_prefix)
+                    && !wanted_arns.contains(*arn)
+                    && policy::ownership(&policy.tags, self.cluster) == Ownership::Ours
+            })
+            .map(|(arn, _)| Action::DeleteManagedPolicy {
+                role: role.clone(),
+                arn: (*arn).to_owned(),
+            })
+            .collect()
+    }
+
+    /// Roles created without a boundary are worth a warning when the requirement is off.
+    pub(super) fn warn_unbounded_roles(&self, role_actions: &[Action], warnings: &mut Vec<String>) {
+        if self.settings.permissions_boundary.is_none()
+            && !self.settings.require_boundary
+            && role_actions
+                .iter()
+                .any(|a| matches!(a, Action::CreateRole { .. }))
+        {
+            warnings.push(
+                "roles are created without a permissions boundary: the requirement is turned off"
+                    .to_owned(),
+            );
+        }
+    }
+}
+
+/// The warning for a wildcard grant that reaches the system's own resources.
+fn denial_warning(intent: &RoleIntent, deny: &Statement, reaching: &[String]) -> String {
+    format!(
+        "{} granted {} on resources that include eks-intents' own: its policy denies every action on {} explicitly",
+        intent.subject(),
+        reaching.join(", "),
+        deny.resources.join(", ")
+    )
+}
+
+/// Why `permission` is refused: it names `system`, one of the system's own resources. Shared
+/// with `eks-intents validate`, so the preview says what the reconciler says.
+pub fn system_refusal(permission: &Permission, system: &str) -> String {
+    format!(
+        "{} on {}: a resource of eks-intents itself ({}); no workload may act on the system's bucket, queues, functions, roles or boundary, nor on the roles and policies under its IAM path",
+        permission.action,
+        crate::intent::echo(&permission.resource),
+        crate::intent::echo(system)
+    )
+}
+
+/// The value of `DECLARED_TAG`: a digest of everything the intents and settings declare for a
+/// role, so that the next run can tell a hand edit from a change of intents.
+fn declared_digest(
+    trust: &PolicyDocument,
+    layout: &PermissionLayout,
+    boundary: Option<&str>,
+    tags: &BTreeMap<String, String>,
+) -> String {
+    let mut text = trust.to_json();
+    text.push('\n');
+    text.push_str(match layout {
+        PermissionLayout::Empty => "empty",
+        PermissionLayout::Inline(_) => "inline",
+        PermissionLayout::Managed(_) => "managed",
+    });
+    for document in layout.documents() {
+        text.push('\n');
+        text.push_str(&document.to_json());
+    }
+    text.push('\n');
+    text.push_str(boundary.unwrap_or_default());
+    for (key, value) in tags {
+        if key != ORPHANED_TAG && key != DECLARED_TAG {
+            text.push('\n');
+            text.push_str(key);
+            text.push('=');
+            text.push_str(value);
+        }
+    }
+    policy::short_hash(&text, 16)
+}
+
+/// Tag changes limited to the system's own keys: tags anyone else set stay untouched.
+pub(super) fn tag_changes(
+    role: &RoleName,
+    current: &BTreeMap<String, String>,
+    wanted: &BTreeMap<String, String>,
+) -> Vec<Action> {
+    let mut actions = Vec::new();
+    let changed: BTreeMap<String, String> = wanted
+        .iter()
+        .filter(|(key, value)| current.get(*key) != Some(*value))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    if !changed.is_empty() {
+        actions.push(Action::TagRole {
+            role: role.clone(),
+            tags: changed,
+        });
+    }
+    let stale: Vec<String> = current
+        .keys()
+        .filter(|key| key.starts_with(TAG_PREFIX) && !wanted.contains_key(*key))
+        .cloned()
+        .collect();
+    if !stale.is_empty() {
+        actions.push(Action::UntagRole {
+            role: role.clone(),
+            keys: stale,
+        });
+    }
+    actions
+}
