@@ -162,6 +162,19 @@ fn now_ms() -> u64 {
         .unwrap_or_default()
 }
 
+/// When the run that wrote a stored report or compiled state started (`started_at_ms`): 0 for
+/// one of an older release, which any run replaces.
+pub(crate) fn stored_run_start(bytes: &[u8]) -> u64 {
+    #[derive(Deserialize)]
+    struct StoredRun {
+        #[serde(default)]
+        started_at_ms: u64,
+    }
+    serde_json::from_slice::<StoredRun>(bytes)
+        .map(|r| r.started_at_ms)
+        .unwrap_or_default()
+}
+
 /// Which version of a bundle was read, both from the read itself: a listing made before may
 /// name an older version.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -458,15 +471,7 @@ async fn write_compiled<S: BundleStore>(
             }
             Err(e) => return Err(e),
         };
-        #[derive(Deserialize)]
-        struct Started {
-            #[serde(default)]
-            started_at_ms: u64,
-        }
-        let started = serde_json::from_slice::<Started>(&stored.bytes)
-            .map(|s| s.started_at_ms)
-            .unwrap_or_default();
-        if started > compiled.started_at_ms {
+        if stored_run_start(&stored.bytes) > compiled.started_at_ms {
             return Ok(None);
         }
         etag = stored.etag;

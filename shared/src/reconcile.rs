@@ -126,14 +126,6 @@ const STATUS_WRITE_TRIES: usize = 5;
 /// The most of a stored report read to learn when its run started.
 const MAX_STATUS_BYTES: u64 = 64 * 1024 * 1024;
 
-/// The part of a stored report that says when its run started (absent in reports of older
-/// releases: 0, replaced by any run).
-#[derive(serde::Deserialize)]
-struct StoredRun {
-    #[serde(default)]
-    started_at_ms: u64,
-}
-
 /// Writes `status/<cluster>.json` unless a run that started later has already written its
 /// own: two runs of one cluster may overlap (a retried message beside a new one), and the
 /// older one must not leave its view of the cluster as the last word. The write is
@@ -150,9 +142,7 @@ async fn write_status<S: BundleStore>(
     for _ in 0..STATUS_WRITE_TRIES {
         let condition = match store.get(&key, MAX_STATUS_BYTES).await {
             Ok(stored) => {
-                let started = serde_json::from_slice::<StoredRun>(&stored.bytes)
-                    .map(|r| r.started_at_ms)
-                    .unwrap_or_default();
+                let started = desired::stored_run_start(&stored.bytes);
                 if started > report.started_at_ms {
                     tracing::info!(
                         cluster,
