@@ -204,11 +204,40 @@ fn pretty(document: &PolicyDocument) -> String {
     serde_json::to_string_pretty(&display_form(&document.value())).unwrap_or_default()
 }
 
+/// The document in display form, pretty-printed straight into `out`, each line behind
+/// `indent` and two spaces.
 fn write_document(out: &mut impl Write, document: &PolicyDocument, indent: &str) -> io::Result<()> {
-    for line in pretty(document).lines() {
-        writeln!(out, "{indent}  {line}")?;
+    let mut lines = Indented {
+        out,
+        prefix: format!("{indent}  "),
+    };
+    lines.out.write_all(lines.prefix.as_bytes())?;
+    serde_json::to_writer_pretty(&mut lines, &display_form(&document.value()))?;
+    lines.out.write_all(b"\n")
+}
+
+/// Writes through to `out`, with `prefix` after every line break. Pretty JSON has a line break
+/// only between tokens (one inside a string is written `\n`), so every line gets the prefix.
+struct Indented<'a, W: Write> {
+    out: &'a mut W,
+    prefix: String,
+}
+
+impl<W: Write> Write for Indented<'_, W> {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        let mut rest = bytes;
+        while let Some(at) = rest.iter().position(|&b| b == b'\n') {
+            self.out.write_all(&rest[..=at])?;
+            self.out.write_all(self.prefix.as_bytes())?;
+            rest = &rest[at + 1..];
+        }
+        self.out.write_all(rest)?;
+        Ok(bytes.len())
     }
-    Ok(())
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
 }
 
 /// The new document, or a line diff against the current one (both in canonical form, so

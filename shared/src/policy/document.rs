@@ -31,10 +31,16 @@ impl PolicyDocument {
     /// resources). Written straight to canonical text: this runs for every workload of every
     /// reconcile.
     pub fn allowing(statements: &[Statement]) -> Self {
+        Self::written(statements)
+    }
+
+    /// The document holding `statements`, each of which serializes with its keys (at every
+    /// depth) in sorted order: the canonical text, written without a JSON value in between.
+    pub(super) fn written<T: Serialize>(statements: &[T]) -> Self {
         #[derive(Serialize)]
-        struct Canonical<'a> {
+        struct Canonical<'a, T> {
             #[serde(rename = "Statement")]
-            statement: &'a [Statement],
+            statement: &'a [T],
             #[serde(rename = "Version")]
             version: &'static str,
         }

@@ -94,13 +94,15 @@ pub fn managed_policy_arn(cluster: &ClusterRef, path: &str, name: &str) -> Strin
 
 /// The hex of the first `len / 2` bytes of SHA-256.
 pub fn short_hash(text: &str, len: usize) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let digest = Sha256::digest(text.as_bytes());
-    let mut out = String::with_capacity(len);
+    let mut out = String::with_capacity(len + 1);
     for byte in digest.iter() {
         if out.len() >= len {
             break;
         }
-        out.push_str(&format!("{byte:02x}"));
+        out.push(char::from(HEX[usize::from(byte >> 4)]));
+        out.push(char::from(HEX[usize::from(byte & 0x0f)]));
     }
     out.truncate(len);
     out
@@ -222,6 +224,16 @@ pub fn tagged_bundles(tags: &BTreeMap<String, String>) -> (Vec<&str>, bool) {
 mod tests {
     use super::*;
     use crate::model::{AccountId, Region};
+
+    /// The hash in long role names and tag values is the hex of SHA-256, cut: names made
+    /// before stay the same names.
+    #[test]
+    fn short_hash_is_the_start_of_the_sha256_hex() {
+        // SHA-256("abc") = ba7816bf 8f01cfea ...
+        assert_eq!(short_hash("abc", 10), "ba7816bf8f");
+        assert_eq!(short_hash("abc", 3), "ba7");
+        assert_eq!(short_hash("abc", 0), "");
+    }
 
     fn sa(ns: &str, name: &str) -> ServiceAccountRef {
         ServiceAccountRef {

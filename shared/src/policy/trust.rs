@@ -3,7 +3,7 @@
 
 use super::document::PolicyDocument;
 use crate::model::{ClusterRef, ServiceAccountRef};
-use serde_json::json;
+use serde::{Serialize, Serializer};
 
 /// The audience EKS puts in projected ServiceAccount tokens for IRSA.
 pub const IRSA_AUDIENCE: &str = "sts.amazonaws.com";
@@ -40,20 +40,25 @@ pub fn irsa_trust_for(
         .map(|sa| format!("system:serviceaccount:{}:{}", sa.namespace, sa.name))
         .collect();
     let subject = match subjects.as_slice() {
-        [one] => json!(one),
-        _ => json!(subjects),
+        [one] => OneOrMany::One(one),
+        _ => OneOrMany::Many(&subjects),
     };
-    PolicyDocument::from_statements(vec![json!({
-        "Effect": "Allow",
-        "Principal": { "Federated": provider_arn },
-        "Action": "sts:AssumeRoleWithWebIdentity",
-        "Condition": {
-            "StringEquals": {
-                format!("{issuer_host_path}:sub"): subject,
-                format!("{issuer_host_path}:aud"): IRSA_AUDIENCE,
-            }
-        }
-    })])
+    // Keys in sorted order: `<issuer>:aud` before `<issuer>:sub`.
+    let equals = [
+        (
+            format!("{issuer_host_path}:aud"),
+            OneOrMany::One(IRSA_AUDIENCE),
+        ),
+        (format!("{issuer_host_path}:sub"), subject),
+    ];
+    PolicyDocument::written(&[TrustStatement {
+        action: OneOrMany::One("sts:AssumeRoleWithWebIdentity"),
+        condition: Condition {
+            string_equals: Pairs(&equals),
+        },
+        effect: "Allow",
+        principal: Principal::Federated(provider_arn),
+    }])
 }
 
 /// EKS Pod Identity: the EKS Auth service may assume the role (and tag the session) only for
@@ -63,19 +68,77 @@ pub fn pod_identity_trust(
     cluster: &ClusterRef,
     service_account: &ServiceAccountRef,
 ) -> PolicyDocument {
-    PolicyDocument::from_statements(vec![json!({
-        "Effect": "Allow",
-        "Principal": { "Service": "pods.eks.amazonaws.com" },
-        "Action": ["sts:AssumeRole", "sts:TagSession"],
-        "Condition": {
-            "StringEquals": {
-                "aws:SourceAccount": cluster.account.as_str(),
-                "aws:RequestTag/eks-cluster-arn": cluster.arn(),
-                "aws:RequestTag/kubernetes-namespace": service_account.namespace.as_str(),
-                "aws:RequestTag/kubernetes-service-account": service_account.name.as_str(),
-            }
-        }
-    })])
+    let cluster_arn = cluster.arn();
+    // Keys in sorted order: `aws:RequestTag/...` before `aws:SourceAccount`.
+    let equals = [
+        (
+            "aws:RequestTag/eks-cluster-arn",
+            OneOrMany::One(&cluster_arn),
+        ),
+        (
+            "aws:RequestTag/kubernetes-namespace",
+            OneOrMany::One(service_account.namespace.as_str()),
+        ),
+        (
+            "aws:RequestTag/kubernetes-service-account",
+            OneOrMany::One(service_account.name.as_str()),
+        ),
+        (
+            "aws:SourceAccount",
+            OneOrMany::One(cluster.account.as_str()),
+        ),
+    ];
+    PolicyDocument::written(&[TrustStatement {
+        action: OneOrMany::Many(&["sts:AssumeRole".into(), "sts:TagSession".into()]),
+        condition: Condition {
+            string_equals: Pairs(&equals),
+        },
+        effect: "Allow",
+        principal: Principal::Service("pods.eks.amazonaws.com"),
+    }])
+}
+
+/// A trust statement, its fields (and theirs) declared in sorted key order, so that it
+/// serializes straight to the canonical text (`PolicyDocument::written`). A trust policy is
+/// made for every role of every reconcile.
+#[derive(Serialize)]
+struct TrustStatement<'a, K: Serialize> {
+    #[serde(rename = "Action")]
+    action: OneOrMany<'a>,
+    #[serde(rename = "Condition")]
+    condition: Condition<'a, K>,
+    #[serde(rename = "Effect")]
+    effect: &'static str,
+    #[serde(rename = "Principal")]
+    principal: Principal<'a>,
+}
+
+#[derive(Serialize)]
+struct Condition<'a, K: Serialize> {
+    #[serde(rename = "StringEquals")]
+    string_equals: Pairs<'a, K>,
+}
+
+#[derive(Serialize)]
+enum Principal<'a> {
+    Federated(&'a str),
+    Service(&'static str),
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum OneOrMany<'a> {
+    One(&'a str),
+    Many(&'a [String]),
+}
+
+/// A JSON object from pairs already in sorted key order.
+struct Pairs<'a, K>(&'a [(K, OneOrMany<'a>)]);
+
+impl<K: Serialize> Serialize for Pairs<'_, K> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.0.iter().map(|(key, value)| (key, value)))
+    }
 }
 
 #[cfg(test)]
@@ -133,6 +196,37 @@ mod tests {
         assert_eq!(
             doc.value()["Statement"][0]["Principal"]["Service"],
             "pods.eks.amazonaws.com"
+        );
+    }
+
+    /// Written straight to text, each trust policy is still the canonical text of its own
+    /// value (keys sorted at every depth, compact), which is what IAM's copy is compared with.
+    #[test]
+    fn trust_policies_are_written_in_canonical_form() {
+        let other = ServiceAccountRef {
+            namespace: "ack-system".into(),
+            name: "ack-s3".into(),
+        };
+        let issuer = "oidc.eks.eu-west-2.amazonaws.com/id/ABC";
+        let arn = oidc_provider_arn(&cluster(), issuer);
+        for doc in [
+            irsa_trust(&arn, issuer, &sa()),
+            irsa_trust_for(&arn, issuer, &[&sa(), &other]),
+            pod_identity_trust(&cluster(), &sa()),
+        ] {
+            assert_eq!(PolicyDocument::from_value(&doc.value()), doc);
+        }
+        let shared = irsa_trust_for(&arn, issuer, &[&sa(), &other]).value();
+        assert_eq!(
+            shared["Statement"][0]["Condition"]["StringEquals"][format!("{issuer}:sub")],
+            serde_json::json!([
+                "system:serviceaccount:ack-system:ack-dynamodb",
+                "system:serviceaccount:ack-system:ack-s3"
+            ])
+        );
+        assert_eq!(
+            pod_identity_trust(&cluster(), &sa()).value()["Statement"][0]["Action"],
+            serde_json::json!(["sts:AssumeRole", "sts:TagSession"])
         );
     }
 }
