@@ -81,6 +81,11 @@ const AWS_TARGET_FIELDS: &[&str] = &["arn", "actions"];
 /// singular, a missing or doubled letter, a swapped pair, and `.io` for `.com`.
 const NEAR_MISS_EDITS: usize = 3;
 
+/// A value that is there but unusable, its error already in the report: the caller only
+/// skips what depends on it.
+#[derive(Clone, Copy, Debug)]
+struct Reported;
+
 /// What a document is read against.
 pub(super) struct Scope<'a> {
     pub origin: Origin,
@@ -407,11 +412,11 @@ impl Doc<'_, '_> {
             None => Ok(None),
         };
         let (namespace, line) = match written {
-            Err(()) => return None,
+            Err(Reported) => return None,
             Ok(Some((value, line))) => match check_namespace(value) {
                 Ok(namespace) => (namespace, line),
                 Err(problem) => {
-                    self.error(line, &namespace_path, problem);
+                    self.error(line, &namespace_path, problem.to_string());
                     return None;
                 }
             },
@@ -451,7 +456,7 @@ impl Doc<'_, '_> {
             Ok(Some((value, line))) => match check_workload_name(value) {
                 Ok(name) => Some(name),
                 Err(problem) => {
-                    self.error(line, &field(&path, "name"), problem);
+                    self.error(line, &field(&path, "name"), problem.to_string());
                     None
                 }
             },
@@ -497,7 +502,7 @@ impl Doc<'_, '_> {
             let call_type = match self.string_entry(call, &field(&call_path, "type"), "type", false)
             {
                 Ok(found) => found.map(|(value, _)| value),
-                Err(()) => continue,
+                Err(Reported) => continue,
             };
             match call_type {
                 Some("aws") => {
@@ -616,7 +621,7 @@ impl Doc<'_, '_> {
             if value != "*"
                 && let Err(why) = crate::policy::check_arn(value)
             {
-                self.error(line, &path, why);
+                self.error(line, &path, why.to_string());
                 return None;
             }
             Some(value.to_owned())
@@ -749,15 +754,15 @@ impl Doc<'_, '_> {
         }
     }
 
-    /// A child string. `Ok(None)` when absent (an error first if `required`) or null and not
-    /// required; `Err` when it is there but wrong (already reported).
+    /// A child string. `Ok(None)` when absent or null and not `required`; `Err` when it is
+    /// missing but required, or there but not a string.
     fn string_entry<'i>(
         &mut self,
         parent: &'i Item,
         path: &str,
         key: &str,
         required: bool,
-    ) -> Result<Option<(&'i str, Option<u64>)>, ()> {
+    ) -> Result<Option<(&'i str, Option<u64>)>, Reported> {
         match parent.node.get(key) {
             Some(entry) => match &entry.value.node {
                 Node::String(value) => Ok(Some((value.as_str(), entry.value.line))),
@@ -768,12 +773,12 @@ impl Doc<'_, '_> {
                         path,
                         format!("expected a string, found {}", other.describe()),
                     );
-                    Err(())
+                    Err(Reported)
                 }
             },
             None if required => {
                 self.error(parent.line, path, "missing required field");
-                Err(())
+                Err(Reported)
             }
             None => Ok(None),
         }

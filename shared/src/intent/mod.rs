@@ -20,7 +20,7 @@ pub use diagnostic::{Echo, IntentError, Notice, echo};
 pub use layout::{
     BundleLocation, cluster_prefix, locate, state_key, status_key, upload_status_key,
 };
-pub use names::{check_namespace, check_workload_name};
+pub use names::{NameError, NameProblem, check_namespace, check_workload_name};
 
 use crate::model::{
     DesiredState, HeldWorkload, Namespace, Permission, SourceRef, WorkloadName, WorkloadRef,
