@@ -2,7 +2,7 @@
 //! AWS access, and every field checked by hand so all of a document's errors are reported,
 //! each with its path and line.
 
-use super::diagnostic::{Origin, echo};
+use super::diagnostic::{Origin, Severity, echo};
 use super::names::{check_namespace, check_workload_name, is_iam_action, is_resource};
 use super::yaml::{Item, Node};
 use super::{BundleReport, Intent, Location};
@@ -133,6 +133,15 @@ impl Doc<'_, '_> {
     fn notice(&mut self, line: Option<u64>, path: &str, message: impl Into<String>) {
         let notice = self.scope.origin.notice(line, Some(path), message);
         self.report.notices.push(notice);
+    }
+
+    /// Kept with the notices: a warning fails nothing either.
+    fn warning(&mut self, line: Option<u64>, path: &str, message: impl Into<String>) {
+        let warning = self
+            .scope
+            .origin
+            .diagnostic(Severity::Warning, line, Some(path), message);
+        self.report.notices.push(warning);
     }
 
     fn hold_bundle(&mut self) {
@@ -582,8 +591,8 @@ impl Doc<'_, '_> {
         permissions
     }
 
-    /// A warning (as a notice) for actions of another service than the ARN's: IAM accepts the
-    /// grant, but it can never match, which is almost always a mistake in the intents.
+    /// A warning for actions of another service than the ARN's: IAM accepts the grant, but it
+    /// can never match, which is almost always a mistake in the intents.
     fn service_mismatch(
         &mut self,
         line: Option<u64>,
@@ -599,11 +608,11 @@ impl Doc<'_, '_> {
                 continue;
             };
             if !action_service.contains('*') && !action_service.eq_ignore_ascii_case(service) {
-                self.notice(
+                self.warning(
                     line,
                     path,
                     format!(
-                        "warning: {} is an action of {}, but the resource is a {} ARN: the grant can never match",
+                        "{} is an action of {}, but the resource is a {} ARN: the grant can never match",
                         echo(action),
                         echo(action_service),
                         echo(service)
