@@ -13,7 +13,7 @@ use aws_lambda_events::event::s3::{S3Event, S3EventRecord};
 use eks_intents::desired::read_object;
 use eks_intents::intent::{self, Limits};
 use eks_intents::metrics::Metrics;
-use eks_intents::ports::{BundleStore, PortError, ReconcileCluster, ReconcileQueue};
+use eks_intents::ports::{BundleStore, PortError, ReconcileCluster, ReconcileQueue, retry_class};
 use eks_intents::reconcile::now;
 use eks_intents::status::{BundleStatus, upload_status_key};
 use serde::{Deserialize, Serialize};
@@ -99,14 +99,11 @@ impl UploadError {
 /// The error as Lambda reports it: its type says whether a retry can help.
 impl From<UploadError> for lambda_runtime::Diagnostic {
     fn from(error: UploadError) -> Self {
+        let error_type = retry_class(error.is_retryable()).to_owned();
+        let error_message = error.to_string();
         lambda_runtime::Diagnostic {
-            error_type: if error.is_retryable() {
-                "Retryable"
-            } else {
-                "NotRetryable"
-            }
-            .to_owned(),
-            error_message: error.to_string(),
+            error_type,
+            error_message,
         }
     }
 }
