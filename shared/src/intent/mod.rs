@@ -96,14 +96,18 @@ impl Limits {
     /// The error for a bundle of `size` bytes when that is over the cap. `size` is the real
     /// size (the file's metadata, the S3 listing), so a read cut at the cap never shows as
     /// the size of the bundle.
-    pub fn bundle_too_large(&self, size: u64) -> Option<String> {
-        (size > self.max_bundle_bytes as u64).then(|| {
-            format!(
-                "bundle is {size} bytes, more than the limit of {} bytes",
-                self.max_bundle_bytes
-            )
-        })
+    pub fn bundle_too_large(&self, size: u64) -> Option<BundleTooLarge> {
+        let limit = self.max_bundle_bytes as u64;
+        (size > limit).then_some(BundleTooLarge { size, limit })
     }
+}
+
+/// A bundle over [`Limits::max_bundle_bytes`], refused before it is read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("bundle is {size} bytes, more than the limit of {limit} bytes")]
+pub struct BundleTooLarge {
+    pub size: u64,
+    pub limit: u64,
 }
 
 /// What one valid ClientIntents document asks for one workload.

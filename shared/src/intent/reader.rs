@@ -48,7 +48,7 @@ impl Reader<'_> {
             return;
         }
         if let Some(problem) = self.limits.bundle_too_large(input.bytes.len() as u64) {
-            self.fail(None, problem);
+            self.fail(None, problem.to_string());
             return;
         }
         match archive::bundle_kind(input.key, input.bytes) {
