@@ -74,10 +74,6 @@ impl Diagnostic {
             message: message.into(),
         }
     }
-
-    pub fn is_error(&self) -> bool {
-        self.severity == Severity::Error
-    }
 }
 
 /// `file[!member][:line]: [document N: ][field: ][warning: ]message`: a warning says so, an
@@ -94,8 +90,8 @@ impl fmt::Display for Diagnostic {
 
 impl std::error::Error for Diagnostic {}
 
-/// Reads a list of notices: an entry that names no severity is a notice (not the default
-/// error), as the list was written before warnings had a severity of their own.
+/// Reads a list of notices: an entry that names no severity is a notice, the list's own, not
+/// the default error (only a warning writes its severity).
 pub(super) fn notices<'de, D: Deserializer<'de>>(
     deserializer: D,
 ) -> Result<Vec<Diagnostic>, D::Error> {
