@@ -91,7 +91,8 @@ pub fn read_all(
                 })
                 .with_context(|| format!("{}: cannot read", file.display()))?;
             // Refused by its real size: what a capped read took is not the bundle's size.
-            let too_large = limits.bundle_too_large(size).or_else(|| {
+            let too_large = limits.bundle_too_large(size).map(|e| e.to_string());
+            let too_large = too_large.or_else(|| {
                 (bytes.len() > limits.max_bundle_bytes).then(|| {
                     format!(
                         "bundle grew past the limit of {} bytes while being read",

@@ -11,7 +11,7 @@ mod render;
 use anyhow::{Context, Result, bail};
 use bundles::PathArg;
 use clap::{Parser, Subcommand, ValueEnum};
-use eks_intents::intent::{BundleReport, Intent, IntentError, Limits, Notice};
+use eks_intents::intent::{BundleReport, Diagnostic, Intent, Limits, Place, Severity};
 use eks_intents::model::{
     AccountId, BindingMode, ClusterInfo, ClusterName, ClusterRef, DesiredState, Namespace,
     ObservedState, Region, Settings,
@@ -288,12 +288,14 @@ fn validate(
             for resource in resources {
                 if let Err(why) = eks_intents::policy::check_partition(resource, partition) {
                     let source = &intent.source;
-                    let member = source.member.as_ref().map(|m| format!("!{m}"));
+                    let place = Place {
+                        member: source.member.clone(),
+                        document: Some(source.document),
+                        ..Place::bundle(&source.bundle)
+                    };
                     eprintln!(
-                        "{}{}: document {}: {why}",
-                        source.bundle,
-                        member.unwrap_or_default(),
-                        source.document
+                        "{}",
+                        Diagnostic::new(Severity::Error, place, why.to_string())
                     );
                     errors += 1;
                 }
@@ -459,7 +461,7 @@ fn left_to_exit<T>(value: T) {
 fn diagnostics_shown(
     output: Output,
     reports: Vec<BundleReport>,
-) -> (Vec<IntentError>, Vec<Notice>) {
+) -> (Vec<Diagnostic>, Vec<Diagnostic>) {
     let (mut errors, mut notices) = (Vec::new(), Vec::new());
     if let Output::Json = output {
         for report in reports {
@@ -528,7 +530,11 @@ fn system_refusals(intent: &Intent, settings: &Settings, partition: Option<&str>
         .filter_map(|(i, permission)| {
             let within = eks_intents::policy::names_system_resource(&permission.resource, &system)?;
             let message = eks_intents::plan::system_refusal(permission, within);
-            Some(intent.error_at(i, message).to_string())
+            Some(
+                intent
+                    .diagnostic_at(i, Severity::Error, message)
+                    .to_string(),
+            )
         })
         .collect()
 }
@@ -543,11 +549,13 @@ fn broad_grants(intent: &Intent, refused: &[(usize, String)]) -> Vec<String> {
         .filter(|(i, p)| eks_intents::policy::broad(p) && !refused.iter().any(|(r, _)| r == i))
         .map(|(i, p)| {
             let message = format!(
-                "warning: {} is granted {}",
+                "{} is granted {}",
                 intent.workload,
                 eks_intents::policy::broad_warning(&[p.action.as_str()])
             );
-            intent.error_at(i, message).to_string()
+            intent
+                .diagnostic_at(i, Severity::Warning, message)
+                .to_string()
         })
         .collect()
 }
@@ -583,7 +591,12 @@ fn refusals(intent: &Intent, settings: &Settings, cluster: Option<&str>) -> Vec<
                 permission.action,
                 eks_intents::intent::echo(&permission.resource)
             );
-            Some((i, intent.error_at(i, message).to_string()))
+            Some((
+                i,
+                intent
+                    .diagnostic_at(i, Severity::Error, message)
+                    .to_string(),
+            ))
         })
         .collect()
 }

@@ -3,7 +3,7 @@
 //! in one pass over the plan with its actions and the observed documents indexed by name, so a
 //! fleet's plan takes time in proportion to its size and memory for one entry at a time.
 
-use eks_intents::intent::{IntentError, Notice};
+use eks_intents::intent::Diagnostic;
 use eks_intents::model::{BindingMode, ObservedRole, ObservedState, RoleName};
 use eks_intents::plan::{Action, Plan, WorkloadState};
 use eks_intents::policy::{PolicyDocument, display_form};
@@ -296,8 +296,8 @@ pub struct JsonPlan<'a> {
     pub observed: &'a ObservedState,
     pub mode: BindingMode,
     pub plan: &'a Plan,
-    pub errors: Vec<&'a IntentError>,
-    pub notices: Vec<&'a Notice>,
+    pub errors: Vec<&'a Diagnostic>,
+    pub notices: Vec<&'a Diagnostic>,
 }
 
 /// Writes the plan as pretty JSON and a newline. Every object keeps its keys in sorted order,
@@ -308,9 +308,9 @@ pub fn json(plan: &JsonPlan, out: &mut impl Write) -> io::Result<()> {
     struct Sorted<'a> {
         actions: Entries<'a, Action>,
         cluster: Entries<'a, eks_intents::model::ClusterInfo>,
-        errors: Entries<'a, &'a IntentError>,
+        errors: Entries<'a, &'a Diagnostic>,
         mode: BindingMode,
-        notices: Entries<'a, &'a Notice>,
+        notices: Entries<'a, &'a Diagnostic>,
         orphans: Entries<'a, eks_intents::plan::OrphanPlan>,
         warnings: &'a [String],
         workloads: Entries<'a, eks_intents::plan::WorkloadPlan>,

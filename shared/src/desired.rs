@@ -194,8 +194,8 @@ pub async fn read_object<S: BundleStore>(
     let location = intent::locate(key);
     let namespace = location.as_ref().and_then(|l| l.namespace.clone());
     let failed = |message: String| BundleReport::refused(key, message);
-    if let Some(message) = limits.bundle_too_large(size) {
-        return (failed(message), None);
+    if let Some(problem) = limits.bundle_too_large(size) {
+        return (failed(problem.to_string()), None);
     }
     match store.get(key, limits.max_bundle_bytes as u64).await {
         // The get stops one byte past the cap, so its length is not the object's size: the

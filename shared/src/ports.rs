@@ -69,6 +69,16 @@ impl PortError {
     }
 }
 
+/// The error type a Lambda function reports for a failed invocation: whether delivering the
+/// same event again can help, so a retry policy or an alarm can tell the two apart.
+pub fn retry_class(retryable: bool) -> &'static str {
+    if retryable {
+        "Retryable"
+    } else {
+        "NotRetryable"
+    }
+}
+
 pub type PortResult<T> = Result<T, PortError>;
 
 /// Everything IAM holds that the system owns or must know about.

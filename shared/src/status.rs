@@ -1,7 +1,7 @@
 //! The status report written to `status/<cluster>.json` after each reconcile: which bundles were
 //! read, and per workload where its role and binding stand, in words a developer can act on.
 
-use crate::intent::IntentError;
+use crate::intent::Diagnostic;
 use crate::model::{BindingMode, Namespace, ServiceAccountRef, WorkloadKind, WorkloadName};
 use crate::plan::{Binding, DriftKind, OrphanPlan, OrphanState, Plan, WorkloadState};
 use serde::{Deserialize, Serialize};
@@ -22,7 +22,7 @@ pub struct BundleStatus {
     /// Intents read from it.
     pub intents: usize,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub errors: Vec<IntentError>,
+    pub errors: Vec<Diagnostic>,
     /// Documents and calls skipped as not this system's job.
     pub notices: usize,
 }

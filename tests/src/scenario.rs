@@ -225,6 +225,8 @@ impl<K: KubernetesConnector> World<K> {
             "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": REGION,
             "eventTime": "2026-11-26T12:00:00.000Z",
             "eventName": if deleted { "ObjectRemoved:Delete" } else { "ObjectCreated:Put" },
+            "userIdentity": {"principalId": "AWS:AIDAEXAMPLE"},
+            "requestParameters": {"sourceIPAddress": "127.0.0.1"},
             "s3": {"bucket": {"name": BUCKET}, "object": {"key": key.replace(' ', "+"), "size": 100}}
         }]});
         bundle_upload::handle(&self.upload, &event)

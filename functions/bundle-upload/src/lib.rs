@@ -2,14 +2,18 @@
 //! EventBridge's `Object Created` / `Object Deleted` form. For a key under `intents/<cluster>/`
 //! it checks the object at once, writes the result to
 //! `status/<cluster>/bundles/<rest of key>.json` (so the uploader sees errors in seconds), and
-//! asks for a reconcile of the cluster. Other keys are ignored with a log line.
+//! asks for a reconcile of the cluster. Other keys are ignored with a log line. A failure says
+//! whether delivering the event again can help (a throttled S3 or SQS) or not (an event of
+//! another shape).
 //!
 //! Samples of both forms are in `events/` (for `cargo lambda invoke --data-file`).
 
+use aws_lambda_events::event::eventbridge::EventBridgeEvent;
+use aws_lambda_events::event::s3::{S3Event, S3EventRecord};
 use eks_intents::desired::read_object;
 use eks_intents::intent::{self, Limits};
 use eks_intents::metrics::Metrics;
-use eks_intents::ports::{BundleStore, PortError, ReconcileCluster, ReconcileQueue};
+use eks_intents::ports::{BundleStore, PortError, ReconcileCluster, ReconcileQueue, retry_class};
 use eks_intents::reconcile::now;
 use eks_intents::status::{BundleStatus, upload_status_key};
 use serde::{Deserialize, Serialize};
@@ -48,9 +52,87 @@ pub struct Response {
     pub invalid: Vec<String>,
 }
 
+/// Why an invocation failed, and whether trying it again can help.
+#[derive(Debug, thiserror::Error)]
+pub enum UploadError {
+    /// A `Records` event that is not an S3 notification: the field it lacks is named.
+    #[error("not an S3 notification (Records[].s3): {0}")]
+    NotAnS3Notification(#[source] serde_json::Error),
+    #[error("neither an S3 notification (Records[].s3) nor an EventBridge S3 event: {0}")]
+    UnknownEvent(#[source] serde_json::Error),
+    #[error(
+        "neither an S3 notification (Records[].s3) nor an EventBridge S3 event: source is {0:?}"
+    )]
+    OtherSource(String),
+    #[error("EventBridge S3 event of type {0:?} is not handled")]
+    UnhandledDetailType(String),
+    #[error("cannot write the check of {key}: {source}")]
+    WriteStatus {
+        key: String,
+        #[source]
+        source: PortError,
+    },
+    #[error("cannot ask for a reconcile of cluster {cluster}: {source}")]
+    Enqueue {
+        cluster: String,
+        #[source]
+        source: PortError,
+    },
+}
+
+impl UploadError {
+    /// True when the same event may succeed if delivered again: a throttled or unavailable
+    /// S3 or SQS. An event of the wrong shape never will.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            UploadError::WriteStatus { source, .. } | UploadError::Enqueue { source, .. } => {
+                source.is_retryable()
+            }
+            UploadError::NotAnS3Notification(_)
+            | UploadError::UnknownEvent(_)
+            | UploadError::OtherSource(_)
+            | UploadError::UnhandledDetailType(_) => false,
+        }
+    }
+}
+
+/// The error as Lambda reports it: its type says whether a retry can help.
+impl From<UploadError> for lambda_runtime::Diagnostic {
+    fn from(error: UploadError) -> Self {
+        let error_type = retry_class(error.is_retryable()).to_owned();
+        let error_message = error.to_string();
+        lambda_runtime::Diagnostic {
+            error_type,
+            error_message,
+        }
+    }
+}
+
+/// The `detail` of EventBridge's S3 `Object Created` and `Object Deleted` events, as far as
+/// it is read.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ObjectEventDetail {
+    pub bucket: DetailBucket,
+    pub object: DetailObject,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct DetailBucket {
+    pub name: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct DetailObject {
+    /// As it is: EventBridge does not URL-encode keys.
+    pub key: String,
+    /// Absent on deletions.
+    #[serde(default)]
+    pub size: Option<u64>,
+}
+
 /// The figures of one invocation: uploads and deletions seen, invalid bundles, reconciles
 /// asked for, other keys ignored, errors.
-pub fn metrics(result: &Result<Response, String>) -> Metrics {
+pub fn metrics(result: &Result<Response, UploadError>) -> Metrics {
     let mut metrics = Metrics::new("bundle-upload", None);
     match result {
         Ok(response) => metrics
@@ -64,61 +146,45 @@ pub fn metrics(result: &Result<Response, String>) -> Metrics {
 }
 
 /// Reads the changes out of either notification form. An event of neither form is an error.
-pub fn changes(event: &Value) -> Result<Vec<ObjectChange>, String> {
-    if let Some(records) = event.get("Records").and_then(Value::as_array) {
-        return Ok(records.iter().filter_map(direct_change).collect());
+pub fn changes(event: &Value) -> Result<Vec<ObjectChange>, UploadError> {
+    // The direct form is the one with `Records`; anything else must be EventBridge's.
+    if event.get("Records").is_some() {
+        let event = S3Event::deserialize(event).map_err(UploadError::NotAnS3Notification)?;
+        return Ok(event.records.iter().filter_map(direct_change).collect());
     }
-    if event.get("source").and_then(Value::as_str) == Some("aws.s3") {
-        let kind = event
-            .get("detail-type")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        let detail = event.get("detail").unwrap_or(&Value::Null);
-        let bucket = detail.pointer("/bucket/name").and_then(Value::as_str);
-        let key = detail.pointer("/object/key").and_then(Value::as_str);
-        let (Some(bucket), Some(key)) = (bucket, key) else {
-            return Err(
-                "EventBridge S3 event without detail.bucket.name and detail.object.key".into(),
-            );
-        };
-        let deleted = match kind {
-            "Object Created" => false,
-            "Object Deleted" => true,
-            other => {
-                return Err(format!(
-                    "EventBridge S3 event of type {other:?} is not handled"
-                ));
-            }
-        };
-        // Unlike direct notifications, EventBridge carries the key as it is, not URL-encoded.
-        return Ok(vec![ObjectChange {
-            bucket: bucket.to_owned(),
-            key: key.to_owned(),
-            size: detail
-                .pointer("/object/size")
-                .and_then(Value::as_u64)
-                .unwrap_or_default(),
-            deleted,
-        }]);
+    let event = EventBridgeEvent::<ObjectEventDetail>::deserialize(event)
+        .map_err(UploadError::UnknownEvent)?;
+    if event.source != "aws.s3" {
+        return Err(UploadError::OtherSource(event.source));
     }
-    Err("neither an S3 notification (Records[].s3) nor an EventBridge S3 event".into())
+    let deleted = match event.detail_type.as_str() {
+        "Object Created" => false,
+        "Object Deleted" => true,
+        _ => return Err(UploadError::UnhandledDetailType(event.detail_type)),
+    };
+    let detail = event.detail;
+    Ok(vec![ObjectChange {
+        bucket: detail.bucket.name,
+        key: detail.object.key,
+        size: detail.object.size.unwrap_or_default(),
+        deleted,
+    }])
 }
 
-fn direct_change(record: &Value) -> Option<ObjectChange> {
-    let name = record
-        .get("eventName")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    let bucket = record.pointer("/s3/bucket/name").and_then(Value::as_str)?;
-    let key = record.pointer("/s3/object/key").and_then(Value::as_str)?;
+/// A record without a bucket or key names no object: skipped.
+fn direct_change(record: &S3EventRecord) -> Option<ObjectChange> {
+    let object = &record.s3.object;
     Some(ObjectChange {
-        bucket: bucket.to_owned(),
-        key: decode_key(key),
-        size: record
-            .pointer("/s3/object/size")
-            .and_then(Value::as_u64)
+        bucket: record.s3.bucket.name.clone()?,
+        key: decode_key(object.key.as_deref()?),
+        size: object
+            .size
+            .and_then(|size| u64::try_from(size).ok())
             .unwrap_or_default(),
-        deleted: name.starts_with("ObjectRemoved"),
+        deleted: record
+            .event_name
+            .as_deref()
+            .is_some_and(|name| name.starts_with("ObjectRemoved")),
     })
 }
 
@@ -133,7 +199,7 @@ fn decode_key(key: &str) -> String {
 pub async fn handle<S: BundleStore, Q: ReconcileQueue>(
     ctx: &Context<S, Q>,
     event: &Value,
-) -> Result<Response, String> {
+) -> Result<Response, UploadError> {
     let mut response = Response::default();
     for change in changes(event)? {
         let located = intent::locate(&change.key);
@@ -164,7 +230,10 @@ pub async fn handle<S: BundleStore, Q: ReconcileQueue>(
                     "application/json",
                 )
                 .await
-                .map_err(|e: PortError| e.to_string())?;
+                .map_err(|source| UploadError::WriteStatus {
+                    key: change.key.clone(),
+                    source,
+                })?;
         }
         let message = ReconcileCluster::new(
             location.cluster,
@@ -183,7 +252,13 @@ pub async fn handle<S: BundleStore, Q: ReconcileQueue>(
             .iter()
             .any(|m| m.cluster == message.cluster)
         {
-            ctx.queue.send(&message).await.map_err(|e| e.to_string())?;
+            ctx.queue
+                .send(&message)
+                .await
+                .map_err(|source| UploadError::Enqueue {
+                    cluster: message.cluster.clone(),
+                    source,
+                })?;
             response.reconciles.push(message);
         }
     }
@@ -245,18 +320,66 @@ mod tests {
         assert_eq!(ok["KeysIgnored"].0, 2.0);
         assert_eq!(ok["InvalidBundles"].0, 1.0);
         assert_eq!(ok["Errors"].0, 0.0);
-        assert_eq!(metrics(&Err("boom".into())).values["Errors"].0, 1.0);
+        let error = UploadError::UnhandledDetailType("boom".into());
+        assert_eq!(metrics(&Err(error)).values["Errors"].0, 1.0);
     }
 
     #[test]
     fn other_events_are_errors_that_say_what_was_expected() {
-        let err = changes(&serde_json::json!({"hello": "world"})).unwrap_err();
+        let err = changes(&serde_json::json!({"hello": "world"}))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("neither an S3 notification"), "{err}");
         let err = changes(
             &serde_json::json!({"source": "aws.s3", "detail-type": "Object Restore Completed",
             "detail": {"bucket": {"name": "b"}, "object": {"key": "k"}}}),
         )
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("Object Restore Completed"), "{err}");
+    }
+
+    #[test]
+    fn a_broken_event_names_what_it_lacks_and_is_not_retried() {
+        let err = changes(
+            &serde_json::json!({"source": "aws.s3", "detail-type": "Object Created",
+            "detail": {"bucket": {"name": "b"}, "object": {}}}),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("missing field `key`"), "{err}");
+        assert!(!err.is_retryable());
+        let err = changes(
+            &serde_json::json!({"source": "aws.ec2", "detail-type": "Object Created",
+            "detail": {"bucket": {"name": "b"}, "object": {"key": "k"}}}),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("\"aws.ec2\""), "{err}");
+        let err = changes(&serde_json::json!({"Records": [{"eventName": "ObjectCreated:Put"}]}))
+            .unwrap_err();
+        assert!(
+            err.to_string().starts_with("not an S3 notification"),
+            "{err}"
+        );
+        let diagnostic = lambda_runtime::Diagnostic::from(err);
+        assert_eq!(diagnostic.error_type, "NotRetryable");
+    }
+
+    #[test]
+    fn failed_writes_are_retried_when_the_service_may_recover() {
+        use eks_intents::ports::ErrorKind;
+        let throttled = UploadError::Enqueue {
+            cluster: "demo".into(),
+            source: PortError::new("sqs", "SendMessage", ErrorKind::Transient, "Throttling"),
+        };
+        assert!(throttled.is_retryable());
+        assert_eq!(
+            lambda_runtime::Diagnostic::from(throttled).error_type,
+            "Retryable"
+        );
+        let denied = UploadError::WriteStatus {
+            key: "intents/demo/a.yaml".into(),
+            source: PortError::new("s3", "PutObject", ErrorKind::Denied, "AccessDenied"),
+        };
+        assert!(!denied.is_retryable());
     }
 }

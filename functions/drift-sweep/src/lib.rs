@@ -15,15 +15,16 @@
 //! tick sends the same ids, which the FIFO queue drops. The tick is the event's `time` to the
 //! minute; Scheduler payloads without it use the clock (a Scheduler target can pass
 //! `{"time": "<aws.scheduler.scheduled-time>"}` to keep retries on one tick). A source that
-//! cannot be read fails the invocation, naming the source, and the schedule's retry tries
-//! again.
+//! cannot be read fails the invocation, naming the source and whether a retry can help, and the
+//! schedule's retry tries again.
 
 use eks_intents::intent::cluster_prefix;
 use eks_intents::metrics::Metrics;
 use eks_intents::model::{ClusterName, ClusterRef};
 use eks_intents::policy::{CLUSTER_TAG, OWNER_TAG, OWNER_VALUE, short_hash};
 use eks_intents::ports::{
-    BundleStore, DeduplicatedReconcile, EksPort, IamPort, ReconcileCluster, ReconcileQueue,
+    BundleStore, DeduplicatedReconcile, EksPort, IamPort, PortError, ReconcileCluster,
+    ReconcileQueue, retry_class,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -89,10 +90,60 @@ pub struct Response {
     pub skipped: Vec<Skipped>,
 }
 
+/// Why a sweep failed: the source that could not be read, or the send. Each keeps the port's
+/// error, which says whether the schedule's retry can help.
+#[derive(Debug, thiserror::Error)]
+pub enum SweepError {
+    #[error("source bundles (listing {INTENTS} in the bucket) failed: {0}")]
+    Bundles(#[source] PortError),
+    #[error("source role tags (roles under the IAM path {iam_path}) failed: {source}")]
+    RoleTags {
+        iam_path: String,
+        #[source]
+        source: PortError,
+    },
+    #[error("source EKS clusters (ListClusters in {region}) failed: {source}")]
+    EksClusters {
+        region: String,
+        #[source]
+        source: PortError,
+    },
+    #[error("sending {count} reconcile request(s) failed: {source}")]
+    Send {
+        count: usize,
+        #[source]
+        source: PortError,
+    },
+}
+
+impl SweepError {
+    /// True when the sweep may succeed if tried again (throttled, a service unavailable).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            SweepError::Bundles(source)
+            | SweepError::RoleTags { source, .. }
+            | SweepError::EksClusters { source, .. }
+            | SweepError::Send { source, .. } => source.is_retryable(),
+        }
+    }
+}
+
+/// The error as Lambda reports it: its type says whether a retry can help.
+impl From<SweepError> for lambda_runtime::Diagnostic {
+    fn from(error: SweepError) -> Self {
+        let error_type = retry_class(error.is_retryable()).to_owned();
+        let error_message = error.to_string();
+        lambda_runtime::Diagnostic {
+            error_type,
+            error_message,
+        }
+    }
+}
+
 pub async fn handle<S, I, E, Q>(
     ctx: &Context<S, I, E, Q>,
     event: &Value,
-) -> Result<Response, String>
+) -> Result<Response, SweepError>
 where
     S: BundleStore,
     I: IamPort,
@@ -113,7 +164,7 @@ where
         .store
         .list_level(INTENTS)
         .await
-        .map_err(|e| format!("source bundles (listing {INTENTS} in the bucket) failed: {e}"))?;
+        .map_err(SweepError::Bundles)?;
     for prefix in &level.prefixes {
         match cluster_of_prefix(prefix) {
             Some(cluster) => add(&mut found, cluster, Source::Bundles),
@@ -121,12 +172,14 @@ where
         }
     }
 
-    let snapshot = ctx.iam.snapshot(&ctx.iam_path, None).await.map_err(|e| {
-        format!(
-            "source role tags (roles under the IAM path {}) failed: {e}",
-            ctx.iam_path
-        )
-    })?;
+    let snapshot = ctx
+        .iam
+        .snapshot(&ctx.iam_path, None)
+        .await
+        .map_err(|source| SweepError::RoleTags {
+            iam_path: ctx.iam_path.clone(),
+            source,
+        })?;
     for role in &snapshot.roles {
         if role.tags.get(OWNER_TAG).map(String::as_str) != Some(OWNER_VALUE) {
             continue;
@@ -157,12 +210,14 @@ where
     }
 
     if ctx.list_clusters {
-        let clusters = ctx.eks.list_clusters().await.map_err(|e| {
-            format!(
-                "source EKS clusters (ListClusters in {}) failed: {e}",
-                ctx.region
-            )
-        })?;
+        let clusters = ctx
+            .eks
+            .list_clusters()
+            .await
+            .map_err(|source| SweepError::EksClusters {
+                region: ctx.region.clone(),
+                source,
+            })?;
         for cluster in clusters {
             add(&mut found, &cluster, Source::EksClusters);
         }
@@ -194,12 +249,13 @@ where
     }
     response.skipped = skipped;
     if !messages.is_empty() {
-        ctx.queue.send_deduplicated(&messages).await.map_err(|e| {
-            format!(
-                "sending {} reconcile request(s) failed: {e}",
-                messages.len()
-            )
-        })?;
+        ctx.queue
+            .send_deduplicated(&messages)
+            .await
+            .map_err(|source| SweepError::Send {
+                count: messages.len(),
+                source,
+            })?;
     }
     for swept in &response.clusters {
         tracing::info!(cluster = %swept.cluster, sources = ?swept.sources, %tick, "reconcile requested");
@@ -286,7 +342,7 @@ fn civil_from_days(days: u64) -> (u64, u64, u64) {
 
 /// The figures of one sweep: clusters asked for, by where they were found; things skipped;
 /// errors.
-pub fn metrics(result: &Result<Response, String>) -> Metrics {
+pub fn metrics(result: &Result<Response, SweepError>) -> Metrics {
     let mut metrics = Metrics::new("drift-sweep", None);
     match result {
         Ok(response) => {

@@ -4,7 +4,7 @@ use drift_sweep::{Context, handle, metrics};
 use eks_intents::adapters::aws::{AwsClients, DEADLINE_RESERVE, S3Adapter, SqsAdapter};
 use eks_intents::config::{Config, ConfigError};
 use eks_intents::reconcile::now;
-use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use lambda_runtime::{Diagnostic, Error, LambdaEvent, run, service_fn};
 use serde_json::Value;
 use std::time::Instant;
 
@@ -57,7 +57,11 @@ async fn main() -> Result<(), Error> {
             .throttled(&counts.throttled)
             .milliseconds("Duration", started.elapsed().as_millis())
             .emit();
-        Ok::<_, Error>(serde_json::to_value(result?)?)
+        let response = result.map_err(|error| {
+            tracing::error!(%error, retryable = error.is_retryable(), "drift sweep failed");
+            Diagnostic::from(error)
+        })?;
+        serde_json::to_value(response).map_err(|e| Diagnostic::from(e.to_string()))
     }))
     .await
 }

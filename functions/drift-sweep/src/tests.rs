@@ -3,7 +3,7 @@
 use super::*;
 use eks_intents::model::{ClusterName, ClusterRef, ObservedRole, Region, RoleName};
 use eks_intents::policy::{PolicyDocument, role_name, role_tags};
-use eks_intents::ports::{BundleObject, StoreLevel};
+use eks_intents::ports::{BundleObject, ErrorKind, StoreLevel};
 use eks_intents::testing::{FakeEks, FakeIam, FakeQueue, FakeStore, service_account_ref};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -308,7 +308,9 @@ fn a_source_that_fails_fails_the_sweep_and_is_named() {
         FakeEks::default(),
         false,
     );
-    let error = block_on(handle(&ctx, &Value::Null)).unwrap_err();
+    let error = block_on(handle(&ctx, &Value::Null))
+        .unwrap_err()
+        .to_string();
     assert!(error.starts_with("source bundles"), "{error}");
     assert!(error.contains("AccessDenied"), "{error}");
     assert!(ctx.queue.batches.lock().unwrap().is_empty());
@@ -322,7 +324,9 @@ fn a_source_that_fails_fails_the_sweep_and_is_named() {
         FakeEks::default(),
         false,
     );
-    let error = block_on(handle(&ctx, &Value::Null)).unwrap_err();
+    let error = block_on(handle(&ctx, &Value::Null))
+        .unwrap_err()
+        .to_string();
     assert!(error.starts_with("source role tags"), "{error}");
     assert!(error.contains("/eks-intents/"), "{error}");
     assert!(
@@ -383,5 +387,12 @@ fn metrics_count_the_clusters_by_source() {
     assert_eq!(values["ClustersFoundBy.Bundles"].0, 1.0);
     assert_eq!(values["ClustersFoundBy.RoleTags"].0, 2.0);
     assert_eq!(values["Errors"].0, 0.0);
-    assert_eq!(metrics(&Err("s3 down".into())).values["Errors"].0, 1.0);
+    let error = SweepError::Bundles(PortError::new(
+        "s3",
+        "ListObjectsV2",
+        ErrorKind::Transient,
+        "s3 down",
+    ));
+    assert!(error.is_retryable());
+    assert_eq!(metrics(&Err(error)).values["Errors"].0, 1.0);
 }

@@ -35,8 +35,8 @@ use eks_intents::metrics::Metrics;
 use eks_intents::model::{ClusterName, ClusterRef, RoleName};
 use eks_intents::policy::{CLUSTER_TAG, OWNER_TAG, OWNER_VALUE, short_hash};
 use eks_intents::ports::{
-    BundleStore, DeduplicatedReconcile, ErrorKind, IamPort, ReconcileCluster, ReconcileQueue,
-    StoreLevel,
+    BundleStore, DeduplicatedReconcile, ErrorKind, IamPort, PortError, ReconcileCluster,
+    ReconcileQueue, StoreLevel, retry_class,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -142,7 +142,54 @@ pub struct Response {
     pub ignored: Vec<Ignored>,
 }
 
-pub async fn handle<I, S, Q>(ctx: &Context<I, S, Q>, event: &Value) -> Result<Response, String>
+/// Why an invocation failed: a port that could not be reached. Each keeps the port's error,
+/// which says whether delivering the events again can help.
+#[derive(Debug, thiserror::Error)]
+pub enum EventsError {
+    #[error("reading the tags of role {role} failed: {source}")]
+    RoleTags {
+        role: String,
+        #[source]
+        source: PortError,
+    },
+    #[error("listing {prefix} in the bucket failed: {source}")]
+    Bundles {
+        prefix: String,
+        #[source]
+        source: PortError,
+    },
+    #[error("sending {count} reconcile request(s) failed: {source}")]
+    Send {
+        count: usize,
+        #[source]
+        source: PortError,
+    },
+}
+
+impl EventsError {
+    /// True when the invocation may succeed if tried again (throttled, a service unavailable).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            EventsError::RoleTags { source, .. }
+            | EventsError::Bundles { source, .. }
+            | EventsError::Send { source, .. } => source.is_retryable(),
+        }
+    }
+}
+
+/// The error as Lambda reports it: its type says whether a retry can help.
+impl From<EventsError> for lambda_runtime::Diagnostic {
+    fn from(error: EventsError) -> Self {
+        let error_type = retry_class(error.is_retryable()).to_owned();
+        let error_message = error.to_string();
+        lambda_runtime::Diagnostic {
+            error_type,
+            error_message,
+        }
+    }
+}
+
+pub async fn handle<I, S, Q>(ctx: &Context<I, S, Q>, event: &Value) -> Result<Response, EventsError>
 where
     I: IamPort,
     S: BundleStore,
@@ -168,9 +215,7 @@ where
                         {
                             RoleTags::Unreadable
                         }
-                        Err(e) => {
-                            return Err(format!("reading the tags of role {role} failed: {e}"));
-                        }
+                        Err(source) => return Err(EventsError::RoleTags { role, source }),
                     };
                     roles.insert(role.clone(), tags);
                 }
@@ -199,11 +244,12 @@ where
             } => {
                 if !levels.contains_key(&cluster) {
                     let prefix = cluster_prefix(&cluster);
-                    let level = ctx
-                        .store
-                        .list_level(&prefix)
-                        .await
-                        .map_err(|e| format!("listing {prefix} in the bucket failed: {e}"))?;
+                    let level = ctx.store.list_level(&prefix).await.map_err(|source| {
+                        EventsError::Bundles {
+                            prefix: prefix.clone(),
+                            source,
+                        }
+                    })?;
                     levels.insert(cluster.clone(), level);
                 }
                 let level = &levels[&cluster];
@@ -234,11 +280,9 @@ where
         ctx.queue
             .send_deduplicated(&reconciles)
             .await
-            .map_err(|e| {
-                format!(
-                    "sending {} reconcile request(s) failed: {e}",
-                    reconciles.len()
-                )
+            .map_err(|source| EventsError::Send {
+                count: reconciles.len(),
+                source,
             })?;
     }
     for request in &reconciles {
@@ -806,7 +850,7 @@ fn audit_event(cluster: &str, event: &Value, c: &Classifier<'_>) -> Finding {
 }
 
 /// The figures of one invocation: reconciles asked for, events ignored (counted), errors.
-pub fn metrics(result: &Result<Response, String>) -> Metrics {
+pub fn metrics(result: &Result<Response, EventsError>) -> Metrics {
     let mut metrics = Metrics::new("eks-events", None);
     match result {
         Ok(response) => metrics

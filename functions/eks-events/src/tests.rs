@@ -910,6 +910,8 @@ async fn a_port_that_fails_fails_the_invocation() {
     let error = handle(&ctx, &sample("cloudtrail-iam-put-role-policy.json"))
         .await
         .unwrap_err();
+    assert!(error.is_retryable(), "{error}");
+    let error = error.to_string();
     assert!(
         error.contains("demo.jokes.joke-worker") && error.contains("Throttling"),
         "{error}"
@@ -930,5 +932,9 @@ fn metrics_count_requests_and_ignored_events() {
     let values = metrics(&Ok(response)).values;
     assert_eq!(values["ReconcilesRequested"].0, 1.0);
     assert_eq!(values["EventsIgnored"].0, 7.0);
-    assert_eq!(metrics(&Err("sqs down".into())).values["Errors"].0, 1.0);
+    let error = EventsError::Send {
+        count: 1,
+        source: PortError::new("sqs", "SendMessageBatch", ErrorKind::Transient, "sqs down"),
+    };
+    assert_eq!(metrics(&Err(error)).values["Errors"].0, 1.0);
 }

@@ -67,9 +67,74 @@ pub(super) enum Member {
         bytes: Vec<u8>,
     },
     /// Read past on purpose (a README, macOS metadata).
-    Skipped { path: String, why: String },
+    Skipped { path: String, why: Skip },
     /// Hostile or unreadable: the bundle is invalid.
-    Refused { path: String, why: String },
+    Refused { path: String, why: MemberProblem },
+}
+
+/// Why a member holds no documents to read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub(super) enum Skip {
+    #[error("skipped: macOS metadata file")]
+    MacMetadata,
+    #[error("skipped: not a .yaml, .yml or .json file")]
+    NotDocuments,
+}
+
+/// Why a member makes the whole bundle invalid.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum MemberProblem {
+    #[error("member path is not UTF-8")]
+    PathNotUtf8,
+    #[error("member has an empty path")]
+    EmptyPath,
+    #[error("member path is absolute")]
+    AbsolutePath,
+    #[error("member path contains '..'")]
+    ClimbingPath,
+    #[error("member path contains control characters")]
+    ControlCharacters,
+    #[error("member is {0}; only regular files are allowed")]
+    NotRegularFile(EntryKind),
+    #[error("cannot read member: {0}")]
+    Unreadable(#[source] io::Error),
+    #[error("member is {size} bytes, more than the limit of {limit} bytes")]
+    TooLarge { size: u64, limit: u64 },
+}
+
+/// Problems are compared by what they say: an I/O error has no equality of its own.
+impl PartialEq for MemberProblem {
+    fn eq(&self, other: &Self) -> bool {
+        self.to_string() == other.to_string()
+    }
+}
+
+impl Eq for MemberProblem {}
+
+/// The kinds of tar entry that are not regular files.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub(super) enum EntryKind {
+    #[error("a symbolic link")]
+    SymbolicLink,
+    #[error("a hard link")]
+    HardLink,
+    #[error("a device")]
+    Device,
+    #[error("a FIFO")]
+    Fifo,
+    #[error("not a regular file")]
+    Other,
+}
+
+/// Why an archive as a whole cannot be read; the members seen before it were handed over.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum ArchiveError {
+    #[error("archive expands to more than {limit} bytes; split it into several bundles")]
+    TooLarge { limit: u64 },
+    #[error("archive holds more than {limit} members")]
+    TooManyMembers { limit: usize },
+    #[error("cannot read archive: {0}")]
+    Unreadable(#[source] io::Error),
 }
 
 /// Walks an archive's members. `Err` means the archive as a whole could not be read (corrupt,
@@ -78,23 +143,20 @@ pub(super) fn read_archive(
     bytes: &[u8],
     limits: &Limits,
     mut visit: impl FnMut(Member) -> ControlFlow<()>,
-) -> Result<(), String> {
+) -> Result<(), ArchiveError> {
     let produced = Cell::new(0u64);
     let stream = Counted {
         inner: GzDecoder::new(bytes).take(limits.max_uncompressed_bytes.saturating_add(1)),
         count: &produced,
     };
-    let too_large = || {
-        format!(
-            "archive expands to more than {} bytes; split it into several bundles",
-            limits.max_uncompressed_bytes
-        )
+    let too_large = || ArchiveError::TooLarge {
+        limit: limits.max_uncompressed_bytes,
     };
     let unreadable = |err: io::Error| {
         if produced.get() > limits.max_uncompressed_bytes {
             too_large()
         } else {
-            format!("cannot read archive: {err}")
+            ArchiveError::Unreadable(err)
         }
     };
 
@@ -104,10 +166,9 @@ pub(super) fn read_archive(
         let mut entry = entry.map_err(unreadable)?;
         seen += 1;
         if seen > limits.max_members {
-            return Err(format!(
-                "archive holds more than {} members",
-                limits.max_members
-            ));
+            return Err(ArchiveError::TooManyMembers {
+                limit: limits.max_members,
+            });
         }
         let member = member_of(&mut entry, limits);
         // A member cut short by the expansion cap must not be read as if it were whole.
@@ -141,7 +202,7 @@ fn member_of<R: Read>(entry: &mut tar::Entry<'_, R>, limits: &Limits) -> Option<
         Err(err) => {
             return Some(Member::Refused {
                 path: String::from_utf8_lossy(err.as_bytes()).into_owned(),
-                why: "member path is not UTF-8".to_owned(),
+                why: MemberProblem::PathNotUtf8,
             });
         }
     };
@@ -155,19 +216,19 @@ fn member_of<R: Read>(entry: &mut tar::Entry<'_, R>, limits: &Limits) -> Option<
     }
     if !(entry_type.is_file() || entry_type.is_contiguous()) {
         let what = if entry_type.is_symlink() {
-            "a symbolic link"
+            EntryKind::SymbolicLink
         } else if entry_type.is_hard_link() {
-            "a hard link"
+            EntryKind::HardLink
         } else if entry_type.is_character_special() || entry_type.is_block_special() {
-            "a device"
+            EntryKind::Device
         } else if entry_type.is_fifo() {
-            "a FIFO"
+            EntryKind::Fifo
         } else {
-            "not a regular file"
+            EntryKind::Other
         };
         return Some(Member::Refused {
             path,
-            why: format!("member is {what}; only regular files are allowed"),
+            why: MemberProblem::NotRegularFile(what),
         });
     }
 
@@ -175,13 +236,13 @@ fn member_of<R: Read>(entry: &mut tar::Entry<'_, R>, limits: &Limits) -> Option<
     if name.starts_with("._") {
         return Some(Member::Skipped {
             path,
-            why: "skipped: macOS metadata file".to_owned(),
+            why: Skip::MacMetadata,
         });
     }
     let Some(kind) = text_kind(name) else {
         return Some(Member::Skipped {
             path,
-            why: "skipped: not a .yaml, .yml or .json file".to_owned(),
+            why: Skip::NotDocuments,
         });
     };
 
@@ -195,15 +256,14 @@ fn member_of<R: Read>(entry: &mut tar::Entry<'_, R>, limits: &Limits) -> Option<
     match read {
         Err(err) => Some(Member::Refused {
             path,
-            why: format!("cannot read member: {err}"),
+            why: MemberProblem::Unreadable(err),
         }),
         Ok(_) if bytes.len() as u64 > limits.max_member_bytes => Some(Member::Refused {
             path,
-            why: format!(
-                "member is {} bytes, more than the limit of {} bytes",
-                size.max(bytes.len() as u64),
-                limits.max_member_bytes
-            ),
+            why: MemberProblem::TooLarge {
+                size: size.max(bytes.len() as u64),
+                limit: limits.max_member_bytes,
+            },
         }),
         Ok(_) => Some(Member::Text { path, kind, bytes }),
     }
@@ -211,18 +271,18 @@ fn member_of<R: Read>(entry: &mut tar::Entry<'_, R>, limits: &Limits) -> Option<
 
 /// Paths that could land outside a directory the archive is unpacked into are refused, even
 /// though this reader unpacks nothing: someone else may, and such a path is never innocent.
-fn path_problem(path: &str) -> Option<String> {
+fn path_problem(path: &str) -> Option<MemberProblem> {
     if path.is_empty() {
-        return Some("member has an empty path".to_owned());
+        return Some(MemberProblem::EmptyPath);
     }
     if path.starts_with('/') || path.starts_with('\\') || has_drive_prefix(path) {
-        return Some("member path is absolute".to_owned());
+        return Some(MemberProblem::AbsolutePath);
     }
     if path.split(['/', '\\']).any(|part| part == "..") {
-        return Some("member path contains '..'".to_owned());
+        return Some(MemberProblem::ClimbingPath);
     }
     if path.chars().any(char::is_control) {
-        return Some("member path contains control characters".to_owned());
+        return Some(MemberProblem::ControlCharacters);
     }
     None
 }
@@ -332,13 +392,14 @@ mod tests {
     use super::build::{Kind, tgz};
     use super::*;
 
+    /// The members seen, and the archive's error in words.
     fn members(bytes: &[u8], limits: &Limits) -> (Vec<Member>, Result<(), String>) {
         let mut seen = Vec::new();
         let result = read_archive(bytes, limits, |m| {
             seen.push(m);
             ControlFlow::Continue(())
         });
-        (seen, result)
+        (seen, result.map_err(|e| e.to_string()))
     }
 
     #[test]
@@ -392,13 +453,21 @@ mod tests {
                 },
                 Member::Skipped {
                     path: "README.md".into(),
-                    why: "skipped: not a .yaml, .yml or .json file".into()
+                    why: Skip::NotDocuments
                 },
                 Member::Skipped {
                     path: "team/._a.yaml".into(),
-                    why: "skipped: macOS metadata file".into()
+                    why: Skip::MacMetadata
                 },
             ]
+        );
+        assert_eq!(
+            Skip::NotDocuments.to_string(),
+            "skipped: not a .yaml, .yml or .json file"
+        );
+        assert_eq!(
+            Skip::MacMetadata.to_string(),
+            "skipped: macOS metadata file"
         );
     }
 
@@ -418,7 +487,7 @@ mod tests {
         let refused: Vec<(String, String)> = seen
             .into_iter()
             .map(|m| match m {
-                Member::Refused { path, why } => (path, why),
+                Member::Refused { path, why } => (path, why.to_string()),
                 other => panic!("not refused: {other:?}"),
             })
             .collect();
@@ -465,8 +534,18 @@ mod tests {
             seen[0],
             Member::Refused {
                 path: "big.yaml".into(),
-                why: "member is 2000 bytes, more than the limit of 1000 bytes".into()
+                why: MemberProblem::TooLarge {
+                    size: 2000,
+                    limit: 1000
+                }
             }
+        );
+        let Member::Refused { why, .. } = &seen[0] else {
+            unreachable!()
+        };
+        assert_eq!(
+            why.to_string(),
+            "member is 2000 bytes, more than the limit of 1000 bytes"
         );
         assert!(matches!(&seen[1], Member::Text { path, .. } if path == "small.yaml"));
     }
@@ -524,15 +603,16 @@ mod tests {
     #[test]
     fn paths_are_normalized_and_checked() {
         assert_eq!(normalize("./a//b/./c.yaml"), "a/b/c.yaml");
+        let problem = |path: &str| path_problem(path).map(|p| p.to_string());
         assert_eq!(
-            path_problem("C:/x.yaml").as_deref(),
+            problem("C:/x.yaml").as_deref(),
             Some("member path is absolute")
         );
         assert_eq!(
-            path_problem("a\\..\\..\\x.yaml").as_deref(),
+            problem("a\\..\\..\\x.yaml").as_deref(),
             Some("member path contains '..'")
         );
         assert_eq!(path_problem("a..b/x.yaml"), None);
-        assert_eq!(path_problem(""), Some("member has an empty path".into()));
+        assert_eq!(problem(""), Some("member has an empty path".into()));
     }
 }

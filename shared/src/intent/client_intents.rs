@@ -2,7 +2,7 @@
 //! AWS access, and every field checked by hand so all of a document's errors are reported,
 //! each with its path and line.
 
-use super::diagnostic::{Origin, echo};
+use super::diagnostic::{Origin, Severity, echo};
 use super::names::{check_namespace, check_workload_name, is_iam_action, is_resource};
 use super::yaml::{Item, Node};
 use super::{BundleReport, Intent, Location};
@@ -81,6 +81,11 @@ const AWS_TARGET_FIELDS: &[&str] = &["arn", "actions"];
 /// singular, a missing or doubled letter, a swapped pair, and `.io` for `.com`.
 const NEAR_MISS_EDITS: usize = 3;
 
+/// A value that is there but unusable, its error already in the report: the caller only
+/// skips what depends on it.
+#[derive(Clone, Copy, Debug)]
+struct Reported;
+
 /// What a document is read against.
 pub(super) struct Scope<'a> {
     pub origin: Origin,
@@ -128,6 +133,15 @@ impl Doc<'_, '_> {
     fn notice(&mut self, line: Option<u64>, path: &str, message: impl Into<String>) {
         let notice = self.scope.origin.notice(line, Some(path), message);
         self.report.notices.push(notice);
+    }
+
+    /// Kept with the notices: a warning fails nothing either.
+    fn warning(&mut self, line: Option<u64>, path: &str, message: impl Into<String>) {
+        let warning = self
+            .scope
+            .origin
+            .diagnostic(Severity::Warning, line, Some(path), message);
+        self.report.notices.push(warning);
     }
 
     fn hold_bundle(&mut self) {
@@ -407,11 +421,11 @@ impl Doc<'_, '_> {
             None => Ok(None),
         };
         let (namespace, line) = match written {
-            Err(()) => return None,
+            Err(Reported) => return None,
             Ok(Some((value, line))) => match check_namespace(value) {
                 Ok(namespace) => (namespace, line),
                 Err(problem) => {
-                    self.error(line, &namespace_path, problem);
+                    self.error(line, &namespace_path, problem.to_string());
                     return None;
                 }
             },
@@ -451,7 +465,7 @@ impl Doc<'_, '_> {
             Ok(Some((value, line))) => match check_workload_name(value) {
                 Ok(name) => Some(name),
                 Err(problem) => {
-                    self.error(line, &field(&path, "name"), problem);
+                    self.error(line, &field(&path, "name"), problem.to_string());
                     None
                 }
             },
@@ -497,7 +511,7 @@ impl Doc<'_, '_> {
             let call_type = match self.string_entry(call, &field(&call_path, "type"), "type", false)
             {
                 Ok(found) => found.map(|(value, _)| value),
-                Err(()) => continue,
+                Err(Reported) => continue,
             };
             match call_type {
                 Some("aws") => {
@@ -577,8 +591,8 @@ impl Doc<'_, '_> {
         permissions
     }
 
-    /// A warning (as a notice) for actions of another service than the ARN's: IAM accepts the
-    /// grant, but it can never match, which is almost always a mistake in the intents.
+    /// A warning for actions of another service than the ARN's: IAM accepts the grant, but it
+    /// can never match, which is almost always a mistake in the intents.
     fn service_mismatch(
         &mut self,
         line: Option<u64>,
@@ -594,11 +608,11 @@ impl Doc<'_, '_> {
                 continue;
             };
             if !action_service.contains('*') && !action_service.eq_ignore_ascii_case(service) {
-                self.notice(
+                self.warning(
                     line,
                     path,
                     format!(
-                        "warning: {} is an action of {}, but the resource is a {} ARN: the grant can never match",
+                        "{} is an action of {}, but the resource is a {} ARN: the grant can never match",
                         echo(action),
                         echo(action_service),
                         echo(service)
@@ -616,7 +630,7 @@ impl Doc<'_, '_> {
             if value != "*"
                 && let Err(why) = crate::policy::check_arn(value)
             {
-                self.error(line, &path, why);
+                self.error(line, &path, why.to_string());
                 return None;
             }
             Some(value.to_owned())
@@ -749,15 +763,15 @@ impl Doc<'_, '_> {
         }
     }
 
-    /// A child string. `Ok(None)` when absent (an error first if `required`) or null and not
-    /// required; `Err` when it is there but wrong (already reported).
+    /// A child string. `Ok(None)` when absent or null and not `required`; `Err` when it is
+    /// missing but required, or there but not a string.
     fn string_entry<'i>(
         &mut self,
         parent: &'i Item,
         path: &str,
         key: &str,
         required: bool,
-    ) -> Result<Option<(&'i str, Option<u64>)>, ()> {
+    ) -> Result<Option<(&'i str, Option<u64>)>, Reported> {
         match parent.node.get(key) {
             Some(entry) => match &entry.value.node {
                 Node::String(value) => Ok(Some((value.as_str(), entry.value.line))),
@@ -768,12 +782,12 @@ impl Doc<'_, '_> {
                         path,
                         format!("expected a string, found {}", other.describe()),
                     );
-                    Err(())
+                    Err(Reported)
                 }
             },
             None if required => {
                 self.error(parent.line, path, "missing required field");
-                Err(())
+                Err(Reported)
             }
             None => Ok(None),
         }

@@ -1,12 +1,36 @@
-//! Errors and notices of bundle reading, each placed by file, archive member, document, line
-//! and field, so a user can go straight to the spot.
+//! What reading a bundle found worth telling, as one `Diagnostic`: its severity (an error that
+//! keeps a document or the bundle from being used, a warning, a notice) and its place by file,
+//! archive member, document, line and field, so a user can go straight to the spot.
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 use std::fmt;
 
-/// A problem that keeps a document (or the whole bundle) from being used.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct IntentError {
+/// How much a diagnostic matters. Only an error fails a bundle.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Keeps a document (or the whole bundle) from being used.
+    #[default]
+    Error,
+    /// Accepted, but almost certainly not what was meant (a grant that can never match, one
+    /// on every resource).
+    Warning,
+    /// Read but deliberately not used (another kind of resource, a non-AWS call, ...).
+    Notice,
+}
+
+impl Severity {
+    /// The lists diagnostics are kept in (a report's errors, its notices) say the severity of
+    /// their entries; only a warning, kept among the notices, writes its own.
+    fn goes_without_saying(&self) -> bool {
+        *self != Severity::Warning
+    }
+}
+
+/// Where in a bundle a diagnostic points: as precise as what was read allows.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Place {
+    /// The S3 key or file path of the bundle.
     pub file: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub member: Option<String>,
@@ -18,84 +42,89 @@ pub struct IntentError {
     /// A path like `spec.calls[2].awsActions[0]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
-    pub message: String,
 }
 
-/// Something read but deliberately not used (another kind of resource, a non-AWS call, ...):
-/// worth telling, never a failure.
+impl Place {
+    /// The bundle as a whole.
+    pub fn bundle(file: impl Into<String>) -> Self {
+        Place {
+            file: file.into(),
+            ..Place::default()
+        }
+    }
+}
+
+/// One thing reading a bundle found. Serialized as its place and message, with the severity
+/// only when its list does not say it (see [`Severity`]): the shape the status report and
+/// `plan --output json` have always had.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Notice {
-    pub file: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub member: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub document: Option<usize>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub line: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub field: Option<String>,
+pub struct Diagnostic {
+    #[serde(default, skip_serializing_if = "Severity::goes_without_saying")]
+    pub severity: Severity,
+    #[serde(flatten)]
+    pub place: Place,
     pub message: String,
 }
 
-impl fmt::Display for IntentError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write_located(
-            f,
-            &self.file,
-            self.member.as_deref(),
-            self.document,
-            self.line,
-            self.field.as_deref(),
-            &self.message,
-        )
+impl Diagnostic {
+    pub fn new(severity: Severity, place: Place, message: impl Into<String>) -> Self {
+        Diagnostic {
+            severity,
+            place,
+            message: message.into(),
+        }
     }
 }
 
-impl std::error::Error for IntentError {}
-
-impl fmt::Display for Notice {
+/// `file[!member][:line]: [document N: ][field: ][warning: ]message`: a warning says so, an
+/// error or a notice is told by where it is printed.
+impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write_located(
-            f,
-            &self.file,
-            self.member.as_deref(),
-            self.document,
-            self.line,
-            self.field.as_deref(),
-            &self.message,
-        )
+        write_located(f, &self.place)?;
+        if self.severity == Severity::Warning {
+            f.write_str("warning: ")?;
+        }
+        write_clean(f, &self.message)
     }
 }
 
-/// `file[!member][:line]: [document N: ][field: ]message`, the shape compilers use, so editors
-/// and CI annotations can jump to the line.
-fn write_located(
-    f: &mut fmt::Formatter<'_>,
-    file: &str,
-    member: Option<&str>,
-    document: Option<usize>,
-    line: Option<u64>,
-    field: Option<&str>,
-    message: &str,
-) -> fmt::Result {
+impl std::error::Error for Diagnostic {}
+
+/// Reads a list of notices: an entry that names no severity is a notice, the list's own, not
+/// the default error (only a warning writes its severity).
+pub(super) fn notices<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<Diagnostic>, D::Error> {
+    let mut list = Vec::<Diagnostic>::deserialize(deserializer)?;
+    for diagnostic in &mut list {
+        if diagnostic.severity == Severity::Error {
+            diagnostic.severity = Severity::Notice;
+        }
+    }
+    Ok(list)
+}
+
+/// `file[!member][:line]: [document N: ][field: ]`, the shape compilers use, so editors and
+/// CI annotations can jump to the line.
+fn write_located(f: &mut fmt::Formatter<'_>, place: &Place) -> fmt::Result {
     // Keys and member names come from uploads: never let them write control characters to
     // a terminal or split a log line.
-    write_clean(f, file)?;
-    if let Some(member) = member {
+    write_clean(f, &place.file)?;
+    if let Some(member) = &place.member {
         f.write_str("!")?;
         write_clean(f, member)?;
     }
-    if let Some(line) = line {
+    if let Some(line) = place.line {
         write!(f, ":{line}")?;
     }
     f.write_str(": ")?;
-    if let Some(document) = document {
+    if let Some(document) = place.document {
         write!(f, "document {document}: ")?;
     }
-    if let Some(field) = field {
+    if let Some(field) = &place.field {
         write!(f, "{field}: ")?;
     }
-    write_clean(f, message)
+    Ok(())
 }
 
 fn write_clean(f: &mut fmt::Formatter<'_>, text: &str) -> fmt::Result {
@@ -161,20 +190,31 @@ pub(super) struct Origin {
 }
 
 impl Origin {
-    pub fn error(
+    /// A diagnostic at `line` and `field` of this origin (an empty field names none).
+    pub fn diagnostic(
         &self,
+        severity: Severity,
         line: Option<u64>,
         field: Option<&str>,
         message: impl Into<String>,
-    ) -> IntentError {
-        IntentError {
+    ) -> Diagnostic {
+        let place = Place {
             file: self.file.clone(),
             member: self.member.clone(),
             document: self.document,
             line,
             field: field.filter(|f| !f.is_empty()).map(str::to_owned),
-            message: message.into(),
-        }
+        };
+        Diagnostic::new(severity, place, message)
+    }
+
+    pub fn error(
+        &self,
+        line: Option<u64>,
+        field: Option<&str>,
+        message: impl Into<String>,
+    ) -> Diagnostic {
+        self.diagnostic(Severity::Error, line, field, message)
     }
 
     pub fn notice(
@@ -182,15 +222,8 @@ impl Origin {
         line: Option<u64>,
         field: Option<&str>,
         message: impl Into<String>,
-    ) -> Notice {
-        Notice {
-            file: self.file.clone(),
-            member: self.member.clone(),
-            document: self.document,
-            line,
-            field: field.filter(|f| !f.is_empty()).map(str::to_owned),
-            message: message.into(),
-        }
+    ) -> Diagnostic {
+        self.diagnostic(Severity::Notice, line, field, message)
     }
 }
 
@@ -198,15 +231,18 @@ impl Origin {
 mod tests {
     use super::*;
 
-    fn error(member: Option<&str>, document: Option<usize>, line: Option<u64>) -> IntentError {
-        IntentError {
-            file: "joke.yaml".into(),
-            member: member.map(str::to_owned),
-            document,
-            line,
-            field: Some("spec.calls[0].awsActions[1]".into()),
-            message: "expected a string like \"service:Action\", found a number".into(),
-        }
+    fn error(member: Option<&str>, document: Option<usize>, line: Option<u64>) -> Diagnostic {
+        Diagnostic::new(
+            Severity::Error,
+            Place {
+                file: "joke.yaml".into(),
+                member: member.map(str::to_owned),
+                document,
+                line,
+                field: Some("spec.calls[0].awsActions[1]".into()),
+            },
+            "expected a string like \"service:Action\", found a number",
+        )
     }
 
     #[test]
@@ -221,14 +257,64 @@ mod tests {
             "joke.yaml!team/a.yaml:3: document 1: spec.calls[0].awsActions[1]: expected a \
              string like \"service:Action\", found a number"
         );
-        let bare = IntentError {
-            field: None,
-            ..error(None, None, None)
-        };
+        let mut bare = error(None, None, None);
+        bare.place.field = None;
         assert_eq!(
             bare.to_string(),
             "joke.yaml: expected a string like \"service:Action\", found a number"
         );
+    }
+
+    #[test]
+    fn a_warning_says_so_after_its_place() {
+        let mut warning = error(None, Some(1), Some(11));
+        warning.severity = Severity::Warning;
+        warning.message = "jokes/w is granted s3:GetObject on every resource".into();
+        assert_eq!(
+            warning.to_string(),
+            "joke.yaml:11: document 1: spec.calls[0].awsActions[1]: warning: jokes/w is granted \
+             s3:GetObject on every resource"
+        );
+        let mut notice = warning.clone();
+        notice.severity = Severity::Notice;
+        assert!(!notice.to_string().contains("warning"), "{notice}");
+    }
+
+    #[test]
+    fn only_a_warning_writes_its_severity() {
+        let shown = serde_json::to_value(error(None, Some(2), Some(12))).unwrap();
+        assert_eq!(
+            shown,
+            serde_json::json!({
+                "file": "joke.yaml",
+                "document": 2,
+                "line": 12,
+                "field": "spec.calls[0].awsActions[1]",
+                "message": "expected a string like \"service:Action\", found a number",
+            })
+        );
+        let mut warning = error(None, None, None);
+        warning.severity = Severity::Warning;
+        let written = serde_json::to_value(&warning).unwrap();
+        assert_eq!(written["severity"], "warning");
+        let read: Diagnostic = serde_json::from_value(written).unwrap();
+        assert_eq!(read, warning);
+    }
+
+    #[test]
+    fn a_list_of_notices_reads_its_entries_as_notices() {
+        #[derive(Deserialize)]
+        struct List {
+            #[serde(deserialize_with = "notices")]
+            notices: Vec<Diagnostic>,
+        }
+        let list: List = serde_json::from_value(serde_json::json!({"notices": [
+            {"file": "a.yaml", "message": "skipped"},
+            {"file": "a.yaml", "message": "odd", "severity": "warning"},
+        ]}))
+        .unwrap();
+        let severities: Vec<Severity> = list.notices.iter().map(|n| n.severity).collect();
+        assert_eq!(severities, [Severity::Notice, Severity::Warning]);
     }
 
     #[test]
@@ -252,14 +338,14 @@ mod tests {
 
     #[test]
     fn display_escapes_control_characters_from_uploads() {
-        let notice = Notice {
-            file: "evil\x1b[31m.yaml".into(),
-            member: Some("a\nb.yaml".into()),
-            document: None,
-            line: None,
-            field: None,
-            message: "skipped".into(),
-        };
+        let notice = Diagnostic::new(
+            Severity::Notice,
+            Place {
+                member: Some("a\nb.yaml".into()),
+                ..Place::bundle("evil\x1b[31m.yaml")
+            },
+            "skipped",
+        );
         let shown = notice.to_string();
         assert_eq!(shown, "evil\\u{1b}[31m.yaml!a\\nb.yaml: skipped");
     }

@@ -16,11 +16,11 @@ mod yaml;
 #[cfg(test)]
 mod tests;
 
-pub use diagnostic::{Echo, IntentError, Notice, echo};
+pub use diagnostic::{Diagnostic, Echo, Place, Severity, echo};
 pub use layout::{
     BundleLocation, cluster_prefix, locate, state_key, status_key, upload_status_key,
 };
-pub use names::{check_namespace, check_workload_name};
+pub use names::{NameError, NameProblem, check_namespace, check_workload_name};
 
 use crate::model::{
     DesiredState, HeldWorkload, Namespace, Permission, SourceRef, WorkloadName, WorkloadRef,
@@ -96,14 +96,18 @@ impl Limits {
     /// The error for a bundle of `size` bytes when that is over the cap. `size` is the real
     /// size (the file's metadata, the S3 listing), so a read cut at the cap never shows as
     /// the size of the bundle.
-    pub fn bundle_too_large(&self, size: u64) -> Option<String> {
-        (size > self.max_bundle_bytes as u64).then(|| {
-            format!(
-                "bundle is {size} bytes, more than the limit of {} bytes",
-                self.max_bundle_bytes
-            )
-        })
+    pub fn bundle_too_large(&self, size: u64) -> Option<BundleTooLarge> {
+        let limit = self.max_bundle_bytes as u64;
+        (size > limit).then_some(BundleTooLarge { size, limit })
     }
+}
+
+/// A bundle over [`Limits::max_bundle_bytes`], refused before it is read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("bundle is {size} bytes, more than the limit of {limit} bytes")]
+pub struct BundleTooLarge {
+    pub size: u64,
+    pub limit: u64,
 }
 
 /// What one valid ClientIntents document asks for one workload.
@@ -127,17 +131,17 @@ pub struct Location {
 }
 
 impl Intent {
-    /// An error about the `i`-th permission, at its place in the bundle.
-    pub fn error_at(&self, i: usize, message: String) -> IntentError {
+    /// A diagnostic about the `i`-th permission, at its place in the bundle.
+    pub fn diagnostic_at(&self, i: usize, severity: Severity, message: String) -> Diagnostic {
         let location = self.locations.get(i);
-        IntentError {
+        let place = Place {
             file: self.source.bundle.clone(),
             member: self.source.member.clone(),
             document: Some(self.source.document),
             line: location.and_then(|l| l.line),
             field: location.map(|l| l.field.clone()),
-            message,
-        }
+        };
+        Diagnostic::new(severity, place, message)
     }
 }
 
@@ -146,8 +150,11 @@ impl Intent {
 pub struct BundleReport {
     pub key: String,
     pub intents: Vec<Intent>,
-    pub errors: Vec<IntentError>,
-    pub notices: Vec<Notice>,
+    /// Each of severity [`Severity::Error`]: any one fails the bundle.
+    pub errors: Vec<Diagnostic>,
+    /// Warnings and notices: worth telling, failing nothing.
+    #[serde(deserialize_with = "diagnostic::notices")]
+    pub notices: Vec<Diagnostic>,
     /// workloads of documents that failed but whose namespace+name could still be read
     pub held_workloads: Vec<(Namespace, WorkloadName)>,
     /// true when a failure could not be tied to a workload (whole bundle unreadable, a
@@ -165,14 +172,11 @@ impl BundleReport {
     pub fn refused(key: &str, message: impl Into<String>) -> Self {
         BundleReport {
             key: key.to_owned(),
-            errors: vec![IntentError {
-                file: key.to_owned(),
-                member: None,
-                document: None,
-                line: None,
-                field: None,
-                message: message.into(),
-            }],
+            errors: vec![Diagnostic::new(
+                Severity::Error,
+                Place::bundle(key),
+                message,
+            )],
             held_whole_bundle: true,
             ..BundleReport::default()
         }

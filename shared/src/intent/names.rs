@@ -4,57 +4,89 @@
 use super::diagnostic::echo;
 use crate::model::{Namespace, WorkloadName};
 
+/// A name Kubernetes would refuse, and what is wrong with it.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum NameError {
+    #[error("{:?} is not a valid namespace: {problem}", echo(.value))]
+    Namespace { value: String, problem: NameProblem },
+    #[error("{:?} is not a valid workload name: {problem}", echo(.value))]
+    WorkloadName { value: String, problem: NameProblem },
+}
+
+/// What breaks the DNS-1123 rules the API server checks names against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum NameProblem {
+    #[error("it is empty")]
+    Empty,
+    #[error("it is longer than {0} characters")]
+    TooLong(usize),
+    #[error("it has an empty part between dots")]
+    EmptyPart,
+    #[error("use only lowercase letters, digits and '-'")]
+    Characters,
+    #[error("it must start and end with a letter or digit")]
+    Ends,
+}
+
 /// A namespace as Kubernetes accepts it: a DNS-1123 label.
-pub fn check_namespace(value: &str) -> Result<Namespace, String> {
-    dns1123_label_problem(value)
-        .map(|problem| format!("{:?} is not a valid namespace: {problem}", echo(value)))
-        .map_or_else(|| Ok(Namespace::new(value)), Err)
+pub fn check_namespace(value: &str) -> Result<Namespace, NameError> {
+    match dns1123_label_problem(value) {
+        None => Ok(Namespace::new(value)),
+        Some(problem) => Err(NameError::Namespace {
+            value: value.to_owned(),
+            problem,
+        }),
+    }
 }
 
 /// A workload name as Kubernetes accepts it for Deployments, StatefulSets, ...: a DNS-1123
 /// subdomain.
-pub fn check_workload_name(value: &str) -> Result<WorkloadName, String> {
-    dns1123_subdomain_problem(value)
-        .map(|problem| format!("{:?} is not a valid workload name: {problem}", echo(value)))
-        .map_or_else(|| Ok(WorkloadName::new(value)), Err)
+pub fn check_workload_name(value: &str) -> Result<WorkloadName, NameError> {
+    match dns1123_subdomain_problem(value) {
+        None => Ok(WorkloadName::new(value)),
+        Some(problem) => Err(NameError::WorkloadName {
+            value: value.to_owned(),
+            problem,
+        }),
+    }
 }
 
 const LABEL_MAX: usize = 63;
 const SUBDOMAIN_MAX: usize = 253;
 
-fn dns1123_label_problem(value: &str) -> Option<String> {
+fn dns1123_label_problem(value: &str) -> Option<NameProblem> {
     if value.is_empty() {
-        return Some("it is empty".to_owned());
+        return Some(NameProblem::Empty);
     }
     if value.len() > LABEL_MAX {
-        return Some(format!("it is longer than {LABEL_MAX} characters"));
+        return Some(NameProblem::TooLong(LABEL_MAX));
     }
     label_shape_problem(value)
 }
 
-fn dns1123_subdomain_problem(value: &str) -> Option<String> {
+fn dns1123_subdomain_problem(value: &str) -> Option<NameProblem> {
     if value.is_empty() {
-        return Some("it is empty".to_owned());
+        return Some(NameProblem::Empty);
     }
     if value.len() > SUBDOMAIN_MAX {
-        return Some(format!("it is longer than {SUBDOMAIN_MAX} characters"));
+        return Some(NameProblem::TooLong(SUBDOMAIN_MAX));
     }
     value.split('.').find_map(|part| {
         if part.is_empty() {
-            Some("it has an empty part between dots".to_owned())
+            Some(NameProblem::EmptyPart)
         } else {
             label_shape_problem(part)
         }
     })
 }
 
-fn label_shape_problem(value: &str) -> Option<String> {
+fn label_shape_problem(value: &str) -> Option<NameProblem> {
     let allowed = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-';
     if !value.chars().all(allowed) {
-        return Some("use only lowercase letters, digits and '-'".to_owned());
+        return Some(NameProblem::Characters);
     }
     if value.starts_with('-') || value.ends_with('-') {
-        return Some("it must start and end with a letter or digit".to_owned());
+        return Some(NameProblem::Ends);
     }
     None
 }
@@ -94,9 +126,9 @@ mod tests {
         assert!(check_namespace("team-a").is_ok());
         assert!(check_namespace("a").is_ok());
         assert!(check_namespace(&"a".repeat(63)).is_ok());
-        let long = check_namespace(&"a".repeat(64)).unwrap_err();
+        let long = check_namespace(&"a".repeat(64)).unwrap_err().to_string();
         assert!(long.contains("longer than 63"), "{long}");
-        let upper = check_namespace("Team_A").unwrap_err();
+        let upper = check_namespace("Team_A").unwrap_err().to_string();
         assert_eq!(
             upper,
             "\"Team_A\" is not a valid namespace: use only lowercase letters, digits and '-'"
@@ -104,7 +136,12 @@ mod tests {
         assert!(check_namespace("a.b").is_err());
         assert!(check_namespace("-a").is_err());
         assert!(check_namespace("a-").is_err());
-        assert!(check_namespace("").unwrap_err().contains("empty"));
+        assert!(
+            check_namespace("")
+                .unwrap_err()
+                .to_string()
+                .contains("empty")
+        );
     }
 
     #[test]
@@ -116,6 +153,7 @@ mod tests {
         assert!(
             check_workload_name("a..b")
                 .unwrap_err()
+                .to_string()
                 .contains("empty part")
         );
         assert!(check_workload_name("a.-b").is_err());

@@ -48,7 +48,7 @@ impl Reader<'_> {
             return;
         }
         if let Some(problem) = self.limits.bundle_too_large(input.bytes.len() as u64) {
-            self.fail(None, problem);
+            self.fail(None, problem.to_string());
             return;
         }
         match archive::bundle_kind(input.key, input.bytes) {
@@ -123,10 +123,12 @@ impl Reader<'_> {
             match member {
                 Member::Text { path, kind, bytes } => self.read_text(Some(&path), kind, &bytes),
                 Member::Skipped { path, why } => {
-                    let notice = self.origin(Some(&path), None).notice(None, None, why);
+                    let notice = self
+                        .origin(Some(&path), None)
+                        .notice(None, None, why.to_string());
                     self.report.notices.push(notice);
                 }
-                Member::Refused { path, why } => self.fail(Some(&path), why),
+                Member::Refused { path, why } => self.fail(Some(&path), why.to_string()),
             }
             if self.stopped {
                 ControlFlow::Break(())
@@ -134,8 +136,8 @@ impl Reader<'_> {
                 ControlFlow::Continue(())
             }
         });
-        if let Err(message) = result {
-            self.fail(None, message);
+        if let Err(error) = result {
+            self.fail(None, error.to_string());
         }
     }
 

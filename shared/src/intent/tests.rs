@@ -344,7 +344,7 @@ spec:
     let notices: Vec<(Option<u64>, Option<String>)> = report
         .notices
         .iter()
-        .map(|n| (n.line, n.field.clone()))
+        .map(|n| (n.place.line, n.place.field.clone()))
         .collect();
     let expected: Vec<(Option<u64>, Option<String>)> =
         [(7, 0), (8, 1), (9, 2), (10, 3), (12, 5), (13, 6), (14, 7)]
@@ -577,8 +577,8 @@ fn a_syntax_error_in_document_3_keeps_documents_1_2_and_4() {
     assert_eq!(documents, [1, 2, 4]);
     assert_eq!(report.errors.len(), 1);
     let error = &report.errors[0];
-    assert_eq!(error.document, Some(3));
-    assert!(matches!(error.line, Some(28..=29)), "{error}");
+    assert_eq!(error.place.document, Some(3));
+    assert!(matches!(error.place.line, Some(28..=29)), "{error}");
     assert!(error.message.starts_with("invalid YAML: "), "{error}");
     assert!(
         report.held_whole_bundle,
@@ -1176,6 +1176,16 @@ spec:
         )),
         "{:?}",
         shown(&report.notices)
+    );
+    assert!(
+        report
+            .notices
+            .iter()
+            .any(|n| n.severity == crate::intent::Severity::Warning
+                && n.message
+                    .starts_with("dynamodb:GetItem is an action of dynamodb")),
+        "{:?}",
+        report.notices
     );
 }
 

@@ -20,6 +20,16 @@ pub(super) struct IndexReport<'a> {
     pub(super) pending: Vec<(&'a DesiredWorkload, String)>,
 }
 
+/// A declared workload the cluster does not run (yet), so its ServiceAccount is unknown.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "no {} named {} in namespace {} yet; its role is created once it appears",
+    .0.kind.map_or("workload", |k| k.as_str()),
+    .0.name,
+    .0.namespace
+)]
+struct NotObservedYet(WorkloadRef);
+
 /// Observed workloads by (namespace, name), each list sorted by kind.
 type WorkloadIndex<'a> = BTreeMap<(&'a str, &'a str), Vec<&'a ObservedWorkload>>;
 
@@ -93,7 +103,7 @@ impl<'a> Planner<'a> {
                         .workloads
                         .push(workload);
                 }
-                Err(reason) => pending.push((workload, reason)),
+                Err(reason) => pending.push((workload, reason.to_string())),
             }
         }
         if self.settings.mode == crate::model::BindingMode::Irsa {
@@ -146,7 +156,10 @@ impl<'a> Planner<'a> {
 
     /// The ServiceAccount a workload runs as. Without an observation of the cluster's
     /// workloads (planning from files), a ServiceAccount named after the workload.
-    fn resolve_service_account(&self, workload: &WorkloadRef) -> Result<ServiceAccountRef, String> {
+    fn resolve_service_account(
+        &self,
+        workload: &WorkloadRef,
+    ) -> Result<ServiceAccountRef, NotObservedYet> {
         let Some(index) = &self.workloads else {
             return Ok(ServiceAccountRef {
                 namespace: workload.namespace.clone(),
@@ -162,12 +175,7 @@ impl<'a> Planner<'a> {
             });
         match found {
             Some(observed) => Ok(observed.service_account()),
-            None => Err(format!(
-                "no {} named {} in namespace {} yet; its role is created once it appears",
-                workload.kind.map_or("workload", |k| k.as_str()),
-                workload.name,
-                workload.namespace
-            )),
+            None => Err(NotObservedYet(workload.clone())),
         }
     }
 

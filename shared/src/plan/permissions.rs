@@ -99,6 +99,7 @@ impl<'a> Planner<'a> {
         let foreign: BTreeSet<String> = permissions
             .iter()
             .filter_map(|p| policy::check_partition(&p.resource, self.cluster.partition()).err())
+            .map(|e| e.to_string())
             .collect();
         if !foreign.is_empty() {
             return Err(Refusal::OtherPartition { problems: foreign });

@@ -73,15 +73,101 @@ pub fn is_region(region: &str) -> bool {
         && !number.starts_with('0')
 }
 
+/// Why an ARN written in an intent is refused, naming the field that is wrong. The ARN is
+/// kept whole; messages repeat it through [`echo`], cut when it is long.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ArnError {
+    #[error(
+        "{:?}: unknown template {}; the known ones are {}",
+        echo(.arn),
+        list(.templates),
+        PLACEHOLDERS.join(" and ")
+    )]
+    UnknownTemplates {
+        arn: String,
+        templates: Vec<UnknownTemplate>,
+    },
+    #[error(
+        "{:?} is not an ARN: expected arn:<partition>:<service>:<region>:<account>:<resource>",
+        echo(.arn)
+    )]
+    NotAnArn { arn: String },
+    #[error("{:?} does not start with \"arn:\"", echo(.arn))]
+    NoArnPrefix { arn: String },
+    #[error(
+        "{:?}: partition {:?} is not one of {}",
+        echo(.arn),
+        echo(.partition),
+        PARTITIONS.join(", ")
+    )]
+    Partition { arn: String, partition: String },
+    #[error("{:?}: service {:?} is not a service prefix", echo(.arn), echo(.service))]
+    Service { arn: String, service: String },
+    #[error(
+        "{:?}: region {:?} is not an AWS region (an area, a direction and a number, like \
+         eu-west-2 or us-gov-west-1), $(AWS_REGION), empty, or *",
+        echo(.arn),
+        echo(.region)
+    )]
+    Region { arn: String, region: String },
+    #[error(
+        "{:?}: account {:?} is not a 12-digit account id, $(AWS_ACCOUNT_ID), empty, or *",
+        echo(.arn),
+        echo(.account)
+    )]
+    Account { arn: String, account: String },
+    #[error("{:?}: the resource part is empty", echo(.arn))]
+    EmptyResource { arn: String },
+}
+
+/// A `$(...)` of an ARN that is none of [`PLACEHOLDERS`].
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum UnknownTemplate {
+    /// `$(` and the rest of the ARN, with no `)`.
+    #[error("{} (not closed with \")\")", echo(.0))]
+    NotClosed(String),
+    #[error("{} (did you mean {suggestion}?)", echo(.template))]
+    Misspelt {
+        template: String,
+        suggestion: String,
+    },
+    #[error("{}", echo(.0))]
+    Unknown(String),
+}
+
+fn list(templates: &[UnknownTemplate]) -> String {
+    templates
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A resource of another partition than the cluster's, which IAM takes but which never
+/// matches.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{:?} is an ARN of partition {:?}, but the cluster is in partition {:?}: the grant could \
+     never match; write arn:{cluster_partition}:...",
+    echo(.resource),
+    echo(.partition),
+    .cluster_partition
+)]
+pub struct OtherPartition {
+    pub resource: String,
+    pub partition: String,
+    pub cluster_partition: String,
+}
+
 /// Every `$(...)` of an ARN must be a known placeholder: an unknown one would be granted as
 /// literal text and match nothing. Names each unknown one, with the closest known.
-fn check_placeholders(arn: &str) -> Result<(), String> {
+fn check_placeholders(arn: &str) -> Result<(), ArnError> {
     let mut unknown = Vec::new();
     let mut rest = arn;
     while let Some(start) = rest.find("$(") {
         let from = &rest[start..];
         let Some(end) = from.find(')') else {
-            unknown.push(format!("{} (not closed with \")\")", echo(from)));
+            unknown.push(UnknownTemplate::NotClosed(from.to_owned()));
             break;
         };
         let template = &from[..=end];
@@ -92,62 +178,59 @@ fn check_placeholders(arn: &str) -> Result<(), String> {
                 .map(|p| p.to_ascii_lowercase())
                 .collect();
             let hint = closest(lowered.iter().map(String::as_str).zip(PLACEHOLDERS), &lower);
-            match hint.first() {
-                Some(best) => unknown.push(format!("{} (did you mean {best}?)", echo(template))),
-                None => unknown.push(echo(template).to_string()),
-            }
+            unknown.push(match hint.first() {
+                Some(suggestion) => UnknownTemplate::Misspelt {
+                    template: template.to_owned(),
+                    suggestion: (*suggestion).to_owned(),
+                },
+                None => UnknownTemplate::Unknown(template.to_owned()),
+            });
         }
         rest = &from[end + 1..];
     }
     if unknown.is_empty() {
         return Ok(());
     }
-    Err(format!(
-        "{:?}: unknown template {}; the known ones are {}",
-        echo(arn),
-        unknown.join(", "),
-        PLACEHOLDERS.join(" and ")
-    ))
+    Err(ArnError::UnknownTemplates {
+        arn: arn.to_owned(),
+        templates: unknown,
+    })
 }
 
 /// Checks an ARN's fields; returns what is wrong, naming the field.
-pub fn check_arn(arn: &str) -> Result<(), String> {
+pub fn check_arn(arn: &str) -> Result<(), ArnError> {
     check_placeholders(arn)?;
-    let shown = echo(arn);
+    let owned = || arn.to_owned();
     let parts: Vec<&str> = arn.splitn(6, ':').collect();
     let [prefix, partition, service, region, account, resource] = parts.as_slice() else {
-        return Err(format!(
-            "{shown:?} is not an ARN: expected arn:<partition>:<service>:<region>:<account>:<resource>"
-        ));
+        return Err(ArnError::NotAnArn { arn: owned() });
     };
     if *prefix != "arn" {
-        return Err(format!("{shown:?} does not start with \"arn:\""));
+        return Err(ArnError::NoArnPrefix { arn: owned() });
     }
     if !(PARTITIONS.contains(partition) || wild(partition)) {
-        return Err(format!(
-            "{shown:?}: partition {:?} is not one of {}",
-            echo(partition),
-            PARTITIONS.join(", ")
-        ));
+        return Err(ArnError::Partition {
+            arn: owned(),
+            partition: (*partition).to_owned(),
+        });
     }
     if service.is_empty()
         || !service.chars().all(|c| {
             c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '*' || c == '?'
         })
     {
-        return Err(format!(
-            "{shown:?}: service {:?} is not a service prefix",
-            echo(service)
-        ));
+        return Err(ArnError::Service {
+            arn: owned(),
+            service: (*service).to_owned(),
+        });
     }
     let region_ok =
         region.is_empty() || wild(region) || *region == "$(AWS_REGION)" || is_region(region);
     if !region_ok {
-        return Err(format!(
-            "{shown:?}: region {:?} is not an AWS region (an area, a direction and a number, \
-             like eu-west-2 or us-gov-west-1), $(AWS_REGION), empty, or *",
-            echo(region)
-        ));
+        return Err(ArnError::Region {
+            arn: owned(),
+            region: (*region).to_owned(),
+        });
     }
     let account_ok = account.is_empty()
         || wild(account)
@@ -155,13 +238,13 @@ pub fn check_arn(arn: &str) -> Result<(), String> {
         || *account == "aws"
         || (account.len() == 12 && account.chars().all(|c| c.is_ascii_digit()));
     if !account_ok {
-        return Err(format!(
-            "{shown:?}: account {:?} is not a 12-digit account id, $(AWS_ACCOUNT_ID), empty, or *",
-            echo(account)
-        ));
+        return Err(ArnError::Account {
+            arn: owned(),
+            account: (*account).to_owned(),
+        });
     }
     if resource.is_empty() {
-        return Err(format!("{shown:?}: the resource part is empty"));
+        return Err(ArnError::EmptyResource { arn: owned() });
     }
     Ok(())
 }
@@ -170,7 +253,7 @@ pub fn check_arn(arn: &str) -> Result<(), String> {
 /// `aws`): IAM takes the policy, but the grant can never match. Only the planner knows the
 /// cluster, so this is checked there, not when the bundle is read. `*` and wildcard
 /// partitions pass.
-pub fn check_partition(resource: &str, cluster_partition: &str) -> Result<(), String> {
+pub fn check_partition(resource: &str, cluster_partition: &str) -> Result<(), OtherPartition> {
     let Some(partition) = resource
         .strip_prefix("arn:")
         .and_then(|r| r.split(':').next())
@@ -180,13 +263,11 @@ pub fn check_partition(resource: &str, cluster_partition: &str) -> Result<(), St
     if wild(partition) || partition == cluster_partition {
         return Ok(());
     }
-    Err(format!(
-        "{:?} is an ARN of partition {:?}, but the cluster is in partition {:?}: the grant could \
-         never match; write arn:{cluster_partition}:...",
-        echo(resource),
-        echo(partition),
-        cluster_partition
-    ))
+    Err(OtherPartition {
+        resource: resource.to_owned(),
+        partition: partition.to_owned(),
+        cluster_partition: cluster_partition.to_owned(),
+    })
 }
 
 /// The service an ARN names, when it names one without wildcards.
@@ -235,26 +316,32 @@ mod tests {
             ),
         ];
         for (arn, expected) in cases {
-            let error = check_arn(arn).unwrap_err();
+            let error = check_arn(arn).unwrap_err().to_string();
             assert!(error.contains(expected), "{arn}: {error}");
         }
     }
 
     #[test]
     fn unknown_templates_are_named_wherever_they_stand() {
-        let resource = check_arn("arn:aws:s3:::bucket-$(AWS_FOO)/*").unwrap_err();
+        let resource = check_arn("arn:aws:s3:::bucket-$(AWS_FOO)/*")
+            .unwrap_err()
+            .to_string();
         assert_eq!(
             resource,
             "\"arn:aws:s3:::bucket-$(AWS_FOO)/*\": unknown template $(AWS_FOO); the known ones \
              are $(AWS_REGION) and $(AWS_ACCOUNT_ID)"
         );
-        let region = check_arn("arn:aws:dynamodb:$(AWS_REGON):123456789012:table/t").unwrap_err();
+        let region = check_arn("arn:aws:dynamodb:$(AWS_REGON):123456789012:table/t")
+            .unwrap_err()
+            .to_string();
         assert!(
             region.contains("unknown template $(AWS_REGON) (did you mean $(AWS_REGION)?)"),
             "{region}"
         );
         assert!(!region.contains("region \""), "{region}");
-        let open = check_arn("arn:aws:s3:::b/$(AWS_REGION").unwrap_err();
+        let open = check_arn("arn:aws:s3:::b/$(AWS_REGION")
+            .unwrap_err()
+            .to_string();
         assert!(open.contains("$(AWS_REGION (not closed"), "{open}");
         // The known ones are fine anywhere, the resource part included.
         assert_eq!(
@@ -298,7 +385,9 @@ mod tests {
         ] {
             assert!(!is_region(not), "{not}");
         }
-        let error = check_arn("arn:aws:dynamodb:mars-1:123456789012:table/t").unwrap_err();
+        let error = check_arn("arn:aws:dynamodb:mars-1:123456789012:table/t")
+            .unwrap_err()
+            .to_string();
         assert!(
             error.contains("region \"mars-1\" is not an AWS region"),
             "{error}"
@@ -311,7 +400,9 @@ mod tests {
         assert_eq!(check_partition("*", "aws"), Ok(()));
         assert_eq!(check_partition("arn:*:s3:::b", "aws-cn"), Ok(()));
         assert_eq!(
-            check_partition("arn:aws-cn:s3:::b", "aws").unwrap_err(),
+            check_partition("arn:aws-cn:s3:::b", "aws")
+                .unwrap_err()
+                .to_string(),
             "\"arn:aws-cn:s3:::b\" is an ARN of partition \"aws-cn\", but the cluster is in \
              partition \"aws\": the grant could never match; write arn:aws:..."
         );
@@ -323,7 +414,7 @@ mod tests {
             "arn:aws:dynamodb:eu-west-2:1234:table/{}",
             "t".repeat(20_000)
         );
-        let error = check_arn(&arn).unwrap_err();
+        let error = check_arn(&arn).unwrap_err().to_string();
         assert!(error.len() < 400, "{}", error.len());
         assert!(error.contains("(20038 characters)"), "{error}");
         assert!(error.contains("account \"1234\""), "{error}");

@@ -12,7 +12,10 @@ mod protect;
 mod split;
 mod trust;
 
-pub use arn::{PLACEHOLDERS, arn_service, check_arn, check_partition, is_partition, is_region};
+pub use arn::{
+    ArnError, OtherPartition, PLACEHOLDERS, UnknownTemplate, arn_service, check_arn,
+    check_partition, is_partition, is_region,
+};
 pub use catalogue::{ActionCheck, check_action, expand, resource_kinds};
 pub(crate) use catalogue::{closest, edit_distance};
 pub use danger::{
