@@ -14,7 +14,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use eks_intents::intent::{BundleReport, Intent, Limits};
 use eks_intents::model::{
     AccountId, BindingMode, ClusterInfo, ClusterName, ClusterRef, DesiredState, Namespace,
-    ObservedState, Region, Settings,
+    ObservedState, PolicyArn, Region, Settings,
 };
 use eks_intents::plan::{plan, simulate};
 use eks_intents::ports::PortError;
@@ -414,7 +414,7 @@ impl PlanInputs {
                 Mode::Irsa => BindingMode::Irsa,
                 Mode::PodIdentity => BindingMode::PodIdentity,
             },
-            permissions_boundary: args.permissions_boundary.clone(),
+            permissions_boundary: args.permissions_boundary.clone().map(PolicyArn::new),
             // A local preview without a boundary still shows the roles, with a warning.
             require_boundary: args.permissions_boundary.is_some(),
             ..Settings::default()

@@ -6,14 +6,14 @@ use crate::apply::{ApplyReport, ApplySettings, Ports, apply};
 use crate::desired::{self, DesiredLoad, Memory, WrittenStatus};
 use crate::intent::Limits;
 use crate::model::{
-    ClusterInfo, ClusterName, ClusterRef, DesiredState, Namespace, ObservedState,
-    ServiceAccountRef, Settings, WorkloadKind, WorkloadName,
+    ClusterInfo, ClusterName, ClusterRef, DesiredState, Namespace, ObservedState, RoleArn,
+    ServiceAccountRef, Settings, Takeover, WorkloadKind, WorkloadName,
 };
 pub use crate::observe::{ObserveError, observe};
 use crate::plan::{Plan, plan};
 use crate::policy;
 use crate::ports::{
-    BundleStore, EksPort, ErrorKind, IamPort, KubernetesConnector, KubernetesPort,
+    BundleStore, EksPort, ErrorKind, EventType, IamPort, KubernetesConnector, KubernetesPort,
     KubernetesSnapshot, PortError, PortResult, WriteCondition,
 };
 use crate::status::{ApiCallCounts, StatusReport, status_key};
@@ -579,8 +579,8 @@ impl KubernetesPort for GoneCluster {
     async fn annotate_service_account(
         &self,
         _: &ServiceAccountRef,
-        _: &str,
-        _: bool,
+        _: &RoleArn,
+        _: Takeover,
     ) -> PortResult<()> {
         Self::gone("apply serviceaccount")
     }
@@ -592,7 +592,7 @@ impl KubernetesPort for GoneCluster {
         _: &ServiceAccountRef,
         _: &str,
         _: &str,
-        _: bool,
+        _: EventType,
     ) -> PortResult<()> {
         Self::gone("create event")
     }

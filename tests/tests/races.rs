@@ -3,7 +3,7 @@
 //! an association that appeared since the plan is adopted when it is what was wanted.
 
 use eks_intents::apply::{ApplySettings, Ports, apply};
-use eks_intents::model::{BindingMode, ClusterRef, RoleName};
+use eks_intents::model::{BindingMode, ClusterRef, RoleArn, RoleName};
 use eks_intents::plan::{Action, Plan};
 use eks_intents::reconcile::{ReconcilePorts, reconcile};
 use eks_intents::testing::service_account_ref;
@@ -113,7 +113,7 @@ async fn an_association_made_since_the_plan_is_adopted_or_reported() {
         actions: vec![Action::CreatePodIdentityAssociation {
             role: RoleName::new(WORKER_ROLE),
             service_account: service_account_ref("jokes", "joke-worker"),
-            role_arn: role_arn(role),
+            role_arn: RoleArn::new(role_arn(role)),
             tags: BTreeMap::new(),
         }],
         ..Plan::default()

@@ -33,8 +33,9 @@ pub struct Context<I, E, K, S, R> {
     pub settings: ReconcileSettings,
     /// What the warm function keeps between runs (parsed bundles, quiet runs).
     pub memory: Memory,
-    /// Reads and resets the API call counts around each cluster's run.
-    pub calls: Box<dyn Fn(bool) -> ApiCallCounts + Send + Sync>,
+    /// The API calls counted since the last `reset_calls`: each cluster's run counts its own.
+    pub calls: Box<dyn Fn() -> ApiCallCounts + Send + Sync>,
+    pub reset_calls: Box<dyn Fn() + Send + Sync>,
     /// Where each run's metrics go: `Metrics::emit` (stdout, as Embedded Metric Format) in the
     /// function.
     pub metrics: Box<dyn Fn(&Metrics) + Send + Sync>,
@@ -109,7 +110,7 @@ where
             put_back(ctx, &cluster, &messages, wait, &mut failures).await;
             continue;
         }
-        (ctx.calls)(true);
+        (ctx.reset_calls)();
         let ports = ReconcilePorts {
             iam: &ctx.iam,
             eks: &ctx.eks,
@@ -117,7 +118,7 @@ where
             store: &ctx.store,
             memory: &ctx.memory,
         };
-        let calls = || (ctx.calls)(false);
+        let calls = || (ctx.calls)();
         let started = Instant::now();
         match reconcile(&cluster, &ports, &ctx.settings, false, &calls).await {
             Ok(outcome) => {
@@ -165,7 +166,7 @@ where
                 put_back(ctx, &cluster, &messages, wait, &mut failures).await;
             }
             Err(error) => {
-                let calls = (ctx.calls)(false);
+                let calls = (ctx.calls)();
                 tracing::error!(cluster, %error, retryable = error.is_retryable(), throttled = ?calls.throttled, "reconcile failed");
                 let mut metrics = Metrics::new("reconciler", Some(&cluster));
                 metrics

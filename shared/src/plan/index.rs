@@ -6,8 +6,8 @@
 use super::{Plan, Planner, RoleIntent, WorkloadPlan, WorkloadState};
 use crate::model::{
     DesiredState, DesiredWorkload, ObservedAddon, ObservedAssociation, ObservedRole,
-    ObservedServiceAccount, ObservedState, ObservedWorkload, ServiceAccountName, ServiceAccountRef,
-    Settings, WorkloadKind, WorkloadRef,
+    ObservedServiceAccount, ObservedState, ObservedWorkload, RoleArn, RoleKey, ServiceAccountName,
+    ServiceAccountRef, Settings, WorkloadKind, WorkloadRef,
 };
 use crate::plan::report::Restart;
 use crate::policy::{self, Ownership};
@@ -52,12 +52,12 @@ impl<'a> Planner<'a> {
             roles: observed
                 .roles
                 .iter()
-                .map(|role| (role.name.as_str().to_ascii_lowercase(), role))
+                .map(|role| (role.name.key(), role))
                 .collect(),
             managed: observed
                 .managed_policies
                 .iter()
-                .map(|p| (p.arn.as_str(), p))
+                .map(|p| (&p.arn, p))
                 .collect(),
             service_accounts,
             associations,
@@ -107,7 +107,7 @@ impl<'a> Planner<'a> {
     pub(super) fn report_pending(
         &self,
         pending: &[(&DesiredWorkload, String)],
-        claimed: &mut BTreeSet<String>,
+        claimed: &mut BTreeSet<RoleKey>,
         plan: &mut Plan,
     ) {
         let tagged = if pending.is_empty() {
@@ -122,7 +122,7 @@ impl<'a> Planner<'a> {
                 workload.workload.name.as_str(),
             );
             for role in tagged.get(&key).into_iter().flatten() {
-                claimed.insert(role.name.as_str().to_ascii_lowercase());
+                claimed.insert(role.name.key());
             }
             plan.workloads.push(WorkloadPlan {
                 namespace: workload.workload.namespace.clone(),
@@ -256,15 +256,15 @@ impl<'a> Planner<'a> {
         index
     }
 
-    pub(super) fn is_our_role_arn(&self, arn: &str) -> bool {
+    pub(super) fn is_our_role_arn(&self, arn: &RoleArn) -> bool {
         self.roles.values().any(|role| {
-            role.arn == arn && policy::ownership(&role.tags, self.cluster) == Ownership::Ours
+            role.arn == *arn && policy::ownership(&role.tags, self.cluster) == Ownership::Ours
         })
     }
 
     /// True when some binding this system made still names `arn`: the role existed.
-    pub(super) fn is_bound_anywhere(&self, arn: &str) -> bool {
-        self.bound_arns.contains(arn)
+    pub(super) fn is_bound_anywhere(&self, arn: &RoleArn) -> bool {
+        self.bound_arns.contains(arn.as_str())
     }
 }
 
@@ -288,9 +288,9 @@ fn bound_arns<'a>(
     let addon_roles = addons.values().flat_map(|addon| {
         addon
             .service_account_role_arn
-            .as_deref()
-            .into_iter()
-            .chain(addon.pod_identity_associations.values().map(String::as_str))
+            .iter()
+            .chain(addon.pod_identity_associations.values())
+            .map(RoleArn::as_str)
     });
     annotations.chain(associations).chain(addon_roles).collect()
 }

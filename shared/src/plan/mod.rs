@@ -35,7 +35,7 @@ pub use simulate::simulate;
 use crate::model::{
     ClusterRef, DesiredState, DesiredWorkload, ObservedAddon, ObservedAssociation,
     ObservedManagedPolicy, ObservedRole, ObservedServiceAccount, ObservedState, ObservedWorkload,
-    RoleName, ServiceAccountRef, Settings,
+    PolicyArn, RoleArn, RoleKey, RoleName, ServiceAccountRef, Settings,
 };
 use problem::Problem;
 use roles::RoleIdentity;
@@ -80,7 +80,7 @@ struct RoleIntent<'a> {
 struct RoleOutcome {
     warnings: Vec<String>,
     role: RoleName,
-    arn: String,
+    arn: RoleArn,
     binding: Option<Binding>,
     actions: Vec<Action>,
     /// Why the role is not touched, or only partly, or waits.
@@ -91,8 +91,8 @@ struct RoleOutcome {
 
 /// What the per-role steps (roles, permissions, bindings) leave for the steps after them.
 struct RolesReport {
-    /// The roles some intent claims (lowercase names): never orphans.
-    claimed: BTreeSet<String>,
+    /// The roles some intent claims: never orphans.
+    claimed: BTreeSet<RoleKey>,
     /// Every role's actions, in the order of the roles.
     actions: Vec<Action>,
     /// Some role is trusted through the cluster's OIDC provider.
@@ -107,8 +107,8 @@ struct Planner<'a> {
     path: String,
     /// The system's own resources in this cluster's account (`policy::system_resources`).
     system: Vec<String>,
-    roles: BTreeMap<String, &'a ObservedRole>,
-    managed: BTreeMap<&'a str, &'a ObservedManagedPolicy>,
+    roles: BTreeMap<RoleKey, &'a ObservedRole>,
+    managed: BTreeMap<&'a PolicyArn, &'a ObservedManagedPolicy>,
     service_accounts: BTreeMap<ServiceAccountRef, &'a ObservedServiceAccount>,
     associations: BTreeMap<ServiceAccountRef, Vec<&'a ObservedAssociation>>,
     addons: BTreeMap<ServiceAccountRef, &'a ObservedAddon>,
@@ -161,9 +161,7 @@ impl<'a> Planner<'a> {
                 role: Some(outcome.role.clone()),
                 kind,
             }));
-            report
-                .claimed
-                .insert(outcome.role.as_str().to_ascii_lowercase());
+            report.claimed.insert(outcome.role.key());
             if self.settings.mode == crate::model::BindingMode::Irsa
                 && outcome
                     .problem

@@ -10,7 +10,7 @@ use super::{
     Action, DeletionBreaker, OrphanPlan, OrphanState, Plan, Planner, Restart, WorkloadPlan,
     WorkloadState,
 };
-use crate::model::{ObservedRole, ServiceAccountRef};
+use crate::model::{ObservedRole, RoleKey, ServiceAccountRef};
 use crate::policy::{self, ORPHANED_TAG, Ownership};
 use std::collections::BTreeSet;
 
@@ -19,7 +19,7 @@ impl<'a> Planner<'a> {
     /// roles are never touched. When more roles are due than `max_deletions_per_run`, none is
     /// deleted (a breaker, not a rate): a prefix removed by mistake must not empty a cluster a
     /// few roles at a time. With `soft_delete`, a due role is only unbound.
-    pub(super) fn do_plan_orphans(&self, claimed: &BTreeSet<String>, plan: &mut Plan) {
+    pub(super) fn do_plan_orphans(&self, claimed: &BTreeSet<RoleKey>, plan: &mut Plan) {
         let mut due: Vec<&ObservedRole> = Vec::new();
         for (key, role) in &self.roles {
             if claimed.contains(key)
@@ -152,7 +152,7 @@ impl<'a> Planner<'a> {
         }
         let mut seen_addons = BTreeSet::new();
         for (id, addon) in &self.addons {
-            if addon.service_account_role_arn.as_deref() == Some(role.arn.as_str())
+            if addon.service_account_role_arn.as_ref() == Some(&role.arn)
                 && seen_addons.insert(addon.name.clone())
             {
                 actions.push(Action::SetAddonRole {
@@ -198,7 +198,7 @@ impl<'a> Planner<'a> {
             {
                 actions.push(Action::DeleteManagedPolicy {
                     role: name.clone(),
-                    arn: (*arn).to_owned(),
+                    arn: (*arn).clone(),
                 });
             }
         }
@@ -209,7 +209,7 @@ impl<'a> Planner<'a> {
     /// Owned roles that no valid intent claims any more but whose source fails to read: their
     /// workloads (from the role's tags) are reported as held, so the status says why nothing
     /// happens to them.
-    pub(super) fn report_held_roles(&self, claimed: &BTreeSet<String>, plan: &mut Plan) {
+    pub(super) fn report_held_roles(&self, claimed: &BTreeSet<RoleKey>, plan: &mut Plan) {
         for (key, role) in &self.roles {
             if claimed.contains(key)
                 || policy::ownership(&role.tags, self.cluster) != Ownership::Ours

@@ -8,9 +8,9 @@
 use super::problem::Refusal;
 use super::{Action, Planner, RoleIdentity, RoleIntent};
 use crate::intent::resolve_placeholders;
-use crate::model::{ObservedRole, Permission, RoleName};
+use crate::model::{ObservedRole, Permission, PolicyArn, RoleName};
 use crate::policy::{
-    self, DECLARED_TAG, INLINE_POLICY_NAME, ORPHANED_TAG, OWNER_TAG, Ownership, PermissionLayout,
+    self, DECLARED_TAG, INLINE_POLICY_NAME, ORPHANED_TAG, Ownership, PermissionLayout,
     PolicyDocument, Statement, TAG_PREFIX,
 };
 use std::collections::{BTreeMap, BTreeSet};
@@ -26,7 +26,7 @@ pub(super) struct Grants {
 }
 
 /// A managed part of a role's permissions: its name, its ARN and its document.
-type Part<'d> = (String, String, &'d PolicyDocument);
+type Part<'d> = (String, PolicyArn, &'d PolicyDocument);
 
 impl<'a> Planner<'a> {
     /// The role's grants laid out, and its tags; or why it is refused. Warnings about grants
@@ -185,7 +185,10 @@ impl<'a> Planner<'a> {
         let declared = declared_digest(
             trust,
             layout,
-            self.settings.permissions_boundary.as_deref(),
+            self.settings
+                .permissions_boundary
+                .as_ref()
+                .map(PolicyArn::as_str),
             &tags,
         );
         // Only while the intents are what they were when the role was last written is a
@@ -211,11 +214,11 @@ impl<'a> Planner<'a> {
         let attached = observed.map_or(&empty_attached, |r| &r.attached_policies);
 
         let (wanted_inline, wanted_parts) = self.wanted_policies(role, layout);
-        let wanted_arns: BTreeSet<&str> = wanted_parts.iter().map(|(_, a, _)| a.as_str()).collect();
+        let wanted_arns: BTreeSet<&PolicyArn> = wanted_parts.iter().map(|(_, a, _)| a).collect();
 
         let mut detach: Vec<Action> = attached
             .iter()
-            .filter(|arn| !wanted_arns.contains(arn.as_str()))
+            .filter(|arn| !wanted_arns.contains(arn))
             .map(|arn| Action::DetachManagedPolicy {
                 role: role.clone(),
                 policy_arn: arn.clone(),
@@ -286,23 +289,17 @@ impl<'a> Planner<'a> {
         &self,
         role: &RoleName,
         (name, arn, document): &Part,
-        attached: &BTreeSet<String>,
+        attached: &BTreeSet<PolicyArn>,
     ) -> Vec<Action> {
         let mut actions = Vec::new();
-        match self.managed.get(arn.as_str()) {
+        match self.managed.get(arn) {
             None => actions.push(Action::CreateManagedPolicy {
                 role: role.clone(),
                 name: name.clone(),
                 path: self.path.clone(),
                 arn: arn.clone(),
                 document: (*document).clone(),
-                tags: BTreeMap::from([
-                    (OWNER_TAG.to_owned(), policy::OWNER_VALUE.to_owned()),
-                    (
-                        policy::CLUSTER_TAG.to_owned(),
-                        policy::tag_value(&self.cluster.arn()),
-                    ),
-                ]),
+                tags: policy::ownership_tags(self.cluster),
             }),
             Some(current) if !current.document.same_meaning(document) => {
                 actions.push(Action::UpdateManagedPolicy {
@@ -323,7 +320,7 @@ impl<'a> Planner<'a> {
     }
 
     /// Parts of this role that are no longer wanted, attached or left over.
-    fn leftover_parts(&self, role: &RoleName, wanted_arns: &BTreeSet<&str>) -> Vec<Action> {
+    fn leftover_parts(&self, role: &RoleName, wanted_arns: &BTreeSet<&PolicyArn>) -> Vec<Action> {
         let part_prefix = format!("{role}.part");
         self.managed
             .iter()
@@ -334,7 +331,7 @@ impl<'a> Planner<'a> {
             })
             .map(|(arn, _)| Action::DeleteManagedPolicy {
                 role: role.clone(),
-                arn: (*arn).to_owned(),
+                arn: (*arn).clone(),
             })
             .collect()
     }

@@ -3,7 +3,7 @@
 
 use super::WorkloadState;
 use super::index::held_message;
-use crate::model::ServiceAccountRef;
+use crate::model::{AddonName, AssociationId, RoleArn, ServiceAccountRef};
 use crate::policy::{OWNER_TAG, SizeError};
 use std::collections::BTreeSet;
 use std::fmt;
@@ -54,11 +54,11 @@ pub(super) enum Refusal {
     /// The ServiceAccount has a Pod Identity association that eks-intents did not make.
     ForeignAssociation {
         service_account: ServiceAccountRef,
-        association_id: String,
-        role_arn: String,
+        association_id: AssociationId,
+        role_arn: RoleArn,
     },
     /// The add-on uses a role that eks-intents does not manage.
-    AddonRoleOfOther { addon: String, current: String },
+    AddonRoleOfOther { addon: AddonName, current: RoleArn },
 }
 
 impl Problem {

@@ -1,7 +1,7 @@
 //! Table tests and property tests of the planner against the in-memory model.
 
 use super::*;
-use crate::model::{BindingMode, ObservedAssociation, ROLE_ARN_ANNOTATION};
+use crate::model::{BindingMode, ObservedAssociation, ROLE_ARN_ANNOTATION, Takeover};
 use crate::policy::{self, INLINE_POLICY_NAME, PolicyDocument};
 use crate::testing::*;
 use proptest::prelude::*;
@@ -116,7 +116,7 @@ fn new_irsa_workloads_get_provider_role_policy_and_binding_in_order() {
     assert_eq!(role.as_str(), "demo.ack-system.ack-dynamodb-controller");
     assert_eq!(path, "/eks-intents/demo/");
     assert_eq!(
-        permissions_boundary.as_deref(),
+        permissions_boundary.as_ref().map(PolicyArn::as_str),
         Some("arn:aws:iam::123456789012:policy/eks-intents-boundary")
     );
     assert_eq!(
@@ -1145,7 +1145,7 @@ proptest! {
     #[test]
     fn every_created_role_carries_the_boundary(desired in arb_desired(), observed in arb_observed(), with_boundary in any::<bool>()) {
         let settings = Settings {
-            permissions_boundary: with_boundary.then(|| "arn:aws:iam::123456789012:policy/b".to_owned()),
+            permissions_boundary: with_boundary.then(|| "arn:aws:iam::123456789012:policy/b".into()),
             ..settings()
         };
         let planned = plan(&desired, &observed, &settings);
@@ -1179,9 +1179,9 @@ fn forcing_takes_over_another_managers_annotation_when_allowed() {
         workload(&planned, "joke-worker").state,
         WorkloadState::Changing
     );
-    assert!(planned.actions.iter().any(|a| matches!(a, Action::AnnotateServiceAccount { service_account, force: true, .. } if service_account.name.as_str() == "joke-worker")));
+    assert!(planned.actions.iter().any(|a| matches!(a, Action::AnnotateServiceAccount { service_account, force: Takeover::Force, .. } if service_account.name.as_str() == "joke-worker")));
     // Annotations nobody else holds are applied without force.
-    assert!(planned.actions.iter().any(|a| matches!(a, Action::AnnotateServiceAccount { service_account, force: false, .. } if service_account.namespace.as_str() == "ack-system")));
+    assert!(planned.actions.iter().any(|a| matches!(a, Action::AnnotateServiceAccount { service_account, force: Takeover::Never, .. } if service_account.namespace.as_str() == "ack-system")));
 }
 
 fn drift_of(plan: &Plan) -> Vec<(Option<&str>, DriftKind)> {
