@@ -281,7 +281,7 @@ pub fn json(plan: &JsonPlan, out: &mut impl Write) -> io::Result<()> {
         mode: BindingMode,
         notices: Entries<'a, &'a Notice>,
         orphans: Entries<'a, eks_intents::plan::OrphanPlan>,
-        warnings: &'a [String],
+        warnings: Vec<String>,
         workloads: Entries<'a, eks_intents::plan::WorkloadPlan>,
     }
     serde_json::to_writer_pretty(
@@ -293,7 +293,7 @@ pub fn json(plan: &JsonPlan, out: &mut impl Write) -> io::Result<()> {
             mode: plan.mode,
             notices: Entries::Seq(&plan.notices),
             orphans: Entries::Seq(&plan.plan.orphans),
-            warnings: &plan.plan.warnings,
+            warnings: plan.plan.warnings.iter().map(ToString::to_string).collect(),
             workloads: Entries::Seq(&plan.plan.workloads),
         },
     )?;

@@ -10,7 +10,7 @@ use crate::model::{
     ServiceAccountRef, Settings, Takeover, WorkloadKind, WorkloadName,
 };
 pub use crate::observe::{ObserveError, observe};
-use crate::plan::{Plan, plan};
+use crate::plan::{Plan, Warning, plan};
 use crate::policy;
 use crate::ports::{
     BundleStore, EksPort, ErrorKind, EventType, IamPort, KubernetesConnector, KubernetesPort,
@@ -534,9 +534,9 @@ where
     }
     planned.warnings.insert(
         0,
-        format!(
-            "cluster {cluster} does not exist any more (or is being deleted): the roles made for it are cleaned up after the grace period"
-        ),
+        Warning::ClusterGone {
+            cluster: cluster.to_owned(),
+        },
     );
     tracing::warn!(
         cluster,

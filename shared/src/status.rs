@@ -297,7 +297,7 @@ impl StatusReport {
             bundles,
             workloads,
             orphans: plan.orphans.clone(),
-            warnings: plan.warnings.clone(),
+            warnings: plan.warnings.iter().map(ToString::to_string).collect(),
             summary: PlanSummary {
                 create: sign('+'),
                 change: sign('~'),

@@ -118,7 +118,8 @@ fn irsa_gives_the_addon_one_role_trusted_by_both_service_accounts_and_settles() 
         first
             .warnings
             .iter()
-            .any(|w| w.contains("aws-ebs-csi-driver") && w.contains("share the role")),
+            .any(|w| w.to_string().contains("aws-ebs-csi-driver")
+                && w.to_string().contains("share the role")),
         "{:?}",
         first.warnings
     );

@@ -7,7 +7,7 @@
 //! ServiceAccounts of one add-on share a role (IRSA) and how their changes become one action.
 
 use super::problem::{Problem, Refusal};
-use super::{Action, Binding, Planner, RoleIdentity, RoleIntent};
+use super::{Action, Binding, Planner, RoleIdentity, RoleIntent, Warning};
 use crate::model::{
     AddonName, BindingMode, ObservedAddon, ObservedAssociation, ObservedServiceAccount, RoleArn,
     RoleName, ServiceAccountRef, Takeover, WorkloadKind, WorkloadRef,
@@ -267,7 +267,7 @@ impl<'a> Planner<'a> {
     pub(super) fn share_addon_roles(
         &self,
         intents: &mut BTreeMap<ServiceAccountRef, RoleIntent<'a>>,
-        warnings: &mut Vec<String>,
+        warnings: &mut Vec<Warning>,
     ) {
         let mut by_addon: BTreeMap<&AddonName, Vec<ServiceAccountRef>> = BTreeMap::new();
         for service_account in intents.keys() {
@@ -294,11 +294,10 @@ impl<'a> Planner<'a> {
                     shared.shared_with.push(other.clone());
                 }
             }
-            let names: Vec<String> = service_accounts.iter().map(ToString::to_string).collect();
-            warnings.push(format!(
-                "add-on {addon} runs as ServiceAccounts {}, which all have intents: with IRSA an add-on has one role, so they share the role of {first}, trusted by each, with the union of their permissions",
-                names.join(" and ")
-            ));
+            warnings.push(Warning::AddonSharesRole {
+                addon: addon.clone(),
+                service_accounts,
+            });
         }
     }
 

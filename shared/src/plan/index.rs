@@ -3,7 +3,7 @@
 //! ServiceAccount), which wait for the cluster (their workload is not observed yet), and
 //! which are held because a bundle that names them fails to read.
 
-use super::{Plan, Planner, RoleIntent, WorkloadPlan, WorkloadState};
+use super::{Plan, Planner, RoleIntent, Warning, WorkloadPlan, WorkloadState};
 use crate::model::{
     DesiredState, DesiredWorkload, ObservedAddon, ObservedAssociation, ObservedRole,
     ObservedServiceAccount, ObservedState, ObservedWorkload, RoleArn, RoleKey, ServiceAccountName,
@@ -78,7 +78,7 @@ impl<'a> Planner<'a> {
 
     /// Groups the declared workloads by the ServiceAccount they run as; with IRSA, the
     /// ServiceAccounts of one add-on then share one role.
-    pub(super) fn do_plan_index(&self, warnings: &mut Vec<String>) -> IndexReport<'a> {
+    pub(super) fn do_plan_index(&self, warnings: &mut Vec<Warning>) -> IndexReport<'a> {
         let mut intents: BTreeMap<ServiceAccountRef, RoleIntent<'a>> = BTreeMap::new();
         let mut pending: Vec<(&DesiredWorkload, String)> = Vec::new();
         for workload in self.desired.workloads.values() {
@@ -340,33 +340,9 @@ fn index_workloads(list: &[ObservedWorkload]) -> WorkloadIndex<'_> {
     index
 }
 
-/// Why a workload is held, naming the bundles to fix.
-pub(super) fn held_message(bundles: &BTreeSet<&str>) -> String {
-    if bundles.is_empty() {
-        return "a bundle that declares this workload fails to read: its role and binding are left exactly as they are until it is fixed".to_owned();
-    }
-    let list: Vec<&str> = bundles.iter().copied().collect();
-    format!(
-        "bundle {} fails to read (see its errors): a bundle applies whole or not at all, so this workload's role and binding are left exactly as the last valid version made them until it is fixed",
-        list.join(", ")
-    )
-}
-
 impl RoleIntent<'_> {
-    /// "ns/a is" or "ns/a and ns/b are": the subject of a warning about the role's grants.
-    pub(super) fn subject(&self) -> String {
-        let verb = if self.workloads.len() > 1 {
-            "are"
-        } else {
-            "is"
-        };
-        format!("{} {verb}", self.names().join(" and "))
-    }
-
-    pub(super) fn names(&self) -> Vec<String> {
-        self.workloads
-            .iter()
-            .map(|w| w.workload.to_string())
-            .collect()
+    /// The workloads the role is for, as the intents name them: what its warnings are about.
+    pub(super) fn workload_refs(&self) -> Vec<WorkloadRef> {
+        self.workloads.iter().map(|w| w.workload.clone()).collect()
     }
 }

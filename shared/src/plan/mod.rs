@@ -23,6 +23,7 @@ mod problem;
 mod report;
 mod roles;
 mod simulate;
+mod warning;
 
 pub use action::{Action, Binding};
 pub use permissions::system_refusal;
@@ -31,13 +32,14 @@ pub use report::{
     WorkloadState,
 };
 pub use simulate::simulate;
+pub use warning::Warning;
 
 use crate::model::{
     ClusterRef, DesiredState, DesiredWorkload, ObservedAddon, ObservedAssociation,
     ObservedManagedPolicy, ObservedRole, ObservedServiceAccount, ObservedState, ObservedWorkload,
     PolicyArn, RoleArn, RoleKey, RoleName, ServiceAccountRef, Settings,
 };
-use problem::Problem;
+pub(crate) use problem::{Problem, Refusal};
 use roles::RoleIdentity;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -48,7 +50,7 @@ pub struct Plan {
     pub actions: Vec<Action>,
     pub workloads: Vec<WorkloadPlan>,
     pub orphans: Vec<OrphanPlan>,
-    pub warnings: Vec<String>,
+    pub warnings: Vec<Warning>,
     /// Hand changes this plan puts back, by role and kind.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub drift: Vec<Drift>,
@@ -78,7 +80,7 @@ struct RoleIntent<'a> {
 
 /// The outcome of planning one role, shared by the workloads that run as its ServiceAccount.
 struct RoleOutcome {
-    warnings: Vec<String>,
+    warnings: Vec<Warning>,
     role: RoleName,
     arn: RoleArn,
     binding: Option<Binding>,
@@ -150,10 +152,10 @@ impl<'a> Planner<'a> {
         };
         for (service_account, intent) in intents {
             if intent.workloads.len() > 1 {
-                plan.warnings.push(format!(
-                    "workloads {} share the ServiceAccount {service_account}: they get one role with the union of their permissions",
-                    intent.names().join(" and ")
-                ));
+                plan.warnings.push(Warning::SharedServiceAccount {
+                    workloads: intent.workload_refs(),
+                    service_account: service_account.clone(),
+                });
             }
             let outcome = self.plan_role(service_account, intent);
             plan.warnings.extend(outcome.warnings.iter().cloned());

@@ -4,7 +4,6 @@
 //! and when more roles are due than one run may delete, that none is (the deletion breaker).
 
 use super::bindings::addon_associations;
-use super::index::held_message;
 use super::problem::Problem;
 use super::{
     Action, DeletionBreaker, OrphanPlan, OrphanState, Plan, Planner, Restart, WorkloadPlan,
@@ -292,7 +291,7 @@ impl<'a> Planner<'a> {
                 role_arn: None,
                 binding: None,
                 state: WorkloadState::Held,
-                message: held_message(&bundles),
+                message: crate::words::held_message(&bundles),
                 actions: 0,
                 restart: Restart::NotNeeded,
             });

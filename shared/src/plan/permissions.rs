@@ -6,12 +6,12 @@
 //! bring the role there, and the role's tags with the digest of everything declared for it.
 
 use super::problem::Refusal;
-use super::{Action, Planner, RoleIdentity, RoleIntent};
+use super::{Action, Planner, RoleIdentity, RoleIntent, Warning};
 use crate::intent::resolve_placeholders;
 use crate::model::{ObservedRole, Permission, PolicyArn, RoleName};
 use crate::policy::{
     self, DECLARED_TAG, INLINE_POLICY_NAME, ORPHANED_TAG, Ownership, PermissionLayout,
-    PolicyDocument, Statement, TAG_PREFIX,
+    PolicyDocument, TAG_PREFIX,
 };
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -36,23 +36,22 @@ impl<'a> Planner<'a> {
         identity: &RoleIdentity,
         trust: &PolicyDocument,
         intent: &RoleIntent,
-        warnings: &mut Vec<String>,
+        warnings: &mut Vec<Warning>,
     ) -> Result<Grants, Refusal> {
         let permissions = self.resolved_permissions(intent);
         self.refusal(&permissions, intent)?;
         // A wildcard reaching the system: granted, with the system's resources denied.
         let denial = policy::system_denial(&permissions, &self.system);
-        let broad: Vec<&str> = permissions
+        let broad: Vec<String> = permissions
             .iter()
             .filter(|p| policy::broad(p))
-            .map(|p| p.action.as_str())
+            .map(|p| p.action.clone())
             .collect();
         if !broad.is_empty() {
-            warnings.push(format!(
-                "{} granted {}",
-                intent.subject(),
-                policy::broad_warning(&broad)
-            ));
+            warnings.push(Warning::BroadGrant {
+                workloads: intent.workload_refs(),
+                actions: broad,
+            });
         }
         let mut statements = policy::permission_statements(&permissions);
         statements.extend(denial.as_ref().map(|(deny, _)| deny.clone()));
@@ -60,8 +59,12 @@ impl<'a> Planner<'a> {
             Ok(layout) => layout,
             Err(error) => return Err(Refusal::TooLarge(error)),
         };
-        if let Some((deny, reaching)) = &denial {
-            warnings.push(denial_warning(intent, deny, reaching));
+        if let Some((deny, reaching)) = denial {
+            warnings.push(Warning::SystemDenied {
+                workloads: intent.workload_refs(),
+                reaching,
+                denied: deny.resources,
+            });
         }
         let (tags, intents_unchanged) = self.declared_tags(identity, trust, &layout, intent);
         Ok(Grants {
@@ -337,29 +340,20 @@ impl<'a> Planner<'a> {
     }
 
     /// Roles created without a boundary are worth a warning when the requirement is off.
-    pub(super) fn warn_unbounded_roles(&self, role_actions: &[Action], warnings: &mut Vec<String>) {
+    pub(super) fn warn_unbounded_roles(
+        &self,
+        role_actions: &[Action],
+        warnings: &mut Vec<Warning>,
+    ) {
         if self.settings.permissions_boundary.is_none()
             && !self.settings.require_boundary
             && role_actions
                 .iter()
                 .any(|a| matches!(a, Action::CreateRole { .. }))
         {
-            warnings.push(
-                "roles are created without a permissions boundary: the requirement is turned off"
-                    .to_owned(),
-            );
+            warnings.push(Warning::NoBoundary);
         }
     }
-}
-
-/// The warning for a wildcard grant that reaches the system's own resources.
-fn denial_warning(intent: &RoleIntent, deny: &Statement, reaching: &[String]) -> String {
-    format!(
-        "{} granted {} on resources that include eks-intents' own: its policy denies every action on {} explicitly",
-        intent.subject(),
-        reaching.join(", "),
-        deny.resources.join(", ")
-    )
 }
 
 /// Why `permission` is refused: it names `system`, one of the system's own resources. Shared

@@ -86,15 +86,6 @@ pub struct DeletionBreaker {
     pub cap: usize,
 }
 
-impl DeletionBreaker {
-    pub fn message(&self) -> String {
-        format!(
-            "deletion breaker: {} roles are due for deletion, more than the {} one run may delete; none was deleted and all stay marked. If their intents were removed on purpose, raise the cap for one run (EKS_INTENTS_MAX_DELETIONS_PER_RUN={}); if not, restore the bundles (the bucket keeps earlier versions) and the roles are reused as they are",
-            self.due, self.cap, self.due
-        )
-    }
-}
-
 /// What a hand change can alter, as the plan finds and repairs it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]

@@ -337,10 +337,9 @@ fn workloads_sharing_a_service_account_share_one_role_with_the_union() {
     // One for the shared ServiceAccount, one for its grants on `*`.
     assert_eq!(planned.warnings.len(), 2, "{:?}", planned.warnings);
     assert!(
-        planned
-            .warnings
-            .iter()
-            .all(|w| w.contains("jokes/joke-server and jokes/joke-worker")),
+        planned.warnings.iter().all(|w| w
+            .to_string()
+            .contains("jokes/joke-server and jokes/joke-worker")),
         "{:?}",
         planned.warnings
     );
@@ -1040,7 +1039,7 @@ fn no_role_is_created_or_changed_without_a_configured_boundary() {
         planned
             .warnings
             .iter()
-            .any(|w| w.contains("without a permissions boundary")),
+            .any(|w| w.to_string().contains("without a permissions boundary")),
         "{:?}",
         planned.warnings
     );
@@ -1103,7 +1102,7 @@ fn dangerous_actions_are_refused_unless_an_exception_names_the_workload() {
 fn broad_grants_are_allowed_with_a_warning() {
     let planned = plan(&seed_desired(), &seed_cluster(), &settings());
     assert!(
-        planned.warnings.iter().any(|w| w.contains("ack-system/ack-dynamodb-controller-dynamodb-chart is granted dynamodb:* on every resource (`*`, reaching dynamodb ")),
+        planned.warnings.iter().any(|w| w.to_string().contains("ack-system/ack-dynamodb-controller-dynamodb-chart is granted dynamodb:* on every resource (`*`, reaching dynamodb ")),
         "{:?}",
         planned.warnings
     );
@@ -1131,8 +1130,9 @@ fn a_single_action_on_every_resource_is_warned_about_with_what_it_reaches() {
     let mut observed = empty();
     run_workload(&mut observed, "jokes", "joke-server", "joke-server");
     let planned = plan(&desired, &observed, &settings());
+    let warnings: Vec<String> = planned.warnings.iter().map(ToString::to_string).collect();
     assert_eq!(
-        planned.warnings,
+        warnings,
         [
             "jokes/joke-server is granted s3:GetObject on every resource (`*`, reaching s3 accesspointobject, object); consider naming the resources"
         ]
