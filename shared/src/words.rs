@@ -1,10 +1,10 @@
 //! The words for the planner's typed outcomes: its warnings, why a role is refused or held,
-//! the deletion breaker. People read them in the status report and the CLI's output, so this is
+//! what becomes of an orphaned role, the deletion breaker. People read them in the status report and the CLI's output, so this is
 //! where the deployment's settings are named as an operator sets them (`EKS_INTENTS_*`); the
 //! planner's steps only hold the data.
 
 use crate::model::WorkloadRef;
-use crate::plan::{DeletionBreaker, Problem, Refusal, Warning};
+use crate::plan::{DeletionBreaker, OrphanOutcome, Problem, Refusal, Warning};
 use crate::policy::{self, OWNER_TAG};
 use std::collections::BTreeSet;
 use std::fmt;
@@ -73,6 +73,39 @@ fn names(workloads: &[WorkloadRef]) -> String {
 fn subject(workloads: &[WorkloadRef]) -> String {
     let verb = if workloads.len() > 1 { "are" } else { "is" };
     format!("{} {verb}", names(workloads))
+}
+
+impl fmt::Display for OrphanOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OrphanOutcome::Marked { grace_seconds } => write!(
+                f,
+                "no intent declares it any more; deleted after the grace period of {grace_seconds} s unless its intents come back"
+            ),
+            OrphanOutcome::Waiting {
+                since,
+                deleted_from,
+            } => write!(
+                f,
+                "no intent declares it since {since}; deleted from {deleted_from} on"
+            ),
+            OrphanOutcome::HeldByBreaker(breaker) => f.write_str(&breaker.message()),
+            OrphanOutcome::Unbound => {
+                f.write_str("grace period over: unbound and kept (soft delete)")
+            }
+            OrphanOutcome::Deleting { unbinding } if unbinding.is_empty() => {
+                f.write_str("grace period over: bound nowhere; deleted with its policies")
+            }
+            OrphanOutcome::Deleting { unbinding } => {
+                let unbound: Vec<String> = unbinding.iter().map(ToString::to_string).collect();
+                write!(
+                    f,
+                    "grace period over: unbound ({}), then deleted with its policies",
+                    unbound.join("; ")
+                )
+            }
+        }
+    }
 }
 
 impl DeletionBreaker {

@@ -39,6 +39,7 @@ use crate::model::{
     ObservedManagedPolicy, ObservedRole, ObservedServiceAccount, ObservedState, ObservedWorkload,
     PolicyArn, RoleArn, RoleKey, RoleName, ServiceAccountRef, Settings,
 };
+pub(crate) use orphans::OrphanOutcome;
 pub(crate) use problem::{Problem, Refusal};
 use roles::RoleIdentity;
 use serde::{Deserialize, Serialize};

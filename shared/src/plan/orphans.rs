@@ -9,6 +9,43 @@ use super::{
     Action, DeletionBreaker, OrphanPlan, OrphanState, Plan, Planner, Restart, WorkloadPlan,
     WorkloadState,
 };
+
+/// What becomes of one role that no intent claims, with its data: its state follows from it,
+/// and its words are made in `crate::words`.
+pub(crate) enum OrphanOutcome {
+    /// Found without intents: marked now, deleted after `grace_seconds`.
+    Marked { grace_seconds: u64 },
+    /// Marked at `since`; deleted from `deleted_from` on.
+    Waiting { since: u64, deleted_from: u64 },
+    /// Due, but more roles are due than one run may delete.
+    HeldByBreaker(DeletionBreaker),
+    /// Due with soft delete on: unbound, and kept.
+    Unbound,
+    /// Due: these bindings removed, then the role deleted with its policies.
+    Deleting { unbinding: Vec<Action> },
+}
+
+impl OrphanOutcome {
+    fn state(&self) -> OrphanState {
+        match self {
+            OrphanOutcome::Marked { .. } => OrphanState::Marked,
+            OrphanOutcome::Waiting { .. } => OrphanState::Waiting,
+            OrphanOutcome::HeldByBreaker(_) => OrphanState::HeldByBreaker,
+            OrphanOutcome::Unbound => OrphanState::Unbound,
+            OrphanOutcome::Deleting { .. } => OrphanState::Deleting,
+        }
+    }
+}
+
+/// The report of one orphaned role.
+fn orphan_plan(role: &ObservedRole, outcome: OrphanOutcome) -> OrphanPlan {
+    OrphanPlan {
+        role: role.name.clone(),
+        arn: role.arn.clone(),
+        state: outcome.state(),
+        message: outcome.to_string(),
+    }
+}
 use crate::model::{ObservedRole, RoleKey, ServiceAccountRef};
 use crate::policy::{self, ORPHANED_TAG, Ownership};
 use std::collections::BTreeSet;
@@ -28,12 +65,7 @@ impl<'a> Planner<'a> {
                 continue;
             }
             match self.grace(role, plan) {
-                Some((state, message)) => plan.orphans.push(OrphanPlan {
-                    role: role.name.clone(),
-                    arn: role.arn.clone(),
-                    state,
-                    message,
-                }),
+                Some(outcome) => plan.orphans.push(orphan_plan(role, outcome)),
                 None => due.push(role),
             }
         }
@@ -44,30 +76,23 @@ impl<'a> Planner<'a> {
                 cap,
             };
             for role in due {
-                plan.orphans.push(OrphanPlan {
-                    role: role.name.clone(),
-                    arn: role.arn.clone(),
-                    state: OrphanState::HeldByBreaker,
-                    message: breaker.message(),
-                });
+                plan.orphans.push(orphan_plan(
+                    role,
+                    OrphanOutcome::HeldByBreaker(breaker.clone()),
+                ));
             }
             plan.breaker = Some(breaker);
             return;
         }
         for role in due {
-            let (state, message) = self.remove(role, &mut plan.actions);
-            plan.orphans.push(OrphanPlan {
-                role: role.name.clone(),
-                arn: role.arn.clone(),
-                state,
-                message,
-            });
+            let outcome = self.remove(role, &mut plan.actions);
+            plan.orphans.push(orphan_plan(role, outcome));
         }
     }
 
     /// An orphan within its grace period: marked now (the mark added to `plan`), or waiting.
     /// None when the grace period is over.
-    fn grace(&self, role: &ObservedRole, plan: &mut Plan) -> Option<(OrphanState, String)> {
+    fn grace(&self, role: &ObservedRole, plan: &mut Plan) -> Option<OrphanOutcome> {
         let now = self.observed.now;
         let grace = self.settings.deletion_grace_seconds;
         let since = role
@@ -80,50 +105,32 @@ impl<'a> Planner<'a> {
                     role: role.name.clone(),
                     since: now,
                 });
-                Some((
-                    OrphanState::Marked,
-                    format!(
-                        "no intent declares it any more; deleted after the grace period of {grace} s unless its intents come back"
-                    ),
-                ))
+                Some(OrphanOutcome::Marked {
+                    grace_seconds: grace,
+                })
             }
-            Some(since) if now < since.saturating_add(grace) => Some((
-                OrphanState::Waiting,
-                format!(
-                    "no intent declares it since {since}; deleted from {} on",
-                    since.saturating_add(grace)
-                ),
-            )),
+            Some(since) if now < since.saturating_add(grace) => Some(OrphanOutcome::Waiting {
+                since,
+                deleted_from: since.saturating_add(grace),
+            }),
             Some(_) => None,
         }
     }
 
     /// A role whose grace period is over: unbound, then deleted (or with soft delete, only
     /// unbound). Its actions go to `actions`.
-    fn remove(&self, role: &ObservedRole, actions: &mut Vec<Action>) -> (OrphanState, String) {
+    fn remove(&self, role: &ObservedRole, actions: &mut Vec<Action>) -> OrphanOutcome {
         if self.settings.soft_delete {
             actions.extend(self.unbinding(role));
-            return (
-                OrphanState::Unbound,
-                "grace period over: unbound and kept (soft delete)".to_owned(),
-            );
+            return OrphanOutcome::Unbound;
         }
-        let unbinding = self.unbinding(role);
         // Exactly what goes: each binding, then the role with its policies. The executor runs
         // them in this order and stops at the first failure, so the role is deleted only once
         // every unbinding succeeded.
-        let unbound: Vec<String> = unbinding.iter().map(ToString::to_string).collect();
-        let message = if unbound.is_empty() {
-            "grace period over: bound nowhere; deleted with its policies".to_owned()
-        } else {
-            format!(
-                "grace period over: unbound ({}), then deleted with its policies",
-                unbound.join("; ")
-            )
-        };
-        actions.extend(unbinding);
+        let unbinding = self.unbinding(role);
+        actions.extend(unbinding.iter().cloned());
         actions.extend(self.deletion(role));
-        (OrphanState::Deleting, message)
+        OrphanOutcome::Deleting { unbinding }
     }
 
     /// Every binding this system made to the role: annotations, associations, add-on settings.
