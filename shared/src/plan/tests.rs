@@ -590,7 +590,16 @@ fn gone_intents_mark_then_delete_after_grace_unless_the_breaker_holds_them() {
         max_deletions_per_run: 3,
         ..settings.clone()
     };
-    let (deleting, state) = converge(&gone, &state, &raised);
+    every_due_role_is_unbound_then_deleted(&gone, &state, &raised);
+}
+
+/// Plans the roles due for deletion at `state` to their end: each unbound, then deleted.
+fn every_due_role_is_unbound_then_deleted(
+    gone: &DesiredState,
+    state: &ObservedState,
+    raised: &Settings,
+) {
+    let (deleting, state) = converge(gone, state, raised);
     assert_eq!(deleting.breaker, None);
     assert!(
         deleting
@@ -623,7 +632,7 @@ fn gone_intents_mark_then_delete_after_grace_unless_the_breaker_holds_them() {
             .iter()
             .all(|sa| sa.role_annotation().is_none())
     );
-    assert!(plan(&gone, &state, &raised).is_empty());
+    assert!(plan(gone, &state, raised).is_empty());
 }
 
 #[test]
@@ -1201,21 +1210,14 @@ fn role_mut<'a>(state: &'a mut ObservedState, name: &str) -> &'a mut ObservedRol
 
 const WORKER: &str = "demo.jokes.joke-worker";
 
-/// Each kind of hand change is found, named, and put back by one plan; a converged state shows
-/// none.
-#[test]
-fn hand_changes_are_named_by_kind_and_repaired() {
-    let (_, converged) = converge(&seed_desired(), &seed_cluster(), &settings());
-    assert!(
-        plan(&seed_desired(), &converged, &settings())
-            .drift
-            .is_empty()
-    );
+type Edit = fn(&mut ObservedState);
+type Found = Vec<(Option<&'static str>, DriftKind)>;
+
+/// One hand change of each kind to the converged seed scenario, with the drift it is found as.
+fn hand_changes() -> Vec<(&'static str, Edit, Found)> {
     let worker = Some(WORKER);
     let ebs = Some("demo.kube-system.ebs-csi-controller-sa");
-    type Edit = fn(&mut ObservedState);
-    type Found<'a> = Vec<(Option<&'a str>, DriftKind)>;
-    let cases: Vec<(&str, Edit, Found)> = vec![
+    vec![
         (
             "inline policy edited",
             |s| {
@@ -1284,8 +1286,20 @@ fn hand_changes_are_named_by_kind_and_repaired() {
             |s| s.oidc_providers.clear(),
             vec![(None, DriftKind::OidcProvider)],
         ),
-    ];
-    for (what, edit, expected) in cases {
+    ]
+}
+
+/// Each kind of hand change is found, named, and put back by one plan; a converged state shows
+/// none.
+#[test]
+fn hand_changes_are_named_by_kind_and_repaired() {
+    let (_, converged) = converge(&seed_desired(), &seed_cluster(), &settings());
+    assert!(
+        plan(&seed_desired(), &converged, &settings())
+            .drift
+            .is_empty()
+    );
+    for (what, edit, expected) in hand_changes() {
         let mut state = converged.clone();
         edit(&mut state);
         let (repair, repaired) = converge(&seed_desired(), &state, &settings());
