@@ -260,13 +260,21 @@ pub struct Outcome {
     pub report: StatusReport,
 }
 
-/// Loads, observes, plans, applies (unless `dry_run`) and writes `status/<cluster>.json`.
-/// `api_calls` gives the calls made so far, for the report.
+/// Whether a run applies its plan, or only plans and reports what it would do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Run {
+    Apply,
+    /// Plan and report; write nothing but the status report.
+    DryRun,
+}
+
+/// Loads, observes, plans, applies (unless a dry run, or `report_only`) and writes
+/// `status/<cluster>.json`. `api_calls` gives the calls made so far, for the report.
 pub async fn reconcile<I, E, K, S>(
     cluster: &str,
     ports: &ReconcilePorts<'_, I, E, K, S>,
     settings: &ReconcileSettings,
-    dry_run: bool,
+    run: Run,
     api_calls: &(dyn Fn() -> ApiCallCounts + Sync),
 ) -> Result<Outcome, ReconcileError>
 where
@@ -285,7 +293,7 @@ where
         cluster: cluster.to_owned(),
         source,
     };
-    let dry_run = dry_run || settings.report_only;
+    let dry_run = run == Run::DryRun || settings.report_only;
     let description = match ports.eks.describe_cluster(cluster).await {
         Ok(description) if NOT_READY.contains(&description.status.as_str()) => {
             let error = ReconcileError::NotReady {

@@ -5,7 +5,7 @@
 use eks_intents::apply::{ApplySettings, Ports, apply};
 use eks_intents::model::{BindingMode, ClusterRef, RoleArn, RoleName};
 use eks_intents::plan::{Action, Plan};
-use eks_intents::reconcile::{ReconcilePorts, reconcile};
+use eks_intents::reconcile::{ReconcilePorts, Run, reconcile};
 use eks_intents::testing::service_account_ref;
 use integration::scenario::*;
 use integration::{ACCOUNT, REGION};
@@ -70,8 +70,8 @@ async fn two_reconciles_at_once_both_succeed_and_the_newer_report_stays() {
     };
     let calls = eks_intents::status::ApiCallCounts::default;
     let (first, second) = tokio::join!(
-        reconcile(CLUSTER, &ports, &ctx.settings, false, &calls),
-        reconcile(CLUSTER, &ports, &ctx.settings, false, &calls),
+        reconcile(CLUSTER, &ports, &ctx.settings, Run::Apply, &calls),
+        reconcile(CLUSTER, &ports, &ctx.settings, Run::Apply, &calls),
     );
     let first = first.expect("the first run succeeds");
     let second = second.expect("the second run succeeds");

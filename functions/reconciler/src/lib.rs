@@ -15,7 +15,9 @@ use eks_intents::metrics::{Metrics, reconcile_metrics};
 use eks_intents::ports::{
     BundleStore, EksPort, IamPort, KubernetesConnector, ReconcileCluster, ReconcileRetry,
 };
-use eks_intents::reconcile::{ReconcileError, ReconcilePorts, ReconcileSettings, now, reconcile};
+use eks_intents::reconcile::{
+    ReconcileError, ReconcilePorts, ReconcileSettings, Run, now, reconcile,
+};
 use eks_intents::status::ApiCallCounts;
 use std::time::{Duration, Instant};
 
@@ -120,7 +122,7 @@ where
         };
         let calls = || (ctx.calls)();
         let started = Instant::now();
-        match reconcile(&cluster, &ports, &ctx.settings, false, &calls).await {
+        match reconcile(&cluster, &ports, &ctx.settings, Run::Apply, &calls).await {
             Ok(outcome) => {
                 tracing::info!(
                     cluster,
@@ -135,7 +137,6 @@ where
                 (ctx.metrics)(&reconcile_metrics(
                     &outcome.report,
                     &outcome.plan,
-                    !outcome.report.dry_run,
                     started.elapsed().as_millis(),
                 ));
                 // A change that failed for a reason a retry can fix (throttled past the retry
