@@ -499,7 +499,7 @@ fn system_refusals(intent: &Intent, settings: &Settings, partition: Option<&str>
         .enumerate()
         .filter_map(|(i, permission)| {
             let within = eks_intents::policy::names_system_resource(&permission.resource, &system)?;
-            let message = eks_intents::plan::system_refusal(permission, within);
+            let message = eks_intents::words::system_refusal(permission, within);
             Some(intent.error_at(i, message).to_string())
         })
         .collect()

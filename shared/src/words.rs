@@ -3,7 +3,8 @@
 //! where the deployment's settings are named as an operator sets them (`EKS_INTENTS_*`); the
 //! planner's steps only hold the data.
 
-use crate::model::WorkloadRef;
+use crate::intent::echo;
+use crate::model::{Permission, WorkloadRef};
 use crate::plan::{DeletionBreaker, OrphanOutcome, Problem, Refusal, Warning};
 use crate::policy::{self, OWNER_TAG};
 use std::collections::BTreeSet;
@@ -61,6 +62,17 @@ impl fmt::Display for Warning {
             ),
         }
     }
+}
+
+/// Why `permission` is refused: it names `system`, one of the system's own resources. Shared
+/// with `eks-intents validate`, so the preview says what the reconciler says.
+pub fn system_refusal(permission: &Permission, system: &str) -> String {
+    format!(
+        "{} on {}: a resource of eks-intents itself ({}); no workload may act on the system's bucket, queues, functions, roles or boundary, nor on the roles and policies under its IAM path",
+        permission.action,
+        echo(&permission.resource),
+        echo(system)
+    )
 }
 
 /// "ns/a and ns/b": the workloads a warning is about.
@@ -171,17 +183,27 @@ impl fmt::Display for Refusal {
             Refusal::OtherPartition { problems } => {
                 f.write_str(&problems.iter().map(String::as_str).collect::<Vec<_>>().join("; "))
             }
-            Refusal::SystemResources { refusals } => {
+            Refusal::SystemResources { named } => {
+                let refusals: Vec<String> = named
+                    .iter()
+                    .map(|(permission, system)| system_refusal(permission, system))
+                    .collect();
                 write!(f, "refused: {}", refusals.join("; "))
             }
             Refusal::NoBoundary => f.write_str(
                 "no permissions boundary is configured (EKS_INTENTS_PERMISSIONS_BOUNDARY): roles are neither created nor changed without one, since whoever uploads intents would otherwise get whatever they ask for. Configure the boundary, or turn the requirement off (EKS_INTENTS_REQUIRE_BOUNDARY=false)",
             ),
-            Refusal::Dangerous { refused } => write!(
-                f,
-                "refused: {}. Such actions let a workload create or take over identities or read every secret; the platform team can allow one for this workload with an exception in the settings (EKS_INTENTS_DANGEROUS_EXCEPTIONS)",
-                refused.join("; ")
-            ),
+            Refusal::Dangerous { refused } => {
+                let refused: Vec<String> = refused
+                    .iter()
+                    .map(|(p, why)| format!("{} on {}: {why}", p.action, echo(&p.resource)))
+                    .collect();
+                write!(
+                    f,
+                    "refused: {}. Such actions let a workload create or take over identities or read every secret; the platform team can allow one for this workload with an exception in the settings (EKS_INTENTS_DANGEROUS_EXCEPTIONS)",
+                    refused.join("; ")
+                )
+            }
             Refusal::TooLarge(error) => fmt::Display::fmt(error, f),
             _ => self.fmt_binding(f),
         }

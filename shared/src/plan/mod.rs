@@ -26,7 +26,6 @@ mod simulate;
 mod warning;
 
 pub use action::{Action, Binding};
-pub use permissions::system_refusal;
 pub use report::{
     DeletionBreaker, Drift, DriftKind, OrphanPlan, OrphanState, Restart, WorkloadPlan,
     WorkloadState,

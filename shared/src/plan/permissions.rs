@@ -107,15 +107,15 @@ impl<'a> Planner<'a> {
             return Err(Refusal::OtherPartition { problems: foreign });
         }
         let system = &self.system;
-        let named: Vec<String> = permissions
+        let named: Vec<(Permission, String)> = permissions
             .iter()
             .filter_map(|p| {
                 let within = policy::names_system_resource(&p.resource, system)?;
-                Some(system_refusal(p, within))
+                Some((p.clone(), within.to_owned()))
             })
             .collect();
         if !named.is_empty() {
-            return Err(Refusal::SystemResources { refusals: named });
+            return Err(Refusal::SystemResources { named });
         }
         if self.settings.permissions_boundary.is_none() && self.settings.require_boundary {
             return Err(Refusal::NoBoundary);
@@ -132,17 +132,11 @@ impl<'a> Planner<'a> {
         permissions: &BTreeSet<Permission>,
         intent: &RoleIntent,
     ) -> Result<(), Refusal> {
-        let refused: Vec<String> = permissions
+        let refused: Vec<(Permission, String)> = permissions
             .iter()
             .filter_map(|p| policy::danger(p).map(|why| (p, why)))
             .filter(|(p, _)| !self.excepted(p, intent))
-            .map(|(p, why)| {
-                format!(
-                    "{} on {}: {why}",
-                    p.action,
-                    crate::intent::echo(&p.resource)
-                )
-            })
+            .map(|(p, why)| (p.clone(), why))
             .collect();
         if refused.is_empty() {
             return Ok(());
@@ -354,17 +348,6 @@ impl<'a> Planner<'a> {
             warnings.push(Warning::NoBoundary);
         }
     }
-}
-
-/// Why `permission` is refused: it names `system`, one of the system's own resources. Shared
-/// with `eks-intents validate`, so the preview says what the reconciler says.
-pub fn system_refusal(permission: &Permission, system: &str) -> String {
-    format!(
-        "{} on {}: a resource of eks-intents itself ({}); no workload may act on the system's bucket, queues, functions, roles or boundary, nor on the roles and policies under its IAM path",
-        permission.action,
-        crate::intent::echo(&permission.resource),
-        crate::intent::echo(system)
-    )
 }
 
 /// The value of `DECLARED_TAG`: a digest of everything the intents and settings declare for a

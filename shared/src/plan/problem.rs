@@ -2,7 +2,7 @@
 //! words are made in `crate::words` (`Display`), when the plan reports the role's workloads.
 
 use super::WorkloadState;
-use crate::model::{AddonName, AssociationId, RoleArn, ServiceAccountRef};
+use crate::model::{AddonName, AssociationId, Permission, RoleArn, ServiceAccountRef};
 use crate::policy::SizeError;
 use std::collections::BTreeSet;
 
@@ -31,12 +31,12 @@ pub(crate) enum Refusal {
     TrustTooLarge { size: usize, quota: usize },
     /// Grants on resources of another partition (each as the reader words it).
     OtherPartition { problems: BTreeSet<String> },
-    /// Grants naming the system's own resources (each as `system_refusal` words it).
-    SystemResources { refusals: Vec<String> },
+    /// Grants naming the system's own resources: each with the resource of the system it names.
+    SystemResources { named: Vec<(Permission, String)> },
     /// No permissions boundary is configured while one is required.
     NoBoundary,
-    /// Dangerous actions that no exception allows (each: action, resource and why).
-    Dangerous { refused: Vec<String> },
+    /// Dangerous actions that no exception allows: each with why it is dangerous.
+    Dangerous { refused: Vec<(Permission, String)> },
     /// The grants do not fit the policy quotas.
     TooLarge(SizeError),
     /// The ServiceAccount carries another manager's role annotation.
