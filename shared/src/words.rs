@@ -1,7 +1,8 @@
 //! The words for the planner's typed outcomes: its warnings, why a role is refused or held,
-//! what becomes of an orphaned role, the deletion breaker. People read them in the status report and the CLI's output, so this is
-//! where the deployment's settings are named as an operator sets them (`EKS_INTENTS_*`); the
-//! planner's steps only hold the data.
+//! what becomes of an orphaned role, the deletion breaker. People read them in the status
+//! report and the CLI's output, so this is where the deployment's settings are named as an
+//! operator sets them (`EKS_INTENTS_*`). The planner's steps hold only the data; the messages
+//! of a plan's workloads and orphans are made from it here.
 
 use crate::intent::echo;
 use crate::model::{Permission, WorkloadRef};
