@@ -543,7 +543,7 @@ where
     planned.warnings.insert(
         0,
         Warning::ClusterGone {
-            cluster: cluster.to_owned(),
+            cluster: ClusterName::new(cluster),
         },
     );
     tracing::warn!(

@@ -2,7 +2,10 @@
 //! words are made in `crate::words` (`Display`), when the plan reports the role's workloads.
 
 use super::WorkloadState;
-use crate::model::{AddonName, AssociationId, Permission, RoleArn, ServiceAccountRef};
+use crate::model::{
+    AddonName, AssociationId, ClusterName, Namespace, Permission, RoleArn, RoleName,
+    ServiceAccountRef,
+};
 use crate::policy::SizeError;
 use std::collections::BTreeSet;
 
@@ -20,13 +23,14 @@ pub(crate) enum Problem {
 /// Why a role (or its binding) is refused, and what to do about it.
 pub(crate) enum Refusal {
     /// The namespace's `default` ServiceAccount, which every pod of it may run as.
-    DefaultServiceAccount { namespace: String },
-    /// A role of this name exists and belongs to the eks-intents of another cluster.
-    RoleOfOtherCluster { role: String, cluster: String },
+    DefaultServiceAccount { namespace: Namespace },
+    /// A role of this name exists and belongs to the eks-intents of another cluster (`cluster`:
+    /// the value of its cluster tag).
+    RoleOfOtherCluster { role: RoleName, cluster: String },
     /// A role of this name exists and is not managed by eks-intents.
-    ForeignRole { role: String },
+    ForeignRole { role: RoleName },
     /// IRSA without an OIDC issuer on the cluster.
-    NoOidcIssuer { cluster: String },
+    NoOidcIssuer { cluster: ClusterName },
     /// The trust policy exceeds its quota.
     TrustTooLarge { size: usize, quota: usize },
     /// Grants on resources of another partition (each as the reader words it).

@@ -77,7 +77,7 @@ impl<'a> Planner<'a> {
             && !self.settings.allow_default_service_account
         {
             return Err(Refusal::DefaultServiceAccount {
-                namespace: service_account.namespace.to_string(),
+                namespace: service_account.namespace.clone(),
             }
             .into());
         }
@@ -88,7 +88,7 @@ impl<'a> Planner<'a> {
             BindingMode::Irsa => {
                 let Some(issuer) = self.issuer() else {
                     return Err(Refusal::NoOidcIssuer {
-                        cluster: self.cluster.name.to_string(),
+                        cluster: self.cluster.name.clone(),
                     }
                     .into());
                 };
@@ -114,11 +114,11 @@ impl<'a> Planner<'a> {
         match policy::ownership(&role.tags, self.cluster) {
             Ownership::Ours => None,
             Ownership::OtherCluster(other) => Some(Refusal::RoleOfOtherCluster {
-                role: role.name.to_string(),
-                cluster: other.to_string(),
+                role: role.name.clone(),
+                cluster: other,
             }),
             Ownership::Foreign => Some(Refusal::ForeignRole {
-                role: role.name.to_string(),
+                role: role.name.clone(),
             }),
         }
     }

@@ -1,7 +1,7 @@
 //! What the plan warns about: grants and sharings that stand but deserve a look. Typed, with
 //! their data; the words are made where the plan is shown (`crate::words`).
 
-use crate::model::{AddonName, ServiceAccountRef, WorkloadRef};
+use crate::model::{AddonName, ClusterName, ServiceAccountRef, WorkloadRef};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,5 +35,5 @@ pub enum Warning {
     NoBoundary,
     /// The cluster does not exist any more (or is being deleted): the roles made for it are
     /// cleaned up after the grace period.
-    ClusterGone { cluster: String },
+    ClusterGone { cluster: ClusterName },
 }
