@@ -9,6 +9,9 @@ use super::{
     Action, DeletionBreaker, OrphanPlan, OrphanState, Plan, Planner, Restart, WorkloadPlan,
     WorkloadState,
 };
+use crate::model::{ObservedRole, RoleKey, ServiceAccountRef};
+use crate::policy::{self, ORPHANED_TAG, Ownership};
+use std::collections::BTreeSet;
 
 /// What becomes of one role that no intent claims, with its data: its state follows from it,
 /// and its words are made in `crate::words`.
@@ -46,9 +49,6 @@ fn orphan_plan(role: &ObservedRole, outcome: OrphanOutcome) -> OrphanPlan {
         message: outcome.to_string(),
     }
 }
-use crate::model::{ObservedRole, RoleKey, ServiceAccountRef};
-use crate::policy::{self, ORPHANED_TAG, Ownership};
-use std::collections::BTreeSet;
 
 impl<'a> Planner<'a> {
     /// Owned roles that no intent claims: marked, then deleted after the grace period. Held
