@@ -14,7 +14,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use eks_intents::intent::{BundleReport, Diagnostic, Intent, Limits, Place, Severity};
 use eks_intents::model::{
     AccountId, BindingMode, ClusterInfo, ClusterName, ClusterRef, DesiredState, Namespace,
-    ObservedState, Region, Settings,
+    ObservedState, PolicyArn, Region, Settings,
 };
 use eks_intents::plan::{plan, simulate};
 use eks_intents::ports::PortError;
@@ -417,7 +417,7 @@ impl PlanInputs {
                 Mode::Irsa => BindingMode::Irsa,
                 Mode::PodIdentity => BindingMode::PodIdentity,
             },
-            permissions_boundary: args.permissions_boundary.clone(),
+            permissions_boundary: args.permissions_boundary.clone().map(PolicyArn::new),
             // A local preview without a boundary still shows the roles, with a warning.
             require_boundary: args.permissions_boundary.is_some(),
             ..Settings::default()
@@ -529,7 +529,7 @@ fn system_refusals(intent: &Intent, settings: &Settings, partition: Option<&str>
         .enumerate()
         .filter_map(|(i, permission)| {
             let within = eks_intents::policy::names_system_resource(&permission.resource, &system)?;
-            let message = eks_intents::plan::system_refusal(permission, within);
+            let message = eks_intents::words::system_refusal(permission, within);
             Some(
                 intent
                     .diagnostic_at(i, Severity::Error, message)

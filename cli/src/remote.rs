@@ -6,7 +6,7 @@ use eks_intents::adapters::aws::{AwsClients, S3Adapter};
 use eks_intents::config::{self, Config};
 use eks_intents::desired::Memory;
 use eks_intents::ports::BundleStore;
-use eks_intents::reconcile::{ReconcilePorts, reconcile as run_reconcile};
+use eks_intents::reconcile::{ReconcilePorts, Run, reconcile as run_reconcile};
 use eks_intents::status::{StatusReport, status_key};
 use std::process::ExitCode;
 
@@ -36,7 +36,8 @@ pub async fn reconcile(cluster: &str, dry_run: bool, bucket: Option<String>) -> 
         memory: &Memory::default(),
     };
     let calls = || clients.calls.counts();
-    let outcome = run_reconcile(cluster, &ports, &config.reconcile, dry_run, &calls).await?;
+    let run = if dry_run { Run::DryRun } else { Run::Apply };
+    let outcome = run_reconcile(cluster, &ports, &config.reconcile, run, &calls).await?;
     print!("{}", outcome.report.table());
     Ok(if outcome.report.summary.failed == 0 {
         ExitCode::SUCCESS

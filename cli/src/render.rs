@@ -4,7 +4,7 @@
 //! fleet's plan takes time in proportion to its size and memory for one entry at a time.
 
 use eks_intents::intent::Diagnostic;
-use eks_intents::model::{BindingMode, ObservedRole, ObservedState, RoleName};
+use eks_intents::model::{BindingMode, ObservedRole, ObservedState, RoleKey, RoleName};
 use eks_intents::plan::{Action, Plan, WorkloadState};
 use eks_intents::policy::{PolicyDocument, display_form};
 use serde::ser::{Error as _, SerializeSeq};
@@ -14,8 +14,8 @@ use std::io::{self, Write};
 
 /// The observed documents that changes are shown against, by name.
 struct Current<'a> {
-    /// By lower-case name, as IAM role names are case-insensitive; the first of a name.
-    roles: HashMap<String, &'a ObservedRole>,
+    /// By key, as IAM role names are case-insensitive; the first of a name.
+    roles: HashMap<RoleKey, &'a ObservedRole>,
     /// Managed policies by ARN; the first of an ARN.
     managed: HashMap<&'a str, &'a PolicyDocument>,
 }
@@ -24,9 +24,7 @@ impl<'a> Current<'a> {
     fn of(observed: &'a ObservedState) -> Self {
         let mut roles = HashMap::with_capacity(observed.roles.len());
         for role in &observed.roles {
-            roles
-                .entry(role.name.as_str().to_ascii_lowercase())
-                .or_insert(role);
+            roles.entry(role.name.key()).or_insert(role);
         }
         let mut managed = HashMap::with_capacity(observed.managed_policies.len());
         for policy in &observed.managed_policies {
@@ -38,7 +36,7 @@ impl<'a> Current<'a> {
     }
 
     fn role(&self, role: &RoleName) -> Option<&'a ObservedRole> {
-        self.roles.get(&role.as_str().to_ascii_lowercase()).copied()
+        self.roles.get(&role.key()).copied()
     }
 }
 
@@ -312,7 +310,7 @@ pub fn json(plan: &JsonPlan, out: &mut impl Write) -> io::Result<()> {
         mode: BindingMode,
         notices: Entries<'a, &'a Diagnostic>,
         orphans: Entries<'a, eks_intents::plan::OrphanPlan>,
-        warnings: &'a [String],
+        warnings: Vec<String>,
         workloads: Entries<'a, eks_intents::plan::WorkloadPlan>,
     }
     serde_json::to_writer_pretty(
@@ -324,7 +322,7 @@ pub fn json(plan: &JsonPlan, out: &mut impl Write) -> io::Result<()> {
             mode: plan.mode,
             notices: Entries::Seq(&plan.notices),
             orphans: Entries::Seq(&plan.plan.orphans),
-            warnings: &plan.plan.warnings,
+            warnings: plan.plan.warnings.iter().map(ToString::to_string).collect(),
             workloads: Entries::Seq(&plan.plan.workloads),
         },
     )?;

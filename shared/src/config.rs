@@ -3,7 +3,7 @@
 
 use crate::adapters::aws::AwsSettings;
 use crate::apply::ApplySettings;
-use crate::model::{BindingMode, Settings};
+use crate::model::{BindingMode, PolicyArn, Settings};
 use crate::reconcile::ReconcileSettings;
 use std::time::Duration;
 
@@ -192,7 +192,7 @@ pub fn plan_settings(lookup: impl Fn(&str) -> Option<String>) -> Result<Settings
     Ok(Settings {
         mode,
         iam_path,
-        permissions_boundary,
+        permissions_boundary: permissions_boundary.map(PolicyArn::new),
         system_resources,
         require_boundary: parse(&get, REQUIRE_BOUNDARY, true)?,
         force_annotations: parse(&get, FORCE_ANNOTATIONS, false)?,

@@ -1,6 +1,7 @@
 //! eks-intents: from Otterize-style ClientIntents to IAM roles bound to EKS ServiceAccounts.
 //!
-//! The modules `intent`, `model`, `policy` and `plan` form the pure core: synchronous, no I/O.
+//! The modules `intent`, `model`, `policy`, `plan`, `status` and `words` form the pure core:
+//! synchronous, no I/O.
 
 #![forbid(unsafe_code)]
 
@@ -11,6 +12,7 @@ pub mod plan;
 pub mod policy;
 pub mod ports;
 pub mod status;
+pub mod words;
 
 #[cfg(feature = "aws")]
 pub mod adapters;

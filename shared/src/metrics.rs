@@ -126,12 +126,7 @@ impl Metrics {
 /// The figures of one reconcile: roles created, updated and deleted, drift found and repaired
 /// by kind, roles held by a bad bundle, deletions held by the breaker, errors, AWS calls by
 /// service.
-pub fn reconcile_metrics(
-    report: &StatusReport,
-    plan: &Plan,
-    applied: bool,
-    duration_ms: u128,
-) -> Metrics {
+pub fn reconcile_metrics(report: &StatusReport, plan: &Plan, duration_ms: u128) -> Metrics {
     let mut metrics = Metrics::new("reconciler", Some(&report.cluster));
     let mut created = 0;
     let mut deleted = 0;
@@ -154,7 +149,8 @@ pub fn reconcile_metrics(
         .filter_map(Action::role)
         .collect();
     let updated = touched.difference(&created_or_deleted).count();
-    let done = |n: usize| if applied { n } else { 0 };
+    // A dry run applied nothing: it counts what it found, never what it did.
+    let done = |n: usize| if report.dry_run { 0 } else { n };
     metrics
         .count("Reconciles", 1)
         .count("RolesCreated", done(created))

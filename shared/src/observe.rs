@@ -67,10 +67,10 @@ pub async fn observe<I: IamPort, E: EksPort, K: KubernetesPort>(
         .into_iter()
         .map(|addon| {
             let mut service_accounts: BTreeSet<ServiceAccountRef> =
-                known_addon_service_accounts(&addon.name)
+                known_addon_service_accounts(addon.name.as_str())
                     .into_iter()
                     .collect();
-            if let Some(extra) = settings.addon_service_accounts.get(&addon.name) {
+            if let Some(extra) = settings.addon_service_accounts.get(addon.name.as_str()) {
                 service_accounts.extend(extra.iter().cloned());
             }
             addon.into_observed(service_accounts, &associations)

@@ -4,11 +4,13 @@
 //! paginated read) and returns domain types; a "not found" on delete is success.
 
 use crate::model::{
+    AddonName, AssociationId, PolicyArn, RoleArn, Takeover, WorkloadKind, WorkloadName,
+};
+use crate::model::{
     ClusterInfo, Namespace, ObservedAddon, ObservedAssociation, ObservedManagedPolicy,
     ObservedRole, ObservedServiceAccount, ObservedWorkload, OidcProvider, RoleName,
     ServiceAccountRef,
 };
-use crate::model::{WorkloadKind, WorkloadName};
 use crate::policy::PolicyDocument;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -96,7 +98,7 @@ pub struct NewRole<'a> {
     pub path: &'a str,
     pub description: &'a str,
     pub trust_policy: &'a PolicyDocument,
-    pub permissions_boundary: Option<&'a str>,
+    pub permissions_boundary: Option<&'a PolicyArn>,
     pub tags: &'a BTreeMap<String, String>,
 }
 
@@ -136,7 +138,7 @@ pub trait IamPort: Send + Sync {
     fn put_permissions_boundary(
         &self,
         role: &RoleName,
-        boundary_arn: &str,
+        boundary_arn: &PolicyArn,
     ) -> impl Future<Output = PortResult<()>> + Send;
     fn tag_role(
         &self,
@@ -170,21 +172,21 @@ pub trait IamPort: Send + Sync {
     /// so the five-version quota is never hit.
     fn set_policy_document(
         &self,
-        arn: &str,
+        arn: &PolicyArn,
         document: &PolicyDocument,
     ) -> impl Future<Output = PortResult<()>> + Send;
     fn attach_role_policy(
         &self,
         role: &RoleName,
-        arn: &str,
+        arn: &PolicyArn,
     ) -> impl Future<Output = PortResult<()>> + Send;
     fn detach_role_policy(
         &self,
         role: &RoleName,
-        arn: &str,
+        arn: &PolicyArn,
     ) -> impl Future<Output = PortResult<()>> + Send;
     /// Deletes the policy and its non-default versions.
-    fn delete_policy(&self, arn: &str) -> impl Future<Output = PortResult<()>> + Send;
+    fn delete_policy(&self, arn: &PolicyArn) -> impl Future<Output = PortResult<()>> + Send;
     fn delete_role(&self, role: &RoleName) -> impl Future<Output = PortResult<()>> + Send;
 }
 
@@ -232,7 +234,7 @@ pub trait EksPort: Send + Sync {
         &self,
         cluster: &str,
         service_account: &ServiceAccountRef,
-        role_arn: &str,
+        role_arn: &RoleArn,
         tags: &BTreeMap<String, String>,
     ) -> impl Future<Output = PortResult<()>> + Send;
     /// The association of one ServiceAccount, if it has one.
@@ -244,27 +246,27 @@ pub trait EksPort: Send + Sync {
     fn update_pod_identity_association(
         &self,
         cluster: &str,
-        association_id: &str,
-        role_arn: &str,
+        association_id: &AssociationId,
+        role_arn: &RoleArn,
     ) -> impl Future<Output = PortResult<()>> + Send;
     fn delete_pod_identity_association(
         &self,
         cluster: &str,
-        association_id: &str,
+        association_id: &AssociationId,
     ) -> impl Future<Output = PortResult<()>> + Send;
     /// IRSA: sets (or with `None` clears) the add-on's `serviceAccountRoleArn`.
     fn set_addon_role(
         &self,
         cluster: &str,
-        addon: &str,
-        role_arn: Option<&str>,
+        addon: &AddonName,
+        role_arn: Option<&RoleArn>,
     ) -> impl Future<Output = PortResult<()>> + Send;
     /// Pod Identity: the add-on's associations, ServiceAccount name -> role ARN, replaced whole.
     fn set_addon_pod_identity(
         &self,
         cluster: &str,
-        addon: &str,
-        associations: &BTreeMap<String, String>,
+        addon: &AddonName,
+        associations: &BTreeMap<String, RoleArn>,
     ) -> impl Future<Output = PortResult<()>> + Send;
 }
 
@@ -281,9 +283,9 @@ pub struct ClusterDescription {
 /// An add-on with its IRSA role setting.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AddonDescription {
-    pub name: String,
+    pub name: AddonName,
     pub arn: String,
-    pub service_account_role_arn: Option<String>,
+    pub service_account_role_arn: Option<RoleArn>,
 }
 
 impl AddonDescription {
@@ -450,18 +452,35 @@ pub struct KubernetesSnapshot {
     pub lists: BTreeMap<String, u64>,
 }
 
+/// The type of a Kubernetes Event, as `kubectl describe` shows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventType {
+    Normal,
+    /// Something went wrong: what was asked for did not happen.
+    Warning,
+}
+
+impl EventType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::Normal => "Normal",
+            EventType::Warning => "Warning",
+        }
+    }
+}
+
 pub trait KubernetesPort: Send + Sync {
     fn snapshot(
         &self,
         namespaces: &BTreeSet<Namespace>,
     ) -> impl Future<Output = PortResult<KubernetesSnapshot>> + Send;
-    /// Sets the role annotation, as this system's field manager; `force` takes it over from
-    /// another manager.
+    /// Sets the role annotation, as this system's field manager; `Takeover::Force` takes it
+    /// over from another manager.
     fn annotate_service_account(
         &self,
         service_account: &ServiceAccountRef,
-        role_arn: &str,
-        force: bool,
+        role_arn: &RoleArn,
+        force: Takeover,
     ) -> impl Future<Output = PortResult<()>> + Send;
     /// Gives up this system's role annotation.
     fn remove_service_account_annotation(
@@ -474,7 +493,7 @@ pub trait KubernetesPort: Send + Sync {
         service_account: &ServiceAccountRef,
         reason: &str,
         message: &str,
-        warning: bool,
+        kind: EventType,
     ) -> impl Future<Output = PortResult<()>> + Send;
     /// Rolls a Deployment, StatefulSet or DaemonSet by setting its pod template annotation
     /// `eks-intents/restarted-at`, as this system's field manager.
@@ -497,8 +516,8 @@ impl<T: KubernetesPort> KubernetesPort for &T {
     fn annotate_service_account(
         &self,
         service_account: &ServiceAccountRef,
-        role_arn: &str,
-        force: bool,
+        role_arn: &RoleArn,
+        force: Takeover,
     ) -> impl Future<Output = PortResult<()>> + Send {
         (**self).annotate_service_account(service_account, role_arn, force)
     }
@@ -513,9 +532,9 @@ impl<T: KubernetesPort> KubernetesPort for &T {
         service_account: &ServiceAccountRef,
         reason: &str,
         message: &str,
-        warning: bool,
+        kind: EventType,
     ) -> impl Future<Output = PortResult<()>> + Send {
-        (**self).record_event(service_account, reason, message, warning)
+        (**self).record_event(service_account, reason, message, kind)
     }
     fn restart_workload(
         &self,

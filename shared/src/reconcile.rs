@@ -6,14 +6,14 @@ use crate::apply::{ApplyReport, ApplySettings, Ports, apply};
 use crate::desired::{self, DesiredLoad, Memory, WrittenStatus};
 use crate::intent::Limits;
 use crate::model::{
-    ClusterInfo, ClusterName, ClusterRef, DesiredState, Namespace, ObservedState,
-    ServiceAccountRef, Settings, WorkloadKind, WorkloadName,
+    ClusterInfo, ClusterName, ClusterRef, DesiredState, Namespace, ObservedState, RoleArn,
+    ServiceAccountRef, Settings, Takeover, WorkloadKind, WorkloadName,
 };
 pub use crate::observe::{ObserveError, observe};
-use crate::plan::{Plan, plan};
+use crate::plan::{Plan, Warning, plan};
 use crate::policy;
 use crate::ports::{
-    BundleStore, EksPort, ErrorKind, IamPort, KubernetesConnector, KubernetesPort,
+    BundleStore, EksPort, ErrorKind, EventType, IamPort, KubernetesConnector, KubernetesPort,
     KubernetesSnapshot, PortError, PortResult, WriteCondition,
 };
 use crate::status::{ApiCallCounts, StatusReport, status_key};
@@ -260,13 +260,21 @@ pub struct Outcome {
     pub report: StatusReport,
 }
 
-/// Loads, observes, plans, applies (unless `dry_run`) and writes `status/<cluster>.json`.
-/// `api_calls` gives the calls made so far, for the report.
+/// Whether a run applies its plan, or only plans and reports what it would do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Run {
+    Apply,
+    /// Plan and report; write nothing but the status report.
+    DryRun,
+}
+
+/// Loads, observes, plans, applies (unless a dry run, or `report_only`) and writes
+/// `status/<cluster>.json`. `api_calls` gives the calls made so far, for the report.
 pub async fn reconcile<I, E, K, S>(
     cluster: &str,
     ports: &ReconcilePorts<'_, I, E, K, S>,
     settings: &ReconcileSettings,
-    dry_run: bool,
+    run: Run,
     api_calls: &(dyn Fn() -> ApiCallCounts + Sync),
 ) -> Result<Outcome, ReconcileError>
 where
@@ -285,7 +293,7 @@ where
         cluster: cluster.to_owned(),
         source,
     };
-    let dry_run = dry_run || settings.report_only;
+    let dry_run = run == Run::DryRun || settings.report_only;
     let description = match ports.eks.describe_cluster(cluster).await {
         Ok(description) if NOT_READY.contains(&description.status.as_str()) => {
             let error = ReconcileError::NotReady {
@@ -534,9 +542,9 @@ where
     }
     planned.warnings.insert(
         0,
-        format!(
-            "cluster {cluster} does not exist any more (or is being deleted): the roles made for it are cleaned up after the grace period"
-        ),
+        Warning::ClusterGone {
+            cluster: ClusterName::new(cluster),
+        },
     );
     tracing::warn!(
         cluster,
@@ -579,8 +587,8 @@ impl KubernetesPort for GoneCluster {
     async fn annotate_service_account(
         &self,
         _: &ServiceAccountRef,
-        _: &str,
-        _: bool,
+        _: &RoleArn,
+        _: Takeover,
     ) -> PortResult<()> {
         Self::gone("apply serviceaccount")
     }
@@ -592,7 +600,7 @@ impl KubernetesPort for GoneCluster {
         _: &ServiceAccountRef,
         _: &str,
         _: &str,
-        _: bool,
+        _: EventType,
     ) -> PortResult<()> {
         Self::gone("create event")
     }

@@ -2,7 +2,9 @@
 //! read, and per workload where its role and binding stand, in words a developer can act on.
 
 use crate::intent::Diagnostic;
-use crate::model::{BindingMode, Namespace, ServiceAccountRef, WorkloadKind, WorkloadName};
+use crate::model::{
+    BindingMode, Namespace, RoleArn, ServiceAccountRef, WorkloadKind, WorkloadName,
+};
 use crate::plan::{Binding, DriftKind, OrphanPlan, OrphanState, Plan, WorkloadState};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -69,7 +71,7 @@ pub struct WorkloadStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_account: Option<ServiceAccountRef>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub role_arn: Option<String>,
+    pub role_arn: Option<RoleArn>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub binding: Option<Binding>,
     pub state: State,
@@ -295,7 +297,7 @@ impl StatusReport {
             bundles,
             workloads,
             orphans: plan.orphans.clone(),
-            warnings: plan.warnings.clone(),
+            warnings: plan.warnings.iter().map(ToString::to_string).collect(),
             summary: PlanSummary {
                 create: sign('+'),
                 change: sign('~'),
@@ -357,7 +359,10 @@ impl StatusReport {
                     .as_ref()
                     .map(ToString::to_string)
                     .unwrap_or_else(|| "-".into()),
-                w.role_arn.clone().unwrap_or_else(|| "-".into()),
+                w.role_arn
+                    .as_ref()
+                    .map(ToString::to_string)
+                    .unwrap_or_else(|| "-".into()),
                 w.message.clone(),
             ]);
         }

@@ -13,7 +13,7 @@ use eks_intents::adapters::kube::{EksCluster, EksKubernetes};
 use eks_intents::apply::ApplySettings;
 use eks_intents::intent::Limits;
 use eks_intents::metrics::Metrics;
-use eks_intents::model::{BindingMode, Settings};
+use eks_intents::model::{BindingMode, PolicyArn, Settings};
 use eks_intents::ports::KubernetesConnector;
 use eks_intents::ports::{ClusterDescription, PortResult};
 use eks_intents::reconcile::ReconcileSettings;
@@ -151,6 +151,7 @@ where
     let (emulator, kube) = connect(emulator).await;
 
     let calls = clients.calls.clone();
+    let reset = clients.calls.clone();
     let metrics: Arc<Mutex<Vec<Metrics>>> = Arc::default();
     let reconciler = reconciler::Context {
         iam: clients.iam.clone(),
@@ -161,7 +162,7 @@ where
         settings: ReconcileSettings {
             plan: Settings {
                 mode,
-                permissions_boundary: Some(boundary.clone()),
+                permissions_boundary: Some(PolicyArn::new(boundary.as_str())),
                 ..Settings::default()
             },
             apply: ApplySettings {
@@ -173,13 +174,8 @@ where
             ..ReconcileSettings::default()
         },
         memory: Default::default(),
-        calls: Box::new(move |reset| {
-            let counts = calls.counts();
-            if reset {
-                calls.reset();
-            }
-            counts
-        }),
+        calls: Box::new(move || calls.counts()),
+        reset_calls: Box::new(move || reset.reset()),
         metrics: {
             let sink = metrics.clone();
             Box::new(move |m: &Metrics| {

@@ -4,7 +4,7 @@
 //! exception names the workload. `cli/tests/cli.rs` runs the same corpus through `validate`.
 
 use eks_intents::intent::{BundleInput, Limits, read_bundle};
-use eks_intents::model::{BindingMode, DesiredState, Namespace, Settings};
+use eks_intents::model::{BindingMode, DesiredState, Namespace, PolicyArn, Settings};
 use eks_intents::plan::{Action, WorkloadState, plan};
 use eks_intents::policy::DangerException;
 use eks_intents::testing::{empty, run_workload};
@@ -92,7 +92,10 @@ fn desired(bundles: &[(String, String)]) -> DesiredState {
 
 fn settings(exceptions: Vec<DangerException>) -> Settings {
     Settings {
-        permissions_boundary: Some(format!("arn:aws:iam::{}:policy/b", integration::ACCOUNT)),
+        permissions_boundary: Some(PolicyArn::new(format!(
+            "arn:aws:iam::{}:policy/b",
+            integration::ACCOUNT
+        ))),
         danger_exceptions: exceptions,
         ..Settings::default()
     }

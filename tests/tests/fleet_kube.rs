@@ -3,7 +3,7 @@
 //! server-side apply plus one Event per binding, never a GET of a ServiceAccount.
 
 use eks_intents::adapters::kube::ListStrategy;
-use eks_intents::model::{BindingMode, Namespace};
+use eks_intents::model::{BindingMode, Namespace, RoleArn, Takeover};
 use eks_intents::ports::{EksPort, KubernetesConnector, KubernetesPort};
 use integration::scenario::*;
 use std::collections::{BTreeMap, BTreeSet};
@@ -238,7 +238,7 @@ async fn a_service_account_deleted_since_the_snapshot_is_not_created_by_the_appl
         name: "app-00".into(),
     };
     let error = port
-        .annotate_service_account(&id, &role_arn("app-00"), false)
+        .annotate_service_account(&id, &RoleArn::new(role_arn("app-00")), Takeover::Never)
         .await
         .expect_err("the ServiceAccount is gone");
     assert_eq!(
@@ -249,7 +249,7 @@ async fn a_service_account_deleted_since_the_snapshot_is_not_created_by_the_appl
     assert!(accounts.get_opt("app-00").await.unwrap().is_none());
     // The next attempt knows it is gone: no request at all.
     take_requests(&w).await;
-    port.annotate_service_account(&id, &role_arn("app-00"), false)
+    port.annotate_service_account(&id, &RoleArn::new(role_arn("app-00")), Takeover::Never)
         .await
         .expect_err("still gone");
     assert_eq!(take_requests(&w).await, BTreeMap::new());
@@ -258,7 +258,7 @@ async fn a_service_account_deleted_since_the_snapshot_is_not_created_by_the_appl
         namespace: "team-01".into(),
         name: "nobody".into(),
     };
-    port.annotate_service_account(&missing, &role_arn("nobody"), false)
+    port.annotate_service_account(&missing, &RoleArn::new(role_arn("nobody")), Takeover::Never)
         .await
         .expect_err("never existed");
     assert_eq!(take_requests(&w).await, BTreeMap::new());

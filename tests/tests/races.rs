@@ -3,9 +3,9 @@
 //! an association that appeared since the plan is adopted when it is what was wanted.
 
 use eks_intents::apply::{ApplySettings, Ports, apply};
-use eks_intents::model::{BindingMode, ClusterRef, RoleName};
+use eks_intents::model::{BindingMode, ClusterRef, RoleArn, RoleName};
 use eks_intents::plan::{Action, Plan};
-use eks_intents::reconcile::{ReconcilePorts, reconcile};
+use eks_intents::reconcile::{ReconcilePorts, Run, reconcile};
 use eks_intents::testing::service_account_ref;
 use integration::scenario::*;
 use integration::{ACCOUNT, REGION};
@@ -70,8 +70,8 @@ async fn two_reconciles_at_once_both_succeed_and_the_newer_report_stays() {
     };
     let calls = eks_intents::status::ApiCallCounts::default;
     let (first, second) = tokio::join!(
-        reconcile(CLUSTER, &ports, &ctx.settings, false, &calls),
-        reconcile(CLUSTER, &ports, &ctx.settings, false, &calls),
+        reconcile(CLUSTER, &ports, &ctx.settings, Run::Apply, &calls),
+        reconcile(CLUSTER, &ports, &ctx.settings, Run::Apply, &calls),
     );
     let first = first.expect("the first run succeeds");
     let second = second.expect("the second run succeeds");
@@ -113,7 +113,7 @@ async fn an_association_made_since_the_plan_is_adopted_or_reported() {
         actions: vec![Action::CreatePodIdentityAssociation {
             role: RoleName::new(WORKER_ROLE),
             service_account: service_account_ref("jokes", "joke-worker"),
-            role_arn: role_arn(role),
+            role_arn: RoleArn::new(role_arn(role)),
             tags: BTreeMap::new(),
         }],
         ..Plan::default()

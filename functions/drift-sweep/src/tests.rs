@@ -1,7 +1,7 @@
 //! The sweep end to end against small in-memory ports: what it sends, and what it refuses.
 
 use super::*;
-use eks_intents::model::{ClusterName, ClusterRef, ObservedRole, Region, RoleName};
+use eks_intents::model::{ClusterName, ClusterRef, ObservedRole, Region, RoleArn, RoleName};
 use eks_intents::policy::{PolicyDocument, role_name, role_tags};
 use eks_intents::ports::{BundleObject, ErrorKind, StoreLevel};
 use eks_intents::testing::{FakeEks, FakeIam, FakeQueue, FakeStore, service_account_ref};
@@ -49,10 +49,10 @@ fn owned_role(cluster: &str, region: &str, namespace: &str, name: &str) -> Obser
     let sa = service_account_ref(namespace, name);
     let role = role_name(&cluster.name, &sa);
     ObservedRole {
-        arn: format!(
+        arn: RoleArn::new(format!(
             "arn:aws:iam::{ACCOUNT}:role/eks-intents/{}/{role}",
             cluster.name
-        ),
+        )),
         path: format!("/eks-intents/{}/", cluster.name),
         name: role,
         trust_policy: PolicyDocument::from_text("{}"),
@@ -66,7 +66,7 @@ fn owned_role(cluster: &str, region: &str, namespace: &str, name: &str) -> Obser
 fn foreign_role(name: &str, tags: &[(&str, &str)]) -> ObservedRole {
     ObservedRole {
         name: RoleName::new(name),
-        arn: format!("arn:aws:iam::{ACCOUNT}:role/eks-intents/{name}"),
+        arn: RoleArn::new(format!("arn:aws:iam::{ACCOUNT}:role/eks-intents/{name}")),
         path: "/eks-intents/".into(),
         trust_policy: PolicyDocument::from_text("{}"),
         inline_policies: BTreeMap::new(),

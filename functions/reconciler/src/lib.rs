@@ -15,7 +15,9 @@ use eks_intents::metrics::{Metrics, reconcile_metrics};
 use eks_intents::ports::{
     BundleStore, EksPort, IamPort, KubernetesConnector, ReconcileCluster, ReconcileRetry,
 };
-use eks_intents::reconcile::{ReconcileError, ReconcilePorts, ReconcileSettings, now, reconcile};
+use eks_intents::reconcile::{
+    ReconcileError, ReconcilePorts, ReconcileSettings, Run, now, reconcile,
+};
 use eks_intents::status::ApiCallCounts;
 use std::time::{Duration, Instant};
 
@@ -33,8 +35,9 @@ pub struct Context<I, E, K, S, R> {
     pub settings: ReconcileSettings,
     /// What the warm function keeps between runs (parsed bundles, quiet runs).
     pub memory: Memory,
-    /// Reads and resets the API call counts around each cluster's run.
-    pub calls: Box<dyn Fn(bool) -> ApiCallCounts + Send + Sync>,
+    /// The API calls counted since the last `reset_calls`: each cluster's run counts its own.
+    pub calls: Box<dyn Fn() -> ApiCallCounts + Send + Sync>,
+    pub reset_calls: Box<dyn Fn() + Send + Sync>,
     /// Where each run's metrics go: `Metrics::emit` (stdout, as Embedded Metric Format) in the
     /// function.
     pub metrics: Box<dyn Fn(&Metrics) + Send + Sync>,
@@ -109,7 +112,7 @@ where
             put_back(ctx, &cluster, &messages, wait, &mut failures).await;
             continue;
         }
-        (ctx.calls)(true);
+        (ctx.reset_calls)();
         let ports = ReconcilePorts {
             iam: &ctx.iam,
             eks: &ctx.eks,
@@ -117,9 +120,9 @@ where
             store: &ctx.store,
             memory: &ctx.memory,
         };
-        let calls = || (ctx.calls)(false);
+        let calls = || (ctx.calls)();
         let started = Instant::now();
-        match reconcile(&cluster, &ports, &ctx.settings, false, &calls).await {
+        match reconcile(&cluster, &ports, &ctx.settings, Run::Apply, &calls).await {
             Ok(outcome) => {
                 tracing::info!(
                     cluster,
@@ -134,7 +137,6 @@ where
                 (ctx.metrics)(&reconcile_metrics(
                     &outcome.report,
                     &outcome.plan,
-                    !outcome.report.dry_run,
                     started.elapsed().as_millis(),
                 ));
                 // A change that failed for a reason a retry can fix (throttled past the retry
@@ -165,7 +167,7 @@ where
                 put_back(ctx, &cluster, &messages, wait, &mut failures).await;
             }
             Err(error) => {
-                let calls = (ctx.calls)(false);
+                let calls = (ctx.calls)();
                 tracing::error!(cluster, %error, retryable = error.is_retryable(), throttled = ?calls.throttled, "reconcile failed");
                 let mut metrics = Metrics::new("reconciler", Some(&cluster));
                 metrics

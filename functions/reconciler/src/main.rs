@@ -13,6 +13,7 @@ async fn main() -> Result<(), Error> {
     let queue_url = config.require_queue()?.to_owned();
     let clients = AwsClients::from_env(&config.aws).await;
     let calls = clients.calls.clone();
+    let reset = clients.calls.clone();
     let budget = clients.retry.clone();
     let ctx = Context {
         iam: clients.iam,
@@ -22,13 +23,8 @@ async fn main() -> Result<(), Error> {
         retry: SqsAdapter::new(clients.sqs, queue_url),
         settings: config.reconcile,
         memory: Default::default(),
-        calls: Box::new(move |reset| {
-            let counts = calls.counts();
-            if reset {
-                calls.reset();
-            }
-            counts
-        }),
+        calls: Box::new(move || calls.counts()),
+        reset_calls: Box::new(move || reset.reset()),
         metrics: Box::new(Metrics::emit),
     };
     let ctx = &ctx;

@@ -3,10 +3,12 @@
 //! role while the others go on. Every step is idempotent, so a run after any partial failure
 //! picks up where it stopped.
 
-use crate::model::{ClusterRef, RoleName};
+use crate::model::{ClusterRef, RoleArn, RoleName};
 use crate::plan::{Action, Plan};
 use crate::policy::{self, Ownership};
-use crate::ports::{EksPort, ErrorKind, IamPort, KubernetesPort, NewRole, PortError, PortResult};
+use crate::ports::{
+    EksPort, ErrorKind, EventType, IamPort, KubernetesPort, NewRole, PortError, PortResult,
+};
 use futures_util::StreamExt;
 use futures_util::stream;
 use serde::{Deserialize, Serialize};
@@ -180,7 +182,7 @@ async fn run<I: IamPort, E: EksPort, K: KubernetesPort>(
                 path,
                 description,
                 trust_policy,
-                permissions_boundary: permissions_boundary.as_deref(),
+                permissions_boundary: permissions_boundary.as_ref(),
                 tags,
             };
             match iam.create_role(&new).await {
@@ -244,21 +246,21 @@ async fn run<I: IamPort, E: EksPort, K: KubernetesPort>(
                 .kube
                 .annotate_service_account(service_account, role_arn, *force)
                 .await;
-            let (reason, message, warning) = match &result {
+            let (reason, message, kind) = match &result {
                 Ok(()) => (
                     "RoleBound",
                     format!(
                         "bound to IAM role {role_arn} (eks.amazonaws.com/role-arn); pods started from now on get its credentials"
                     ),
-                    false,
+                    EventType::Normal,
                 ),
                 Err(e) => (
                     "BindingFailed",
                     format!("could not bind IAM role {role_arn}: {e}"),
-                    true,
+                    EventType::Warning,
                 ),
             };
-            record_event(ports.kube, service_account, reason, &message, warning).await;
+            record_event(ports.kube, service_account, reason, &message, kind).await;
             result
         }
         Action::RemoveServiceAccountAnnotation {
@@ -276,7 +278,7 @@ async fn run<I: IamPort, E: EksPort, K: KubernetesPort>(
                     service_account,
                     "RoleUnbound",
                     "the IAM role annotation of eks-intents was removed",
-                    false,
+                    EventType::Normal,
                 )
                 .await;
             }
@@ -323,7 +325,7 @@ async fn run<I: IamPort, E: EksPort, K: KubernetesPort>(
             addon, role_arn, ..
         } => {
             with_propagation_retry(settings, || {
-                ports.eks.set_addon_role(name, addon, role_arn.as_deref())
+                ports.eks.set_addon_role(name, addon, role_arn.as_ref())
             })
             .await
         }
@@ -365,10 +367,10 @@ async fn record_event<K: KubernetesPort>(
     service_account: &crate::model::ServiceAccountRef,
     reason: &str,
     message: &str,
-    warning: bool,
+    kind: EventType,
 ) {
     if let Err(error) = kube
-        .record_event(service_account, reason, message, warning)
+        .record_event(service_account, reason, message, kind)
         .await
     {
         tracing::warn!(%service_account, reason, %error, "could not record a Kubernetes event");
@@ -409,14 +411,14 @@ async fn adopt_existing_association<E: EksPort>(
     eks: &E,
     cluster: &str,
     service_account: &crate::model::ServiceAccountRef,
-    role_arn: &str,
+    role_arn: &RoleArn,
     refused: PortError,
 ) -> PortResult<()> {
     match eks
         .pod_identity_association_of(cluster, service_account)
         .await?
     {
-        Some(existing) if existing.role_arn == role_arn => {
+        Some(existing) if existing.role_arn == *role_arn => {
             tracing::info!(%service_account, association = %existing.association_id, "the association already exists with the desired role");
             Ok(())
         }

@@ -78,6 +78,57 @@ string_id!(
     Region
 );
 
+string_id!(
+    /// An IAM role's ARN, as IAM gives it or as the system will create it.
+    RoleArn
+);
+string_id!(
+    /// A managed IAM policy's ARN: a part of a split permission policy, or a permissions
+    /// boundary.
+    PolicyArn
+);
+string_id!(
+    /// The id EKS gives a Pod Identity association (`a-...`).
+    AssociationId
+);
+string_id!(
+    /// The name of an EKS add-on, such as `aws-ebs-csi-driver`.
+    AddonName
+);
+
+/// Compared with plain strings as what they hold, and looked up by `&str` in maps and sets.
+macro_rules! str_like {
+    ($($name:ident),*) => {$(
+        impl PartialEq<str> for $name {
+            fn eq(&self, other: &str) -> bool {
+                self.0 == other
+            }
+        }
+        impl PartialEq<&str> for $name {
+            fn eq(&self, other: &&str) -> bool {
+                self.0 == *other
+            }
+        }
+        impl std::borrow::Borrow<str> for $name {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
+    )*};
+}
+str_like!(RoleArn, PolicyArn, AssociationId, AddonName);
+
+impl RoleName {
+    /// The key IAM tells roles apart by: role names are unique regardless of case.
+    pub fn key(&self) -> RoleKey {
+        RoleKey(self.0.to_ascii_lowercase())
+    }
+}
+
+/// A role name as IAM compares it (case-insensitively): the key of every index of roles.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RoleKey(String);
+
 /// The kinds of workload whose pods can run as a ServiceAccount.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum WorkloadKind {

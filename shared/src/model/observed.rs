@@ -2,8 +2,8 @@
 //! documented JSON snapshot that `eks-intents plan --observed` reads (every list may be left out).
 
 use super::ids::{
-    ClusterRef, Namespace, RoleName, ServiceAccountName, ServiceAccountRef, WorkloadKind,
-    WorkloadName,
+    AddonName, AssociationId, ClusterRef, Namespace, PolicyArn, RoleArn, RoleName,
+    ServiceAccountName, ServiceAccountRef, WorkloadKind, WorkloadName,
 };
 use crate::policy::PolicyDocument;
 use serde::{Deserialize, Serialize};
@@ -47,16 +47,16 @@ pub struct OidcProvider {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ObservedRole {
     pub name: RoleName,
-    pub arn: String,
+    pub arn: RoleArn,
     pub path: String,
     pub trust_policy: PolicyDocument,
     #[serde(default)]
     pub inline_policies: BTreeMap<String, PolicyDocument>,
     /// ARNs of the managed policies attached to the role.
     #[serde(default)]
-    pub attached_policies: BTreeSet<String>,
+    pub attached_policies: BTreeSet<PolicyArn>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub permissions_boundary: Option<String>,
+    pub permissions_boundary: Option<PolicyArn>,
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
 }
@@ -64,7 +64,7 @@ pub struct ObservedRole {
 /// A customer-managed policy under the system's path (the parts of a split permission policy).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ObservedManagedPolicy {
-    pub arn: String,
+    pub arn: PolicyArn,
     pub name: String,
     pub path: String,
     /// The default version's document.
@@ -117,6 +117,40 @@ pub struct ObservedServiceAccount {
 /// The annotation IRSA reads on a ServiceAccount.
 pub const ROLE_ARN_ANNOTATION: &str = "eks.amazonaws.com/role-arn";
 
+/// Whether writing the role annotation takes it over from the field manager that set it. A
+/// plan's JSON writes it as `force: true`, or leaves it out.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "bool", into = "bool")]
+pub enum Takeover {
+    /// Another manager's value makes the write fail (a conflict, reported): never overwritten.
+    #[default]
+    Never,
+    /// The settings allow forcing: the annotation is taken over.
+    Force,
+}
+
+impl Takeover {
+    pub fn is_never(&self) -> bool {
+        *self == Takeover::Never
+    }
+}
+
+impl From<bool> for Takeover {
+    fn from(force: bool) -> Self {
+        if force {
+            Takeover::Force
+        } else {
+            Takeover::Never
+        }
+    }
+}
+
+impl From<Takeover> for bool {
+    fn from(takeover: Takeover) -> bool {
+        takeover == Takeover::Force
+    }
+}
+
 impl ObservedServiceAccount {
     pub fn role_annotation(&self) -> Option<&str> {
         self.annotations
@@ -134,10 +168,10 @@ impl ObservedServiceAccount {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ObservedAssociation {
-    pub association_id: String,
+    pub association_id: AssociationId,
     pub namespace: Namespace,
     pub service_account: ServiceAccountName,
-    pub role_arn: String,
+    pub role_arn: RoleArn,
     /// Set when an EKS add-on owns the association: never taken over by a direct one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner_arn: Option<String>,
@@ -147,15 +181,15 @@ pub struct ObservedAssociation {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ObservedAddon {
-    pub name: String,
+    pub name: AddonName,
     /// The ServiceAccounts the add-on runs its workloads as.
     #[serde(default)]
     pub service_accounts: BTreeSet<ServiceAccountRef>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub service_account_role_arn: Option<String>,
+    pub service_account_role_arn: Option<RoleArn>,
     /// Pod Identity associations the add-on owns: ServiceAccount name -> role ARN.
     #[serde(default)]
-    pub pod_identity_associations: BTreeMap<ServiceAccountName, String>,
+    pub pod_identity_associations: BTreeMap<ServiceAccountName, RoleArn>,
 }
 
 /// Everything the planner compares the desired state with.

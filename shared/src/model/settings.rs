@@ -1,6 +1,7 @@
 //! Settings that steer planning. Deployment-wide values come from the environment at the edge
 //! (functions, CLI); the core only ever sees this typed struct.
 
+use super::ids::PolicyArn;
 use serde::{Deserialize, Serialize};
 
 /// How a role is bound to its ServiceAccount.
@@ -58,7 +59,7 @@ pub struct Settings {
     /// added below it. Starts and ends with `/`.
     pub iam_path: String,
     /// ARN of the permissions boundary put on every role the system creates.
-    pub permissions_boundary: Option<String>,
+    pub permissions_boundary: Option<PolicyArn>,
     /// ARNs (patterns allowed) of the system's own resources: its bucket, queues, functions and
     /// their roles. No workload may act on them, nor on the boundary or anything under
     /// `iam_path`, which are protected without being listed (see `policy::system_resources`).

@@ -1,7 +1,10 @@
 //! The actions of a plan. Each is fully specified (names, ARNs, whole documents), so the
 //! executor makes no choices.
 
-use crate::model::{Namespace, RoleName, ServiceAccountRef, WorkloadKind, WorkloadName};
+use crate::model::{
+    AddonName, AssociationId, Namespace, PolicyArn, RoleArn, RoleName, ServiceAccountRef, Takeover,
+    WorkloadKind, WorkloadName,
+};
 use crate::policy::PolicyDocument;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -16,7 +19,7 @@ pub enum Binding {
     /// An EKS Pod Identity association.
     PodIdentityAssociation,
     /// The role setting of the EKS add-on that owns the ServiceAccount.
-    Addon { addon: String },
+    Addon { addon: AddonName },
 }
 
 impl fmt::Display for Binding {
@@ -45,11 +48,11 @@ pub enum Action {
     CreateRole {
         role: RoleName,
         path: String,
-        arn: String,
+        arn: RoleArn,
         description: String,
         trust_policy: PolicyDocument,
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        permissions_boundary: Option<String>,
+        permissions_boundary: Option<PolicyArn>,
         tags: BTreeMap<String, String>,
     },
     UpdateTrustPolicy {
@@ -58,7 +61,7 @@ pub enum Action {
     },
     PutPermissionsBoundary {
         role: RoleName,
-        permissions_boundary: String,
+        permissions_boundary: PolicyArn,
     },
     TagRole {
         role: RoleName,
@@ -81,35 +84,35 @@ pub enum Action {
         role: RoleName,
         name: String,
         path: String,
-        arn: String,
+        arn: PolicyArn,
         document: PolicyDocument,
         tags: BTreeMap<String, String>,
     },
     /// A new default version; older versions are pruned by the executor.
     UpdateManagedPolicy {
         role: RoleName,
-        arn: String,
+        arn: PolicyArn,
         document: PolicyDocument,
     },
     AttachManagedPolicy {
         role: RoleName,
-        policy_arn: String,
+        policy_arn: PolicyArn,
     },
     DetachManagedPolicy {
         role: RoleName,
-        policy_arn: String,
+        policy_arn: PolicyArn,
     },
     DeleteManagedPolicy {
         role: RoleName,
-        arn: String,
+        arn: PolicyArn,
     },
     AnnotateServiceAccount {
         role: RoleName,
         service_account: ServiceAccountRef,
-        role_arn: String,
+        role_arn: RoleArn,
         /// Take the annotation over from the manager that set it (settings allow forcing).
-        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-        force: bool,
+        #[serde(default, skip_serializing_if = "Takeover::is_never")]
+        force: Takeover,
     },
     RemoveServiceAccountAnnotation {
         role: RoleName,
@@ -118,28 +121,28 @@ pub enum Action {
     CreatePodIdentityAssociation {
         role: RoleName,
         service_account: ServiceAccountRef,
-        role_arn: String,
+        role_arn: RoleArn,
         tags: BTreeMap<String, String>,
     },
     UpdatePodIdentityAssociation {
         role: RoleName,
-        association_id: String,
+        association_id: AssociationId,
         service_account: ServiceAccountRef,
-        role_arn: String,
+        role_arn: RoleArn,
     },
     DeletePodIdentityAssociation {
         role: RoleName,
-        association_id: String,
+        association_id: AssociationId,
         service_account: ServiceAccountRef,
     },
     /// IRSA: the add-on's one `serviceAccountRoleArn` (`None` removes it). The role trusts
     /// every ServiceAccount of the add-on that has intents; `service_account` is the first.
     SetAddonRole {
         role: RoleName,
-        addon: String,
+        addon: AddonName,
         service_account: ServiceAccountRef,
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        role_arn: Option<String>,
+        role_arn: Option<RoleArn>,
     },
     /// Pod Identity: the add-on's whole association map (ServiceAccount name -> role ARN), as
     /// EKS replaces it whole on every update. Planned once per add-on, so the executor reads
@@ -147,8 +150,8 @@ pub enum Action {
     /// the change concerns (the one a failure is reported on).
     SetAddonAssociations {
         role: RoleName,
-        addon: String,
-        associations: BTreeMap<String, String>,
+        addon: AddonName,
+        associations: BTreeMap<String, RoleArn>,
     },
     /// Rolls the workload's pods (pod template annotation `eks-intents/restarted-at`) so they
     /// start with the new binding's credentials.

@@ -118,13 +118,14 @@ fn irsa_gives_the_addon_one_role_trusted_by_both_service_accounts_and_settles() 
         first
             .warnings
             .iter()
-            .any(|w| w.contains("aws-ebs-csi-driver") && w.contains("share the role")),
+            .any(|w| w.to_string().contains("aws-ebs-csi-driver")
+                && w.to_string().contains("share the role")),
         "{:?}",
         first.warnings
     );
     assert_eq!(
-        state.addons[0].service_account_role_arn.as_deref(),
-        Some(state.roles[0].arn.as_str())
+        state.addons[0].service_account_role_arn.as_ref(),
+        Some(&state.roles[0].arn)
     );
     // The second run, and every one after, changes nothing: the add-on no longer flips
     // between two roles.
@@ -209,7 +210,7 @@ fn irsa_keeps_the_shared_role_on_the_addon_while_an_older_second_role_is_cleaned
     );
     let (_, with_node_role) = converge(&only_node, &observed, &settings);
     let node_arn = with_node_role.addons[0].service_account_role_arn.clone();
-    assert!(node_arn.is_some_and(|a| a.ends_with("ebs-csi-node-sa")));
+    assert!(node_arn.is_some_and(|a| a.as_str().ends_with("ebs-csi-node-sa")));
     let (_, marked) = converge(&desired, &with_node_role, &settings);
     let mut due = marked.clone();
     due.now += settings.deletion_grace_seconds + 1;
@@ -217,8 +218,8 @@ fn irsa_keeps_the_shared_role_on_the_addon_while_an_older_second_role_is_cleaned
     assert!(
         after.addons[0]
             .service_account_role_arn
-            .as_deref()
-            .is_some_and(|a| a.ends_with("ebs-csi-controller-sa")),
+            .as_ref()
+            .is_some_and(|a| a.as_str().ends_with("ebs-csi-controller-sa")),
         "{:?}",
         shown(&cleanup)
     );

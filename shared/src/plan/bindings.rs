@@ -7,10 +7,10 @@
 //! ServiceAccounts of one add-on share a role (IRSA) and how their changes become one action.
 
 use super::problem::{Problem, Refusal};
-use super::{Action, Binding, Planner, RoleIdentity, RoleIntent};
+use super::{Action, Binding, Planner, RoleIdentity, RoleIntent, Warning};
 use crate::model::{
-    BindingMode, ObservedAddon, ObservedAssociation, ObservedServiceAccount, RoleName,
-    ServiceAccountRef, WorkloadKind, WorkloadRef,
+    AddonName, BindingMode, ObservedAddon, ObservedAssociation, ObservedServiceAccount, RoleArn,
+    RoleName, ServiceAccountRef, Takeover, WorkloadKind, WorkloadRef,
 };
 use crate::plan::report::Restart;
 use crate::policy::{self, OWNER_TAG};
@@ -96,7 +96,7 @@ impl<'a> Planner<'a> {
     fn annotation_changes(
         &self,
         role: &RoleName,
-        arn: &str,
+        arn: &RoleArn,
         service_account: &ServiceAccountRef,
         actions: &mut Vec<Action>,
     ) -> Result<Option<Problem>, Refusal> {
@@ -104,8 +104,12 @@ impl<'a> Planner<'a> {
             Action::AnnotateServiceAccount {
                 role: role.clone(),
                 service_account: service_account.clone(),
-                role_arn: arn.to_owned(),
-                force: current.is_some() && sa.is_some_and(|sa| !sa.annotation_owned),
+                role_arn: arn.clone(),
+                force: if current.is_some() && sa.is_some_and(|sa| !sa.annotation_owned) {
+                    Takeover::Force
+                } else {
+                    Takeover::Never
+                },
             }
         };
         let Some(sa) = self.service_accounts.get(service_account).copied() else {
@@ -118,7 +122,7 @@ impl<'a> Planner<'a> {
             return Ok(None);
         };
         match sa.role_annotation() {
-            Some(current) if current == arn => {}
+            Some(current) if arn == current => {}
             Some(current) if !sa.annotation_owned && !self.settings.force_annotations => {
                 return Err(Refusal::AnnotatedByOther {
                     service_account: service_account.clone(),
@@ -134,7 +138,7 @@ impl<'a> Planner<'a> {
     fn association_changes(
         &self,
         role: &RoleName,
-        arn: &str,
+        arn: &RoleArn,
         service_account: &ServiceAccountRef,
         actions: &mut Vec<Action>,
     ) -> Result<(), Refusal> {
@@ -149,21 +153,15 @@ impl<'a> Planner<'a> {
             None => actions.push(Action::CreatePodIdentityAssociation {
                 role: role.clone(),
                 service_account: service_account.clone(),
-                role_arn: arn.to_owned(),
-                tags: BTreeMap::from([
-                    (OWNER_TAG.to_owned(), policy::OWNER_VALUE.to_owned()),
-                    (
-                        policy::CLUSTER_TAG.to_owned(),
-                        policy::tag_value(&self.cluster.arn()),
-                    ),
-                ]),
+                role_arn: arn.clone(),
+                tags: policy::ownership_tags(self.cluster),
             }),
-            Some(current) if current.role_arn == arn => {}
+            Some(current) if current.role_arn == *arn => {}
             Some(current) if ours(current) => actions.push(Action::UpdatePodIdentityAssociation {
                 role: role.clone(),
                 association_id: current.association_id.clone(),
                 service_account: service_account.clone(),
-                role_arn: arn.to_owned(),
+                role_arn: arn.clone(),
             }),
             Some(current) => {
                 return Err(Refusal::ForeignAssociation {
@@ -181,9 +179,9 @@ impl<'a> Planner<'a> {
     fn addon_changes(
         &self,
         role: &RoleName,
-        arn: &str,
+        arn: &RoleArn,
         service_account: &ServiceAccountRef,
-        name: &str,
+        name: &AddonName,
         addon: &ObservedAddon,
     ) -> Result<Option<Action>, Refusal> {
         let pod_identity = self.settings.mode == BindingMode::PodIdentity;
@@ -195,23 +193,23 @@ impl<'a> Planner<'a> {
         match current {
             Some(current) if current == arn => Ok(None),
             Some(current) if !self.is_our_role_arn(current) => Err(Refusal::AddonRoleOfOther {
-                addon: name.to_owned(),
+                addon: name.clone(),
                 current: current.clone(),
             }),
             _ if pod_identity => {
                 let mut associations = addon_associations(addon);
-                associations.insert(service_account.name.to_string(), arn.to_owned());
+                associations.insert(service_account.name.to_string(), arn.clone());
                 Ok(Some(Action::SetAddonAssociations {
                     role: role.clone(),
-                    addon: name.to_owned(),
+                    addon: name.clone(),
                     associations,
                 }))
             }
             _ => Ok(Some(Action::SetAddonRole {
                 role: role.clone(),
-                addon: name.to_owned(),
+                addon: name.clone(),
                 service_account: service_account.clone(),
-                role_arn: Some(arn.to_owned()),
+                role_arn: Some(arn.clone()),
             })),
         }
     }
@@ -269,13 +267,13 @@ impl<'a> Planner<'a> {
     pub(super) fn share_addon_roles(
         &self,
         intents: &mut BTreeMap<ServiceAccountRef, RoleIntent<'a>>,
-        warnings: &mut Vec<String>,
+        warnings: &mut Vec<Warning>,
     ) {
-        let mut by_addon: BTreeMap<&str, Vec<ServiceAccountRef>> = BTreeMap::new();
+        let mut by_addon: BTreeMap<&AddonName, Vec<ServiceAccountRef>> = BTreeMap::new();
         for service_account in intents.keys() {
             if let Some(addon) = self.addons.get(service_account) {
                 by_addon
-                    .entry(addon.name.as_str())
+                    .entry(&addon.name)
                     .or_default()
                     .push(service_account.clone());
             }
@@ -296,11 +294,10 @@ impl<'a> Planner<'a> {
                     shared.shared_with.push(other.clone());
                 }
             }
-            let names: Vec<String> = service_accounts.iter().map(ToString::to_string).collect();
-            warnings.push(format!(
-                "add-on {addon} runs as ServiceAccounts {}, which all have intents: with IRSA an add-on has one role, so they share the role of {first}, trusted by each, with the union of their permissions",
-                names.join(" and ")
-            ));
+            warnings.push(Warning::AddonSharesRole {
+                addon: addon.clone(),
+                service_accounts,
+            });
         }
     }
 
@@ -309,15 +306,15 @@ impl<'a> Planner<'a> {
     /// one add-on are merged into one fully specified action, placed before any role it
     /// unbinds is deleted and after every role it binds is made.
     pub(super) fn one_action_per_addon(&self, actions: &mut Vec<Action>) {
-        let addons: BTreeSet<String> = actions
+        let addons: BTreeSet<AddonName> = actions
             .iter()
-            .filter_map(|action| addon_of(action).map(str::to_owned))
+            .filter_map(|action| addon_of(action).cloned())
             .collect();
         for name in addons {
             let indices: Vec<usize> = actions
                 .iter()
                 .enumerate()
-                .filter(|(_, action)| addon_of(action) == Some(name.as_str()))
+                .filter(|(_, action)| addon_of(action) == Some(&name))
                 .map(|(i, _)| i)
                 .collect();
             let (Some(&first), Some(&last)) = (indices.first(), indices.last()) else {
@@ -326,7 +323,7 @@ impl<'a> Planner<'a> {
             if first == last {
                 continue;
             }
-            let observed: BTreeMap<String, String> = self
+            let observed: BTreeMap<String, RoleArn> = self
                 .observed
                 .addons
                 .iter()
@@ -368,17 +365,17 @@ fn ours(association: &ObservedAssociation) -> bool {
 }
 
 /// The add-on an action sets, if it sets one.
-fn addon_of(action: &Action) -> Option<&str> {
+fn addon_of(action: &Action) -> Option<&AddonName> {
     match action {
         Action::SetAddonRole { addon, .. } | Action::SetAddonAssociations { addon, .. } => {
-            Some(addon.as_str())
+            Some(addon)
         }
         _ => None,
     }
 }
 
 /// True when an add-on action takes a role off the add-on (`observed`: its associations).
-fn unbinds(action: &Action, observed: &BTreeMap<String, String>) -> bool {
+fn unbinds(action: &Action, observed: &BTreeMap<String, RoleArn>) -> bool {
     match action {
         Action::SetAddonRole { role_arn, .. } => role_arn.is_none(),
         Action::SetAddonAssociations { associations, .. } => {
@@ -392,8 +389,8 @@ fn unbinds(action: &Action, observed: &BTreeMap<String, String>) -> bool {
 fn merge_addon_actions(
     actions: &[Action],
     indices: &[usize],
-    name: &str,
-    observed: &BTreeMap<String, String>,
+    name: &AddonName,
+    observed: &BTreeMap<String, RoleArn>,
 ) -> Option<Action> {
     let first = indices.first().map(|&i| &actions[i])?;
     match first {
@@ -433,7 +430,7 @@ fn merge_addon_actions(
             }
             Some(Action::SetAddonAssociations {
                 role: role.clone(),
-                addon: name.to_owned(),
+                addon: name.clone(),
                 associations: merged,
             })
         }
@@ -442,7 +439,7 @@ fn merge_addon_actions(
 }
 
 /// An add-on's Pod Identity associations as EKS takes them: ServiceAccount name -> role ARN.
-pub(super) fn addon_associations(addon: &ObservedAddon) -> BTreeMap<String, String> {
+pub(super) fn addon_associations(addon: &ObservedAddon) -> BTreeMap<String, RoleArn> {
     addon
         .pod_identity_associations
         .iter()

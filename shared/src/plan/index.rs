@@ -3,11 +3,11 @@
 //! ServiceAccount), which wait for the cluster (their workload is not observed yet), and
 //! which are held because a bundle that names them fails to read.
 
-use super::{Plan, Planner, RoleIntent, WorkloadPlan, WorkloadState};
+use super::{Plan, Planner, RoleIntent, Warning, WorkloadPlan, WorkloadState};
 use crate::model::{
     DesiredState, DesiredWorkload, ObservedAddon, ObservedAssociation, ObservedRole,
-    ObservedServiceAccount, ObservedState, ObservedWorkload, ServiceAccountName, ServiceAccountRef,
-    Settings, WorkloadKind, WorkloadRef,
+    ObservedServiceAccount, ObservedState, ObservedWorkload, RoleArn, RoleKey, ServiceAccountName,
+    ServiceAccountRef, Settings, WorkloadKind, WorkloadRef,
 };
 use crate::plan::report::Restart;
 use crate::policy::{self, Ownership};
@@ -62,12 +62,12 @@ impl<'a> Planner<'a> {
             roles: observed
                 .roles
                 .iter()
-                .map(|role| (role.name.as_str().to_ascii_lowercase(), role))
+                .map(|role| (role.name.key(), role))
                 .collect(),
             managed: observed
                 .managed_policies
                 .iter()
-                .map(|p| (p.arn.as_str(), p))
+                .map(|p| (&p.arn, p))
                 .collect(),
             service_accounts,
             associations,
@@ -88,7 +88,7 @@ impl<'a> Planner<'a> {
 
     /// Groups the declared workloads by the ServiceAccount they run as; with IRSA, the
     /// ServiceAccounts of one add-on then share one role.
-    pub(super) fn do_plan_index(&self, warnings: &mut Vec<String>) -> IndexReport<'a> {
+    pub(super) fn do_plan_index(&self, warnings: &mut Vec<Warning>) -> IndexReport<'a> {
         let mut intents: BTreeMap<ServiceAccountRef, RoleIntent<'a>> = BTreeMap::new();
         let mut pending: Vec<(&DesiredWorkload, String)> = Vec::new();
         for workload in self.desired.workloads.values() {
@@ -117,7 +117,7 @@ impl<'a> Planner<'a> {
     pub(super) fn report_pending(
         &self,
         pending: &[(&DesiredWorkload, String)],
-        claimed: &mut BTreeSet<String>,
+        claimed: &mut BTreeSet<RoleKey>,
         plan: &mut Plan,
     ) {
         let tagged = if pending.is_empty() {
@@ -132,7 +132,7 @@ impl<'a> Planner<'a> {
                 workload.workload.name.as_str(),
             );
             for role in tagged.get(&key).into_iter().flatten() {
-                claimed.insert(role.name.as_str().to_ascii_lowercase());
+                claimed.insert(role.name.key());
             }
             plan.workloads.push(WorkloadPlan {
                 namespace: workload.workload.namespace.clone(),
@@ -264,15 +264,15 @@ impl<'a> Planner<'a> {
         index
     }
 
-    pub(super) fn is_our_role_arn(&self, arn: &str) -> bool {
+    pub(super) fn is_our_role_arn(&self, arn: &RoleArn) -> bool {
         self.roles.values().any(|role| {
-            role.arn == arn && policy::ownership(&role.tags, self.cluster) == Ownership::Ours
+            role.arn == *arn && policy::ownership(&role.tags, self.cluster) == Ownership::Ours
         })
     }
 
     /// True when some binding this system made still names `arn`: the role existed.
-    pub(super) fn is_bound_anywhere(&self, arn: &str) -> bool {
-        self.bound_arns.contains(arn)
+    pub(super) fn is_bound_anywhere(&self, arn: &RoleArn) -> bool {
+        self.bound_arns.contains(arn.as_str())
     }
 }
 
@@ -296,9 +296,9 @@ fn bound_arns<'a>(
     let addon_roles = addons.values().flat_map(|addon| {
         addon
             .service_account_role_arn
-            .as_deref()
-            .into_iter()
-            .chain(addon.pod_identity_associations.values().map(String::as_str))
+            .iter()
+            .chain(addon.pod_identity_associations.values())
+            .map(RoleArn::as_str)
     });
     annotations.chain(associations).chain(addon_roles).collect()
 }
@@ -348,33 +348,9 @@ fn index_workloads(list: &[ObservedWorkload]) -> WorkloadIndex<'_> {
     index
 }
 
-/// Why a workload is held, naming the bundles to fix.
-pub(super) fn held_message(bundles: &BTreeSet<&str>) -> String {
-    if bundles.is_empty() {
-        return "a bundle that declares this workload fails to read: its role and binding are left exactly as they are until it is fixed".to_owned();
-    }
-    let list: Vec<&str> = bundles.iter().copied().collect();
-    format!(
-        "bundle {} fails to read (see its errors): a bundle applies whole or not at all, so this workload's role and binding are left exactly as the last valid version made them until it is fixed",
-        list.join(", ")
-    )
-}
-
 impl RoleIntent<'_> {
-    /// "ns/a is" or "ns/a and ns/b are": the subject of a warning about the role's grants.
-    pub(super) fn subject(&self) -> String {
-        let verb = if self.workloads.len() > 1 {
-            "are"
-        } else {
-            "is"
-        };
-        format!("{} {verb}", self.names().join(" and "))
-    }
-
-    pub(super) fn names(&self) -> Vec<String> {
-        self.workloads
-            .iter()
-            .map(|w| w.workload.to_string())
-            .collect()
+    /// The workloads the role is for, as the intents name them: what its warnings are about.
+    pub(super) fn workload_refs(&self) -> Vec<WorkloadRef> {
+        self.workloads.iter().map(|w| w.workload.clone()).collect()
     }
 }

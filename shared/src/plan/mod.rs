@@ -23,21 +23,23 @@ mod problem;
 mod report;
 mod roles;
 mod simulate;
+mod warning;
 
 pub use action::{Action, Binding};
-pub use permissions::system_refusal;
 pub use report::{
     DeletionBreaker, Drift, DriftKind, OrphanPlan, OrphanState, Restart, WorkloadPlan,
     WorkloadState,
 };
 pub use simulate::simulate;
+pub use warning::Warning;
 
 use crate::model::{
     ClusterRef, DesiredState, DesiredWorkload, ObservedAddon, ObservedAssociation,
     ObservedManagedPolicy, ObservedRole, ObservedServiceAccount, ObservedState, ObservedWorkload,
-    RoleName, ServiceAccountRef, Settings,
+    PolicyArn, RoleArn, RoleKey, RoleName, ServiceAccountRef, Settings,
 };
-use problem::Problem;
+pub(crate) use orphans::OrphanOutcome;
+pub(crate) use problem::{Problem, Refusal};
 use roles::RoleIdentity;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -48,7 +50,7 @@ pub struct Plan {
     pub actions: Vec<Action>,
     pub workloads: Vec<WorkloadPlan>,
     pub orphans: Vec<OrphanPlan>,
-    pub warnings: Vec<String>,
+    pub warnings: Vec<Warning>,
     /// Hand changes this plan puts back, by role and kind.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub drift: Vec<Drift>,
@@ -78,9 +80,9 @@ struct RoleIntent<'a> {
 
 /// The outcome of planning one role, shared by the workloads that run as its ServiceAccount.
 struct RoleOutcome {
-    warnings: Vec<String>,
+    warnings: Vec<Warning>,
     role: RoleName,
-    arn: String,
+    arn: RoleArn,
     binding: Option<Binding>,
     actions: Vec<Action>,
     /// Why the role is not touched, or only partly, or waits.
@@ -91,8 +93,8 @@ struct RoleOutcome {
 
 /// What the per-role steps (roles, permissions, bindings) leave for the steps after them.
 struct RolesReport {
-    /// The roles some intent claims (lowercase names): never orphans.
-    claimed: BTreeSet<String>,
+    /// The roles some intent claims: never orphans.
+    claimed: BTreeSet<RoleKey>,
     /// Every role's actions, in the order of the roles.
     actions: Vec<Action>,
     /// Some role is trusted through the cluster's OIDC provider.
@@ -107,8 +109,8 @@ struct Planner<'a> {
     path: String,
     /// The system's own resources in this cluster's account (`policy::system_resources`).
     system: Vec<String>,
-    roles: BTreeMap<String, &'a ObservedRole>,
-    managed: BTreeMap<&'a str, &'a ObservedManagedPolicy>,
+    roles: BTreeMap<RoleKey, &'a ObservedRole>,
+    managed: BTreeMap<&'a PolicyArn, &'a ObservedManagedPolicy>,
     service_accounts: BTreeMap<ServiceAccountRef, &'a ObservedServiceAccount>,
     associations: BTreeMap<ServiceAccountRef, Vec<&'a ObservedAssociation>>,
     addons: BTreeMap<ServiceAccountRef, &'a ObservedAddon>,
@@ -150,10 +152,10 @@ impl<'a> Planner<'a> {
         };
         for (service_account, intent) in intents {
             if intent.workloads.len() > 1 {
-                plan.warnings.push(format!(
-                    "workloads {} share the ServiceAccount {service_account}: they get one role with the union of their permissions",
-                    intent.names().join(" and ")
-                ));
+                plan.warnings.push(Warning::SharedServiceAccount {
+                    workloads: intent.workload_refs(),
+                    service_account: service_account.clone(),
+                });
             }
             let outcome = self.plan_role(service_account, intent);
             plan.warnings.extend(outcome.warnings.iter().cloned());
@@ -161,9 +163,7 @@ impl<'a> Planner<'a> {
                 role: Some(outcome.role.clone()),
                 kind,
             }));
-            report
-                .claimed
-                .insert(outcome.role.as_str().to_ascii_lowercase());
+            report.claimed.insert(outcome.role.key());
             if self.settings.mode == crate::model::BindingMode::Irsa
                 && outcome
                     .problem

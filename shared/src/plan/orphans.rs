@@ -4,22 +4,58 @@
 //! and when more roles are due than one run may delete, that none is (the deletion breaker).
 
 use super::bindings::addon_associations;
-use super::index::held_message;
 use super::problem::Problem;
 use super::{
     Action, DeletionBreaker, OrphanPlan, OrphanState, Plan, Planner, Restart, WorkloadPlan,
     WorkloadState,
 };
-use crate::model::{ObservedRole, ServiceAccountRef};
+use crate::model::{ObservedRole, RoleKey, ServiceAccountRef};
 use crate::policy::{self, ORPHANED_TAG, Ownership};
 use std::collections::BTreeSet;
+
+/// What becomes of one role that no intent claims, with its data: its state follows from it,
+/// and its words are made in `crate::words`.
+pub(crate) enum OrphanOutcome {
+    /// Found without intents: marked now, deleted after `grace_seconds`.
+    Marked { grace_seconds: u64 },
+    /// Marked at `since`; deleted from `deleted_from` on.
+    Waiting { since: u64, deleted_from: u64 },
+    /// Due, but more roles are due than one run may delete.
+    HeldByBreaker(DeletionBreaker),
+    /// Due with soft delete on: unbound, and kept.
+    Unbound,
+    /// Due: these bindings removed, then the role deleted with its policies.
+    Deleting { unbinding: Vec<Action> },
+}
+
+impl OrphanOutcome {
+    fn state(&self) -> OrphanState {
+        match self {
+            OrphanOutcome::Marked { .. } => OrphanState::Marked,
+            OrphanOutcome::Waiting { .. } => OrphanState::Waiting,
+            OrphanOutcome::HeldByBreaker(_) => OrphanState::HeldByBreaker,
+            OrphanOutcome::Unbound => OrphanState::Unbound,
+            OrphanOutcome::Deleting { .. } => OrphanState::Deleting,
+        }
+    }
+}
+
+/// The report of one orphaned role.
+fn orphan_plan(role: &ObservedRole, outcome: OrphanOutcome) -> OrphanPlan {
+    OrphanPlan {
+        role: role.name.clone(),
+        arn: role.arn.clone(),
+        state: outcome.state(),
+        message: outcome.to_string(),
+    }
+}
 
 impl<'a> Planner<'a> {
     /// Owned roles that no intent claims: marked, then deleted after the grace period. Held
     /// roles are never touched. When more roles are due than `max_deletions_per_run`, none is
     /// deleted (a breaker, not a rate): a prefix removed by mistake must not empty a cluster a
     /// few roles at a time. With `soft_delete`, a due role is only unbound.
-    pub(super) fn do_plan_orphans(&self, claimed: &BTreeSet<String>, plan: &mut Plan) {
+    pub(super) fn do_plan_orphans(&self, claimed: &BTreeSet<RoleKey>, plan: &mut Plan) {
         let mut due: Vec<&ObservedRole> = Vec::new();
         for (key, role) in &self.roles {
             if claimed.contains(key)
@@ -29,12 +65,7 @@ impl<'a> Planner<'a> {
                 continue;
             }
             match self.grace(role, plan) {
-                Some((state, message)) => plan.orphans.push(OrphanPlan {
-                    role: role.name.clone(),
-                    arn: role.arn.clone(),
-                    state,
-                    message,
-                }),
+                Some(outcome) => plan.orphans.push(orphan_plan(role, outcome)),
                 None => due.push(role),
             }
         }
@@ -45,30 +76,23 @@ impl<'a> Planner<'a> {
                 cap,
             };
             for role in due {
-                plan.orphans.push(OrphanPlan {
-                    role: role.name.clone(),
-                    arn: role.arn.clone(),
-                    state: OrphanState::HeldByBreaker,
-                    message: breaker.message(),
-                });
+                plan.orphans.push(orphan_plan(
+                    role,
+                    OrphanOutcome::HeldByBreaker(breaker.clone()),
+                ));
             }
             plan.breaker = Some(breaker);
             return;
         }
         for role in due {
-            let (state, message) = self.remove(role, &mut plan.actions);
-            plan.orphans.push(OrphanPlan {
-                role: role.name.clone(),
-                arn: role.arn.clone(),
-                state,
-                message,
-            });
+            let outcome = self.remove(role, &mut plan.actions);
+            plan.orphans.push(orphan_plan(role, outcome));
         }
     }
 
     /// An orphan within its grace period: marked now (the mark added to `plan`), or waiting.
     /// None when the grace period is over.
-    fn grace(&self, role: &ObservedRole, plan: &mut Plan) -> Option<(OrphanState, String)> {
+    fn grace(&self, role: &ObservedRole, plan: &mut Plan) -> Option<OrphanOutcome> {
         let now = self.observed.now;
         let grace = self.settings.deletion_grace_seconds;
         let since = role
@@ -81,50 +105,32 @@ impl<'a> Planner<'a> {
                     role: role.name.clone(),
                     since: now,
                 });
-                Some((
-                    OrphanState::Marked,
-                    format!(
-                        "no intent declares it any more; deleted after the grace period of {grace} s unless its intents come back"
-                    ),
-                ))
+                Some(OrphanOutcome::Marked {
+                    grace_seconds: grace,
+                })
             }
-            Some(since) if now < since.saturating_add(grace) => Some((
-                OrphanState::Waiting,
-                format!(
-                    "no intent declares it since {since}; deleted from {} on",
-                    since.saturating_add(grace)
-                ),
-            )),
+            Some(since) if now < since.saturating_add(grace) => Some(OrphanOutcome::Waiting {
+                since,
+                deleted_from: since.saturating_add(grace),
+            }),
             Some(_) => None,
         }
     }
 
     /// A role whose grace period is over: unbound, then deleted (or with soft delete, only
     /// unbound). Its actions go to `actions`.
-    fn remove(&self, role: &ObservedRole, actions: &mut Vec<Action>) -> (OrphanState, String) {
+    fn remove(&self, role: &ObservedRole, actions: &mut Vec<Action>) -> OrphanOutcome {
         if self.settings.soft_delete {
             actions.extend(self.unbinding(role));
-            return (
-                OrphanState::Unbound,
-                "grace period over: unbound and kept (soft delete)".to_owned(),
-            );
+            return OrphanOutcome::Unbound;
         }
-        let unbinding = self.unbinding(role);
         // Exactly what goes: each binding, then the role with its policies. The executor runs
         // them in this order and stops at the first failure, so the role is deleted only once
         // every unbinding succeeded.
-        let unbound: Vec<String> = unbinding.iter().map(ToString::to_string).collect();
-        let message = if unbound.is_empty() {
-            "grace period over: bound nowhere; deleted with its policies".to_owned()
-        } else {
-            format!(
-                "grace period over: unbound ({}), then deleted with its policies",
-                unbound.join("; ")
-            )
-        };
-        actions.extend(unbinding);
+        let unbinding = self.unbinding(role);
+        actions.extend(unbinding.iter().cloned());
         actions.extend(self.deletion(role));
-        (OrphanState::Deleting, message)
+        OrphanOutcome::Deleting { unbinding }
     }
 
     /// Every binding this system made to the role: annotations, associations, add-on settings.
@@ -152,7 +158,7 @@ impl<'a> Planner<'a> {
         }
         let mut seen_addons = BTreeSet::new();
         for (id, addon) in &self.addons {
-            if addon.service_account_role_arn.as_deref() == Some(role.arn.as_str())
+            if addon.service_account_role_arn.as_ref() == Some(&role.arn)
                 && seen_addons.insert(addon.name.clone())
             {
                 actions.push(Action::SetAddonRole {
@@ -198,7 +204,7 @@ impl<'a> Planner<'a> {
             {
                 actions.push(Action::DeleteManagedPolicy {
                     role: name.clone(),
-                    arn: (*arn).to_owned(),
+                    arn: (*arn).clone(),
                 });
             }
         }
@@ -209,7 +215,7 @@ impl<'a> Planner<'a> {
     /// Owned roles that no valid intent claims any more but whose source fails to read: their
     /// workloads (from the role's tags) are reported as held, so the status says why nothing
     /// happens to them.
-    pub(super) fn report_held_roles(&self, claimed: &BTreeSet<String>, plan: &mut Plan) {
+    pub(super) fn report_held_roles(&self, claimed: &BTreeSet<RoleKey>, plan: &mut Plan) {
         for (key, role) in &self.roles {
             if claimed.contains(key)
                 || policy::ownership(&role.tags, self.cluster) != Ownership::Ours
@@ -292,7 +298,7 @@ impl<'a> Planner<'a> {
                 role_arn: None,
                 binding: None,
                 state: WorkloadState::Held,
-                message: held_message(&bundles),
+                message: crate::words::held_message(&bundles),
                 actions: 0,
                 restart: Restart::NotNeeded,
             });

@@ -6,12 +6,12 @@
 //! bring the role there, and the role's tags with the digest of everything declared for it.
 
 use super::problem::Refusal;
-use super::{Action, Planner, RoleIdentity, RoleIntent};
+use super::{Action, Planner, RoleIdentity, RoleIntent, Warning};
 use crate::intent::resolve_placeholders;
-use crate::model::{ObservedRole, Permission, RoleName};
+use crate::model::{ObservedRole, Permission, PolicyArn, RoleName};
 use crate::policy::{
-    self, DECLARED_TAG, INLINE_POLICY_NAME, ORPHANED_TAG, OWNER_TAG, Ownership, PermissionLayout,
-    PolicyDocument, Statement, TAG_PREFIX,
+    self, DECLARED_TAG, INLINE_POLICY_NAME, ORPHANED_TAG, Ownership, PermissionLayout,
+    PolicyDocument, TAG_PREFIX,
 };
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -26,7 +26,7 @@ pub(super) struct Grants {
 }
 
 /// A managed part of a role's permissions: its name, its ARN and its document.
-type Part<'d> = (String, String, &'d PolicyDocument);
+type Part<'d> = (String, PolicyArn, &'d PolicyDocument);
 
 impl<'a> Planner<'a> {
     /// The role's grants laid out, and its tags; or why it is refused. Warnings about grants
@@ -36,23 +36,22 @@ impl<'a> Planner<'a> {
         identity: &RoleIdentity,
         trust: &PolicyDocument,
         intent: &RoleIntent,
-        warnings: &mut Vec<String>,
+        warnings: &mut Vec<Warning>,
     ) -> Result<Grants, Refusal> {
         let permissions = self.resolved_permissions(intent);
         self.refusal(&permissions, intent)?;
         // A wildcard reaching the system: granted, with the system's resources denied.
         let denial = policy::system_denial(&permissions, &self.system);
-        let broad: Vec<&str> = permissions
+        let broad: Vec<String> = permissions
             .iter()
             .filter(|p| policy::broad(p))
-            .map(|p| p.action.as_str())
+            .map(|p| p.action.clone())
             .collect();
         if !broad.is_empty() {
-            warnings.push(format!(
-                "{} granted {}",
-                intent.subject(),
-                policy::broad_warning(&broad)
-            ));
+            warnings.push(Warning::BroadGrant {
+                workloads: intent.workload_refs(),
+                actions: broad,
+            });
         }
         let mut statements = policy::permission_statements(&permissions);
         statements.extend(denial.as_ref().map(|(deny, _)| deny.clone()));
@@ -60,8 +59,12 @@ impl<'a> Planner<'a> {
             Ok(layout) => layout,
             Err(error) => return Err(Refusal::TooLarge(error)),
         };
-        if let Some((deny, reaching)) = &denial {
-            warnings.push(denial_warning(intent, deny, reaching));
+        if let Some((deny, reaching)) = denial {
+            warnings.push(Warning::SystemDenied {
+                workloads: intent.workload_refs(),
+                reaching,
+                denied: deny.resources,
+            });
         }
         let (tags, intents_unchanged) = self.declared_tags(identity, trust, &layout, intent);
         Ok(Grants {
@@ -105,15 +108,15 @@ impl<'a> Planner<'a> {
             return Err(Refusal::OtherPartition { problems: foreign });
         }
         let system = &self.system;
-        let named: Vec<String> = permissions
+        let named: Vec<(Permission, String)> = permissions
             .iter()
             .filter_map(|p| {
                 let within = policy::names_system_resource(&p.resource, system)?;
-                Some(system_refusal(p, within))
+                Some((p.clone(), within.to_owned()))
             })
             .collect();
         if !named.is_empty() {
-            return Err(Refusal::SystemResources { refusals: named });
+            return Err(Refusal::SystemResources { named });
         }
         if self.settings.permissions_boundary.is_none() && self.settings.require_boundary {
             return Err(Refusal::NoBoundary);
@@ -130,17 +133,11 @@ impl<'a> Planner<'a> {
         permissions: &BTreeSet<Permission>,
         intent: &RoleIntent,
     ) -> Result<(), Refusal> {
-        let refused: Vec<String> = permissions
+        let refused: Vec<(Permission, String)> = permissions
             .iter()
             .filter_map(|p| policy::danger(p).map(|why| (p, why)))
             .filter(|(p, _)| !self.excepted(p, intent))
-            .map(|(p, why)| {
-                format!(
-                    "{} on {}: {why}",
-                    p.action,
-                    crate::intent::echo(&p.resource)
-                )
-            })
+            .map(|(p, why)| (p.clone(), why))
             .collect();
         if refused.is_empty() {
             return Ok(());
@@ -186,7 +183,10 @@ impl<'a> Planner<'a> {
         let declared = declared_digest(
             trust,
             layout,
-            self.settings.permissions_boundary.as_deref(),
+            self.settings
+                .permissions_boundary
+                .as_ref()
+                .map(PolicyArn::as_str),
             &tags,
         );
         // Only while the intents are what they were when the role was last written is a
@@ -212,11 +212,11 @@ impl<'a> Planner<'a> {
         let attached = observed.map_or(&empty_attached, |r| &r.attached_policies);
 
         let (wanted_inline, wanted_parts) = self.wanted_policies(role, layout);
-        let wanted_arns: BTreeSet<&str> = wanted_parts.iter().map(|(_, a, _)| a.as_str()).collect();
+        let wanted_arns: BTreeSet<&PolicyArn> = wanted_parts.iter().map(|(_, a, _)| a).collect();
 
         let mut detach: Vec<Action> = attached
             .iter()
-            .filter(|arn| !wanted_arns.contains(arn.as_str()))
+            .filter(|arn| !wanted_arns.contains(arn))
             .map(|arn| Action::DetachManagedPolicy {
                 role: role.clone(),
                 policy_arn: arn.clone(),
@@ -287,23 +287,17 @@ impl<'a> Planner<'a> {
         &self,
         role: &RoleName,
         (name, arn, document): &Part,
-        attached: &BTreeSet<String>,
+        attached: &BTreeSet<PolicyArn>,
     ) -> Vec<Action> {
         let mut actions = Vec::new();
-        match self.managed.get(arn.as_str()) {
+        match self.managed.get(arn) {
             None => actions.push(Action::CreateManagedPolicy {
                 role: role.clone(),
                 name: name.clone(),
                 path: self.path.clone(),
                 arn: arn.clone(),
                 document: (*document).clone(),
-                tags: BTreeMap::from([
-                    (OWNER_TAG.to_owned(), policy::OWNER_VALUE.to_owned()),
-                    (
-                        policy::CLUSTER_TAG.to_owned(),
-                        policy::tag_value(&self.cluster.arn()),
-                    ),
-                ]),
+                tags: policy::ownership_tags(self.cluster),
             }),
             Some(current) if !current.document.same_meaning(document) => {
                 actions.push(Action::UpdateManagedPolicy {
@@ -324,7 +318,7 @@ impl<'a> Planner<'a> {
     }
 
     /// Parts of this role that are no longer wanted, attached or left over.
-    fn leftover_parts(&self, role: &RoleName, wanted_arns: &BTreeSet<&str>) -> Vec<Action> {
+    fn leftover_parts(&self, role: &RoleName, wanted_arns: &BTreeSet<&PolicyArn>) -> Vec<Action> {
         let part_prefix = format!("{role}.part");
         self.managed
             .iter()
@@ -335,46 +329,26 @@ impl<'a> Planner<'a> {
             })
             .map(|(arn, _)| Action::DeleteManagedPolicy {
                 role: role.clone(),
-                arn: (*arn).to_owned(),
+                arn: (*arn).clone(),
             })
             .collect()
     }
 
     /// Roles created without a boundary are worth a warning when the requirement is off.
-    pub(super) fn warn_unbounded_roles(&self, role_actions: &[Action], warnings: &mut Vec<String>) {
+    pub(super) fn warn_unbounded_roles(
+        &self,
+        role_actions: &[Action],
+        warnings: &mut Vec<Warning>,
+    ) {
         if self.settings.permissions_boundary.is_none()
             && !self.settings.require_boundary
             && role_actions
                 .iter()
                 .any(|a| matches!(a, Action::CreateRole { .. }))
         {
-            warnings.push(
-                "roles are created without a permissions boundary: the requirement is turned off"
-                    .to_owned(),
-            );
+            warnings.push(Warning::NoBoundary);
         }
     }
-}
-
-/// The warning for a wildcard grant that reaches the system's own resources.
-fn denial_warning(intent: &RoleIntent, deny: &Statement, reaching: &[String]) -> String {
-    format!(
-        "{} granted {} on resources that include eks-intents' own: its policy denies every action on {} explicitly",
-        intent.subject(),
-        reaching.join(", "),
-        deny.resources.join(", ")
-    )
-}
-
-/// Why `permission` is refused: it names `system`, one of the system's own resources. Shared
-/// with `eks-intents validate`, so the preview says what the reconciler says.
-pub fn system_refusal(permission: &Permission, system: &str) -> String {
-    format!(
-        "{} on {}: a resource of eks-intents itself ({}); no workload may act on the system's bucket, queues, functions, roles or boundary, nor on the roles and policies under its IAM path",
-        permission.action,
-        crate::intent::echo(&permission.resource),
-        crate::intent::echo(system)
-    )
 }
 
 /// The value of `DECLARED_TAG`: a digest of everything the intents and settings declare for a

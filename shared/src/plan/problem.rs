@@ -1,15 +1,16 @@
 //! Why a role is not (or not yet) as declared, as the steps find it: typed, with its data. The
-//! words are made only when the plan reports the role's workloads (`Display`).
+//! words are made in `crate::words` (`Display`), when the plan reports the role's workloads.
 
 use super::WorkloadState;
-use super::index::held_message;
-use crate::model::ServiceAccountRef;
-use crate::policy::{OWNER_TAG, SizeError};
+use crate::model::{
+    AddonName, AssociationId, ClusterName, Namespace, Permission, RoleArn, RoleName,
+    ServiceAccountRef,
+};
+use crate::policy::SizeError;
 use std::collections::BTreeSet;
-use std::fmt;
 
 /// What stops or delays one role; the state its workloads are reported in follows from it.
-pub(super) enum Problem {
+pub(crate) enum Problem {
     /// A bundle that declares the role's workloads, or that the role's tags name, fails to
     /// read: the role is left exactly as it is.
     Held { bundles: BTreeSet<String> },
@@ -20,25 +21,26 @@ pub(super) enum Problem {
 }
 
 /// Why a role (or its binding) is refused, and what to do about it.
-pub(super) enum Refusal {
+pub(crate) enum Refusal {
     /// The namespace's `default` ServiceAccount, which every pod of it may run as.
-    DefaultServiceAccount { namespace: String },
-    /// A role of this name exists and belongs to the eks-intents of another cluster.
-    RoleOfOtherCluster { role: String, cluster: String },
+    DefaultServiceAccount { namespace: Namespace },
+    /// A role of this name exists and belongs to the eks-intents of another cluster (`cluster`:
+    /// the value of its cluster tag).
+    RoleOfOtherCluster { role: RoleName, cluster: String },
     /// A role of this name exists and is not managed by eks-intents.
-    ForeignRole { role: String },
+    ForeignRole { role: RoleName },
     /// IRSA without an OIDC issuer on the cluster.
-    NoOidcIssuer { cluster: String },
+    NoOidcIssuer { cluster: ClusterName },
     /// The trust policy exceeds its quota.
     TrustTooLarge { size: usize, quota: usize },
     /// Grants on resources of another partition (each as the reader words it).
     OtherPartition { problems: BTreeSet<String> },
-    /// Grants naming the system's own resources (each as `system_refusal` words it).
-    SystemResources { refusals: Vec<String> },
+    /// Grants naming the system's own resources: each with the resource of the system it names.
+    SystemResources { named: Vec<(Permission, String)> },
     /// No permissions boundary is configured while one is required.
     NoBoundary,
-    /// Dangerous actions that no exception allows (each: action, resource and why).
-    Dangerous { refused: Vec<String> },
+    /// Dangerous actions that no exception allows: each with why it is dangerous.
+    Dangerous { refused: Vec<(Permission, String)> },
     /// The grants do not fit the policy quotas.
     TooLarge(SizeError),
     /// The ServiceAccount carries another manager's role annotation.
@@ -54,15 +56,15 @@ pub(super) enum Refusal {
     /// The ServiceAccount has a Pod Identity association that eks-intents did not make.
     ForeignAssociation {
         service_account: ServiceAccountRef,
-        association_id: String,
-        role_arn: String,
+        association_id: AssociationId,
+        role_arn: RoleArn,
     },
     /// The add-on uses a role that eks-intents does not manage.
-    AddonRoleOfOther { addon: String, current: String },
+    AddonRoleOfOther { addon: AddonName, current: RoleArn },
 }
 
 impl Problem {
-    pub(super) fn state(&self) -> WorkloadState {
+    pub(crate) fn state(&self) -> WorkloadState {
         match self {
             Problem::Held { .. } => WorkloadState::Held,
             Problem::ServiceAccountMissing { .. } => WorkloadState::Pending,
@@ -74,98 +76,5 @@ impl Problem {
 impl From<Refusal> for Problem {
     fn from(refusal: Refusal) -> Self {
         Problem::Refused(refusal)
-    }
-}
-
-impl fmt::Display for Problem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Problem::Held { bundles } => {
-                f.write_str(&held_message(&bundles.iter().map(String::as_str).collect()))
-            }
-            Problem::ServiceAccountMissing { service_account } => write!(
-                f,
-                "ServiceAccount {service_account} does not exist yet; the role is kept ready and bound once it appears"
-            ),
-            Problem::Refused(refusal) => fmt::Display::fmt(refusal, f),
-        }
-    }
-}
-
-impl fmt::Display for Refusal {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Refusal::DefaultServiceAccount { namespace: ns } => write!(
-                f,
-                "runs as the default ServiceAccount of namespace {ns}, which every pod of {ns} uses unless told otherwise: binding a role to it would give these permissions to all of them. Give the workload its own ServiceAccount (spec.template.spec.serviceAccountName), or allow this in the settings (allow_default_service_account)"
-            ),
-            Refusal::RoleOfOtherCluster { role, cluster } => write!(
-                f,
-                "IAM role {role} already exists and belongs to the eks-intents of cluster {cluster}; it is left alone. Give one of the clusters another name"
-            ),
-            Refusal::ForeignRole { role } => write!(
-                f,
-                "IAM role {role} already exists and is not managed by eks-intents (no {OWNER_TAG} tag); it is left alone. Rename or remove it, or tag it to hand it over"
-            ),
-            Refusal::NoOidcIssuer { cluster } => write!(
-                f,
-                "cluster {cluster} has no OIDC issuer, which IRSA needs; use Pod Identity mode or enable the cluster's OIDC issuer"
-            ),
-            Refusal::TrustTooLarge { size, quota } => write!(
-                f,
-                "the trust policy needs {size} characters, more than the quota of {quota}"
-            ),
-            Refusal::OtherPartition { problems } => {
-                f.write_str(&problems.iter().map(String::as_str).collect::<Vec<_>>().join("; "))
-            }
-            Refusal::SystemResources { refusals } => {
-                write!(f, "refused: {}", refusals.join("; "))
-            }
-            Refusal::NoBoundary => f.write_str(
-                "no permissions boundary is configured (EKS_INTENTS_PERMISSIONS_BOUNDARY): roles are neither created nor changed without one, since whoever uploads intents would otherwise get whatever they ask for. Configure the boundary, or turn the requirement off (EKS_INTENTS_REQUIRE_BOUNDARY=false)",
-            ),
-            Refusal::Dangerous { refused } => write!(
-                f,
-                "refused: {}. Such actions let a workload create or take over identities or read every secret; the platform team can allow one for this workload with an exception in the settings (EKS_INTENTS_DANGEROUS_EXCEPTIONS)",
-                refused.join("; ")
-            ),
-            Refusal::TooLarge(error) => fmt::Display::fmt(error, f),
-            _ => self.fmt_binding(f),
-        }
-    }
-}
-
-impl Refusal {
-    /// The words for a binding refused because someone else's is in the way.
-    fn fmt_binding(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Refusal::AnnotatedByOther {
-                service_account,
-                current,
-            } => write!(
-                f,
-                "ServiceAccount {service_account} is already annotated with role {current} by another manager; not overwriting it. Remove that annotation, or allow forcing in the settings (EKS_INTENTS_FORCE_ANNOTATIONS)"
-            ),
-            Refusal::AssociationOwned {
-                service_account,
-                owner,
-            } => write!(
-                f,
-                "ServiceAccount {service_account} has a Pod Identity association owned by {owner}; it is never taken over"
-            ),
-            Refusal::ForeignAssociation {
-                service_account,
-                association_id,
-                role_arn,
-            } => write!(
-                f,
-                "ServiceAccount {service_account} already has Pod Identity association {association_id} to role {role_arn}, not made by eks-intents; not replacing it"
-            ),
-            Refusal::AddonRoleOfOther { addon, current } => write!(
-                f,
-                "EKS add-on {addon} already uses role {current}, which eks-intents does not manage; not replacing it. Clear the add-on's role to hand it over"
-            ),
-            _ => Ok(()),
-        }
     }
 }

@@ -128,9 +128,9 @@ fn put_object_on_everything_is_granted_with_a_deny_of_the_bucket_and_its_keys() 
         })
     );
     assert!(
-        planned.warnings.iter().any(|w| w.contains(
+        planned.warnings.iter().any(|w| w.to_string().contains(
             "jokes/joke-worker is granted s3:PutObject on resources that include eks-intents' own"
-        ) && w.contains(BUCKET)),
+        ) && w.to_string().contains(BUCKET)),
         "{:?}",
         planned.warnings
     );
@@ -182,7 +182,7 @@ fn grants_that_cannot_reach_the_system_carry_no_deny() {
         !planned
             .warnings
             .iter()
-            .any(|w| w.contains("eks-intents' own")),
+            .any(|w| w.to_string().contains("eks-intents' own")),
         "{:?}",
         planned.warnings
     );
@@ -248,7 +248,7 @@ fn a_refused_workload_gets_no_deny_notice() {
         !planned
             .warnings
             .iter()
-            .any(|w| w.contains("eks-intents' own")),
+            .any(|w| w.to_string().contains("eks-intents' own")),
         "{:?}",
         planned.warnings
     );

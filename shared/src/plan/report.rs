@@ -2,7 +2,7 @@
 //! report and the CLI's text output are built from this.
 
 use super::action::Binding;
-use crate::model::{Namespace, RoleName, ServiceAccountRef, WorkloadKind, WorkloadName};
+use crate::model::{Namespace, RoleArn, RoleName, ServiceAccountRef, WorkloadKind, WorkloadName};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -30,7 +30,7 @@ pub struct WorkloadPlan {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<RoleName>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub role_arn: Option<String>,
+    pub role_arn: Option<RoleArn>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub binding: Option<Binding>,
     pub state: WorkloadState,
@@ -72,7 +72,7 @@ pub enum OrphanState {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrphanPlan {
     pub role: RoleName,
-    pub arn: String,
+    pub arn: RoleArn,
     pub state: OrphanState,
     pub message: String,
 }
@@ -84,15 +84,6 @@ pub struct DeletionBreaker {
     pub due: usize,
     /// The most roles one run may delete (or, with soft delete, unbind).
     pub cap: usize,
-}
-
-impl DeletionBreaker {
-    pub fn message(&self) -> String {
-        format!(
-            "deletion breaker: {} roles are due for deletion, more than the {} one run may delete; none was deleted and all stay marked. If their intents were removed on purpose, raise the cap for one run (EKS_INTENTS_MAX_DELETIONS_PER_RUN={}); if not, restore the bundles (the bucket keeps earlier versions) and the roles are reused as they are",
-            self.due, self.cap, self.due
-        )
-    }
 }
 
 /// What a hand change can alter, as the plan finds and repairs it.

@@ -8,17 +8,17 @@
 use super::problem::{Problem, Refusal};
 use super::{Action, Binding, Drift, DriftKind, Plan, Planner, RoleIntent};
 use crate::model::{
-    BindingMode, ObservedAddon, ObservedRole, ObservedServiceAccount, RoleName, ServiceAccountRef,
-    WorkloadRef,
+    BindingMode, ObservedAddon, ObservedRole, ObservedServiceAccount, RoleArn, RoleName,
+    ServiceAccountRef, WorkloadRef,
 };
-use crate::policy::{self, IRSA_AUDIENCE, ORPHANED_TAG, OWNER_TAG, Ownership, PolicyDocument};
+use crate::policy::{self, IRSA_AUDIENCE, ORPHANED_TAG, Ownership, PolicyDocument};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Who a role is: what the later steps of one role build on.
 pub(super) struct RoleIdentity<'a> {
     pub(super) service_account: &'a ServiceAccountRef,
     pub(super) role: RoleName,
-    pub(super) arn: String,
+    pub(super) arn: RoleArn,
     /// The role as it exists, if it does.
     pub(super) observed: Option<&'a ObservedRole>,
     /// The add-on that owns the ServiceAccount, if one does.
@@ -31,7 +31,7 @@ impl<'a> Planner<'a> {
     /// what binds it (the add-on that owns the ServiceAccount, else the mode's binding).
     pub(super) fn identify(&self, service_account: &'a ServiceAccountRef) -> RoleIdentity<'a> {
         let role = policy::role_name(&self.cluster.name, service_account);
-        let observed = self.roles.get(&role.as_str().to_ascii_lowercase()).copied();
+        let observed = self.roles.get(&role.key()).copied();
         let arn = observed
             .map(|r| r.arn.clone())
             .unwrap_or_else(|| policy::role_arn(self.cluster, &self.path, &role));
@@ -77,7 +77,7 @@ impl<'a> Planner<'a> {
             && !self.settings.allow_default_service_account
         {
             return Err(Refusal::DefaultServiceAccount {
-                namespace: service_account.namespace.to_string(),
+                namespace: service_account.namespace.clone(),
             }
             .into());
         }
@@ -88,7 +88,7 @@ impl<'a> Planner<'a> {
             BindingMode::Irsa => {
                 let Some(issuer) = self.issuer() else {
                     return Err(Refusal::NoOidcIssuer {
-                        cluster: self.cluster.name.to_string(),
+                        cluster: self.cluster.name.clone(),
                     }
                     .into());
                 };
@@ -114,11 +114,11 @@ impl<'a> Planner<'a> {
         match policy::ownership(&role.tags, self.cluster) {
             Ownership::Ours => None,
             Ownership::OtherCluster(other) => Some(Refusal::RoleOfOtherCluster {
-                role: role.name.to_string(),
-                cluster: other.to_string(),
+                role: role.name.clone(),
+                cluster: other,
             }),
             Ownership::Foreign => Some(Refusal::ForeignRole {
-                role: role.name.to_string(),
+                role: role.name.clone(),
             }),
         }
     }
@@ -269,13 +269,7 @@ impl<'a> Planner<'a> {
             None => vec![Action::CreateOidcProvider {
                 url: format!("https://{issuer}"),
                 client_ids: vec![IRSA_AUDIENCE.to_owned()],
-                tags: BTreeMap::from([
-                    (OWNER_TAG.to_owned(), policy::OWNER_VALUE.to_owned()),
-                    (
-                        policy::CLUSTER_TAG.to_owned(),
-                        policy::tag_value(&self.cluster.arn()),
-                    ),
-                ]),
+                tags: policy::ownership_tags(self.cluster),
             }],
             Some(provider) if !provider.client_ids.contains(IRSA_AUDIENCE) => {
                 vec![Action::AddOidcClientId {

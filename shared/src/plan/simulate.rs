@@ -4,8 +4,9 @@
 
 use super::action::Action;
 use crate::model::{
-    ObservedAssociation, ObservedManagedPolicy, ObservedRole, ObservedServiceAccount,
-    ObservedState, ROLE_ARN_ANNOTATION, RoleName, ServiceAccountRef, strip_scheme,
+    AssociationId, ObservedAssociation, ObservedManagedPolicy, ObservedRole,
+    ObservedServiceAccount, ObservedState, PolicyArn, ROLE_ARN_ANNOTATION, RoleKey, RoleName,
+    ServiceAccountRef, strip_scheme,
 };
 use crate::policy::{self, ORPHANED_TAG};
 use std::collections::BTreeMap;
@@ -18,7 +19,7 @@ pub fn simulate(observed: &ObservedState, actions: &[Action]) -> ObservedState {
         roles: observed
             .roles
             .iter()
-            .map(|r| (r.name.as_str().to_ascii_lowercase(), r.clone()))
+            .map(|r| (r.name.key(), r.clone()))
             .collect(),
         managed: observed
             .managed_policies
@@ -58,16 +59,16 @@ pub fn simulate(observed: &ObservedState, actions: &[Action]) -> ObservedState {
 /// O(N log N).
 struct Model {
     cluster: crate::model::ClusterRef,
-    roles: BTreeMap<String, ObservedRole>,
-    managed: BTreeMap<String, ObservedManagedPolicy>,
+    roles: BTreeMap<RoleKey, ObservedRole>,
+    managed: BTreeMap<PolicyArn, ObservedManagedPolicy>,
     service_accounts: BTreeMap<ServiceAccountRef, ObservedServiceAccount>,
-    associations: BTreeMap<String, ObservedAssociation>,
+    associations: BTreeMap<AssociationId, ObservedAssociation>,
     state: ObservedState,
 }
 
 impl Model {
     fn role(&mut self, name: &RoleName) -> Option<&mut ObservedRole> {
-        self.roles.get_mut(&name.as_str().to_ascii_lowercase())
+        self.roles.get_mut(&name.key())
     }
 
     /// A ServiceAccount that does not exist is created, as server-side apply would.
@@ -151,7 +152,7 @@ impl Model {
                 ..
             } => {
                 self.roles.insert(
-                    role.as_str().to_ascii_lowercase(),
+                    role.key(),
                     ObservedRole {
                         name: role.clone(),
                         arn: arn.clone(),
@@ -170,7 +171,7 @@ impl Model {
                 }
             }
             Action::DeleteRole { role } => {
-                self.roles.remove(&role.as_str().to_ascii_lowercase());
+                self.roles.remove(&role.key());
             }
             _ => {}
         }
@@ -278,7 +279,7 @@ impl Model {
             } => {
                 let sa = self.service_account(service_account);
                 sa.annotations
-                    .insert(ROLE_ARN_ANNOTATION.to_owned(), role_arn.clone());
+                    .insert(ROLE_ARN_ANNOTATION.to_owned(), role_arn.to_string());
                 sa.annotation_owned = true;
                 sa.bound_label = true;
             }
@@ -296,8 +297,10 @@ impl Model {
                 tags,
                 ..
             } => {
-                let association_id =
-                    format!("a-{}", policy::short_hash(&service_account.to_string(), 17));
+                let association_id = AssociationId::new(format!(
+                    "a-{}",
+                    policy::short_hash(&service_account.to_string(), 17)
+                ));
                 self.associations.insert(
                     association_id.clone(),
                     ObservedAssociation {

@@ -1,7 +1,9 @@
 //! Names, paths and tags of what the system owns in IAM, within IAM's rules: role names of at
 //! most 64 characters of `[\w+=,.@-]`, tag values of at most 256 characters.
 
-use crate::model::{ClusterName, ClusterRef, RoleName, ServiceAccountRef, WorkloadName};
+use crate::model::{
+    ClusterName, ClusterRef, PolicyArn, RoleArn, RoleName, ServiceAccountRef, WorkloadName,
+};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -67,14 +69,14 @@ pub fn cluster_path(base: &str, cluster: &ClusterName) -> String {
     format!("{base}/{cluster}/")
 }
 
-pub fn role_arn(cluster: &ClusterRef, path: &str, name: &RoleName) -> String {
-    format!(
+pub fn role_arn(cluster: &ClusterRef, path: &str, name: &RoleName) -> RoleArn {
+    RoleArn::new(format!(
         "arn:{}:iam::{}:role{}{}",
         cluster.partition(),
         cluster.account,
         path,
         name
-    )
+    ))
 }
 
 /// The managed policy holding part `part` (1-based) of a split permission policy.
@@ -82,14 +84,14 @@ pub fn managed_policy_name(role: &RoleName, part: usize) -> String {
     format!("{role}.part{part}")
 }
 
-pub fn managed_policy_arn(cluster: &ClusterRef, path: &str, name: &str) -> String {
-    format!(
+pub fn managed_policy_arn(cluster: &ClusterRef, path: &str, name: &str) -> PolicyArn {
+    PolicyArn::new(format!(
         "arn:{}:iam::{}:policy{}{}",
         cluster.partition(),
         cluster.account,
         path,
         name
-    )
+    ))
 }
 
 /// The hex of the first `len / 2` bytes of SHA-256.
@@ -130,6 +132,15 @@ pub fn tag_value(raw: &str) -> String {
     format!("{prefix}+{hash}")
 }
 
+/// The tags that make anything the system creates its own, for this cluster (`ownership`
+/// reads them back): every role, managed policy, association and OIDC provider carries them.
+pub fn ownership_tags(cluster: &ClusterRef) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (OWNER_TAG.to_owned(), OWNER_VALUE.to_owned()),
+        (CLUSTER_TAG.to_owned(), tag_value(&cluster.arn())),
+    ])
+}
+
 /// The ownership and identity tags of a workload's role.
 pub fn role_tags<'a>(
     cluster: &ClusterRef,
@@ -137,9 +148,7 @@ pub fn role_tags<'a>(
     workloads: impl IntoIterator<Item = &'a WorkloadName>,
     bundles: &BTreeSet<String>,
 ) -> BTreeMap<String, String> {
-    let mut tags = BTreeMap::new();
-    tags.insert(OWNER_TAG.to_owned(), OWNER_VALUE.to_owned());
-    tags.insert(CLUSTER_TAG.to_owned(), tag_value(&cluster.arn()));
+    let mut tags = ownership_tags(cluster);
     tags.insert(
         NAMESPACE_TAG.to_owned(),
         tag_value(service_account.namespace.as_str()),

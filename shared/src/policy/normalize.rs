@@ -5,6 +5,15 @@
 use percent_encoding::percent_decode_str;
 use serde_json::{Map, Value};
 
+/// Whether names IAM matches case-insensitively (actions, condition keys) are lower-cased.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Case {
+    /// Lower-cased: for comparing documents.
+    Fold,
+    /// As written: for showing documents to people.
+    Keep,
+}
+
 /// When a document has no `Version`, IAM applies the oldest policy language.
 const DEFAULT_VERSION: &str = "2008-10-17";
 
@@ -20,22 +29,22 @@ const DEFAULT_VERSION: &str = "2008-10-17";
 ///
 /// Text that is not JSON normalizes to itself as a string, which never equals a document.
 pub fn normalize(document: &Value) -> Value {
-    canonical(document, true)
+    canonical(document, Case::Fold)
 }
 
 /// The same canonical form with names in the case they were written: for showing documents
 /// and their differences to people.
 pub fn display_form(document: &Value) -> Value {
-    canonical(document, false)
+    canonical(document, Case::Keep)
 }
 
-fn canonical(document: &Value, fold_case: bool) -> Value {
+fn canonical(document: &Value, case: Case) -> Value {
     match document {
         Value::String(text) => match parse_text(text) {
-            Some(Value::Object(map)) => normalize_document(&map, fold_case),
+            Some(Value::Object(map)) => normalize_document(&map, case),
             _ => Value::String(text.clone()),
         },
-        Value::Object(map) => normalize_document(map, fold_case),
+        Value::Object(map) => normalize_document(map, case),
         other => other.clone(),
     }
 }
@@ -49,7 +58,7 @@ fn parse_text(text: &str) -> Option<Value> {
     serde_json::from_str(decoded.trim()).ok()
 }
 
-fn normalize_document(map: &Map<String, Value>, fold_case: bool) -> Value {
+fn normalize_document(map: &Map<String, Value>, case: Case) -> Value {
     let mut out = Map::new();
     for (key, value) in map {
         match key.as_str() {
@@ -58,7 +67,7 @@ fn normalize_document(map: &Map<String, Value>, fold_case: bool) -> Value {
                 let mut statements: Vec<Value> = as_list(value)
                     .into_iter()
                     .map(|statement| match statement {
-                        Value::Object(s) => normalize_statement(s, fold_case),
+                        Value::Object(s) => normalize_statement(s, case),
                         other => other.clone(),
                     })
                     .collect();
@@ -75,15 +84,15 @@ fn normalize_document(map: &Map<String, Value>, fold_case: bool) -> Value {
     Value::Object(out)
 }
 
-fn normalize_statement(statement: &Map<String, Value>, fold_case: bool) -> Value {
+fn normalize_statement(statement: &Map<String, Value>, case: Case) -> Value {
     let mut out = Map::new();
     for (key, value) in statement {
         let normalized = match key.as_str() {
             "Sid" => continue,
-            "Action" | "NotAction" => string_set(value, fold_case),
-            "Resource" | "NotResource" => string_set(value, false),
+            "Action" | "NotAction" => string_set(value, case),
+            "Resource" | "NotResource" => string_set(value, Case::Keep),
             "Principal" | "NotPrincipal" => normalize_principal(value),
-            "Condition" => normalize_condition(value, fold_case),
+            "Condition" => normalize_condition(value, case),
             _ => value.clone(),
         };
         out.insert(key.clone(), normalized);
@@ -95,14 +104,14 @@ fn normalize_principal(value: &Value) -> Value {
     match value {
         Value::Object(map) => Value::Object(
             map.iter()
-                .map(|(kind, ids)| (kind.clone(), string_set(ids, false)))
+                .map(|(kind, ids)| (kind.clone(), string_set(ids, Case::Keep)))
                 .collect(),
         ),
         other => other.clone(),
     }
 }
 
-fn normalize_condition(value: &Value, fold_case: bool) -> Value {
+fn normalize_condition(value: &Value, case: Case) -> Value {
     let Value::Object(operators) = value else {
         return value.clone();
     };
@@ -114,12 +123,12 @@ fn normalize_condition(value: &Value, fold_case: bool) -> Value {
                     Value::Object(keys) => Value::Object(
                         keys.iter()
                             .map(|(key, values)| {
-                                let key = if fold_case {
+                                let key = if case == Case::Fold {
                                     key.to_ascii_lowercase()
                                 } else {
                                     key.clone()
                                 };
-                                (key, string_set(values, false))
+                                (key, string_set(values, Case::Keep))
                             })
                             .collect(),
                     ),
@@ -139,11 +148,11 @@ fn as_list(value: &Value) -> Vec<&Value> {
 }
 
 /// A scalar or list of scalars as a sorted, de-duplicated list of strings.
-fn string_set(value: &Value, lowercase: bool) -> Value {
+fn string_set(value: &Value, case: Case) -> Value {
     let mut items: Vec<Value> = as_list(value)
         .into_iter()
         .map(|item| match item {
-            Value::String(s) if lowercase => Value::String(s.to_ascii_lowercase()),
+            Value::String(s) if case == Case::Fold => Value::String(s.to_ascii_lowercase()),
             Value::Number(n) => Value::String(n.to_string()),
             Value::Bool(b) => Value::String(b.to_string()),
             other => other.clone(),

@@ -5,7 +5,7 @@
 
 use super::arn::arn_service;
 use super::document::{Effect, Statement};
-use crate::model::{Permission, Settings};
+use crate::model::{Permission, PolicyArn, Settings};
 use std::collections::BTreeSet;
 
 /// The ARN patterns of the system's own resources in one account: the deployment's list
@@ -15,12 +15,13 @@ use std::collections::BTreeSet;
 /// preview).
 pub fn system_resources(settings: &Settings, partition: &str, account: &str) -> Vec<String> {
     let mut patterns = BTreeSet::new();
-    for arn in settings
-        .system_resources
-        .iter()
-        .chain(&settings.permissions_boundary)
-    {
-        patterns.insert(arn.clone());
+    for arn in settings.system_resources.iter().map(String::as_str).chain(
+        settings
+            .permissions_boundary
+            .as_ref()
+            .map(PolicyArn::as_str),
+    ) {
+        patterns.insert(arn.to_owned());
         let parts: Vec<&str> = arn.splitn(6, ':').collect();
         match parts.as_slice() {
             // A bucket: its keys are `<bucket ARN>/<key>`.

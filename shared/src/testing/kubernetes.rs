@@ -2,12 +2,12 @@
 //! role annotation with its field manager, counting writes.
 
 use crate::model::{
-    Namespace, ObservedServiceAccount, ObservedWorkload, ROLE_ARN_ANNOTATION, ServiceAccountRef,
-    WorkloadKind, WorkloadName,
+    Namespace, ObservedServiceAccount, ObservedWorkload, ROLE_ARN_ANNOTATION, RoleArn,
+    ServiceAccountRef, Takeover, WorkloadKind, WorkloadName,
 };
 use crate::ports::{
-    ClusterDescription, ErrorKind, KubernetesConnector, KubernetesPort, KubernetesSnapshot,
-    PortError, PortResult,
+    ClusterDescription, ErrorKind, EventType, KubernetesConnector, KubernetesPort,
+    KubernetesSnapshot, PortError, PortResult,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
@@ -172,10 +172,10 @@ impl KubernetesPort for FakeKubernetes {
     async fn annotate_service_account(
         &self,
         service_account: &ServiceAccountRef,
-        role_arn: &str,
-        _force: bool,
+        role_arn: &RoleArn,
+        _force: Takeover,
     ) -> PortResult<()> {
-        self.write(service_account, Some(role_arn))
+        self.write(service_account, Some(role_arn.as_str()))
     }
 
     async fn remove_service_account_annotation(
@@ -190,7 +190,7 @@ impl KubernetesPort for FakeKubernetes {
         service_account: &ServiceAccountRef,
         reason: &str,
         message: &str,
-        _warning: bool,
+        _kind: EventType,
     ) -> PortResult<()> {
         if let Ok(mut events) = self.events.lock() {
             events.push((

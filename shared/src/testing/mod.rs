@@ -114,7 +114,7 @@ pub fn run_workload(
 /// Records an EKS add-on that runs as the given ServiceAccounts.
 pub fn install_addon(observed: &mut ObservedState, name: &str, service_accounts: &[(&str, &str)]) {
     observed.addons.push(ObservedAddon {
-        name: name.to_owned(),
+        name: name.into(),
         service_accounts: service_accounts
             .iter()
             .map(|(ns, sa)| service_account_ref(ns, sa))

@@ -6,7 +6,10 @@
 //! method fails, so a handler that starts calling something new shows up as an
 //! error in its tests instead of passing on an empty answer.
 
-use crate::model::{Namespace, ObservedAssociation, ObservedRole, RoleName, ServiceAccountRef};
+use crate::model::{
+    AddonName, AssociationId, Namespace, ObservedAssociation, ObservedRole, PolicyArn, RoleArn,
+    RoleName, ServiceAccountRef,
+};
 use crate::policy::PolicyDocument;
 use crate::ports::{
     AddonDescription, BundleObject, BundleStore, ClusterDescription, DeduplicatedReconcile,
@@ -111,7 +114,7 @@ impl IamPort for FakeIam {
     ) -> PortResult<()> {
         Err(unexpected("iam", "UpdateAssumeRolePolicy"))
     }
-    async fn put_permissions_boundary(&self, _role: &RoleName, _arn: &str) -> PortResult<()> {
+    async fn put_permissions_boundary(&self, _role: &RoleName, _arn: &PolicyArn) -> PortResult<()> {
         Err(unexpected("iam", "PutRolePermissionsBoundary"))
     }
     async fn tag_role(&self, _role: &RoleName, _tags: &BTreeMap<String, String>) -> PortResult<()> {
@@ -140,16 +143,20 @@ impl IamPort for FakeIam {
     ) -> PortResult<()> {
         Err(unexpected("iam", "CreatePolicy"))
     }
-    async fn set_policy_document(&self, _arn: &str, _document: &PolicyDocument) -> PortResult<()> {
+    async fn set_policy_document(
+        &self,
+        _arn: &PolicyArn,
+        _document: &PolicyDocument,
+    ) -> PortResult<()> {
         Err(unexpected("iam", "CreatePolicyVersion"))
     }
-    async fn attach_role_policy(&self, _role: &RoleName, _arn: &str) -> PortResult<()> {
+    async fn attach_role_policy(&self, _role: &RoleName, _arn: &PolicyArn) -> PortResult<()> {
         Err(unexpected("iam", "AttachRolePolicy"))
     }
-    async fn detach_role_policy(&self, _role: &RoleName, _arn: &str) -> PortResult<()> {
+    async fn detach_role_policy(&self, _role: &RoleName, _arn: &PolicyArn) -> PortResult<()> {
         Err(unexpected("iam", "DetachRolePolicy"))
     }
-    async fn delete_policy(&self, _arn: &str) -> PortResult<()> {
+    async fn delete_policy(&self, _arn: &PolicyArn) -> PortResult<()> {
         Err(unexpected("iam", "DeletePolicy"))
     }
     async fn delete_role(&self, _role: &RoleName) -> PortResult<()> {
@@ -339,7 +346,7 @@ impl EksPort for FakeEks {
         &self,
         _cluster: &str,
         _service_account: &ServiceAccountRef,
-        _role_arn: &str,
+        _role_arn: &RoleArn,
         _tags: &BTreeMap<String, String>,
     ) -> PortResult<()> {
         Err(unexpected("eks", "CreatePodIdentityAssociation"))
@@ -354,31 +361,31 @@ impl EksPort for FakeEks {
     async fn update_pod_identity_association(
         &self,
         _cluster: &str,
-        _association_id: &str,
-        _role_arn: &str,
+        _association_id: &AssociationId,
+        _role_arn: &RoleArn,
     ) -> PortResult<()> {
         Err(unexpected("eks", "UpdatePodIdentityAssociation"))
     }
     async fn delete_pod_identity_association(
         &self,
         _cluster: &str,
-        _association_id: &str,
+        _association_id: &AssociationId,
     ) -> PortResult<()> {
         Err(unexpected("eks", "DeletePodIdentityAssociation"))
     }
     async fn set_addon_role(
         &self,
         _cluster: &str,
-        _addon: &str,
-        _role_arn: Option<&str>,
+        _addon: &AddonName,
+        _role_arn: Option<&RoleArn>,
     ) -> PortResult<()> {
         Err(unexpected("eks", "UpdateAddon"))
     }
     async fn set_addon_pod_identity(
         &self,
         _cluster: &str,
-        _addon: &str,
-        _associations: &BTreeMap<String, String>,
+        _addon: &AddonName,
+        _associations: &BTreeMap<String, RoleArn>,
     ) -> PortResult<()> {
         Err(unexpected("eks", "UpdateAddon"))
     }

@@ -1,8 +1,8 @@
 //! EKS: the cluster, its add-ons and their role settings, and Pod Identity associations.
 
 use super::port_error;
+use crate::model::{AddonName, AssociationId, Namespace, RoleArn, ServiceAccountRef};
 use crate::model::{ClusterInfo, ClusterName, ClusterRef, ObservedAssociation};
-use crate::model::{Namespace, ServiceAccountRef};
 use crate::policy::short_hash;
 use crate::ports::{
     AddonDescription, ClusterDescription, EksPort, ErrorKind, PortError, PortResult,
@@ -39,10 +39,10 @@ impl EksAdapter {
             .await
             .map_err(|e| port_error("eks", "DescribePodIdentityAssociation", e))?;
         Ok(out.association().map(|a| ObservedAssociation {
-            association_id: id.to_owned(),
+            association_id: AssociationId::new(id),
             namespace: a.namespace().unwrap_or_default().into(),
             service_account: a.service_account().unwrap_or_default().into(),
-            role_arn: a.role_arn().unwrap_or_default().to_owned(),
+            role_arn: RoleArn::new(a.role_arn().unwrap_or_default()),
             owner_arn: a.owner_arn().map(str::to_owned),
             tags: a
                 .tags()
@@ -161,12 +161,12 @@ impl EksPort for EksAdapter {
                 .map_err(|e| port_error("eks", "DescribeAddon", e))?;
             let Some(addon) = out.addon() else { continue };
             addons.push(AddonDescription {
-                name: name.clone(),
+                name: AddonName::new(name.as_str()),
                 arn: addon.addon_arn().unwrap_or_default().to_owned(),
                 service_account_role_arn: addon
                     .service_account_role_arn()
                     .filter(|arn| !arn.is_empty())
-                    .map(str::to_owned),
+                    .map(RoleArn::new),
             });
         }
         Ok(addons)
@@ -215,16 +215,21 @@ impl EksPort for EksAdapter {
         &self,
         cluster: &str,
         service_account: &ServiceAccountRef,
-        role_arn: &str,
+        role_arn: &RoleArn,
         tags: &BTreeMap<String, String>,
     ) -> PortResult<()> {
-        let token = association_token(cluster, service_account, role_arn, SystemTime::now());
+        let token = association_token(
+            cluster,
+            service_account,
+            role_arn.as_str(),
+            SystemTime::now(),
+        );
         self.client
             .create_pod_identity_association()
             .cluster_name(cluster)
             .namespace(service_account.namespace.as_str())
             .service_account(service_account.name.as_str())
-            .role_arn(role_arn)
+            .role_arn(role_arn.as_str())
             .set_tags(Some(tags.clone().into_iter().collect()))
             .client_request_token(token)
             .send()
@@ -256,14 +261,14 @@ impl EksPort for EksAdapter {
     async fn update_pod_identity_association(
         &self,
         cluster: &str,
-        association_id: &str,
-        role_arn: &str,
+        association_id: &AssociationId,
+        role_arn: &RoleArn,
     ) -> PortResult<()> {
         self.client
             .update_pod_identity_association()
             .cluster_name(cluster)
-            .association_id(association_id)
-            .role_arn(role_arn)
+            .association_id(association_id.as_str())
+            .role_arn(role_arn.as_str())
             .send()
             .await
             .map_err(|e| port_error("eks", "UpdatePodIdentityAssociation", e))?;
@@ -273,12 +278,12 @@ impl EksPort for EksAdapter {
     async fn delete_pod_identity_association(
         &self,
         cluster: &str,
-        association_id: &str,
+        association_id: &AssociationId,
     ) -> PortResult<()> {
         self.client
             .delete_pod_identity_association()
             .cluster_name(cluster)
-            .association_id(association_id)
+            .association_id(association_id.as_str())
             .send()
             .await
             .map_err(|e| port_error("eks", "DeletePodIdentityAssociation", e))?;
@@ -288,15 +293,15 @@ impl EksPort for EksAdapter {
     async fn set_addon_role(
         &self,
         cluster: &str,
-        addon: &str,
-        role_arn: Option<&str>,
+        addon: &AddonName,
+        role_arn: Option<&RoleArn>,
     ) -> PortResult<()> {
         // An empty ARN removes the add-on's role.
         self.client
             .update_addon()
             .cluster_name(cluster)
-            .addon_name(addon)
-            .service_account_role_arn(role_arn.unwrap_or_default())
+            .addon_name(addon.as_str())
+            .service_account_role_arn(role_arn.map(RoleArn::as_str).unwrap_or_default())
             .send()
             .await
             .map_err(|e| port_error("eks", "UpdateAddon", e))?;
@@ -306,15 +311,15 @@ impl EksPort for EksAdapter {
     async fn set_addon_pod_identity(
         &self,
         cluster: &str,
-        addon: &str,
-        associations: &BTreeMap<String, String>,
+        addon: &AddonName,
+        associations: &BTreeMap<String, RoleArn>,
     ) -> PortResult<()> {
         let associations: Vec<AddonPodIdentityAssociations> = associations
             .iter()
             .filter_map(|(sa, arn)| {
                 AddonPodIdentityAssociations::builder()
                     .service_account(sa)
-                    .role_arn(arn)
+                    .role_arn(arn.as_str())
                     .build()
                     .ok()
             })
@@ -322,7 +327,7 @@ impl EksPort for EksAdapter {
         self.client
             .update_addon()
             .cluster_name(cluster)
-            .addon_name(addon)
+            .addon_name(addon.as_str())
             .set_pod_identity_associations(Some(associations))
             .send()
             .await

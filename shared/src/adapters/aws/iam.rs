@@ -2,7 +2,9 @@
 //! (`GetAccountAuthorizationDetails`), and the writes the executor needs.
 
 use super::port_error;
-use crate::model::{ObservedManagedPolicy, ObservedRole, OidcProvider, RoleName, strip_scheme};
+use crate::model::{
+    ObservedManagedPolicy, ObservedRole, OidcProvider, PolicyArn, RoleArn, RoleName, strip_scheme,
+};
 use crate::policy::PolicyDocument;
 use crate::ports::{IamPort, IamSnapshot, NewRole, PortResult};
 use aws_sdk_iam::Client;
@@ -80,7 +82,7 @@ impl IamPort for IamAdapter {
                 };
                 snapshot.roles.push(ObservedRole {
                     name: RoleName::new(name),
-                    arn: arn.to_owned(),
+                    arn: RoleArn::new(arn),
                     path: path.to_owned(),
                     trust_policy: PolicyDocument::from_text(
                         role.assume_role_policy_document().unwrap_or_default(),
@@ -98,12 +100,12 @@ impl IamPort for IamAdapter {
                     attached_policies: role
                         .attached_managed_policies()
                         .iter()
-                        .filter_map(|p| p.policy_arn().map(str::to_owned))
+                        .filter_map(|p| p.policy_arn().map(PolicyArn::new))
                         .collect(),
                     permissions_boundary: role
                         .permissions_boundary()
                         .and_then(|b| b.permissions_boundary_arn())
-                        .map(str::to_owned),
+                        .map(PolicyArn::new),
                     tags: tag_map(role.tags()),
                 });
             }
@@ -123,7 +125,7 @@ impl IamPort for IamAdapter {
                     .and_then(|v| v.document())
                     .unwrap_or_default();
                 untagged_policies.push(ObservedManagedPolicy {
-                    arn: arn.to_owned(),
+                    arn: PolicyArn::new(arn),
                     name,
                     path: path.to_owned(),
                     document: PolicyDocument::from_text(document),
@@ -137,7 +139,7 @@ impl IamPort for IamAdapter {
             let out = self
                 .client
                 .list_policy_tags()
-                .policy_arn(&policy.arn)
+                .policy_arn(policy.arn.as_str())
                 .send()
                 .await
                 .map_err(|e| port_error("iam", "ListPolicyTags", e))?;
@@ -205,7 +207,7 @@ impl IamPort for IamAdapter {
             .path(role.path)
             .description(role.description)
             .assume_role_policy_document(role.trust_policy.to_json())
-            .set_permissions_boundary(role.permissions_boundary.map(str::to_owned))
+            .set_permissions_boundary(role.permissions_boundary.map(ToString::to_string))
             .set_tags(Some(tags(role.tags)))
             .send()
             .await
@@ -247,12 +249,12 @@ impl IamPort for IamAdapter {
     async fn put_permissions_boundary(
         &self,
         role: &RoleName,
-        boundary_arn: &str,
+        boundary_arn: &PolicyArn,
     ) -> PortResult<()> {
         self.client
             .put_role_permissions_boundary()
             .role_name(role.as_str())
-            .permissions_boundary(boundary_arn)
+            .permissions_boundary(boundary_arn.as_str())
             .send()
             .await
             .map_err(|e| port_error("iam", "PutRolePermissionsBoundary", e))?;
@@ -329,12 +331,16 @@ impl IamPort for IamAdapter {
         Ok(())
     }
 
-    async fn set_policy_document(&self, arn: &str, document: &PolicyDocument) -> PortResult<()> {
+    async fn set_policy_document(
+        &self,
+        arn: &PolicyArn,
+        document: &PolicyDocument,
+    ) -> PortResult<()> {
         // At most five versions may exist: prune the old ones before adding one.
         self.prune_versions(arn).await?;
         self.client
             .create_policy_version()
-            .policy_arn(arn)
+            .policy_arn(arn.as_str())
             .policy_document(document.to_json())
             .set_as_default(true)
             .send()
@@ -343,33 +349,33 @@ impl IamPort for IamAdapter {
         self.prune_versions(arn).await
     }
 
-    async fn attach_role_policy(&self, role: &RoleName, arn: &str) -> PortResult<()> {
+    async fn attach_role_policy(&self, role: &RoleName, arn: &PolicyArn) -> PortResult<()> {
         self.client
             .attach_role_policy()
             .role_name(role.as_str())
-            .policy_arn(arn)
+            .policy_arn(arn.as_str())
             .send()
             .await
             .map_err(|e| port_error("iam", "AttachRolePolicy", e))?;
         Ok(())
     }
 
-    async fn detach_role_policy(&self, role: &RoleName, arn: &str) -> PortResult<()> {
+    async fn detach_role_policy(&self, role: &RoleName, arn: &PolicyArn) -> PortResult<()> {
         self.client
             .detach_role_policy()
             .role_name(role.as_str())
-            .policy_arn(arn)
+            .policy_arn(arn.as_str())
             .send()
             .await
             .map_err(|e| port_error("iam", "DetachRolePolicy", e))?;
         Ok(())
     }
 
-    async fn delete_policy(&self, arn: &str) -> PortResult<()> {
+    async fn delete_policy(&self, arn: &PolicyArn) -> PortResult<()> {
         self.prune_versions(arn).await?;
         self.client
             .delete_policy()
-            .policy_arn(arn)
+            .policy_arn(arn.as_str())
             .send()
             .await
             .map_err(|e| port_error("iam", "DeletePolicy", e))?;
@@ -389,11 +395,11 @@ impl IamPort for IamAdapter {
 
 impl IamAdapter {
     /// Deletes every version of a managed policy but the default one.
-    async fn prune_versions(&self, arn: &str) -> PortResult<()> {
+    async fn prune_versions(&self, arn: &PolicyArn) -> PortResult<()> {
         let versions = self
             .client
             .list_policy_versions()
-            .policy_arn(arn)
+            .policy_arn(arn.as_str())
             .send()
             .await
             .map_err(|e| port_error("iam", "ListPolicyVersions", e))?;
@@ -406,7 +412,7 @@ impl IamAdapter {
             };
             self.client
                 .delete_policy_version()
-                .policy_arn(arn)
+                .policy_arn(arn.as_str())
                 .version_id(id)
                 .send()
                 .await

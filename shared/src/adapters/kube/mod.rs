@@ -9,12 +9,12 @@ mod token;
 pub use token::{CLUSTER_HEADER, TOKEN_PREFIX, eks_token};
 
 use crate::model::{
-    Namespace, ObservedServiceAccount, ObservedWorkload, ROLE_ARN_ANNOTATION, ServiceAccountRef,
-    WorkloadKind, WorkloadName,
+    Namespace, ObservedServiceAccount, ObservedWorkload, ROLE_ARN_ANNOTATION, RoleArn,
+    ServiceAccountRef, Takeover, WorkloadKind, WorkloadName,
 };
 use crate::ports::{
-    ClusterDescription, ErrorKind, KubernetesConnector, KubernetesPort, KubernetesSnapshot,
-    PortError, PortResult,
+    ClusterDescription, ErrorKind, EventType, KubernetesConnector, KubernetesPort,
+    KubernetesSnapshot, PortError, PortResult,
 };
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use base64::Engine;
@@ -502,8 +502,8 @@ impl EksCluster<'_> {
     async fn apply_service_account(
         &self,
         id: &ServiceAccountRef,
-        role_arn: Option<&str>,
-        force: bool,
+        role_arn: Option<&RoleArn>,
+        force: Takeover,
     ) -> PortResult<()> {
         // Applying creates what does not exist: never create a ServiceAccount, only annotate.
         // The snapshot of this run tells whether it exists; only outside it is there a GET.
@@ -535,7 +535,7 @@ impl EksCluster<'_> {
         }
         let patch = json!({ "apiVersion": "v1", "kind": "ServiceAccount", "metadata": metadata });
         let api: Api<ServiceAccount> = Api::namespaced(self.client().await?, id.namespace.as_str());
-        let params = if force {
+        let params = if force == Takeover::Force {
             PatchParams::apply(FIELD_MANAGER).force()
         } else {
             PatchParams::apply(FIELD_MANAGER)
@@ -668,8 +668,8 @@ impl KubernetesPort for EksCluster<'_> {
     async fn annotate_service_account(
         &self,
         service_account: &ServiceAccountRef,
-        role_arn: &str,
-        force: bool,
+        role_arn: &RoleArn,
+        force: Takeover,
     ) -> PortResult<()> {
         self.apply_service_account(service_account, Some(role_arn), force)
             .await
@@ -679,7 +679,7 @@ impl KubernetesPort for EksCluster<'_> {
         &self,
         service_account: &ServiceAccountRef,
     ) -> PortResult<()> {
-        self.apply_service_account(service_account, None, false)
+        self.apply_service_account(service_account, None, Takeover::Never)
             .await
     }
 
@@ -688,7 +688,7 @@ impl KubernetesPort for EksCluster<'_> {
         service_account: &ServiceAccountRef,
         reason: &str,
         message: &str,
-        warning: bool,
+        kind: EventType,
     ) -> PortResult<()> {
         // The uid from this run's snapshot or apply; a GET only outside the snapshot.
         let uid = match self.existence(service_account) {
@@ -716,7 +716,7 @@ impl KubernetesPort for EksCluster<'_> {
             },
             reason: Some(reason.to_owned()),
             message: Some(message.to_owned()),
-            type_: Some(if warning { "Warning" } else { "Normal" }.to_owned()),
+            type_: Some(kind.as_str().to_owned()),
             source: Some(EventSource {
                 component: Some(FIELD_MANAGER.to_owned()),
                 host: None,
