@@ -61,14 +61,18 @@ pub fn text(plan: &Plan, observed: &ObservedState, out: &mut impl Write) -> io::
 
     let mut shown_roles: HashSet<&RoleName> = HashSet::new();
     for workload in &plan.workloads {
-        write!(out, "\n{}/{}", workload.namespace, workload.workload)?;
-        if let Some(sa) = &workload.service_account {
+        write!(
+            out,
+            "\n{}/{}",
+            workload.identity.namespace, workload.identity.workload
+        )?;
+        if let Some(sa) = &workload.identity.service_account {
             write!(out, " runs as ServiceAccount {sa}")?;
         }
         writeln!(out, ": {:?}", workload.state)?;
-        if let (Some(role), Some(arn)) = (&workload.role, &workload.role_arn) {
+        if let (Some(role), Some(arn)) = (&workload.role, &workload.identity.role_arn) {
             write!(out, "  role {arn}")?;
-            if let Some(binding) = &workload.binding {
+            if let Some(binding) = &workload.identity.binding {
                 write!(out, ", bound by {binding}")?;
             }
             writeln!(out)?;

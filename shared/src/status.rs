@@ -2,10 +2,8 @@
 //! read, and per workload where its role and binding stand, in words a developer can act on.
 
 use crate::intent::Diagnostic;
-use crate::model::{
-    BindingMode, Namespace, RoleArn, ServiceAccountRef, WorkloadKind, WorkloadName,
-};
-use crate::plan::{Binding, DriftKind, OrphanPlan, OrphanState, Plan, WorkloadState};
+use crate::model::BindingMode;
+use crate::plan::{DriftKind, OrphanPlan, OrphanState, Plan, WorkloadIdentity, WorkloadState};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -64,16 +62,8 @@ pub enum State {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WorkloadStatus {
-    pub namespace: Namespace,
-    pub workload: WorkloadName,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub kind: Option<WorkloadKind>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub service_account: Option<ServiceAccountRef>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub role_arn: Option<RoleArn>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub binding: Option<Binding>,
+    #[serde(flatten)]
+    pub identity: WorkloadIdentity,
     pub state: State,
     pub message: String,
 }
@@ -250,10 +240,10 @@ impl StatusReport {
                             }
                             crate::plan::Restart::Needed => format!(
                                 "; pods started before the binding lack the role: restart them (kubectl rollout restart {} -n {})",
-                                w.kind
-                                    .map(|k| format!("{}/{}", k.as_str().to_ascii_lowercase(), w.workload))
-                                    .unwrap_or_else(|| w.workload.to_string()),
-                                w.namespace
+                                w.identity.kind
+                                    .map(|k| format!("{}/{}", k.as_str().to_ascii_lowercase(), w.identity.workload))
+                                    .unwrap_or_else(|| w.identity.workload.to_string()),
+                                w.identity.namespace
                             ),
                         };
                         (
@@ -266,12 +256,7 @@ impl StatusReport {
                     (WorkloadState::Error, None) => (State::Error, w.message.clone()),
                 };
                 WorkloadStatus {
-                    namespace: w.namespace.clone(),
-                    workload: w.workload.clone(),
-                    kind: w.kind,
-                    service_account: w.service_account.clone(),
-                    role_arn: w.role_arn.clone(),
-                    binding: w.binding.clone(),
+                    identity: w.identity.clone(),
                     state,
                     message,
                 }
@@ -348,18 +333,21 @@ impl StatusReport {
         ]];
         for w in &self.workloads {
             rows.push([
-                w.namespace.to_string(),
-                w.workload.to_string(),
-                w.service_account
+                w.identity.namespace.to_string(),
+                w.identity.workload.to_string(),
+                w.identity
+                    .service_account
                     .as_ref()
                     .map(|sa| sa.name.to_string())
                     .unwrap_or_else(|| "-".into()),
                 format!("{:?}", w.state),
-                w.binding
+                w.identity
+                    .binding
                     .as_ref()
                     .map(ToString::to_string)
                     .unwrap_or_else(|| "-".into()),
-                w.role_arn
+                w.identity
+                    .role_arn
                     .as_ref()
                     .map(ToString::to_string)
                     .unwrap_or_else(|| "-".into()),
@@ -441,5 +429,40 @@ impl StatusReport {
             self.summary.failed
         ));
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{RoleArn, ServiceAccountRef};
+    use crate::plan::Binding;
+
+    /// A workload's entry keeps the flat shape readers of `status/<cluster>.json` know: the
+    /// identity it shares with the plan is written inline, in the same order as before.
+    #[test]
+    fn a_workload_entry_is_written_flat_and_read_back() {
+        let entry = WorkloadStatus {
+            identity: WorkloadIdentity {
+                namespace: "shop".into(),
+                workload: "cart".into(),
+                kind: None,
+                service_account: Some(ServiceAccountRef {
+                    namespace: "shop".into(),
+                    name: "cart".into(),
+                }),
+                role_arn: Some(RoleArn::new("arn:aws:iam::123456789012:role/x")),
+                binding: Some(Binding::ServiceAccountAnnotation),
+            },
+            state: State::Ready,
+            message: "role and binding are as declared".into(),
+        };
+        let text = serde_json::to_string(&entry).expect("serializes");
+        assert_eq!(
+            text,
+            r#"{"namespace":"shop","workload":"cart","service_account":{"namespace":"shop","name":"cart"},"role_arn":"arn:aws:iam::123456789012:role/x","binding":{"kind":"service-account-annotation"},"state":"Ready","message":"role and binding are as declared"}"#
+        );
+        let back: WorkloadStatus = serde_json::from_str(&text).expect("reads back");
+        assert_eq!(back, entry);
     }
 }

@@ -122,7 +122,7 @@ fn the_planner_refuses_every_vector_and_writes_no_role() {
         let report = planned
             .workloads
             .iter()
-            .find(|w| w.workload.as_str() == v.workload)
+            .find(|w| w.identity.workload.as_str() == v.workload)
             .unwrap_or_else(|| panic!("{}: not reported", v.workload));
         assert_eq!(report.state, WorkloadState::Error, "{}", v.workload);
         assert!(

@@ -124,7 +124,7 @@ fn a_bundle_with_a_broken_second_document_grants_nothing_of_its_first() {
         let report = planned
             .workloads
             .iter()
-            .find(|w| w.workload.as_str() == name)
+            .find(|w| w.identity.workload.as_str() == name)
             .unwrap_or_else(|| panic!("no report for {name}: {:?}", planned.workloads));
         assert_eq!(report.state, WorkloadState::Held, "{report:?}");
         assert!(report.message.contains(KEY), "{}", report.message);
@@ -158,7 +158,7 @@ fn a_bundle_over_the_document_cap_grants_nothing_of_its_first_documents() {
     let report = planned
         .workloads
         .iter()
-        .find(|w| w.workload.as_str() == "joke-worker")
+        .find(|w| w.identity.workload.as_str() == "joke-worker")
         .expect("joke-worker reported");
     assert_eq!(report.state, WorkloadState::Held);
 }

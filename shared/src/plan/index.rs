@@ -3,7 +3,7 @@
 //! ServiceAccount), which wait for the cluster (their workload is not observed yet), and
 //! which are held because a bundle that names them fails to read.
 
-use super::{Plan, Planner, RoleIntent, Warning, WorkloadPlan, WorkloadState};
+use super::{Plan, Planner, RoleIntent, Warning, WorkloadIdentity, WorkloadPlan, WorkloadState};
 use crate::model::{
     DesiredState, DesiredWorkload, ObservedAddon, ObservedAssociation, ObservedRole,
     ObservedServiceAccount, ObservedState, ObservedWorkload, RoleArn, RoleKey, ServiceAccountName,
@@ -135,13 +135,15 @@ impl<'a> Planner<'a> {
                 claimed.insert(role.name.key());
             }
             plan.workloads.push(WorkloadPlan {
-                namespace: workload.workload.namespace.clone(),
-                workload: workload.workload.name.clone(),
-                kind: workload.workload.kind,
-                service_account: None,
+                identity: WorkloadIdentity {
+                    namespace: workload.workload.namespace.clone(),
+                    workload: workload.workload.name.clone(),
+                    kind: workload.workload.kind,
+                    service_account: None,
+                    role_arn: None,
+                    binding: None,
+                },
                 role: None,
-                role_arn: None,
-                binding: None,
                 state: if held {
                     WorkloadState::Held
                 } else {

@@ -27,8 +27,8 @@ mod warning;
 
 pub use action::{Action, Binding};
 pub use report::{
-    DeletionBreaker, Drift, DriftKind, OrphanPlan, OrphanState, Restart, WorkloadPlan,
-    WorkloadState,
+    DeletionBreaker, Drift, DriftKind, OrphanPlan, OrphanState, Restart, WorkloadIdentity,
+    WorkloadPlan, WorkloadState,
 };
 pub use simulate::simulate;
 pub use warning::Warning;
@@ -241,16 +241,18 @@ impl<'a> Planner<'a> {
         let restarts = self.plan_restarts(&outcome.role, intent, &mut outcome.actions);
         for workload in &intent.workloads {
             plan.workloads.push(WorkloadPlan {
-                namespace: workload.workload.namespace.clone(),
-                workload: workload.workload.name.clone(),
-                kind: workload
-                    .workload
-                    .kind
-                    .or_else(|| self.observed_kind(&workload.workload)),
-                service_account: Some(service_account.clone()),
+                identity: WorkloadIdentity {
+                    namespace: workload.workload.namespace.clone(),
+                    workload: workload.workload.name.clone(),
+                    kind: workload
+                        .workload
+                        .kind
+                        .or_else(|| self.observed_kind(&workload.workload)),
+                    service_account: Some(service_account.clone()),
+                    role_arn: Some(outcome.arn.clone()),
+                    binding: outcome.binding.clone(),
+                },
                 role: Some(outcome.role.clone()),
-                role_arn: Some(outcome.arn.clone()),
-                binding: outcome.binding.clone(),
                 state,
                 message: message.clone(),
                 actions: outcome.actions.len(),

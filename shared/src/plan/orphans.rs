@@ -6,8 +6,8 @@
 use super::bindings::addon_associations;
 use super::problem::Problem;
 use super::{
-    Action, DeletionBreaker, OrphanPlan, OrphanState, Plan, Planner, Restart, WorkloadPlan,
-    WorkloadState,
+    Action, DeletionBreaker, OrphanPlan, OrphanState, Plan, Planner, Restart, WorkloadIdentity,
+    WorkloadPlan, WorkloadState,
 };
 use crate::model::{ObservedRole, RoleKey, ServiceAccountRef};
 use crate::policy::{self, ORPHANED_TAG, Ownership};
@@ -239,16 +239,18 @@ impl<'a> Planner<'a> {
                 .filter(|w| !w.is_empty() && !w.starts_with('+'))
             {
                 plan.workloads.push(WorkloadPlan {
-                    namespace: namespace.as_str().into(),
-                    workload: workload.into(),
-                    kind: None,
-                    service_account: service_account.as_ref().map(|sa| ServiceAccountRef {
+                    identity: WorkloadIdentity {
                         namespace: namespace.as_str().into(),
-                        name: sa.as_str().into(),
-                    }),
+                        workload: workload.into(),
+                        kind: None,
+                        service_account: service_account.as_ref().map(|sa| ServiceAccountRef {
+                            namespace: namespace.as_str().into(),
+                            name: sa.as_str().into(),
+                        }),
+                        role_arn: Some(role.arn.clone()),
+                        binding: None,
+                    },
                     role: Some(role.name.clone()),
-                    role_arn: Some(role.arn.clone()),
-                    binding: None,
                     state: WorkloadState::Held,
                     message: Problem::Held {
                         bundles: self.holding_bundles(&[], Some(role)),
@@ -269,8 +271,8 @@ impl<'a> Planner<'a> {
             .iter()
             .map(|w| {
                 (
-                    w.namespace.as_str().to_owned(),
-                    w.workload.as_str().to_owned(),
+                    w.identity.namespace.as_str().to_owned(),
+                    w.identity.workload.as_str().to_owned(),
                 )
             })
             .collect();
@@ -290,13 +292,15 @@ impl<'a> Planner<'a> {
                 .into_iter()
                 .collect();
             plan.workloads.push(WorkloadPlan {
-                namespace: held.namespace.clone(),
-                workload: held.name.clone(),
-                kind: None,
-                service_account: None,
+                identity: WorkloadIdentity {
+                    namespace: held.namespace.clone(),
+                    workload: held.name.clone(),
+                    kind: None,
+                    service_account: None,
+                    role_arn: None,
+                    binding: None,
+                },
                 role: None,
-                role_arn: None,
-                binding: None,
                 state: WorkloadState::Held,
                 message: crate::words::held_message(&bundles),
                 actions: 0,

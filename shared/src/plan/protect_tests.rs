@@ -41,7 +41,7 @@ fn wants(resource: &str, actions: &[&str]) -> DesiredState {
 fn report(plan: &Plan) -> &WorkloadPlan {
     plan.workloads
         .iter()
-        .find(|w| w.workload.as_str() == "joke-worker")
+        .find(|w| w.identity.workload.as_str() == "joke-worker")
         .unwrap_or_else(|| panic!("no report: {:?}", plan.workloads))
 }
 

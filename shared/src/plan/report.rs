@@ -19,8 +19,10 @@ pub enum WorkloadState {
     Error,
 }
 
+/// Which workload, the ServiceAccount it runs as, and the role it gets and how: what a
+/// workload's entry in the plan and in the status report (`status::WorkloadStatus`) share.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct WorkloadPlan {
+pub struct WorkloadIdentity {
     pub namespace: Namespace,
     pub workload: WorkloadName,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -28,11 +30,17 @@ pub struct WorkloadPlan {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_account: Option<ServiceAccountRef>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub role: Option<RoleName>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role_arn: Option<RoleArn>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub binding: Option<Binding>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkloadPlan {
+    #[serde(flatten)]
+    pub identity: WorkloadIdentity,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<RoleName>,
     pub state: WorkloadState,
     pub message: String,
     /// How many actions of the plan belong to this workload's role.

@@ -76,7 +76,7 @@ fn names(plan: &Plan) -> Vec<String> {
 fn workload<'a>(plan: &'a Plan, name: &str) -> &'a WorkloadPlan {
     plan.workloads
         .iter()
-        .find(|w| w.workload.as_str() == name)
+        .find(|w| w.identity.workload.as_str() == name)
         .unwrap_or_else(|| panic!("no report for {name}: {:?}", plan.workloads))
 }
 
@@ -133,7 +133,7 @@ fn new_irsa_workloads_get_provider_role_policy_and_binding_in_order() {
     );
     let ebs = workload(&planned, "ebs-csi-controller");
     assert_eq!(
-        ebs.binding,
+        ebs.identity.binding,
         Some(Binding::Addon {
             addon: "aws-ebs-csi-driver".into()
         })

@@ -115,8 +115,8 @@ async fn main() -> ExitCode {
     let bound: Vec<String> = report
         .workloads
         .iter()
-        .filter(|w| w.state == eks_intents::status::State::Ready && w.role_arn.is_some())
-        .map(|w| format!("{}/{}", w.namespace, w.workload))
+        .filter(|w| w.state == eks_intents::status::State::Ready && w.identity.role_arn.is_some())
+        .map(|w| format!("{}/{}", w.identity.namespace, w.identity.workload))
         .collect();
     if bound.len() != 3 {
         println!(
