@@ -84,13 +84,13 @@ pub fn text(plan: &Plan, observed: &ObservedState, out: &mut impl Write) -> io::
                 continue;
             }
             if workload.state != WorkloadState::Changing && workload.state != WorkloadState::Ready {
-                writeln!(out, "  {}", workload.message)?;
+                writeln!(out, "  {}", workload.outcome)?;
             }
             for action in actions_of(role) {
                 write_action(out, action, &current, "  ")?;
             }
         } else {
-            writeln!(out, "  {}", workload.message)?;
+            writeln!(out, "  {}", workload.outcome)?;
         }
     }
 

@@ -228,9 +228,9 @@ impl StatusReport {
                         failed += 1;
                         (State::Error, error)
                     }
-                    (WorkloadState::Ready, None) => (State::Ready, w.message.clone()),
+                    (WorkloadState::Ready, None) => (State::Ready, w.message()),
                     (WorkloadState::Changing, None) if dry_run => {
-                        (State::Pending, format!("dry run: {}", w.message))
+                        (State::Pending, format!("dry run: {}", w.outcome))
                     }
                     (WorkloadState::Changing, None) => {
                         let restart = match w.restart {
@@ -251,9 +251,9 @@ impl StatusReport {
                             format!("role and binding updated ({} change(s)){restart}", w.actions),
                         )
                     }
-                    (WorkloadState::Pending, None) => (State::Pending, w.message.clone()),
-                    (WorkloadState::Held, None) => (State::Held, w.message.clone()),
-                    (WorkloadState::Error, None) => (State::Error, w.message.clone()),
+                    (WorkloadState::Pending, None) => (State::Pending, w.message()),
+                    (WorkloadState::Held, None) => (State::Held, w.message()),
+                    (WorkloadState::Error, None) => (State::Error, w.message()),
                 };
                 WorkloadStatus {
                     identity: w.identity.clone(),

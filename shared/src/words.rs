@@ -6,7 +6,7 @@
 
 use crate::intent::echo;
 use crate::model::{Permission, WorkloadRef};
-use crate::plan::{DeletionBreaker, OrphanOutcome, Problem, Refusal, Warning};
+use crate::plan::{DeletionBreaker, OrphanOutcome, Problem, Refusal, Warning, WorkloadOutcome};
 use crate::policy::{self, OWNER_TAG};
 use std::collections::BTreeSet;
 use std::fmt;
@@ -141,6 +141,23 @@ pub(crate) fn held_message(bundles: &BTreeSet<&str>) -> String {
         "bundle {} fails to read (see its errors): a bundle applies whole or not at all, so this workload's role and binding are left exactly as the last valid version made them until it is fixed",
         list.join(", ")
     )
+}
+
+impl fmt::Display for WorkloadOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WorkloadOutcome::AsDeclared => f.write_str("role and binding are as declared"),
+            WorkloadOutcome::Changes(count) => write!(f, "{count} change(s) planned"),
+            WorkloadOutcome::NotObservedYet(workload) => write!(
+                f,
+                "no {} named {} in namespace {} yet; its role is created once it appears",
+                workload.kind.map_or("workload", |k| k.as_str()),
+                workload.name,
+                workload.namespace
+            ),
+            WorkloadOutcome::Problem(problem) => fmt::Display::fmt(problem, f),
+        }
+    }
 }
 
 impl fmt::Display for Problem {

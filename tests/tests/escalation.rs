@@ -127,12 +127,12 @@ fn the_planner_refuses_every_vector_and_writes_no_role() {
         assert_eq!(report.state, WorkloadState::Error, "{}", v.workload);
         assert!(
             report
-                .message
+                .message()
                 .starts_with(&format!("refused: {} on ", v.action))
-                && report.message.contains(&v.reason),
+                && report.message().contains(&v.reason),
             "{}: {}",
             v.workload,
-            report.message
+            report.message()
         );
     }
     let role_actions: Vec<&Action> = planned

@@ -127,7 +127,7 @@ fn a_bundle_with_a_broken_second_document_grants_nothing_of_its_first() {
             .find(|w| w.identity.workload.as_str() == name)
             .unwrap_or_else(|| panic!("no report for {name}: {:?}", planned.workloads));
         assert_eq!(report.state, WorkloadState::Held, "{report:?}");
-        assert!(report.message.contains(KEY), "{}", report.message);
+        assert!(report.message().contains(KEY), "{}", report.message());
     }
 }
 

@@ -3,7 +3,10 @@
 //! ServiceAccount), which wait for the cluster (their workload is not observed yet), and
 //! which are held because a bundle that names them fails to read.
 
-use super::{Plan, Planner, RoleIntent, Warning, WorkloadIdentity, WorkloadPlan, WorkloadState};
+use super::{
+    Plan, Planner, RoleIntent, Warning, WorkloadIdentity, WorkloadOutcome, WorkloadPlan,
+    WorkloadState,
+};
 use crate::model::{
     DesiredState, DesiredWorkload, ObservedAddon, ObservedAssociation, ObservedRole,
     ObservedServiceAccount, ObservedState, ObservedWorkload, RoleArn, RoleKey, ServiceAccountName,
@@ -17,18 +20,12 @@ use std::collections::{BTreeMap, BTreeSet};
 /// run as, and those whose ServiceAccount is not known yet, with the reason.
 pub(super) struct IndexReport<'a> {
     pub(super) intents: BTreeMap<ServiceAccountRef, RoleIntent<'a>>,
-    pub(super) pending: Vec<(&'a DesiredWorkload, String)>,
+    pub(super) pending: Vec<(&'a DesiredWorkload, NotObservedYet)>,
 }
 
 /// A declared workload the cluster does not run (yet), so its ServiceAccount is unknown.
-#[derive(Debug, thiserror::Error)]
-#[error(
-    "no {} named {} in namespace {} yet; its role is created once it appears",
-    .0.kind.map_or("workload", |k| k.as_str()),
-    .0.name,
-    .0.namespace
-)]
-struct NotObservedYet(WorkloadRef);
+#[derive(Debug)]
+pub(super) struct NotObservedYet(WorkloadRef);
 
 /// Observed workloads by (namespace, name), each list sorted by kind.
 type WorkloadIndex<'a> = BTreeMap<(&'a str, &'a str), Vec<&'a ObservedWorkload>>;
@@ -90,7 +87,7 @@ impl<'a> Planner<'a> {
     /// ServiceAccounts of one add-on then share one role.
     pub(super) fn do_plan_index(&self, warnings: &mut Vec<Warning>) -> IndexReport<'a> {
         let mut intents: BTreeMap<ServiceAccountRef, RoleIntent<'a>> = BTreeMap::new();
-        let mut pending: Vec<(&DesiredWorkload, String)> = Vec::new();
+        let mut pending: Vec<(&DesiredWorkload, NotObservedYet)> = Vec::new();
         for workload in self.desired.workloads.values() {
             match self.resolve_service_account(&workload.workload) {
                 Ok(service_account) => {
@@ -103,7 +100,7 @@ impl<'a> Planner<'a> {
                         .workloads
                         .push(workload);
                 }
-                Err(reason) => pending.push((workload, reason.to_string())),
+                Err(reason) => pending.push((workload, reason)),
             }
         }
         if self.settings.mode == crate::model::BindingMode::Irsa {
@@ -116,7 +113,7 @@ impl<'a> Planner<'a> {
     /// claims the roles their tags name, so that no later step treats those as orphans.
     pub(super) fn report_pending(
         &self,
-        pending: &[(&DesiredWorkload, String)],
+        pending: &[(&DesiredWorkload, NotObservedYet)],
         claimed: &mut BTreeSet<RoleKey>,
         plan: &mut Plan,
     ) {
@@ -149,7 +146,7 @@ impl<'a> Planner<'a> {
                 } else {
                     WorkloadState::Pending
                 },
-                message: reason.clone(),
+                outcome: WorkloadOutcome::NotObservedYet(reason.0.clone()),
                 actions: 0,
                 restart: Restart::NotNeeded,
             });

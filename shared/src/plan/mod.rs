@@ -28,7 +28,7 @@ mod warning;
 pub use action::{Action, Binding};
 pub use report::{
     DeletionBreaker, Drift, DriftKind, OrphanPlan, OrphanState, Restart, WorkloadIdentity,
-    WorkloadPlan, WorkloadState,
+    WorkloadOutcome, WorkloadPlan, WorkloadState,
 };
 pub use simulate::simulate;
 pub use warning::Warning;
@@ -39,13 +39,13 @@ use crate::model::{
     PolicyArn, RoleArn, RoleKey, RoleName, ServiceAccountRef, Settings,
 };
 pub(crate) use orphans::OrphanOutcome;
-pub(crate) use problem::{Problem, Refusal};
+pub use problem::{Problem, Refusal};
 use roles::RoleIdentity;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// An ordered list of fully specified actions, and per workload what they are for.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Plan {
     pub actions: Vec<Action>,
     pub workloads: Vec<WorkloadPlan>,
@@ -227,15 +227,14 @@ impl<'a> Planner<'a> {
         mut outcome: RoleOutcome,
         plan: &mut Plan,
     ) -> Vec<Action> {
-        let (state, message) = match &outcome.problem {
-            Some(problem) => (problem.state(), problem.to_string()),
-            None if outcome.actions.is_empty() => (
-                WorkloadState::Ready,
-                "role and binding are as declared".to_owned(),
-            ),
+        let (state, told) = match &outcome.problem {
+            Some(problem) => (problem.state(), WorkloadOutcome::Problem(problem.clone())),
+            None if outcome.actions.is_empty() => {
+                (WorkloadState::Ready, WorkloadOutcome::AsDeclared)
+            }
             None => (
                 WorkloadState::Changing,
-                format!("{} change(s) planned", outcome.actions.len()),
+                WorkloadOutcome::Changes(outcome.actions.len()),
             ),
         };
         let restarts = self.plan_restarts(&outcome.role, intent, &mut outcome.actions);
@@ -254,7 +253,7 @@ impl<'a> Planner<'a> {
                 },
                 role: Some(outcome.role.clone()),
                 state,
-                message: message.clone(),
+                outcome: told.clone(),
                 actions: outcome.actions.len(),
                 restart: restarts
                     .get(&workload.workload)

@@ -7,7 +7,7 @@ use super::bindings::addon_associations;
 use super::problem::Problem;
 use super::{
     Action, DeletionBreaker, OrphanPlan, OrphanState, Plan, Planner, Restart, WorkloadIdentity,
-    WorkloadPlan, WorkloadState,
+    WorkloadOutcome, WorkloadPlan, WorkloadState,
 };
 use crate::model::{ObservedRole, RoleKey, ServiceAccountRef};
 use crate::policy::{self, ORPHANED_TAG, Ownership};
@@ -252,10 +252,9 @@ impl<'a> Planner<'a> {
                     },
                     role: Some(role.name.clone()),
                     state: WorkloadState::Held,
-                    message: Problem::Held {
+                    outcome: WorkloadOutcome::Problem(Problem::Held {
                         bundles: self.holding_bundles(&[], Some(role)),
-                    }
-                    .to_string(),
+                    }),
                     actions: 0,
                     restart: Restart::NotNeeded,
                 });
@@ -290,6 +289,7 @@ impl<'a> Planner<'a> {
                 .held
                 .bundles_naming(held.namespace.as_str(), held.name.as_str())
                 .into_iter()
+                .map(|bundle| bundle.to_string())
                 .collect();
             plan.workloads.push(WorkloadPlan {
                 identity: WorkloadIdentity {
@@ -302,7 +302,7 @@ impl<'a> Planner<'a> {
                 },
                 role: None,
                 state: WorkloadState::Held,
-                message: crate::words::held_message(&bundles),
+                outcome: WorkloadOutcome::Problem(Problem::Held { bundles }),
                 actions: 0,
                 restart: Restart::NotNeeded,
             });

@@ -10,7 +10,8 @@ use crate::policy::SizeError;
 use std::collections::BTreeSet;
 
 /// What stops or delays one role; the state its workloads are reported in follows from it.
-pub(crate) enum Problem {
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Problem {
     /// A bundle that declares the role's workloads, or that the role's tags name, fails to
     /// read: the role is left exactly as it is.
     Held { bundles: BTreeSet<String> },
@@ -21,7 +22,8 @@ pub(crate) enum Problem {
 }
 
 /// Why a role (or its binding) is refused, and what to do about it.
-pub(crate) enum Refusal {
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Refusal {
     /// The namespace's `default` ServiceAccount, which every pod of it may run as.
     DefaultServiceAccount { namespace: Namespace },
     /// A role of this name exists and belongs to the eks-intents of another cluster (`cluster`:
@@ -64,7 +66,7 @@ pub(crate) enum Refusal {
 }
 
 impl Problem {
-    pub(crate) fn state(&self) -> WorkloadState {
+    pub fn state(&self) -> WorkloadState {
         match self {
             Problem::Held { .. } => WorkloadState::Held,
             Problem::ServiceAccountMissing { .. } => WorkloadState::Pending,

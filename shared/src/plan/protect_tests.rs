@@ -97,11 +97,11 @@ fn naming_a_system_resource_is_refused_whatever_the_actions() {
         let report = report(&planned);
         assert_eq!(report.state, WorkloadState::Error, "{resource}");
         assert!(
-            report.message.contains(&format!(
+            report.message().contains(&format!(
                 "{action} on {resource}: a resource of eks-intents itself ({named})"
             )),
             "{}",
-            report.message
+            report.message()
         );
         assert!(planned.actions.is_empty(), "{:?}", planned.actions);
     }

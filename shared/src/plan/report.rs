@@ -2,8 +2,12 @@
 //! report and the CLI's text output are built from this.
 
 use super::action::Binding;
-use crate::model::{Namespace, RoleArn, RoleName, ServiceAccountRef, WorkloadKind, WorkloadName};
-use serde::{Deserialize, Serialize};
+use super::problem::Problem;
+use crate::model::{
+    Namespace, RoleArn, RoleName, ServiceAccountRef, WorkloadKind, WorkloadName, WorkloadRef,
+};
+use serde::{Deserialize, Serialize, Serializer};
+use std::fmt::Display;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum WorkloadState {
@@ -35,19 +39,47 @@ pub struct WorkloadIdentity {
     pub binding: Option<Binding>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// A workload's entry in the plan. Written, never read back: the plan's outputs are made
+/// from it, and a plan is always made anew.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct WorkloadPlan {
     #[serde(flatten)]
     pub identity: WorkloadIdentity,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<RoleName>,
     pub state: WorkloadState,
-    pub message: String,
+    /// Why the workload stands where it does; written as its `message`, in words.
+    #[serde(rename = "message", serialize_with = "in_words")]
+    pub outcome: WorkloadOutcome,
     /// How many actions of the plan belong to this workload's role.
     pub actions: usize,
     /// Whether its running pods lack the credentials of a binding this plan makes.
     #[serde(default)]
     pub restart: Restart,
+}
+
+impl WorkloadPlan {
+    /// Its outcome in words, as the plan's outputs and the status report show it.
+    pub fn message(&self) -> String {
+        self.outcome.to_string()
+    }
+}
+
+/// Why a workload stands where it does, as data; `crate::words` words it (`Display`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WorkloadOutcome {
+    /// Role and binding are as declared.
+    AsDeclared,
+    /// This many changes are planned for the workload's role and binding.
+    Changes(usize),
+    /// The cluster does not run the workload (yet), so its ServiceAccount is unknown.
+    NotObservedYet(WorkloadRef),
+    /// What stops or delays the workload's role.
+    Problem(Problem),
+}
+
+fn in_words<T: Display, S: Serializer>(value: &T, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_str(value)
 }
 
 /// Pods get the credentials of a binding only when they start.

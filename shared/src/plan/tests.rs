@@ -245,9 +245,9 @@ fn a_foreign_role_with_the_same_name_is_never_touched() {
     let report = workload(&again, "joke-worker");
     assert_eq!(report.state, WorkloadState::Error);
     assert!(
-        report.message.contains("not managed by eks-intents"),
+        report.message().contains("not managed by eks-intents"),
         "{}",
-        report.message
+        report.message()
     );
     assert!(again.orphans.is_empty());
 }
@@ -271,12 +271,12 @@ fn the_default_service_account_is_refused_unless_allowed() {
     assert_eq!(report.state, WorkloadState::Error);
     assert!(
         report
-            .message
+            .message()
             .contains("default ServiceAccount of namespace jokes"),
         "{}",
-        report.message
+        report.message()
     );
-    assert!(report.message.contains("serviceAccountName"));
+    assert!(report.message().contains("serviceAccountName"));
 
     let allowed = plan(
         &desired,
@@ -427,7 +427,7 @@ fn an_association_owned_by_an_addon_is_never_taken_over() {
     let planned = plan(&seed_desired(), &observed, &pod_identity);
     let report = workload(&planned, "joke-worker");
     assert_eq!(report.state, WorkloadState::Error);
-    assert!(report.message.contains("never taken over"));
+    assert!(report.message().contains("never taken over"));
     assert!(!planned.actions.iter().any(|a| matches!(a, Action::CreatePodIdentityAssociation { service_account, .. } | Action::UpdatePodIdentityAssociation { service_account, .. } if service_account.name.as_str() == "joke-worker")));
 }
 
@@ -446,7 +446,11 @@ fn an_annotation_of_another_manager_is_a_conflict_not_overwritten() {
     let planned = plan(&seed_desired(), &observed, &settings());
     let report = workload(&planned, "joke-worker");
     assert_eq!(report.state, WorkloadState::Error);
-    assert!(report.message.contains("hand-made"), "{}", report.message);
+    assert!(
+        report.message().contains("hand-made"),
+        "{}",
+        report.message()
+    );
     assert!(!planned.actions.iter().any(|a| matches!(a, Action::AnnotateServiceAccount { service_account, .. } if service_account.name.as_str() == "joke-worker")));
 }
 
@@ -463,10 +467,10 @@ fn a_workload_not_in_the_cluster_is_pending_and_gets_no_role() {
     assert_eq!(report.state, WorkloadState::Pending);
     assert!(
         report
-            .message
+            .message()
             .contains("no workload named joke-worker in namespace jokes"),
         "{}",
-        report.message
+        report.message()
     );
     assert!(!names(&planned).iter().any(|n| n.contains("joke-worker")));
 }
@@ -773,7 +777,7 @@ fn too_many_parts_is_an_error_for_that_workload_alone() {
     );
     assert!(
         workload(&planned, "joke-worker")
-            .message
+            .message()
             .contains("more than the 1 that can be attached")
     );
     assert_eq!(
@@ -1026,10 +1030,10 @@ fn no_role_is_created_or_changed_without_a_configured_boundary() {
     assert_eq!(report.state, WorkloadState::Error);
     assert!(
         report
-            .message
+            .message()
             .contains("no permissions boundary is configured"),
         "{}",
-        report.message
+        report.message()
     );
 
     let allowed = Settings {
@@ -1069,9 +1073,10 @@ fn dangerous_actions_are_refused_unless_an_exception_names_the_workload() {
     let report = workload(&planned, "joke-worker");
     assert_eq!(report.state, WorkloadState::Error);
     assert!(
-        report.message.contains("iam:Put* on *") && report.message.contains("iam:PutRolePolicy"),
+        report.message().contains("iam:Put* on *")
+            && report.message().contains("iam:PutRolePolicy"),
         "{}",
-        report.message
+        report.message()
     );
     assert!(!names(&planned).iter().any(|n| n.contains("joke-worker")));
     // The other workloads go on.
