@@ -250,6 +250,15 @@ impl<I, E, K, S> ReconcilePorts<'_, I, E, K, S> {
             memory: self.memory,
         }
     }
+
+    /// The executor's ports, with `kube` for the cluster's Kubernetes API.
+    fn with_kube<'p, P>(&'p self, kube: &'p P) -> Ports<'p, I, E, P> {
+        Ports {
+            iam: self.iam,
+            eks: self.eks,
+            kube,
+        }
+    }
 }
 
 /// The outcome of one run.
@@ -369,14 +378,11 @@ where
     let applied = if dry_run {
         ApplyReport::default()
     } else {
+        let executor = ports.with_kube(&kubernetes);
         apply(
             &planned,
             &observed.cluster.cluster,
-            &Ports {
-                iam: ports.iam,
-                eks: ports.eks,
-                kube: &kubernetes,
-            },
+            &executor,
             &settings.apply,
         )
         .await
@@ -527,14 +533,11 @@ where
         };
         planned = plan(&DesiredState::default(), &observed, &settings.plan);
         if !dry_run {
+            let executor = ports.with_kube(&GoneCluster);
             applied = apply(
                 &planned,
                 &observed.cluster.cluster,
-                &Ports {
-                    iam: ports.iam,
-                    eks: ports.eks,
-                    kube: &GoneCluster,
-                },
+                &executor,
                 &settings.apply,
             )
             .await;
