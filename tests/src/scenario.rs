@@ -415,18 +415,9 @@ impl<K: KubernetesConnector> World<K> {
         writes
     }
 
+    /// `status/<cluster>.json` of the scenario's cluster.
     pub async fn status(&self) -> Value {
-        let out = self
-            .clients
-            .s3
-            .get_object()
-            .bucket(BUCKET)
-            .key(format!("status/{CLUSTER}.json"))
-            .send()
-            .await
-            .expect("status report");
-        let bytes = out.body.collect().await.expect("body").into_bytes();
-        serde_json::from_slice(&bytes).expect("status is JSON")
+        self.status_of(CLUSTER).await
     }
 
     /// The eks-events handler's context on this world, as its `main` builds it, with the
