@@ -1,5 +1,6 @@
 //! The CLI as a user runs it, on the reference scenario in `../shared/fixtures/seed-scenario`.
 
+use integration::escalation::{files, vectors};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -822,65 +823,6 @@ fn plan_with_nothing_to_do_names_the_workloads_that_are_not_ready() {
     assert!(!stdout.contains("match the intents"), "{stdout}");
 }
 
-/// One vector of `tests/fixtures/escalation/refused`: the file, the action, the resource and
-/// a part of the reason, as its first lines say.
-struct Vector {
-    path: String,
-    workload: String,
-    action: String,
-    resource: String,
-    reason: String,
-    /// The line of `actions:`, where the refusal points.
-    line: usize,
-}
-
-fn escalation_corpus(kind: &str) -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/fixtures/escalation")
-        .join(kind);
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|entry| entry.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
-        .collect();
-    files.sort();
-    files
-}
-
-fn vectors() -> Vec<Vector> {
-    let vectors: Vec<Vector> = escalation_corpus("refused")
-        .into_iter()
-        .map(|path| {
-            let text = std::fs::read_to_string(&path).unwrap();
-            let header = |key: &str| {
-                text.lines()
-                    .find_map(|l| l.strip_prefix(&format!("# {key}: ")))
-                    .unwrap_or_else(|| panic!("{}: no `# {key}:` line", path.display()))
-                    .to_owned()
-            };
-            let refused = header("refused");
-            let (action, resource) = refused
-                .split_once(" on ")
-                .expect("`<action> on <resource>`");
-            let line = text.lines().position(|l| l.contains("actions:")).unwrap() + 1;
-            Vector {
-                workload: path.file_stem().unwrap().to_string_lossy().into_owned(),
-                path: path.to_string_lossy().into_owned(),
-                action: action.to_owned(),
-                resource: resource.to_owned(),
-                reason: header("reason"),
-                line,
-            }
-        })
-        .collect();
-    assert!(
-        vectors.len() >= 20,
-        "the corpus is there: {}",
-        vectors.len()
-    );
-    vectors
-}
-
 /// Every vector of the escalation corpus is refused by `validate`: exit 1, with its file, line,
 /// field and reason.
 #[test]
@@ -950,7 +892,7 @@ fn validate_lets_the_escalation_corpus_through_when_an_exception_names_the_workl
 /// The same services on named resources of ordinary kinds pass, without a warning.
 #[test]
 fn validate_passes_the_same_services_on_named_team_resources() {
-    for path in escalation_corpus("passes") {
+    for path in files("passes") {
         let out = run(&["validate", &format!("attack={}", path.display())]);
         let stderr = text(&out.stderr);
         assert!(out.status.success(), "{}: {stderr}", path.display());

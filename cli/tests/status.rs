@@ -5,6 +5,7 @@ use eks_intents::model::{DesiredState, Settings};
 use eks_intents::plan::plan;
 use eks_intents::status::StatusReport;
 use eks_intents::testing::{converge, declare, empty, run_workload};
+use integration::scenario::create_bucket;
 use integration::{Emulator, REGION};
 use std::collections::BTreeMap;
 use std::process::Command;
@@ -17,16 +18,7 @@ async fn status_prints_the_clusters_report_as_a_table() {
             .force_path_style(true)
             .build(),
     );
-    s3.create_bucket()
-        .bucket("status-test")
-        .create_bucket_configuration(
-            aws_sdk_s3::types::CreateBucketConfiguration::builder()
-                .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::EuWest2)
-                .build(),
-        )
-        .send()
-        .await
-        .expect("bucket");
+    create_bucket(&s3, "status-test").await;
 
     let mut desired = DesiredState::default();
     declare(

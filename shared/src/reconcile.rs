@@ -250,6 +250,15 @@ impl<I, E, K, S> ReconcilePorts<'_, I, E, K, S> {
             memory: self.memory,
         }
     }
+
+    /// The executor's ports, with `kube` for the cluster's Kubernetes API.
+    fn with_kube<'p, P>(&'p self, kube: &'p P) -> Ports<'p, I, E, P> {
+        Ports {
+            iam: self.iam,
+            eks: self.eks,
+            kube,
+        }
+    }
 }
 
 /// The outcome of one run.
@@ -369,14 +378,11 @@ where
     let applied = if dry_run {
         ApplyReport::default()
     } else {
+        let executor = ports.with_kube(&kubernetes);
         apply(
             &planned,
             &observed.cluster.cluster,
-            &Ports {
-                iam: ports.iam,
-                eks: ports.eks,
-                kube: &kubernetes,
-            },
+            &executor,
             &settings.apply,
         )
         .await
@@ -527,14 +533,11 @@ where
         };
         planned = plan(&DesiredState::default(), &observed, &settings.plan);
         if !dry_run {
+            let executor = ports.with_kube(&GoneCluster);
             applied = apply(
                 &planned,
                 &observed.cluster.cluster,
-                &Ports {
-                    iam: ports.iam,
-                    eks: ports.eks,
-                    kube: &GoneCluster,
-                },
+                &executor,
                 &settings.apply,
             )
             .await;
@@ -642,29 +645,46 @@ mod tests {
         serde_json::from_slice(&store.object(&status_key("demo")).unwrap().bytes).unwrap()
     }
 
+    /// Whether `write_status` wrote `report` as the status of `demo`.
+    async fn written(store: &FakeStore, report: &StatusReport) -> bool {
+        write_status(store, "demo", report).await.unwrap()
+    }
+
+    /// A run that could not observe `demo`, leaving its report through `fail`.
+    async fn fail_to_observe(store: &FakeStore, load: DesiredLoad) {
+        let error = ReconcileError::Observe {
+            cluster: "demo".into(),
+            source: PortError::new("eks", "DescribeCluster", ErrorKind::Transient, "Throttling"),
+        };
+        fail(
+            &Sink {
+                store,
+                memory: &Memory::default(),
+            },
+            "demo",
+            &ReconcileSettings::default(),
+            load,
+            error,
+            &ApiCallCounts::default,
+        )
+        .await;
+    }
+
     #[tokio::test]
     async fn an_older_runs_status_never_replaces_a_newer_runs() {
         let store = FakeStore::default();
         // The first report of a cluster is written only if none appeared meanwhile.
-        assert!(
-            write_status(&store, "demo", &report(2_000, None))
-                .await
-                .unwrap()
-        );
+        assert!(written(&store, &report(2_000, None)).await);
         // A run that started earlier and finished later (with an error, say) leaves it alone.
         let older = report(
             1_000,
             Some("CreatePodIdentityAssociation: ResourceInUseException"),
         );
-        assert!(!write_status(&store, "demo", &older).await.unwrap());
+        assert!(!written(&store, &older).await);
         assert_eq!(stored(&store).started_at_ms, 2_000);
         assert_eq!(stored(&store).error, None);
         // A later run replaces it, on the ETag it read.
-        assert!(
-            write_status(&store, "demo", &report(3_000, None))
-                .await
-                .unwrap()
-        );
+        assert!(written(&store, &report(3_000, None)).await);
         assert_eq!(stored(&store).started_at_ms, 3_000);
         let writes = store.writes.lock().unwrap().clone();
         assert_eq!(
@@ -673,11 +693,7 @@ mod tests {
         );
         // A report of an older release (no start time) is replaced by any run.
         store.insert(&status_key("demo"), br#"{"schema": 1}"#.to_vec());
-        assert!(
-            write_status(&store, "demo", &report(500, None))
-                .await
-                .unwrap()
-        );
+        assert!(written(&store, &report(500, None)).await);
         assert_eq!(stored(&store).started_at_ms, 500);
     }
 
@@ -688,46 +704,12 @@ mod tests {
             started_at_ms: 1_000,
             ..DesiredLoad::default()
         };
-        assert!(
-            write_status(&store, "demo", &report(2_000, None))
-                .await
-                .unwrap()
-        );
-        let error = ReconcileError::Observe {
-            cluster: "demo".into(),
-            source: PortError::new("eks", "DescribeCluster", ErrorKind::Transient, "Throttling"),
-        };
-        fail(
-            &Sink {
-                store: &store,
-                memory: &Memory::default(),
-            },
-            "demo",
-            &ReconcileSettings::default(),
-            load.clone(),
-            error,
-            &ApiCallCounts::default,
-        )
-        .await;
+        assert!(written(&store, &report(2_000, None)).await);
+        fail_to_observe(&store, load.clone()).await;
         assert_eq!(stored(&store).started_at_ms, 2_000);
         assert_eq!(stored(&store).error, None);
         load.started_at_ms = 3_000;
-        let error = ReconcileError::Observe {
-            cluster: "demo".into(),
-            source: PortError::new("eks", "DescribeCluster", ErrorKind::Transient, "Throttling"),
-        };
-        fail(
-            &Sink {
-                store: &store,
-                memory: &Memory::default(),
-            },
-            "demo",
-            &ReconcileSettings::default(),
-            load,
-            error,
-            &ApiCallCounts::default,
-        )
-        .await;
+        fail_to_observe(&store, load).await;
         assert_eq!(stored(&store).started_at_ms, 3_000);
         assert!(stored(&store).error.is_some());
     }

@@ -3,6 +3,7 @@
 //! points at it, drives its control API, and reads state back with boto3, independently of the
 //! code under test.
 
+pub mod escalation;
 pub mod fleet;
 pub mod scenario;
 

@@ -17,6 +17,7 @@ use eks_intents::model::{BindingMode, PolicyArn, Settings};
 use eks_intents::ports::KubernetesConnector;
 use eks_intents::ports::{ClusterDescription, PortResult};
 use eks_intents::reconcile::ReconcileSettings;
+pub use eks_intents::testing::EBS_ACTIONS;
 use eks_intents::testing::ISSUER;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
@@ -51,6 +52,20 @@ pub const SEED_KEYS: &[(&str, &str)] = &[
     ("intents/demo/kube-system/ebs-ci.yaml", "ebs-ci.yaml"),
 ];
 
+/// Creates `bucket` on the emulator, in its region.
+pub async fn create_bucket(s3: &aws_sdk_s3::Client, bucket: &str) {
+    s3.create_bucket()
+        .bucket(bucket)
+        .create_bucket_configuration(
+            aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::from(REGION))
+                .build(),
+        )
+        .send()
+        .await
+        .expect("bucket");
+}
+
 pub struct World<K> {
     pub emulator: Emulator,
     pub clients: AwsClients,
@@ -81,18 +96,7 @@ where
             ..AwsSettings::default()
         },
     );
-    clients
-        .s3
-        .create_bucket()
-        .bucket(BUCKET)
-        .create_bucket_configuration(
-            aws_sdk_s3::types::CreateBucketConfiguration::builder()
-                .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::EuWest2)
-                .build(),
-        )
-        .send()
-        .await
-        .expect("bucket");
+    create_bucket(&clients.s3, BUCKET).await;
     clients
         .s3
         .put_bucket_versioning()
@@ -411,18 +415,9 @@ impl<K: KubernetesConnector> World<K> {
         writes
     }
 
+    /// `status/<cluster>.json` of the scenario's cluster.
     pub async fn status(&self) -> Value {
-        let out = self
-            .clients
-            .s3
-            .get_object()
-            .bucket(BUCKET)
-            .key(format!("status/{CLUSTER}.json"))
-            .send()
-            .await
-            .expect("status report");
-        let bytes = out.body.collect().await.expect("body").into_bytes();
-        serde_json::from_slice(&bytes).expect("status is JSON")
+        self.status_of(CLUSTER).await
     }
 
     /// The eks-events handler's context on this world, as its `main` builds it, with the
@@ -507,24 +502,6 @@ pub fn irsa_trust(namespace: &str, service_account: &str) -> Value {
 pub fn allow(actions: &[&str]) -> Value {
     json!({"Version": "2012-10-17", "Statement": [{"Action": actions, "Effect": "Allow", "Resource": ["*"]}]})
 }
-
-pub const EBS_ACTIONS: &[&str] = &[
-    "ec2:AttachVolume",
-    "ec2:CreateSnapshot",
-    "ec2:CreateTags",
-    "ec2:CreateVolume",
-    "ec2:DeleteSnapshot",
-    "ec2:DeleteTags",
-    "ec2:DeleteVolume",
-    "ec2:DescribeAvailabilityZones",
-    "ec2:DescribeInstances",
-    "ec2:DescribeSnapshots",
-    "ec2:DescribeTags",
-    "ec2:DescribeVolumes",
-    "ec2:DescribeVolumesModifications",
-    "ec2:DetachVolume",
-    "ec2:ModifyVolume",
-];
 
 /// The EKS token connector of the code under test, and the server it talks to.
 pub struct LocalCluster {

@@ -32,7 +32,7 @@ async fn seed_scenario_irsa_end_to_end_then_a_quiet_second_run() {
             EBS_ROLE,
             "kube-system",
             "ebs-csi-controller-sa",
-            EBS_ACTIONS,
+            &EBS_ACTIONS[..],
         ),
     ] {
         let role = &roles[name];

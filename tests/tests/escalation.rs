@@ -8,68 +8,11 @@ use eks_intents::model::{BindingMode, DesiredState, Namespace, PolicyArn, Settin
 use eks_intents::plan::{Action, WorkloadState, plan};
 use eks_intents::policy::DangerException;
 use eks_intents::testing::{empty, run_workload};
+use integration::escalation::{files, vectors};
 use integration::scenario::*;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 const NAMESPACE: &str = "attack";
-
-/// One bundle of the corpus: its workload (named after the file), action, text and the part
-/// of the reason its first lines give.
-struct Vector {
-    workload: String,
-    action: String,
-    reason: String,
-    text: String,
-}
-
-fn files(kind: &str) -> Vec<PathBuf> {
-    let dir = integration::repo_root()
-        .join("tests/fixtures/escalation")
-        .join(kind);
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|entry| entry.expect("entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
-        .collect();
-    files.sort();
-    files
-}
-
-fn corpus() -> Vec<Vector> {
-    let vectors: Vec<Vector> = files("refused")
-        .iter()
-        .map(|path| {
-            let text = std::fs::read_to_string(path).expect("fixture");
-            let header = |key: &str| {
-                text.lines()
-                    .find_map(|l| l.strip_prefix(&format!("# {key}: ")))
-                    .unwrap_or_else(|| panic!("{}: no `# {key}:` line", path.display()))
-                    .to_owned()
-            };
-            let refused = header("refused");
-            let (action, _) = refused
-                .split_once(" on ")
-                .expect("`<action> on <resource>`");
-            Vector {
-                workload: path
-                    .file_stem()
-                    .expect("name")
-                    .to_string_lossy()
-                    .into_owned(),
-                action: action.to_owned(),
-                reason: header("reason"),
-                text,
-            }
-        })
-        .collect();
-    assert!(
-        vectors.len() >= 20,
-        "the corpus is there: {}",
-        vectors.len()
-    );
-    vectors
-}
 
 fn desired(bundles: &[(String, String)]) -> DesiredState {
     let namespace = Namespace::new(NAMESPACE);
@@ -103,7 +46,7 @@ fn settings(exceptions: Vec<DangerException>) -> Settings {
 
 #[test]
 fn the_planner_refuses_every_vector_and_writes_no_role() {
-    let corpus = corpus();
+    let corpus = vectors();
     let bundles: Vec<(String, String)> = corpus
         .iter()
         .map(|v| {
@@ -201,7 +144,7 @@ fn the_planner_grants_the_same_services_on_named_team_resources() {
 /// its role stays exactly as it was and the status says why.
 #[tokio::test]
 async fn the_reconciler_leaves_the_role_as_it_was_for_a_vector() {
-    let vector = corpus()
+    let vector = vectors()
         .into_iter()
         .find(|v| v.workload == "lambda-update-function-code")
         .expect("the Lambda vector");

@@ -404,27 +404,20 @@ mod tests {
 
     #[test]
     fn kinds_come_from_the_key_then_the_bytes() {
-        assert_eq!(
-            bundle_kind("a/b.yaml", b""),
-            BundleKind::Text(TextKind::Yaml)
-        );
-        assert_eq!(
-            bundle_kind("a/b.YML", b""),
-            BundleKind::Text(TextKind::Yaml)
-        );
-        assert_eq!(bundle_kind("b.json", b""), BundleKind::Text(TextKind::Json));
-        assert_eq!(bundle_kind("b.tar.gz", b"x"), BundleKind::Archive);
-        assert_eq!(bundle_kind("b.TGZ", b"x"), BundleKind::Archive);
-        assert_eq!(bundle_kind("b.tar", b"x"), BundleKind::PlainTar);
-        assert_eq!(bundle_kind("bundle", &[0x1f, 0x8b, 8]), BundleKind::Archive);
-        assert_eq!(
-            bundle_kind("bundle", b"a: 1"),
-            BundleKind::Text(TextKind::Yaml)
-        );
-        assert_eq!(
-            bundle_kind("bundle.txt", b""),
-            BundleKind::Text(TextKind::Yaml)
-        );
+        let yaml = BundleKind::Text(TextKind::Yaml);
+        for (key, bytes, kind) in [
+            ("a/b.yaml", &b""[..], yaml),
+            ("a/b.YML", b"", yaml),
+            ("b.json", b"", BundleKind::Text(TextKind::Json)),
+            ("b.tar.gz", b"x", BundleKind::Archive),
+            ("b.TGZ", b"x", BundleKind::Archive),
+            ("b.tar", b"x", BundleKind::PlainTar),
+            ("bundle", &[0x1f, 0x8b, 8], BundleKind::Archive),
+            ("bundle", b"a: 1", yaml),
+            ("bundle.txt", b"", yaml),
+        ] {
+            assert_eq!(bundle_kind(key, bytes), kind, "{key} {bytes:?}");
+        }
     }
 
     #[test]

@@ -4,6 +4,7 @@
 use super::archive::build::{Kind, gzip, tar, tgz};
 use super::*;
 use crate::model::{WorkloadKind, WorkloadRef};
+use crate::testing::EBS_ACTIONS;
 use proptest::prelude::*;
 
 macro_rules! seed {
@@ -68,24 +69,6 @@ fn allow(action: &str, resource: &str) -> Permission {
 fn shown<T: ToString>(items: &[T]) -> Vec<String> {
     items.iter().map(ToString::to_string).collect()
 }
-
-const EBS_ACTIONS: [&str; 15] = [
-    "ec2:AttachVolume",
-    "ec2:CreateSnapshot",
-    "ec2:CreateTags",
-    "ec2:CreateVolume",
-    "ec2:DeleteSnapshot",
-    "ec2:DeleteTags",
-    "ec2:DeleteVolume",
-    "ec2:DescribeAvailabilityZones",
-    "ec2:DescribeInstances",
-    "ec2:DescribeSnapshots",
-    "ec2:DescribeTags",
-    "ec2:DescribeVolumes",
-    "ec2:DescribeVolumesModifications",
-    "ec2:DetachVolume",
-    "ec2:ModifyVolume",
-];
 
 // --- the reference scenario -------------------------------------------------------------
 

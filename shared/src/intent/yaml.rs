@@ -388,6 +388,17 @@ mod tests {
         }
     }
 
+    /// Parses `text` as a document of its own, from line 1.
+    fn parse_text(text: &str, budget: &Budget) -> Result<(Item, usize), SyntaxError> {
+        parse_document(
+            &Chunk {
+                text,
+                first_line: 1,
+            },
+            budget,
+        )
+    }
+
     fn texts(input: &str) -> Vec<(u64, &str)> {
         split_documents(input)
             .into_iter()
@@ -536,14 +547,7 @@ mod tests {
             max_nodes: usize::MAX,
             ..budget()
         };
-        let err = parse_document(
-            &Chunk {
-                text: &bomb,
-                first_line: 1,
-            },
-            &generous,
-        )
-        .unwrap_err();
+        let err = parse_text(&bomb, &generous).unwrap_err();
         assert!(err.message.contains("alias bomb"), "{}", err.message);
         assert!(err.message.contains("10000"), "{}", err.message);
     }
@@ -556,27 +560,13 @@ mod tests {
             max_nodes: 500,
             ..budget()
         };
-        let err = parse_document(
-            &Chunk {
-                text,
-                first_line: 1,
-            },
-            &tight,
-        )
-        .unwrap_err();
+        let err = parse_text(text, &tight).unwrap_err();
         assert_eq!(
             err.message,
             "the bundle holds more than 500 YAML nodes (aliases counted as expanded); split it \
              into several bundles"
         );
-        let (_, nodes) = parse_document(
-            &Chunk {
-                text,
-                first_line: 1,
-            },
-            &budget(),
-        )
-        .unwrap();
+        let (_, nodes) = parse_text(text, &budget()).unwrap();
         assert!(nodes > 110, "{nodes}");
     }
 
@@ -593,52 +583,22 @@ mod tests {
             (0..40).map(|i| format!("{}a:\n", " ".repeat(i))).collect(),
         ];
         for text in deep {
-            let err = parse_document(
-                &Chunk {
-                    text: &text,
-                    first_line: 1,
-                },
-                &budget,
-            )
-            .unwrap_err();
+            let err = parse_text(&text, &budget).unwrap_err();
             assert_eq!(err.message, "YAML is nested deeper than 32 levels");
         }
         // Unclosed or absurdly deep flow collections are refused by the parser itself.
         for text in ["[".repeat(100_000), "{a: ".repeat(50_000)] {
-            let err = parse_document(
-                &Chunk {
-                    text: &text,
-                    first_line: 1,
-                },
-                &budget,
-            )
-            .unwrap_err();
+            let err = parse_text(&text, &budget).unwrap_err();
             assert!(err.message.starts_with("invalid YAML: "), "{}", err.message);
         }
         let fine = format!("{}1{}", "[".repeat(31), "]".repeat(31));
-        assert!(
-            parse_document(
-                &Chunk {
-                    text: &fine,
-                    first_line: 1
-                },
-                &budget
-            )
-            .is_ok()
-        );
+        assert!(parse_text(&fine, &budget).is_ok());
     }
 
     #[test]
     fn json_parses_as_yaml_with_lines() {
         let text = "{\n\t\"apiVersion\": \"v1\",\n\t\"items\": [\n\t\t{\"a\": 1.5}\n\t]\n}\n";
-        let (item, _) = parse_document(
-            &Chunk {
-                text,
-                first_line: 1,
-            },
-            &budget(),
-        )
-        .unwrap();
+        let (item, _) = parse_text(text, &budget()).unwrap();
         let items = item.node.get("items").unwrap();
         assert_eq!(items.key.line, Some(3));
         let Node::List(list) = &items.value.node else {
@@ -650,14 +610,7 @@ mod tests {
     #[test]
     fn scalars_keep_their_yaml_types() {
         let text = "a: yes\nb: 0x10\nc: ~\nd: '12'\ne: .nan\nf:\n";
-        let (item, _) = parse_document(
-            &Chunk {
-                text,
-                first_line: 1,
-            },
-            &budget(),
-        )
-        .unwrap();
+        let (item, _) = parse_text(text, &budget()).unwrap();
         let get = |k: &str| item.node.get(k).map(|e| e.value.node.clone());
         assert_eq!(get("a"), Some(Node::Bool(true)));
         assert_eq!(get("b"), Some(Node::Number("16".into())));

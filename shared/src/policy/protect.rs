@@ -101,50 +101,87 @@ fn action_reaches(action: &str, pattern: &str) -> bool {
 
 /// Whether some string matches both IAM wildcard patterns (`*` any run, `?` one character).
 pub fn overlap(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    if literal_prefixes_differ(a, b) {
-        return false;
-    }
-    // reach[i][j]: the rests a[i..] and b[j..] share a match.
-    let width = b.len() + 1;
-    let mut reach = vec![false; (a.len() + 1) * width];
-    for i in (0..=a.len()).rev() {
-        for j in (0..=b.len()).rev() {
-            let at = |i: usize, j: usize| reach[i * width + j];
-            reach[i * width + j] = match (a.get(i), b.get(j)) {
-                (None, None) => true,
-                (Some(b'*'), _) => at(i + 1, j) || (j < b.len() && at(i, j + 1)),
-                (_, Some(b'*')) => at(i, j + 1) || (i < a.len() && at(i + 1, j)),
-                (Some(x), Some(y)) => (*x == b'?' || *y == b'?' || x == y) && at(i + 1, j + 1),
-                _ => false,
-            };
-        }
-    }
-    reach[0]
+    match_rests(a.as_bytes(), b.as_bytes(), |x, y, rests| match (x, y) {
+        (None, None) => true,
+        (Some(b'*'), _) => rests.after_first() || rests.after_second(),
+        (_, Some(b'*')) => rests.after_second() || rests.after_first(),
+        (Some(x), Some(y)) => (x == b'?' || y == b'?' || x == y) && rests.after_both(),
+        _ => false,
+    })
 }
 
 /// Whether every ARN `resource` can match also matches `pattern`. `pattern`'s `*` takes any run
 /// of `resource`, wildcards included; its `?` one character that is no `*`.
 pub fn within(pattern: &str, resource: &str) -> bool {
-    let (p, r) = (pattern.as_bytes(), resource.as_bytes());
-    if literal_prefixes_differ(p, r) {
+    match_rests(
+        pattern.as_bytes(),
+        resource.as_bytes(),
+        |x, y, rests| match (x, y) {
+            (None, None) => true,
+            (Some(b'*'), _) => rests.after_first() || rests.after_second(),
+            (Some(b'?'), Some(y)) => y != b'*' && rests.after_both(),
+            (Some(x), Some(y)) => x == y && y != b'*' && y != b'?' && rests.after_both(),
+            _ => false,
+        },
+    )
+}
+
+/// Whether the patterns `a` and `b` stand in `rule`'s relation. A table holds the answer for
+/// every pair of rests `a[i..]` and `b[j..]`, filled from the ends: `rule` decides a pair from
+/// the rests' first bytes (`None` for an empty rest) and the answers for the pairs after it.
+fn match_rests(
+    a: &[u8],
+    b: &[u8],
+    rule: impl Fn(Option<u8>, Option<u8>, &Rests<'_>) -> bool,
+) -> bool {
+    if literal_prefixes_differ(a, b) {
         return false;
     }
-    let width = r.len() + 1;
-    let mut ok = vec![false; (p.len() + 1) * width];
-    for i in (0..=p.len()).rev() {
-        for j in (0..=r.len()).rev() {
-            let at = |i: usize, j: usize| ok[i * width + j];
-            ok[i * width + j] = match (p.get(i), r.get(j)) {
-                (None, None) => true,
-                (Some(b'*'), _) => at(i + 1, j) || (j < r.len() && at(i, j + 1)),
-                (Some(b'?'), Some(y)) => *y != b'*' && at(i + 1, j + 1),
-                (Some(x), Some(y)) => x == y && *y != b'*' && *y != b'?' && at(i + 1, j + 1),
-                _ => false,
+    let width = b.len() + 1;
+    let mut table = vec![false; (a.len() + 1) * width];
+    for i in (0..=a.len()).rev() {
+        for j in (0..=b.len()).rev() {
+            let rests = Rests {
+                table: &table,
+                width,
+                lens: (a.len(), b.len()),
+                at: (i, j),
             };
+            let holds = rule(a.get(i).copied(), b.get(j).copied(), &rests);
+            table[i * width + j] = holds;
         }
     }
-    ok[0]
+    table[0]
+}
+
+/// The answers `match_rests` has for the pairs of rests after the one it decides; a step past
+/// either end has none (false).
+struct Rests<'t> {
+    table: &'t [bool],
+    width: usize,
+    lens: (usize, usize),
+    at: (usize, usize),
+}
+
+impl Rests<'_> {
+    fn get(&self, i: usize, j: usize) -> bool {
+        i <= self.lens.0 && j <= self.lens.1 && self.table[i * self.width + j]
+    }
+
+    /// One byte of the first pattern taken.
+    fn after_first(&self) -> bool {
+        self.get(self.at.0 + 1, self.at.1)
+    }
+
+    /// One byte of the second pattern taken.
+    fn after_second(&self) -> bool {
+        self.get(self.at.0, self.at.1 + 1)
+    }
+
+    /// One byte of each taken.
+    fn after_both(&self) -> bool {
+        self.get(self.at.0 + 1, self.at.1 + 1)
+    }
 }
 
 /// True when the two patterns differ before either has a wildcard: nothing matches both. Most

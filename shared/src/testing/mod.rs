@@ -21,6 +21,26 @@ pub const REGION: &str = "eu-west-2";
 pub const ISSUER: &str =
     "https://oidc.eks.eu-west-2.amazonaws.com/id/EXAMPLED539D4633E53DE1B71EXAMPLE";
 
+/// The actions the EBS CSI driver's intents ask for in the reference scenario (its
+/// `ebs-ci.yaml`), in the bundle's order.
+pub const EBS_ACTIONS: [&str; 15] = [
+    "ec2:AttachVolume",
+    "ec2:CreateSnapshot",
+    "ec2:CreateTags",
+    "ec2:CreateVolume",
+    "ec2:DeleteSnapshot",
+    "ec2:DeleteTags",
+    "ec2:DeleteVolume",
+    "ec2:DescribeAvailabilityZones",
+    "ec2:DescribeInstances",
+    "ec2:DescribeSnapshots",
+    "ec2:DescribeTags",
+    "ec2:DescribeVolumes",
+    "ec2:DescribeVolumesModifications",
+    "ec2:DetachVolume",
+    "ec2:ModifyVolume",
+];
+
 /// The cluster `demo` of the reference scenario, with an OIDC issuer.
 pub fn cluster() -> ClusterInfo {
     ClusterInfo {
