@@ -11,6 +11,7 @@ pub mod model;
 pub mod plan;
 pub mod policy;
 pub mod ports;
+pub mod process;
 pub mod status;
 pub mod words;
 
