@@ -32,7 +32,7 @@
 use base64::Engine;
 use eks_intents::intent::cluster_prefix;
 use eks_intents::metrics::Metrics;
-use eks_intents::model::{ClusterName, ClusterRef, RoleName};
+use eks_intents::model::{ClusterName, ClusterRef, RoleName, arn_parts};
 use eks_intents::policy::{CLUSTER_TAG, OWNER_TAG, OWNER_VALUE, short_hash};
 use eks_intents::ports::{
     BundleStore, DeduplicatedReconcile, ErrorKind, IamPort, PortError, ReconcileCluster,
@@ -595,15 +595,7 @@ pub fn cluster_of_role_name(role: &str) -> Option<&str> {
 
 /// The cluster of a managed policy `arn:<partition>:iam::<account>:policy<iam path><cluster>/<name>`.
 pub fn cluster_of_policy_arn<'a>(arn: &'a str, iam_path: &str) -> Option<&'a str> {
-    let mut parts = arn.splitn(6, ':');
-    let (prefix, _partition, service, _region, _account, resource) = (
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-    );
+    let [prefix, _partition, service, _region, _account, resource] = arn_parts(arn)?;
     if prefix != "arn" || service != "iam" {
         return None;
     }
@@ -618,15 +610,7 @@ pub fn cluster_of_policy_arn<'a>(arn: &'a str, iam_path: &str) -> Option<&'a str
 /// an assumed-role session ARN (`arn:<p>:sts::<account>:assumed-role/<name>/<session>`, which
 /// drops the path).
 pub fn role_of_arn(arn: &str) -> Option<(&str, &str)> {
-    let mut parts = arn.splitn(6, ':');
-    let (prefix, _partition, service, _region, account, resource) = (
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-    );
+    let [prefix, _partition, service, _region, account, resource] = arn_parts(arn)?;
     if prefix != "arn" || account.is_empty() {
         return None;
     }
