@@ -11,7 +11,7 @@ use crate::model::{
     ObservedRole, ObservedServiceAccount, ObservedWorkload, OidcProvider, RoleName,
     ServiceAccountRef,
 };
-use crate::policy::PolicyDocument;
+use crate::policy::{PolicyDocument, short_hash};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -418,6 +418,21 @@ pub struct DeduplicatedReconcile {
     pub message: ReconcileCluster,
     /// At most 128 characters of `[A-Za-z0-9!-/:-@[-`{-~]`.
     pub deduplication_id: String,
+}
+
+/// SQS's limit on a deduplication id.
+const DEDUPLICATION_ID_MAX: usize = 128;
+
+impl DeduplicatedReconcile {
+    /// `<origin>:<cluster>:<window>`, within SQS's 128 characters of printable ASCII; a cluster
+    /// name that would break either rule is replaced by a hash of it.
+    pub fn id(origin: &str, cluster: &str, window: impl std::fmt::Display) -> String {
+        let id = format!("{origin}:{cluster}:{window}");
+        if id.len() <= DEDUPLICATION_ID_MAX && id.chars().all(|c| c.is_ascii_graphic()) {
+            return id;
+        }
+        format!("{origin}:{}:{window}", short_hash(cluster, 40))
+    }
 }
 
 pub trait ReconcileQueue: Send + Sync {

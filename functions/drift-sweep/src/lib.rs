@@ -21,7 +21,7 @@
 use eks_intents::intent::cluster_prefix;
 use eks_intents::metrics::Metrics;
 use eks_intents::model::{ClusterName, ClusterRef};
-use eks_intents::policy::{CLUSTER_TAG, OWNER_TAG, OWNER_VALUE, short_hash};
+use eks_intents::policy::{CLUSTER_TAG, OWNER_TAG, OWNER_VALUE};
 use eks_intents::ports::{
     BundleStore, DeduplicatedReconcile, EksPort, IamPort, PortError, ReconcileCluster,
     ReconcileQueue, retry_class,
@@ -34,8 +34,6 @@ use std::collections::BTreeMap;
 const INTENTS: &str = "intents/";
 /// The reason every message of the sweep carries.
 pub const REASON: &str = "drift";
-/// SQS's limit on a deduplication id.
-const DEDUPLICATION_ID_MAX: usize = 128;
 
 /// Built once at cold start and borrowed by every invocation.
 pub struct Context<S, I, E, Q> {
@@ -283,11 +281,7 @@ pub fn cluster_of_prefix(prefix: &str) -> Option<&str> {
 /// `drift:<cluster>:<tick>`, within SQS's 128 characters of printable ASCII; a cluster name
 /// that would break either rule is replaced by a hash of it.
 pub fn deduplication_id(cluster: &str, tick: &str) -> String {
-    let id = format!("drift:{cluster}:{tick}");
-    if id.len() <= DEDUPLICATION_ID_MAX && id.chars().all(|c| c.is_ascii_graphic()) {
-        return id;
-    }
-    format!("drift:{}:{tick}", short_hash(cluster, 40))
+    DeduplicatedReconcile::id("drift", cluster, tick)
 }
 
 /// The schedule tick: the event's `time` to the minute (`2026-11-26T12:00`), else the clock's.

@@ -33,7 +33,7 @@ use base64::Engine;
 use eks_intents::intent::cluster_prefix;
 use eks_intents::metrics::Metrics;
 use eks_intents::model::{ClusterName, ClusterRef, RoleName, arn_parts};
-use eks_intents::policy::{CLUSTER_TAG, OWNER_TAG, OWNER_VALUE, short_hash};
+use eks_intents::policy::{CLUSTER_TAG, OWNER_TAG, OWNER_VALUE};
 use eks_intents::ports::{
     BundleStore, DeduplicatedReconcile, ErrorKind, IamPort, PortError, ReconcileCluster,
     ReconcileQueue, StoreLevel, retry_class,
@@ -43,8 +43,6 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::io::Read;
 
-/// SQS's limit on a deduplication id.
-const DEDUPLICATION_ID_MAX: usize = 128;
 /// More than any CloudWatch Logs delivery decompresses to; a payload beyond it is refused.
 const MAX_LOG_PAYLOAD: u64 = 64 << 20;
 /// The longest window: SQS remembers a deduplication id for five minutes.
@@ -344,11 +342,7 @@ pub fn windowed(
 /// `events:<cluster>:<bucket>`, within SQS's 128 characters of printable ASCII; a cluster name
 /// that would break either rule is replaced by a hash of it.
 pub fn deduplication_id(cluster: &str, bucket: u64) -> String {
-    let id = format!("events:{cluster}:{bucket}");
-    if id.len() <= DEDUPLICATION_ID_MAX && id.chars().all(|c| c.is_ascii_graphic()) {
-        return id;
-    }
-    format!("events:{}:{bucket}", short_hash(cluster, 40))
+    DeduplicatedReconcile::id("events", cluster, bucket)
 }
 
 /// Whether `intents/<cluster>/` (as listed one level down) holds intents for `namespace`: a
