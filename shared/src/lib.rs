@@ -23,6 +23,8 @@ pub mod apply;
 pub mod config;
 #[cfg(feature = "aws")]
 pub mod desired;
+#[cfg(feature = "lambda")]
+pub mod lambda;
 #[cfg(feature = "aws")]
 pub mod observe;
 #[cfg(feature = "aws")]

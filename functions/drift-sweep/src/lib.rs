@@ -19,12 +19,13 @@
 //! schedule's retry tries again.
 
 use eks_intents::intent::cluster_prefix;
+use eks_intents::lambda::{Retryable, diagnostic};
 use eks_intents::metrics::Metrics;
 use eks_intents::model::{ClusterName, ClusterRef};
 use eks_intents::policy::{CLUSTER_TAG, OWNER_TAG, OWNER_VALUE};
 use eks_intents::ports::{
     BundleStore, DeduplicatedReconcile, EksPort, IamPort, PortError, ReconcileCluster,
-    ReconcileQueue, retry_class,
+    ReconcileQueue,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -114,9 +115,9 @@ pub enum SweepError {
     },
 }
 
-impl SweepError {
+impl Retryable for SweepError {
     /// True when the sweep may succeed if tried again (throttled, a service unavailable).
-    pub fn is_retryable(&self) -> bool {
+    fn is_retryable(&self) -> bool {
         match self {
             SweepError::Bundles(source)
             | SweepError::RoleTags { source, .. }
@@ -129,12 +130,7 @@ impl SweepError {
 /// The error as Lambda reports it: its type says whether a retry can help.
 impl From<SweepError> for lambda_runtime::Diagnostic {
     fn from(error: SweepError) -> Self {
-        let error_type = retry_class(error.is_retryable()).to_owned();
-        let error_message = error.to_string();
-        lambda_runtime::Diagnostic {
-            error_type,
-            error_message,
-        }
+        diagnostic(&error)
     }
 }
 

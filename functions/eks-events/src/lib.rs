@@ -31,12 +31,13 @@
 
 use base64::Engine;
 use eks_intents::intent::cluster_prefix;
+use eks_intents::lambda::{Retryable, diagnostic};
 use eks_intents::metrics::Metrics;
 use eks_intents::model::{ClusterName, ClusterRef, RoleName, arn_parts};
 use eks_intents::policy::{CLUSTER_TAG, OWNER_TAG, OWNER_VALUE};
 use eks_intents::ports::{
     BundleStore, DeduplicatedReconcile, ErrorKind, IamPort, PortError, ReconcileCluster,
-    ReconcileQueue, StoreLevel, retry_class,
+    ReconcileQueue, StoreLevel,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -164,9 +165,9 @@ pub enum EventsError {
     },
 }
 
-impl EventsError {
+impl Retryable for EventsError {
     /// True when the invocation may succeed if tried again (throttled, a service unavailable).
-    pub fn is_retryable(&self) -> bool {
+    fn is_retryable(&self) -> bool {
         match self {
             EventsError::RoleTags { source, .. }
             | EventsError::Bundles { source, .. }
@@ -178,12 +179,7 @@ impl EventsError {
 /// The error as Lambda reports it: its type says whether a retry can help.
 impl From<EventsError> for lambda_runtime::Diagnostic {
     fn from(error: EventsError) -> Self {
-        let error_type = retry_class(error.is_retryable()).to_owned();
-        let error_message = error.to_string();
-        lambda_runtime::Diagnostic {
-            error_type,
-            error_message,
-        }
+        diagnostic(&error)
     }
 }
 

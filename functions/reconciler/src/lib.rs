@@ -10,6 +10,7 @@
 //! receive count gives the attempt).
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use eks_intents::adapters::aws::ApiCalls;
 use eks_intents::desired::Memory;
 use eks_intents::metrics::{Metrics, reconcile_metrics};
 use eks_intents::ports::{
@@ -18,7 +19,6 @@ use eks_intents::ports::{
 use eks_intents::reconcile::{
     ReconcileError, ReconcilePorts, ReconcileSettings, Run, now, reconcile,
 };
-use eks_intents::status::ApiCallCounts;
 use std::time::{Duration, Instant};
 
 /// The longest wait before a cluster that is still being created is tried again.
@@ -35,9 +35,8 @@ pub struct Context<I, E, K, S, R> {
     pub settings: ReconcileSettings,
     /// What the warm function keeps between runs (parsed bundles, quiet runs).
     pub memory: Memory,
-    /// The API calls counted since the last `reset_calls`: each cluster's run counts its own.
-    pub calls: Box<dyn Fn() -> ApiCallCounts + Send + Sync>,
-    pub reset_calls: Box<dyn Fn() + Send + Sync>,
+    /// The API calls of the clients above, counted from zero for each cluster's run.
+    pub calls: ApiCalls,
     /// Where each run's metrics go: `Metrics::emit` (stdout, as Embedded Metric Format) in the
     /// function.
     pub metrics: Box<dyn Fn(&Metrics) + Send + Sync>,
@@ -112,7 +111,7 @@ where
             put_back(ctx, &cluster, &messages, wait, &mut failures).await;
             continue;
         }
-        (ctx.reset_calls)();
+        ctx.calls.reset();
         let ports = ReconcilePorts {
             iam: &ctx.iam,
             eks: &ctx.eks,
@@ -120,7 +119,7 @@ where
             store: &ctx.store,
             memory: &ctx.memory,
         };
-        let calls = || (ctx.calls)();
+        let calls = || ctx.calls.counts();
         let started = Instant::now();
         match reconcile(&cluster, &ports, &ctx.settings, Run::Apply, &calls).await {
             Ok(outcome) => {
@@ -167,7 +166,7 @@ where
                 put_back(ctx, &cluster, &messages, wait, &mut failures).await;
             }
             Err(error) => {
-                let calls = (ctx.calls)();
+                let calls = ctx.calls.counts();
                 tracing::error!(cluster, %error, retryable = error.is_retryable(), throttled = ?calls.throttled, "reconcile failed");
                 let mut metrics = Metrics::new("reconciler", Some(&cluster));
                 metrics
