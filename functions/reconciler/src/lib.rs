@@ -42,6 +42,19 @@ pub struct Context<I, E, K, S, R> {
     pub metrics: Box<dyn Fn(&Metrics) + Send + Sync>,
 }
 
+impl<I, E, K, S, R> Context<I, E, K, S, R> {
+    /// The ports one reconcile reaches the world through.
+    pub fn ports(&self) -> ReconcilePorts<'_, I, E, K, S> {
+        ReconcilePorts {
+            iam: &self.iam,
+            eks: &self.eks,
+            kube: &self.kube,
+            store: &self.store,
+            memory: &self.memory,
+        }
+    }
+}
+
 /// The messages of one cluster in a batch.
 #[derive(Default)]
 struct ClusterMessages<'a> {
@@ -112,13 +125,7 @@ where
             continue;
         }
         ctx.calls.reset();
-        let ports = ReconcilePorts {
-            iam: &ctx.iam,
-            eks: &ctx.eks,
-            kube: &ctx.kube,
-            store: &ctx.store,
-            memory: &ctx.memory,
-        };
+        let ports = ctx.ports();
         let calls = || ctx.calls.counts();
         let started = Instant::now();
         match reconcile(&cluster, &ports, &ctx.settings, Run::Apply, &calls).await {
