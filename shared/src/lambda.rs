@@ -11,7 +11,6 @@ use lambda_runtime::{Diagnostic, Error, LambdaEvent, run, service_fn};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use std::future::Future;
 use std::time::Instant;
 
 /// An invocation's failure: its words, and whether the same event may succeed if delivered
@@ -37,6 +36,16 @@ pub fn settings() -> Result<(Config, String), Error> {
     Ok((config, queue_url))
 }
 
+/// The AWS clients, built once at cold start, and what each invocation starts from.
+pub async fn clients(config: &Config) -> (AwsClients, Invocations) {
+    let clients = AwsClients::from_env(&config.aws).await;
+    let invocations = Invocations {
+        calls: clients.calls.clone(),
+        budget: clients.retry.clone(),
+    };
+    (clients, invocations)
+}
+
 /// What each invocation starts from: the clients' retry budget and call counts, shared with
 /// the clients the handler's context holds.
 #[derive(Clone, Debug)]
@@ -46,72 +55,61 @@ pub struct Invocations {
 }
 
 impl Invocations {
-    pub fn new(clients: &AwsClients) -> Self {
-        Self {
-            calls: clients.calls.clone(),
-            budget: clients.retry.clone(),
-        }
-    }
-
-    /// The runtime loop of a handler that counts its own calls and writes its own metrics
-    /// (the reconciler, per cluster): throttled calls are retried until shortly before the
-    /// invocation's deadline; past it the run fails and its messages return to the queue.
-    pub async fn run_until_deadline<A, R, F, Fut>(&self, handler: F) -> Result<(), Error>
+    /// The runtime loop of a handler that counts its own calls and writes its own metrics (the
+    /// reconciler, per cluster), `handler` with `ctx` per event: throttled calls are retried
+    /// until shortly before the invocation's deadline; past it the run fails and its messages
+    /// return to the queue.
+    pub async fn run_until_deadline<C, A, R, F>(&self, ctx: &C, handler: F) -> Result<(), Error>
     where
         A: DeserializeOwned,
         R: Serialize,
-        F: Fn(A) -> Fut,
-        Fut: Future<Output = R>,
+        F: AsyncFn(&C, A) -> R,
     {
         let handler = &handler;
-        // Boxed: unboxed, the runtime's future nests too deep in `main`'s for the compiler.
-        Box::pin(run(service_fn(move |event: LambdaEvent<A>| async move {
+        run(service_fn(move |event: LambdaEvent<A>| async move {
             self.budget
                 .until_epoch_millis(event.context.deadline, DEADLINE_RESERVE);
-            Ok::<_, Error>(handler(event.payload).await)
-        })))
+            Ok::<_, Error>(handler(ctx, event.payload).await)
+        }))
         .await
     }
 
-    /// The runtime loop of a trigger function: per invocation, the retry budget up to the
-    /// deadline, the calls counted from zero, one metrics line (`metrics` of the outcome, with
-    /// the calls, throttled calls and duration), and a failure logged as `failed` and reported
-    /// with whether a retry can help.
-    pub async fn serve<R, E, F, Fut>(
+    /// The runtime loop of a trigger function, `handler` with `ctx` per event: the retry budget
+    /// up to the deadline, the calls counted from zero, one metrics line (`metrics` of the
+    /// outcome, with the calls, throttled calls and duration), and a failure logged as `failed`
+    /// and reported with whether a retry can help.
+    pub async fn serve<C, R, E, F>(
         &self,
         failed: &'static str,
         metrics: fn(&Result<R, E>) -> Metrics,
+        ctx: &C,
         handler: F,
     ) -> Result<(), Error>
     where
         R: Serialize,
         E: Retryable + Into<Diagnostic>,
-        F: Fn(Value) -> Fut,
-        Fut: Future<Output = Result<R, E>>,
+        F: AsyncFn(&C, &Value) -> Result<R, E>,
     {
         let handler = &handler;
-        // Boxed: unboxed, the runtime's future nests too deep in `main`'s for the compiler.
-        Box::pin(run(service_fn(
-            move |event: LambdaEvent<Value>| async move {
-                let started = Instant::now();
-                // Retries of throttled calls stop in time to answer before the function times out.
-                self.budget
-                    .until_epoch_millis(event.context.deadline, DEADLINE_RESERVE);
-                self.calls.reset();
-                let result = handler(event.payload).await;
-                let counts = self.calls.counts();
-                metrics(&result)
-                    .api_calls(&counts.calls)
-                    .throttled(&counts.throttled)
-                    .milliseconds("Duration", started.elapsed().as_millis())
-                    .emit();
-                let response = result.map_err(|error| {
-                    tracing::error!(%error, retryable = error.is_retryable(), "{failed}");
-                    error.into()
-                })?;
-                serde_json::to_value(response).map_err(|e| Diagnostic::from(e.to_string()))
-            },
-        )))
+        run(service_fn(move |event: LambdaEvent<Value>| async move {
+            let started = Instant::now();
+            // Retries of throttled calls stop in time to answer before the function times out.
+            self.budget
+                .until_epoch_millis(event.context.deadline, DEADLINE_RESERVE);
+            self.calls.reset();
+            let result = handler(ctx, &event.payload).await;
+            let counts = self.calls.counts();
+            metrics(&result)
+                .api_calls(&counts.calls)
+                .throttled(&counts.throttled)
+                .milliseconds("Duration", started.elapsed().as_millis())
+                .emit();
+            let response = result.map_err(|error| {
+                tracing::error!(%error, retryable = error.is_retryable(), "{failed}");
+                error.into()
+            })?;
+            serde_json::to_value(response).map_err(|e| Diagnostic::from(e.to_string()))
+        }))
         .await
     }
 }

@@ -1,9 +1,9 @@
 //! Lambda entry point of eks-events: clients and settings once, then the runtime loop.
 
 use eks_events::{Context, handle, metrics, parse_system_roles, parse_window};
-use eks_intents::adapters::aws::{AwsClients, S3Adapter, SqsAdapter};
-use eks_intents::config::ConfigError;
-use eks_intents::lambda::{Invocations, settings};
+use eks_intents::adapters::aws::{S3Adapter, SqsAdapter};
+use eks_intents::config::{ConfigError, variable};
+use eks_intents::lambda::{clients, settings};
 use eks_intents::reconcile::now;
 use lambda_runtime::Error;
 
@@ -12,17 +12,12 @@ const SYSTEM_ROLE_ARNS: &str = "EKS_INTENTS_SYSTEM_ROLE_ARNS";
 /// Seconds of one window of merged events (1 to 300).
 const EVENT_WINDOW: &str = "EKS_INTENTS_EVENT_WINDOW_SECONDS";
 const DEFAULT_WINDOW_SECONDS: u64 = 60;
-/// The deployment's region, set by the Lambda runtime.
-const REGION: &str = "AWS_REGION";
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     let (config, queue_url) = settings()?;
-    let region = env(REGION).ok_or(ConfigError {
-        variable: REGION,
-        message: "not set; it names the region whose EKS calls are handled".into(),
-    })?;
-    let system_roles = match env(SYSTEM_ROLE_ARNS) {
+    let region = config.require_region("the region whose EKS calls are handled")?;
+    let system_roles = match variable(SYSTEM_ROLE_ARNS) {
         None => Err("not set; it lists the ARNs of the system's own roles (reconciler, eks-events, ...), whose calls must not trigger reconciles".to_owned()),
         Some(raw) => parse_system_roles(&raw),
     }
@@ -30,15 +25,14 @@ async fn main() -> Result<(), Error> {
         variable: SYSTEM_ROLE_ARNS,
         message,
     })?;
-    let window_seconds = match env(EVENT_WINDOW) {
+    let window_seconds = match variable(EVENT_WINDOW) {
         None => DEFAULT_WINDOW_SECONDS,
         Some(raw) => parse_window(&raw).map_err(|message| ConfigError {
             variable: EVENT_WINDOW,
             message,
         })?,
     };
-    let clients = AwsClients::from_env(&config.aws).await;
-    let invocations = Invocations::new(&clients);
+    let (clients, invocations) = clients(&config).await;
     let ctx = Context {
         iam: clients.iam,
         store: S3Adapter::new(clients.s3, config.bucket),
@@ -49,14 +43,7 @@ async fn main() -> Result<(), Error> {
         window_seconds,
         now,
     };
-    let ctx = &ctx;
     invocations
-        .serve("eks-events failed", metrics, |payload| async move {
-            handle(ctx, &payload).await
-        })
+        .serve("eks-events failed", metrics, &ctx, handle)
         .await
-}
-
-fn env(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }

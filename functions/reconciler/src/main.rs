@@ -1,7 +1,7 @@
 //! Lambda entry point of the reconciler: clients and settings once, then the runtime loop.
 
-use eks_intents::adapters::aws::{AwsClients, S3Adapter, SqsAdapter};
-use eks_intents::lambda::{Invocations, settings};
+use eks_intents::adapters::aws::{S3Adapter, SqsAdapter};
+use eks_intents::lambda::{clients, settings};
 use eks_intents::metrics::Metrics;
 use lambda_runtime::Error;
 use reconciler::{Context, handle};
@@ -9,8 +9,7 @@ use reconciler::{Context, handle};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     let (config, queue_url) = settings()?;
-    let clients = AwsClients::from_env(&config.aws).await;
-    let invocations = Invocations::new(&clients);
+    let (clients, invocations) = clients(&config).await;
     let ctx = Context {
         iam: clients.iam,
         eks: clients.eks,
@@ -22,8 +21,5 @@ async fn main() -> Result<(), Error> {
         calls: clients.calls,
         metrics: Box::new(Metrics::emit),
     };
-    let ctx = &ctx;
-    invocations
-        .run_until_deadline(|event| handle(ctx, event))
-        .await
+    invocations.run_until_deadline(&ctx, handle).await
 }
