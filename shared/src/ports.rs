@@ -39,8 +39,11 @@ pub enum ErrorKind {
     /// The request was refused as invalid. EKS says this of a role IAM has not made visible
     /// to it yet, which passes after a few seconds.
     Invalid,
-    /// Credentials or permissions: nothing a retry fixes.
+    /// The caller may not make this call (access denied): nothing a retry fixes.
     Denied,
+    /// The caller's credentials are missing, invalid or expired, so no call can say what it
+    /// may do: nothing a retry fixes.
+    Credentials,
     Other,
 }
 

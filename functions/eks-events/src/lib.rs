@@ -202,13 +202,8 @@ where
                         Ok(tags) => RoleTags::Read(tags),
                         // The functions may read roles under the system's path only: a role
                         // they may not read is someone else's. (Expired or invalid credentials
-                        // are Denied too, but not AccessDenied: they fail the invocation.)
-                        Err(e)
-                            if e.kind == ErrorKind::Denied
-                                && e.message.starts_with("AccessDenied") =>
-                        {
-                            RoleTags::Unreadable
-                        }
+                        // are another kind: they fail the invocation.)
+                        Err(e) if e.kind == ErrorKind::Denied => RoleTags::Unreadable,
                         Err(source) => return Err(EventsError::RoleTags { role, source }),
                     };
                     roles.insert(role.clone(), tags);
