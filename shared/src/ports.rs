@@ -438,6 +438,32 @@ impl DeduplicatedReconcile {
     }
 }
 
+/// Sending reconcile requests failed; the port's error says whether a retry can help.
+#[derive(Debug, thiserror::Error)]
+#[error("sending {count} reconcile request(s) failed: {source}")]
+pub struct SendError {
+    pub count: usize,
+    #[source]
+    pub source: PortError,
+}
+
+/// Sends `requests` through `queue` (none: no call at all).
+pub async fn send_requests(
+    queue: &impl ReconcileQueue,
+    requests: &[DeduplicatedReconcile],
+) -> Result<(), SendError> {
+    if requests.is_empty() {
+        return Ok(());
+    }
+    queue
+        .send_deduplicated(requests)
+        .await
+        .map_err(|source| SendError {
+            count: requests.len(),
+            source,
+        })
+}
+
 pub trait ReconcileQueue: Send + Sync {
     /// Sends one request that is never merged with another (an upload must not be dropped as
     /// the repeat of an earlier, already consumed one).

@@ -25,7 +25,7 @@ use eks_intents::model::{ClusterName, ClusterRef};
 use eks_intents::policy::{CLUSTER_TAG, OWNER_TAG, OWNER_VALUE};
 use eks_intents::ports::{
     BundleStore, DeduplicatedReconcile, EksPort, IamPort, PortError, ReconcileCluster,
-    ReconcileQueue,
+    ReconcileQueue, SendError, send_requests,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -107,12 +107,8 @@ pub enum SweepError {
         #[source]
         source: PortError,
     },
-    #[error("sending {count} reconcile request(s) failed: {source}")]
-    Send {
-        count: usize,
-        #[source]
-        source: PortError,
-    },
+    #[error(transparent)]
+    Send(#[from] SendError),
 }
 
 impl Retryable for SweepError {
@@ -122,7 +118,7 @@ impl Retryable for SweepError {
             SweepError::Bundles(source)
             | SweepError::RoleTags { source, .. }
             | SweepError::EksClusters { source, .. }
-            | SweepError::Send { source, .. } => source.is_retryable(),
+            | SweepError::Send(SendError { source, .. }) => source.is_retryable(),
         }
     }
 }
@@ -242,15 +238,7 @@ where
         });
     }
     response.skipped = skipped;
-    if !messages.is_empty() {
-        ctx.queue
-            .send_deduplicated(&messages)
-            .await
-            .map_err(|source| SweepError::Send {
-                count: messages.len(),
-                source,
-            })?;
-    }
+    send_requests(&ctx.queue, &messages).await?;
     for swept in &response.clusters {
         tracing::info!(cluster = %swept.cluster, sources = ?swept.sources, %tick, "reconcile requested");
     }

@@ -37,7 +37,7 @@ use eks_intents::model::{ClusterName, ClusterRef, RoleName, arn_parts};
 use eks_intents::policy::{CLUSTER_TAG, OWNER_TAG, OWNER_VALUE};
 use eks_intents::ports::{
     BundleStore, DeduplicatedReconcile, ErrorKind, IamPort, PortError, ReconcileCluster,
-    ReconcileQueue, StoreLevel,
+    ReconcileQueue, SendError, StoreLevel, send_requests,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -157,12 +157,8 @@ pub enum EventsError {
         #[source]
         source: PortError,
     },
-    #[error("sending {count} reconcile request(s) failed: {source}")]
-    Send {
-        count: usize,
-        #[source]
-        source: PortError,
-    },
+    #[error(transparent)]
+    Send(#[from] SendError),
 }
 
 impl Retryable for EventsError {
@@ -171,7 +167,7 @@ impl Retryable for EventsError {
         match self {
             EventsError::RoleTags { source, .. }
             | EventsError::Bundles { source, .. }
-            | EventsError::Send { source, .. } => source.is_retryable(),
+            | EventsError::Send(SendError { source, .. }) => source.is_retryable(),
         }
     }
 }
@@ -265,15 +261,7 @@ where
         .into_iter()
         .map(|(cluster, reasons)| windowed(&cluster, &reasons, now, ctx.window_seconds))
         .collect();
-    if !reconciles.is_empty() {
-        ctx.queue
-            .send_deduplicated(&reconciles)
-            .await
-            .map_err(|source| EventsError::Send {
-                count: reconciles.len(),
-                source,
-            })?;
-    }
+    send_requests(&ctx.queue, &reconciles).await?;
     for request in &reconciles {
         tracing::info!(
             cluster = %request.message.cluster,
