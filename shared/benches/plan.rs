@@ -7,8 +7,9 @@ use eks_intents::model::{
     Settings, WorkloadKind, WorkloadName,
 };
 use eks_intents::plan::{plan, simulate};
+use eks_intents::process::{cpu_time, peak_rss_kib};
 use eks_intents::testing;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 const BUNDLES: usize = 100;
 const WORKLOADS_PER_BUNDLE: usize = 100;
@@ -21,24 +22,6 @@ fn bundle(index: usize) -> String {
         ));
     }
     out
-}
-
-/// User plus system CPU time of this process, from `/proc/self/stat` (clock ticks of 10 ms).
-fn cpu_time() -> Option<Duration> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    let after_name = stat.rsplit_once(')')?.1;
-    let fields: Vec<&str> = after_name.split_whitespace().collect();
-    let utime: u64 = fields.get(11)?.parse().ok()?;
-    let stime: u64 = fields.get(12)?.parse().ok()?;
-    Some(Duration::from_millis((utime + stime) * 10))
-}
-
-/// Peak resident memory of this process in MiB, from `/proc/self/status`.
-fn peak_rss_mib() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib / 1024.0)
 }
 
 fn measure<T>(label: &str, f: impl FnOnce() -> T) -> T {
@@ -134,7 +117,7 @@ fn main() {
 }
 
 fn print_peak(label: &str) {
-    match peak_rss_mib() {
+    match peak_rss_kib().map(|kib| kib as f64 / 1024.0) {
         Some(mib) => println!("{label:<44} {mib:>8.1} MiB"),
         None => println!("{label}: n/a (no /proc)"),
     }

@@ -116,6 +116,20 @@ impl Config {
             message: "not set; it names the SQS FIFO queue of reconcile requests".into(),
         })
     }
+
+    /// The region, for a function that works in one; `names` says what it is for.
+    pub fn require_region(&self, names: &str) -> Result<String, ConfigError> {
+        self.reconcile.region.clone().ok_or_else(|| ConfigError {
+            variable: REGION,
+            message: format!("not set; it names {names}"),
+        })
+    }
+}
+
+/// A variable of one function's own (the rest are read by `Config`); `None` when unset or
+/// blank.
+pub fn variable(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
 
 fn parse<T: std::str::FromStr>(

@@ -11,6 +11,7 @@ pub mod model;
 pub mod plan;
 pub mod policy;
 pub mod ports;
+pub mod process;
 pub mod status;
 pub mod words;
 
@@ -22,6 +23,8 @@ pub mod apply;
 pub mod config;
 #[cfg(feature = "aws")]
 pub mod desired;
+#[cfg(feature = "lambda")]
+pub mod lambda;
 #[cfg(feature = "aws")]
 pub mod observe;
 #[cfg(feature = "aws")]

@@ -11,7 +11,7 @@ use crate::model::{
     ObservedRole, ObservedServiceAccount, ObservedWorkload, OidcProvider, RoleName,
     ServiceAccountRef,
 };
-use crate::policy::PolicyDocument;
+use crate::policy::{PolicyDocument, short_hash};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -39,8 +39,11 @@ pub enum ErrorKind {
     /// The request was refused as invalid. EKS says this of a role IAM has not made visible
     /// to it yet, which passes after a few seconds.
     Invalid,
-    /// Credentials or permissions: nothing a retry fixes.
+    /// The caller may not make this call (access denied): nothing a retry fixes.
     Denied,
+    /// The caller's credentials are missing, invalid or expired, so no call can say what it
+    /// may do: nothing a retry fixes.
+    Credentials,
     Other,
 }
 
@@ -418,6 +421,47 @@ pub struct DeduplicatedReconcile {
     pub message: ReconcileCluster,
     /// At most 128 characters of `[A-Za-z0-9!-/:-@[-`{-~]`.
     pub deduplication_id: String,
+}
+
+/// SQS's limit on a deduplication id.
+const DEDUPLICATION_ID_MAX: usize = 128;
+
+impl DeduplicatedReconcile {
+    /// `<origin>:<cluster>:<window>`, within SQS's 128 characters of printable ASCII; a cluster
+    /// name that would break either rule is replaced by a hash of it.
+    pub fn id(origin: &str, cluster: &str, window: impl std::fmt::Display) -> String {
+        let id = format!("{origin}:{cluster}:{window}");
+        if id.len() <= DEDUPLICATION_ID_MAX && id.chars().all(|c| c.is_ascii_graphic()) {
+            return id;
+        }
+        format!("{origin}:{}:{window}", short_hash(cluster, 40))
+    }
+}
+
+/// Sending reconcile requests failed; the port's error says whether a retry can help.
+#[derive(Debug, thiserror::Error)]
+#[error("sending {count} reconcile request(s) failed: {source}")]
+pub struct SendError {
+    pub count: usize,
+    #[source]
+    pub source: PortError,
+}
+
+/// Sends `requests` through `queue` (none: no call at all).
+pub async fn send_requests(
+    queue: &impl ReconcileQueue,
+    requests: &[DeduplicatedReconcile],
+) -> Result<(), SendError> {
+    if requests.is_empty() {
+        return Ok(());
+    }
+    queue
+        .send_deduplicated(requests)
+        .await
+        .map_err(|source| SendError {
+            count: requests.len(),
+            source,
+        })
 }
 
 pub trait ReconcileQueue: Send + Sync {

@@ -154,8 +154,6 @@ where
 
     let (emulator, kube) = connect(emulator).await;
 
-    let calls = clients.calls.clone();
-    let reset = clients.calls.clone();
     let metrics: Arc<Mutex<Vec<Metrics>>> = Arc::default();
     let reconciler = reconciler::Context {
         iam: clients.iam.clone(),
@@ -178,8 +176,7 @@ where
             ..ReconcileSettings::default()
         },
         memory: Default::default(),
-        calls: Box::new(move || calls.counts()),
-        reset_calls: Box::new(move || reset.reset()),
+        calls: clients.calls.clone(),
         metrics: {
             let sink = metrics.clone();
             Box::new(move |m: &Metrics| {

@@ -5,7 +5,7 @@
 use eks_intents::apply::{ApplySettings, Ports, apply};
 use eks_intents::model::{BindingMode, ClusterRef, RoleArn, RoleName};
 use eks_intents::plan::{Action, Plan};
-use eks_intents::reconcile::{ReconcilePorts, Run, reconcile};
+use eks_intents::reconcile::{Run, reconcile};
 use eks_intents::testing::service_account_ref;
 use integration::scenario::*;
 use integration::{ACCOUNT, REGION};
@@ -61,13 +61,7 @@ async fn two_reconciles_at_once_both_succeed_and_the_newer_report_stays() {
         w.put(key, seed(file)).await;
     }
     let ctx = &w.reconciler;
-    let ports = ReconcilePorts {
-        iam: &ctx.iam,
-        eks: &ctx.eks,
-        kube: &ctx.kube,
-        store: &ctx.store,
-        memory: &ctx.memory,
-    };
+    let ports = ctx.ports();
     let calls = eks_intents::status::ApiCallCounts::default;
     let (first, second) = tokio::join!(
         reconcile(CLUSTER, &ports, &ctx.settings, Run::Apply, &calls),

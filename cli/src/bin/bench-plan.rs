@@ -9,11 +9,11 @@
 
 #![forbid(unsafe_code)]
 
+use eks_intents::process::{cpu_time, peak_rss_kib};
 use serde_json::{Value, json};
 use std::ffi::OsString;
 use std::path::Path;
 use std::process::{Command, ExitCode, Stdio};
-use std::time::Duration;
 
 const PER_BUNDLE: usize = 100;
 const BOUNDARY: &str = "arn:aws:iam::123456789012:policy/eks-intents-boundary";
@@ -74,23 +74,6 @@ fn measure(args: &[OsString]) -> ExitCode {
         _ => eprintln!("{FIGURES} unavailable (no /proc)"),
     }
     code
-}
-
-/// User plus system CPU time of this process, from `/proc/self/stat` (clock ticks of 10 ms).
-fn cpu_time() -> Option<Duration> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    let after_name = stat.rsplit_once(')')?.1;
-    let fields: Vec<&str> = after_name.split_whitespace().collect();
-    let utime: u64 = fields.get(11)?.parse().ok()?;
-    let stime: u64 = fields.get(12)?.parse().ok()?;
-    Some(Duration::from_millis((utime + stime) * 10))
-}
-
-/// Peak resident memory of this process in KiB, from `/proc/self/status`.
-fn peak_rss_kib() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// One run of a child: its CPU time in ms, its peak memory in KiB, the bytes it wrote.

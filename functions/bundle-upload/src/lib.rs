@@ -12,8 +12,9 @@ use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use aws_lambda_events::event::s3::{S3Event, S3EventRecord};
 use eks_intents::desired::read_object;
 use eks_intents::intent::{self, Limits};
+use eks_intents::lambda::{Retryable, diagnostic};
 use eks_intents::metrics::Metrics;
-use eks_intents::ports::{BundleStore, PortError, ReconcileCluster, ReconcileQueue, retry_class};
+use eks_intents::ports::{BundleStore, PortError, ReconcileCluster, ReconcileQueue};
 use eks_intents::reconcile::now;
 use eks_intents::status::{BundleStatus, upload_status_key};
 use serde::{Deserialize, Serialize};
@@ -80,10 +81,10 @@ pub enum UploadError {
     },
 }
 
-impl UploadError {
+impl Retryable for UploadError {
     /// True when the same event may succeed if delivered again: a throttled or unavailable
     /// S3 or SQS. An event of the wrong shape never will.
-    pub fn is_retryable(&self) -> bool {
+    fn is_retryable(&self) -> bool {
         match self {
             UploadError::WriteStatus { source, .. } | UploadError::Enqueue { source, .. } => {
                 source.is_retryable()
@@ -99,12 +100,7 @@ impl UploadError {
 /// The error as Lambda reports it: its type says whether a retry can help.
 impl From<UploadError> for lambda_runtime::Diagnostic {
     fn from(error: UploadError) -> Self {
-        let error_type = retry_class(error.is_retryable()).to_owned();
-        let error_message = error.to_string();
-        lambda_runtime::Diagnostic {
-            error_type,
-            error_message,
-        }
+        diagnostic(&error)
     }
 }
 

@@ -19,12 +19,13 @@
 //! schedule's retry tries again.
 
 use eks_intents::intent::cluster_prefix;
+use eks_intents::lambda::{Retryable, diagnostic};
 use eks_intents::metrics::Metrics;
 use eks_intents::model::{ClusterName, ClusterRef};
-use eks_intents::policy::{CLUSTER_TAG, OWNER_TAG, OWNER_VALUE, short_hash};
+use eks_intents::policy::{CLUSTER_TAG, OWNER_TAG, OWNER_VALUE};
 use eks_intents::ports::{
     BundleStore, DeduplicatedReconcile, EksPort, IamPort, PortError, ReconcileCluster,
-    ReconcileQueue, retry_class,
+    ReconcileQueue, SendError, send_requests,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -34,8 +35,6 @@ use std::collections::BTreeMap;
 const INTENTS: &str = "intents/";
 /// The reason every message of the sweep carries.
 pub const REASON: &str = "drift";
-/// SQS's limit on a deduplication id.
-const DEDUPLICATION_ID_MAX: usize = 128;
 
 /// Built once at cold start and borrowed by every invocation.
 pub struct Context<S, I, E, Q> {
@@ -108,22 +107,18 @@ pub enum SweepError {
         #[source]
         source: PortError,
     },
-    #[error("sending {count} reconcile request(s) failed: {source}")]
-    Send {
-        count: usize,
-        #[source]
-        source: PortError,
-    },
+    #[error(transparent)]
+    Send(#[from] SendError),
 }
 
-impl SweepError {
+impl Retryable for SweepError {
     /// True when the sweep may succeed if tried again (throttled, a service unavailable).
-    pub fn is_retryable(&self) -> bool {
+    fn is_retryable(&self) -> bool {
         match self {
             SweepError::Bundles(source)
             | SweepError::RoleTags { source, .. }
             | SweepError::EksClusters { source, .. }
-            | SweepError::Send { source, .. } => source.is_retryable(),
+            | SweepError::Send(SendError { source, .. }) => source.is_retryable(),
         }
     }
 }
@@ -131,12 +126,7 @@ impl SweepError {
 /// The error as Lambda reports it: its type says whether a retry can help.
 impl From<SweepError> for lambda_runtime::Diagnostic {
     fn from(error: SweepError) -> Self {
-        let error_type = retry_class(error.is_retryable()).to_owned();
-        let error_message = error.to_string();
-        lambda_runtime::Diagnostic {
-            error_type,
-            error_message,
-        }
+        diagnostic(&error)
     }
 }
 
@@ -248,15 +238,7 @@ where
         });
     }
     response.skipped = skipped;
-    if !messages.is_empty() {
-        ctx.queue
-            .send_deduplicated(&messages)
-            .await
-            .map_err(|source| SweepError::Send {
-                count: messages.len(),
-                source,
-            })?;
-    }
+    send_requests(&ctx.queue, &messages).await?;
     for swept in &response.clusters {
         tracing::info!(cluster = %swept.cluster, sources = ?swept.sources, %tick, "reconcile requested");
     }
@@ -283,11 +265,7 @@ pub fn cluster_of_prefix(prefix: &str) -> Option<&str> {
 /// `drift:<cluster>:<tick>`, within SQS's 128 characters of printable ASCII; a cluster name
 /// that would break either rule is replaced by a hash of it.
 pub fn deduplication_id(cluster: &str, tick: &str) -> String {
-    let id = format!("drift:{cluster}:{tick}");
-    if id.len() <= DEDUPLICATION_ID_MAX && id.chars().all(|c| c.is_ascii_graphic()) {
-        return id;
-    }
-    format!("drift:{}:{tick}", short_hash(cluster, 40))
+    DeduplicatedReconcile::id("drift", cluster, tick)
 }
 
 /// The schedule tick: the event's `time` to the minute (`2026-11-26T12:00`), else the clock's.

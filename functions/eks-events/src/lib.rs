@@ -31,20 +31,19 @@
 
 use base64::Engine;
 use eks_intents::intent::cluster_prefix;
+use eks_intents::lambda::{Retryable, diagnostic};
 use eks_intents::metrics::Metrics;
-use eks_intents::model::{ClusterName, ClusterRef, RoleName};
-use eks_intents::policy::{CLUSTER_TAG, OWNER_TAG, OWNER_VALUE, short_hash};
+use eks_intents::model::{ClusterName, ClusterRef, RoleName, arn_parts};
+use eks_intents::policy::{CLUSTER_TAG, OWNER_TAG, OWNER_VALUE};
 use eks_intents::ports::{
     BundleStore, DeduplicatedReconcile, ErrorKind, IamPort, PortError, ReconcileCluster,
-    ReconcileQueue, StoreLevel, retry_class,
+    ReconcileQueue, SendError, StoreLevel, send_requests,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::io::Read;
 
-/// SQS's limit on a deduplication id.
-const DEDUPLICATION_ID_MAX: usize = 128;
 /// More than any CloudWatch Logs delivery decompresses to; a payload beyond it is refused.
 const MAX_LOG_PAYLOAD: u64 = 64 << 20;
 /// The longest window: SQS remembers a deduplication id for five minutes.
@@ -158,21 +157,17 @@ pub enum EventsError {
         #[source]
         source: PortError,
     },
-    #[error("sending {count} reconcile request(s) failed: {source}")]
-    Send {
-        count: usize,
-        #[source]
-        source: PortError,
-    },
+    #[error(transparent)]
+    Send(#[from] SendError),
 }
 
-impl EventsError {
+impl Retryable for EventsError {
     /// True when the invocation may succeed if tried again (throttled, a service unavailable).
-    pub fn is_retryable(&self) -> bool {
+    fn is_retryable(&self) -> bool {
         match self {
             EventsError::RoleTags { source, .. }
             | EventsError::Bundles { source, .. }
-            | EventsError::Send { source, .. } => source.is_retryable(),
+            | EventsError::Send(SendError { source, .. }) => source.is_retryable(),
         }
     }
 }
@@ -180,12 +175,7 @@ impl EventsError {
 /// The error as Lambda reports it: its type says whether a retry can help.
 impl From<EventsError> for lambda_runtime::Diagnostic {
     fn from(error: EventsError) -> Self {
-        let error_type = retry_class(error.is_retryable()).to_owned();
-        let error_message = error.to_string();
-        lambda_runtime::Diagnostic {
-            error_type,
-            error_message,
-        }
+        diagnostic(&error)
     }
 }
 
@@ -208,13 +198,8 @@ where
                         Ok(tags) => RoleTags::Read(tags),
                         // The functions may read roles under the system's path only: a role
                         // they may not read is someone else's. (Expired or invalid credentials
-                        // are Denied too, but not AccessDenied: they fail the invocation.)
-                        Err(e)
-                            if e.kind == ErrorKind::Denied
-                                && e.message.starts_with("AccessDenied") =>
-                        {
-                            RoleTags::Unreadable
-                        }
+                        // are another kind: they fail the invocation.)
+                        Err(e) if e.kind == ErrorKind::Denied => RoleTags::Unreadable,
                         Err(source) => return Err(EventsError::RoleTags { role, source }),
                     };
                     roles.insert(role.clone(), tags);
@@ -276,15 +261,7 @@ where
         .into_iter()
         .map(|(cluster, reasons)| windowed(&cluster, &reasons, now, ctx.window_seconds))
         .collect();
-    if !reconciles.is_empty() {
-        ctx.queue
-            .send_deduplicated(&reconciles)
-            .await
-            .map_err(|source| EventsError::Send {
-                count: reconciles.len(),
-                source,
-            })?;
-    }
+    send_requests(&ctx.queue, &reconciles).await?;
     for request in &reconciles {
         tracing::info!(
             cluster = %request.message.cluster,
@@ -344,11 +321,7 @@ pub fn windowed(
 /// `events:<cluster>:<bucket>`, within SQS's 128 characters of printable ASCII; a cluster name
 /// that would break either rule is replaced by a hash of it.
 pub fn deduplication_id(cluster: &str, bucket: u64) -> String {
-    let id = format!("events:{cluster}:{bucket}");
-    if id.len() <= DEDUPLICATION_ID_MAX && id.chars().all(|c| c.is_ascii_graphic()) {
-        return id;
-    }
-    format!("events:{}:{bucket}", short_hash(cluster, 40))
+    DeduplicatedReconcile::id("events", cluster, bucket)
 }
 
 /// Whether `intents/<cluster>/` (as listed one level down) holds intents for `namespace`: a
@@ -595,15 +568,7 @@ pub fn cluster_of_role_name(role: &str) -> Option<&str> {
 
 /// The cluster of a managed policy `arn:<partition>:iam::<account>:policy<iam path><cluster>/<name>`.
 pub fn cluster_of_policy_arn<'a>(arn: &'a str, iam_path: &str) -> Option<&'a str> {
-    let mut parts = arn.splitn(6, ':');
-    let (prefix, _partition, service, _region, _account, resource) = (
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-    );
+    let [prefix, _partition, service, _region, _account, resource] = arn_parts(arn)?;
     if prefix != "arn" || service != "iam" {
         return None;
     }
@@ -618,15 +583,7 @@ pub fn cluster_of_policy_arn<'a>(arn: &'a str, iam_path: &str) -> Option<&'a str
 /// an assumed-role session ARN (`arn:<p>:sts::<account>:assumed-role/<name>/<session>`, which
 /// drops the path).
 pub fn role_of_arn(arn: &str) -> Option<(&str, &str)> {
-    let mut parts = arn.splitn(6, ':');
-    let (prefix, _partition, service, _region, account, resource) = (
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-    );
+    let [prefix, _partition, service, _region, account, resource] = arn_parts(arn)?;
     if prefix != "arn" || account.is_empty() {
         return None;
     }

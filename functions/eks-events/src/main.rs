@@ -1,31 +1,23 @@
 //! Lambda entry point of eks-events: clients and settings once, then the runtime loop.
 
 use eks_events::{Context, handle, metrics, parse_system_roles, parse_window};
-use eks_intents::adapters::aws::{AwsClients, DEADLINE_RESERVE, S3Adapter, SqsAdapter};
-use eks_intents::config::{Config, ConfigError};
+use eks_intents::adapters::aws::{S3Adapter, SqsAdapter};
+use eks_intents::config::{ConfigError, variable};
+use eks_intents::lambda::{clients, settings};
 use eks_intents::reconcile::now;
-use lambda_runtime::{Diagnostic, Error, LambdaEvent, run, service_fn};
-use serde_json::Value;
-use std::time::Instant;
+use lambda_runtime::Error;
 
 /// Comma-separated ARNs of the system's own roles, whose calls never trigger a reconcile.
 const SYSTEM_ROLE_ARNS: &str = "EKS_INTENTS_SYSTEM_ROLE_ARNS";
 /// Seconds of one window of merged events (1 to 300).
 const EVENT_WINDOW: &str = "EKS_INTENTS_EVENT_WINDOW_SECONDS";
 const DEFAULT_WINDOW_SECONDS: u64 = 60;
-/// The deployment's region, set by the Lambda runtime.
-const REGION: &str = "AWS_REGION";
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    eks_intents::telemetry::init();
-    let config = Config::from_env()?;
-    let queue_url = config.require_queue()?.to_owned();
-    let region = env(REGION).ok_or(ConfigError {
-        variable: REGION,
-        message: "not set; it names the region whose EKS calls are handled".into(),
-    })?;
-    let system_roles = match env(SYSTEM_ROLE_ARNS) {
+    let (config, queue_url) = settings()?;
+    let region = config.require_region("the region whose EKS calls are handled")?;
+    let system_roles = match variable(SYSTEM_ROLE_ARNS) {
         None => Err("not set; it lists the ARNs of the system's own roles (reconciler, eks-events, ...), whose calls must not trigger reconciles".to_owned()),
         Some(raw) => parse_system_roles(&raw),
     }
@@ -33,16 +25,14 @@ async fn main() -> Result<(), Error> {
         variable: SYSTEM_ROLE_ARNS,
         message,
     })?;
-    let window_seconds = match env(EVENT_WINDOW) {
+    let window_seconds = match variable(EVENT_WINDOW) {
         None => DEFAULT_WINDOW_SECONDS,
         Some(raw) => parse_window(&raw).map_err(|message| ConfigError {
             variable: EVENT_WINDOW,
             message,
         })?,
     };
-    let clients = AwsClients::from_env(&config.aws).await;
-    let calls = clients.calls.clone();
-    let budget = clients.retry.clone();
+    let (clients, invocations) = clients(&config).await;
     let ctx = Context {
         iam: clients.iam,
         store: S3Adapter::new(clients.s3, config.bucket),
@@ -53,30 +43,7 @@ async fn main() -> Result<(), Error> {
         window_seconds,
         now,
     };
-    let ctx = &ctx;
-    let calls = &calls;
-    let budget = &budget;
-    run(service_fn(move |event: LambdaEvent<Value>| async move {
-        let started = Instant::now();
-        // Retries of throttled calls stop in time to answer before the function times out.
-        budget.until_epoch_millis(event.context.deadline, DEADLINE_RESERVE);
-        calls.reset();
-        let result = handle(ctx, &event.payload).await;
-        let counts = calls.counts();
-        metrics(&result)
-            .api_calls(&counts.calls)
-            .throttled(&counts.throttled)
-            .milliseconds("Duration", started.elapsed().as_millis())
-            .emit();
-        let response = result.map_err(|error| {
-            tracing::error!(%error, retryable = error.is_retryable(), "eks-events failed");
-            Diagnostic::from(error)
-        })?;
-        serde_json::to_value(response).map_err(|e| Diagnostic::from(e.to_string()))
-    }))
-    .await
-}
-
-fn env(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+    invocations
+        .serve("eks-events failed", metrics, &ctx, handle)
+        .await
 }

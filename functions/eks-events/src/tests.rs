@@ -932,9 +932,9 @@ fn metrics_count_requests_and_ignored_events() {
     let values = metrics(&Ok(response)).values;
     assert_eq!(values["ReconcilesRequested"].0, 1.0);
     assert_eq!(values["EventsIgnored"].0, 7.0);
-    let error = EventsError::Send {
+    let error = EventsError::Send(SendError {
         count: 1,
         source: PortError::new("sqs", "SendMessageBatch", ErrorKind::Transient, "sqs down"),
-    };
+    });
     assert_eq!(metrics(&Err(error)).values["Errors"].0, 1.0);
 }

@@ -10,6 +10,7 @@
 //! receive count gives the attempt).
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use eks_intents::adapters::aws::ApiCalls;
 use eks_intents::desired::Memory;
 use eks_intents::metrics::{Metrics, reconcile_metrics};
 use eks_intents::ports::{
@@ -18,7 +19,6 @@ use eks_intents::ports::{
 use eks_intents::reconcile::{
     ReconcileError, ReconcilePorts, ReconcileSettings, Run, now, reconcile,
 };
-use eks_intents::status::ApiCallCounts;
 use std::time::{Duration, Instant};
 
 /// The longest wait before a cluster that is still being created is tried again.
@@ -35,12 +35,24 @@ pub struct Context<I, E, K, S, R> {
     pub settings: ReconcileSettings,
     /// What the warm function keeps between runs (parsed bundles, quiet runs).
     pub memory: Memory,
-    /// The API calls counted since the last `reset_calls`: each cluster's run counts its own.
-    pub calls: Box<dyn Fn() -> ApiCallCounts + Send + Sync>,
-    pub reset_calls: Box<dyn Fn() + Send + Sync>,
+    /// The API calls of the clients above, counted from zero for each cluster's run.
+    pub calls: ApiCalls,
     /// Where each run's metrics go: `Metrics::emit` (stdout, as Embedded Metric Format) in the
     /// function.
     pub metrics: Box<dyn Fn(&Metrics) + Send + Sync>,
+}
+
+impl<I, E, K, S, R> Context<I, E, K, S, R> {
+    /// The ports one reconcile reaches the world through.
+    pub fn ports(&self) -> ReconcilePorts<'_, I, E, K, S> {
+        ReconcilePorts {
+            iam: &self.iam,
+            eks: &self.eks,
+            kube: &self.kube,
+            store: &self.store,
+            memory: &self.memory,
+        }
+    }
 }
 
 /// The messages of one cluster in a batch.
@@ -112,15 +124,9 @@ where
             put_back(ctx, &cluster, &messages, wait, &mut failures).await;
             continue;
         }
-        (ctx.reset_calls)();
-        let ports = ReconcilePorts {
-            iam: &ctx.iam,
-            eks: &ctx.eks,
-            kube: &ctx.kube,
-            store: &ctx.store,
-            memory: &ctx.memory,
-        };
-        let calls = || (ctx.calls)();
+        ctx.calls.reset();
+        let ports = ctx.ports();
+        let calls = || ctx.calls.counts();
         let started = Instant::now();
         match reconcile(&cluster, &ports, &ctx.settings, Run::Apply, &calls).await {
             Ok(outcome) => {
@@ -167,7 +173,7 @@ where
                 put_back(ctx, &cluster, &messages, wait, &mut failures).await;
             }
             Err(error) => {
-                let calls = (ctx.calls)();
+                let calls = ctx.calls.counts();
                 tracing::error!(cluster, %error, retryable = error.is_retryable(), throttled = ?calls.throttled, "reconcile failed");
                 let mut metrics = Metrics::new("reconciler", Some(&cluster));
                 metrics

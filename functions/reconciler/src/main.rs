@@ -1,20 +1,15 @@
 //! Lambda entry point of the reconciler: clients and settings once, then the runtime loop.
 
-use eks_intents::adapters::aws::{AwsClients, DEADLINE_RESERVE, S3Adapter, SqsAdapter};
-use eks_intents::config::Config;
+use eks_intents::adapters::aws::{S3Adapter, SqsAdapter};
+use eks_intents::lambda::{clients, settings};
 use eks_intents::metrics::Metrics;
-use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use lambda_runtime::Error;
 use reconciler::{Context, handle};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    eks_intents::telemetry::init();
-    let config = Config::from_env()?;
-    let queue_url = config.require_queue()?.to_owned();
-    let clients = AwsClients::from_env(&config.aws).await;
-    let calls = clients.calls.clone();
-    let reset = clients.calls.clone();
-    let budget = clients.retry.clone();
+    let (config, queue_url) = settings()?;
+    let (clients, invocations) = clients(&config).await;
     let ctx = Context {
         iam: clients.iam,
         eks: clients.eks,
@@ -23,17 +18,8 @@ async fn main() -> Result<(), Error> {
         retry: SqsAdapter::new(clients.sqs, queue_url),
         settings: config.reconcile,
         memory: Default::default(),
-        calls: Box::new(move || calls.counts()),
-        reset_calls: Box::new(move || reset.reset()),
+        calls: clients.calls,
         metrics: Box::new(Metrics::emit),
     };
-    let ctx = &ctx;
-    let budget = &budget;
-    run(service_fn(move |event: LambdaEvent<_>| async move {
-        // Throttled calls are retried until shortly before the invocation's deadline; past it
-        // the run fails and its messages return to the queue.
-        budget.until_epoch_millis(event.context.deadline, DEADLINE_RESERVE);
-        Ok::<_, Error>(handle(ctx, event.payload).await)
-    }))
-    .await
+    invocations.run_until_deadline(&ctx, handle).await
 }

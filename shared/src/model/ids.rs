@@ -240,15 +240,7 @@ impl ClusterRef {
     /// Reads `arn:<partition>:eks:<region>:<account>:cluster/<name>`; `None` for anything else,
     /// a name EKS would refuse included.
     pub fn from_arn(arn: &str) -> Option<ClusterRef> {
-        let mut parts = arn.splitn(6, ':');
-        let (_, partition, service, region, account, resource) = (
-            parts.next()?,
-            parts.next()?,
-            parts.next()?,
-            parts.next()?,
-            parts.next()?,
-            parts.next()?,
-        );
+        let [_, partition, service, region, account, resource] = arn_parts(arn)?;
         let name = resource.strip_prefix("cluster/")?;
         if service != "eks" || partition.is_empty() || region.is_empty() || account.is_empty() {
             return None;
@@ -274,6 +266,13 @@ impl ClusterRef {
             self.name
         )
     }
+}
+
+/// The six parts of `arn:<partition>:<service>:<region>:<account>:<resource>`, split at the
+/// first five colons (a resource keeps its own); `None` for fewer parts. Nothing is checked.
+pub fn arn_parts(arn: &str) -> Option<[&str; 6]> {
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    parts.try_into().ok()
 }
 
 /// The partition a region belongs to.

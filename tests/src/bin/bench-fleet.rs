@@ -12,6 +12,7 @@
 //! (defaults: 1,000 workloads in 50 namespaces, both modes, both layouts)
 
 use eks_intents::model::BindingMode;
+use eks_intents::process::peak_rss_kib;
 use integration::fleet::{self, Cost, Fleet, Layout};
 use integration::scenario::{LocalCluster, World, world};
 use std::collections::{BTreeMap, BTreeSet};
@@ -68,16 +69,6 @@ fn parse(args: &[String]) -> Result<Options, String> {
         modes,
         layouts,
     })
-}
-
-/// The process's peak resident memory (`VmHWM`) in KiB.
-fn peak_kib() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|kib| kib.parse().ok())
 }
 
 /// Starts the peak over from the current resident memory (Linux: `5` to `clear_refs`); false
@@ -230,7 +221,7 @@ async fn run(fleet: Fleet, mode: BindingMode, layout: Layout) -> Vec<Measured> {
         }
         let reset = reset_peak();
         let cost = w.reconcile_counted().await;
-        let peak_kib = peak_kib().filter(|_| reset);
+        let peak_kib = peak_rss_kib().filter(|_| reset);
         measured.push(Measured {
             case,
             otterize: otterize(case, &shape),

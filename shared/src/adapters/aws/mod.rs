@@ -285,12 +285,9 @@ fn kind_of(code: Option<&str>) -> ErrorKind {
         | "MalformedPolicyDocument"
         | "LimitExceeded"
         | "ValidationError" => ErrorKind::Invalid,
-        code if code.starts_with("AccessDenied")
-            || code == "UnrecognizedClientException"
-            || code == "InvalidClientTokenId"
-            || code == "ExpiredToken" =>
-        {
-            ErrorKind::Denied
+        code if code.starts_with("AccessDenied") => ErrorKind::Denied,
+        "UnrecognizedClientException" | "InvalidClientTokenId" | "ExpiredToken" => {
+            ErrorKind::Credentials
         }
         _ => ErrorKind::Other,
     }

@@ -95,7 +95,8 @@ fn kube_error(operation: &'static str, error: kube::Error) -> PortError {
     let (kind, message) = match &error {
         kube::Error::Api(status) => {
             let kind = match status.code {
-                401 | 403 => ErrorKind::Denied,
+                401 => ErrorKind::Credentials,
+                403 => ErrorKind::Denied,
                 404 => ErrorKind::NotFound,
                 409 => ErrorKind::Conflict,
                 422 | 400 => ErrorKind::Invalid,
@@ -180,7 +181,7 @@ impl EksKubernetes {
             PortError::new(
                 "kubernetes",
                 "token",
-                ErrorKind::Denied,
+                ErrorKind::Credentials,
                 "no AWS credentials are configured to make an EKS token",
             )
         })?;
@@ -188,7 +189,7 @@ impl EksKubernetes {
             PortError::new(
                 "kubernetes",
                 "token",
-                ErrorKind::Denied,
+                ErrorKind::Credentials,
                 format!("no AWS credentials to make an EKS token: {e}"),
             )
         })?;
