@@ -87,7 +87,7 @@ impl Invocations {
     ) -> Result<(), Error>
     where
         R: Serialize,
-        E: Retryable + Into<Diagnostic>,
+        E: Retryable,
         F: AsyncFn(&C, &Value) -> Result<R, E>,
     {
         let handler = &handler;
@@ -106,7 +106,7 @@ impl Invocations {
                 .emit();
             let response = result.map_err(|error| {
                 tracing::error!(%error, retryable = error.is_retryable(), "{failed}");
-                error.into()
+                diagnostic(&error)
             })?;
             serde_json::to_value(response).map_err(|e| Diagnostic::from(e.to_string()))
         }))

@@ -12,7 +12,7 @@ use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use aws_lambda_events::event::s3::{S3Event, S3EventRecord};
 use eks_intents::desired::read_object;
 use eks_intents::intent::{self, Limits};
-use eks_intents::lambda::{Retryable, diagnostic};
+use eks_intents::lambda::Retryable;
 use eks_intents::metrics::Metrics;
 use eks_intents::ports::{BundleStore, PortError, ReconcileCluster, ReconcileQueue};
 use eks_intents::reconcile::now;
@@ -94,13 +94,6 @@ impl Retryable for UploadError {
             | UploadError::OtherSource(_)
             | UploadError::UnhandledDetailType(_) => false,
         }
-    }
-}
-
-/// The error as Lambda reports it: its type says whether a retry can help.
-impl From<UploadError> for lambda_runtime::Diagnostic {
-    fn from(error: UploadError) -> Self {
-        diagnostic(&error)
     }
 }
 
@@ -356,7 +349,7 @@ mod tests {
             err.to_string().starts_with("not an S3 notification"),
             "{err}"
         );
-        let diagnostic = lambda_runtime::Diagnostic::from(err);
+        let diagnostic = eks_intents::lambda::diagnostic(&err);
         assert_eq!(diagnostic.error_type, "NotRetryable");
     }
 
@@ -369,7 +362,7 @@ mod tests {
         };
         assert!(throttled.is_retryable());
         assert_eq!(
-            lambda_runtime::Diagnostic::from(throttled).error_type,
+            eks_intents::lambda::diagnostic(&throttled).error_type,
             "Retryable"
         );
         let denied = UploadError::WriteStatus {

@@ -19,7 +19,7 @@
 //! schedule's retry tries again.
 
 use eks_intents::intent::cluster_prefix;
-use eks_intents::lambda::{Retryable, diagnostic};
+use eks_intents::lambda::Retryable;
 use eks_intents::metrics::Metrics;
 use eks_intents::model::{ClusterName, ClusterRef};
 use eks_intents::policy::{CLUSTER_TAG, OWNER_TAG, OWNER_VALUE};
@@ -120,13 +120,6 @@ impl Retryable for SweepError {
             | SweepError::EksClusters { source, .. }
             | SweepError::Send(SendError { source, .. }) => source.is_retryable(),
         }
-    }
-}
-
-/// The error as Lambda reports it: its type says whether a retry can help.
-impl From<SweepError> for lambda_runtime::Diagnostic {
-    fn from(error: SweepError) -> Self {
-        diagnostic(&error)
     }
 }
 

@@ -31,7 +31,7 @@
 
 use base64::Engine;
 use eks_intents::intent::cluster_prefix;
-use eks_intents::lambda::{Retryable, diagnostic};
+use eks_intents::lambda::Retryable;
 use eks_intents::metrics::Metrics;
 use eks_intents::model::{ClusterName, ClusterRef, RoleName, arn_parts};
 use eks_intents::policy::{CLUSTER_TAG, OWNER_TAG, OWNER_VALUE};
@@ -169,13 +169,6 @@ impl Retryable for EventsError {
             | EventsError::Bundles { source, .. }
             | EventsError::Send(SendError { source, .. }) => source.is_retryable(),
         }
-    }
-}
-
-/// The error as Lambda reports it: its type says whether a retry can help.
-impl From<EventsError> for lambda_runtime::Diagnostic {
-    fn from(error: EventsError) -> Self {
-        diagnostic(&error)
     }
 }
 
