@@ -50,6 +50,9 @@ pub const REPORT_ONLY: &str = "EKS_INTENTS_REPORT_ONLY";
 pub const NOT_READY_RETRY: &str = "EKS_INTENTS_NOT_READY_RETRY_SECONDS";
 /// A status report that would not change is written anyway once it is this old (seconds).
 pub const STATUS_REFRESH: &str = "EKS_INTENTS_STATUS_REFRESH_SECONDS";
+/// How long a warm reconciler plans against an account's IAM quotas before reading them again
+/// (seconds).
+pub const QUOTA_REFRESH: &str = "EKS_INTENTS_QUOTA_REFRESH_SECONDS";
 /// The region Lambda runs in (set by the runtime; the CLI takes it from its AWS configuration).
 pub const REGION: &str = "AWS_REGION";
 
@@ -94,6 +97,11 @@ impl Config {
                     &get,
                     STATUS_REFRESH,
                     ReconcileSettings::default().status_refresh.as_secs(),
+                )?),
+                quota_refresh: Duration::from_secs(parse(
+                    &get,
+                    QUOTA_REFRESH,
+                    ReconcileSettings::default().quota_refresh.as_secs(),
                 )?),
                 ..ReconcileSettings::default()
             },
@@ -264,6 +272,7 @@ mod tests {
             (REPORT_ONLY, "true"),
             (NOT_READY_RETRY, "30"),
             (STATUS_REFRESH, "3600"),
+            (QUOTA_REFRESH, "600"),
             (REGION, "eu-west-2"),
             (RETRY_BUDGET, "45"),
         ])
@@ -279,6 +288,7 @@ mod tests {
         assert!(c.reconcile.report_only);
         assert_eq!(c.reconcile.not_ready_retry, Duration::from_secs(30));
         assert_eq!(c.reconcile.status_refresh, Duration::from_secs(3600));
+        assert_eq!(c.reconcile.quota_refresh, Duration::from_secs(600));
         assert_eq!(c.reconcile.region.as_deref(), Some("eu-west-2"));
         let defaults = config(&[(BUCKET, "b")]).unwrap();
         assert!(!defaults.reconcile.plan.soft_delete);

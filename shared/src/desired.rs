@@ -18,7 +18,7 @@
 //! be a way around it (only the reconciler may write `state/`, see `infra/template.yaml`).
 
 use crate::intent::{self, BundleInput, BundleReport, Limits};
-use crate::model::DesiredState;
+use crate::model::{AccountSummary, DesiredState};
 use crate::ports::{BundleStore, ErrorKind, PortError, PortResult, WriteCondition};
 use crate::status::BundleStatus;
 use futures_util::StreamExt;
@@ -108,6 +108,9 @@ pub fn parser_id(limits: &Limits) -> String {
 #[derive(Debug, Default)]
 pub struct Memory {
     clusters: Mutex<HashMap<String, Remembered>>,
+    /// By account: its IAM summary and when it was read (see `crate::quotas`). A deployment
+    /// serves few accounts, so none is forgotten.
+    accounts: Mutex<HashMap<String, (u64, AccountSummary)>>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -147,6 +150,19 @@ impl Memory {
     /// Remembers a run of `cluster` that found nothing to write.
     pub fn note_quiet_run(&self, cluster: &str, at: u64) {
         self.update(cluster, |r| r.last_quiet_run_at = Some(at));
+    }
+
+    /// The IAM summary of `account` read at most `max_age` seconds before `now`.
+    pub fn account_summary(&self, account: &str, now: u64, max_age: u64) -> Option<AccountSummary> {
+        let accounts = self.accounts.lock().ok()?;
+        let (read_at, summary) = accounts.get(account)?;
+        (now.saturating_sub(*read_at) < max_age).then(|| summary.clone())
+    }
+
+    pub fn remember_account_summary(&self, account: &str, now: u64, summary: AccountSummary) {
+        if let Ok(mut accounts) = self.accounts.lock() {
+            accounts.insert(account.to_owned(), (now, summary));
+        }
     }
 
     /// The last quiet run of `cluster` this function saw.

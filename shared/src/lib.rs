@@ -28,6 +28,8 @@ pub mod lambda;
 #[cfg(feature = "aws")]
 pub mod observe;
 #[cfg(feature = "aws")]
+pub mod quotas;
+#[cfg(feature = "aws")]
 pub mod reconcile;
 #[cfg(feature = "aws")]
 pub mod telemetry;

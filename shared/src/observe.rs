@@ -4,7 +4,7 @@
 //! intents and roles name).
 
 use crate::model::{
-    DesiredState, Namespace, ObservedState, ServiceAccountRef, known_addon_service_accounts,
+    DesiredState, Namespace, ObservedState, ServiceAccountRef, Usage, known_addon_service_accounts,
 };
 use crate::policy;
 use crate::ports::{ClusterDescription, EksPort, IamPort, KubernetesPort, PortError};
@@ -73,7 +73,7 @@ pub async fn observe<I: IamPort, E: EksPort, K: KubernetesPort>(
             if let Some(extra) = settings.addon_service_accounts.get(addon.name.as_str()) {
                 service_accounts.extend(extra.iter().cloned());
             }
-            addon.into_observed(service_accounts, &associations)
+            addon.into_observed(service_accounts, &associations.described)
         })
         .collect();
     let kubernetes = kube
@@ -88,8 +88,13 @@ pub async fn observe<I: IamPort, E: EksPort, K: KubernetesPort>(
         managed_policies: snapshot.managed_policies,
         workloads: Some(kubernetes.workloads),
         service_accounts: kubernetes.service_accounts,
-        pod_identity_associations: associations,
+        pod_identity_associations: associations.described,
         addons,
+        usage: Usage {
+            // Read by `crate::quotas` before planning.
+            roles_in_account: None,
+            associations_in_cluster: Some(associations.in_cluster),
+        },
     };
     Ok((observed, kubernetes.lists))
 }

@@ -4,7 +4,8 @@
 //! paginated read) and returns domain types; a "not found" on delete is success.
 
 use crate::model::{
-    AddonName, AssociationId, PolicyArn, RoleArn, Takeover, WorkloadKind, WorkloadName,
+    AccountSummary, AddonName, AssociationId, PolicyArn, RoleArn, Takeover, WorkloadKind,
+    WorkloadName,
 };
 use crate::model::{
     ClusterInfo, Namespace, ObservedAddon, ObservedAssociation, ObservedManagedPolicy,
@@ -126,6 +127,8 @@ pub trait IamPort: Send + Sync {
         provider_arn: &str,
         client_id: &str,
     ) -> impl Future<Output = PortResult<()>> + Send;
+    /// The account's IAM quotas and how many roles it holds (`GetAccountSummary`).
+    fn account_summary(&self) -> impl Future<Output = PortResult<AccountSummary>> + Send;
     fn create_role(&self, role: &NewRole<'_>) -> impl Future<Output = PortResult<()>> + Send;
     /// The tags of a role wherever its path (`None` when there is no such role): tells whether
     /// a name that already exists is the system's own.
@@ -193,6 +196,14 @@ pub trait IamPort: Send + Sync {
     fn delete_role(&self, role: &RoleName) -> impl Future<Output = PortResult<()>> + Send;
 }
 
+/// The Pod Identity associations of concern (see `EksPort::pod_identity_associations`), and
+/// how many the cluster has in all (the list that finds them counts them).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Associations {
+    pub described: Vec<ObservedAssociation>,
+    pub in_cluster: usize,
+}
+
 pub trait EksPort: Send + Sync {
     /// Names of the clusters of the region, paginated to the end.
     fn list_clusters(&self) -> impl Future<Output = PortResult<Vec<String>>> + Send;
@@ -228,7 +239,7 @@ pub trait EksPort: Send + Sync {
         &self,
         cluster: &str,
         namespaces: &BTreeSet<Namespace>,
-    ) -> impl Future<Output = PortResult<Vec<ObservedAssociation>>> + Send;
+    ) -> impl Future<Output = PortResult<Associations>> + Send;
     /// Creates the association with a client request token derived from the request, so that
     /// a repeated request (an SDK retry, or another run asking the same at the same time) is
     /// answered with the association it created. A ServiceAccount that already has one is

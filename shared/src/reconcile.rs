@@ -16,6 +16,7 @@ use crate::ports::{
     BundleStore, EksPort, ErrorKind, EventType, IamPort, KubernetesConnector, KubernetesPort,
     KubernetesSnapshot, PortError, PortResult, WriteCondition,
 };
+use crate::quotas::Quotas;
 use crate::status::{ApiCallCounts, StatusReport, status_key};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -38,6 +39,9 @@ pub struct ReconcileSettings {
     /// A status report that would not change is written anyway once it is this old, so that
     /// its `generated_at` says the cluster was looked at recently.
     pub status_refresh: Duration,
+    /// How long a warm function plans against an account's IAM quotas before it reads them
+    /// again (`crate::quotas`).
+    pub quota_refresh: Duration,
 }
 
 impl Default for ReconcileSettings {
@@ -51,6 +55,7 @@ impl Default for ReconcileSettings {
             region: None,
             not_ready_retry: Duration::from_secs(60),
             status_refresh: Duration::from_secs(24 * 60 * 60),
+            quota_refresh: Duration::from_secs(60 * 60),
         }
     }
 }
@@ -340,7 +345,7 @@ where
             return Err(fail(&ports.sink(), cluster, settings, load, error, api_calls).await);
         }
     };
-    let (observed, lists) = match observe(
+    let (mut observed, lists) = match observe(
         &description,
         ports.iam,
         ports.eks,
@@ -368,7 +373,24 @@ where
         counts.calls.extend(lists.clone());
         counts
     };
-    let planned = plan(&load.desired, &observed, &settings.plan);
+    let account = observed.cluster.cluster.account.as_str().to_owned();
+    let quotas = Quotas::of_account(
+        ports.iam,
+        ports.memory,
+        &account,
+        settings.quota_refresh,
+        observed.now,
+    )
+    .await;
+    let now = observed.now;
+    let planned = quotas
+        .plan(
+            |plan_settings, observed| plan(&load.desired, observed, plan_settings),
+            &settings.plan,
+            &mut observed,
+            async || Quotas::read(ports.iam, ports.memory, &account, now).await,
+        )
+        .await;
     tracing::info!(
         cluster,
         actions = planned.actions.len(),
@@ -530,6 +552,7 @@ where
             service_accounts: Vec::new(),
             pod_identity_associations: Vec::new(),
             addons: Vec::new(),
+            usage: Default::default(),
         };
         planned = plan(&DesiredState::default(), &observed, &settings.plan);
         if !dry_run {

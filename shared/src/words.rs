@@ -61,6 +61,10 @@ impl fmt::Display for Warning {
                 f,
                 "cluster {cluster} does not exist any more (or is being deleted): the roles made for it are cleaned up after the grace period"
             ),
+            Warning::QuotasUnread { reason } => write!(
+                f,
+                "the account's IAM quotas could not be read ({reason}): planned against the fixed defaults, and the room left for new roles is not checked. Allow iam:GetAccountSummary to the reconciler's role"
+            ),
         }
     }
 }
@@ -223,6 +227,14 @@ impl fmt::Display for Refusal {
                 )
             }
             Refusal::TooLarge(error) => fmt::Display::fmt(error, f),
+            Refusal::RolesQuotaReached { quota } => write!(
+                f,
+                "the account holds its quota of {quota} IAM roles: no role is created for this workload, nor anything else. Ask AWS to raise the account's roles quota, or remove roles it no longer needs"
+            ),
+            Refusal::AssociationsQuotaReached { quota } => write!(
+                f,
+                "the cluster has the {quota} Pod Identity associations EKS allows: no role or association is created for this workload. Remove associations the cluster no longer needs, or bind this workload through IRSA"
+            ),
             _ => self.fmt_binding(f),
         }
     }

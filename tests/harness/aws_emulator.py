@@ -33,6 +33,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote
 from xml.sax.saxutils import escape, unescape
 
+from moto.core import DEFAULT_ACCOUNT_ID
 from moto.core.responses import BaseResponse
 from moto.eks.models import eks_backends
 from moto.iam.models import get_account_id_from, iam_backends
@@ -773,6 +774,25 @@ class Eks:
         state.associations[assoc_id] = assoc
         return assoc
 
+    def fill_associations(self, cluster: str, payload: Any) -> dict:
+        """Adds `count` associations to a cluster without a request each (a cluster near EKS's
+        quota of associations): `{"count", "namespace", "roleArn", "account"?, "region"?}`;
+        ServiceAccounts `filler-<n>`."""
+        if not isinstance(payload, dict) or not isinstance(payload.get("count"), int):
+            raise ValueError('expected {"count": N, "namespace": "...", "roleArn": "...", "account"?, "region"?}')
+        call = Call({}, "POST", "", {}, "eks", str(payload.get("region") or "us-east-1"), None)
+        account = str(payload.get("account") or DEFAULT_ACCOUNT_ID)
+        call.environ["HTTP_X_MOTO_ACCOUNT_ID"] = account
+        try:
+            state = self.cluster(call, cluster)
+        except ApiError as err:
+            raise ValueError(str(err)) from err
+        namespace, role = str(payload.get("namespace") or "fill"), str(payload.get("roleArn") or "")
+        start = len(state.associations)
+        for n in range(payload["count"]):
+            self.new_association(call, state, cluster, namespace, f"filler-{start + n}", role, {})
+        return {"associations": len(state.associations)}
+
     def find_association(self, state: ClusterState, assoc_id: str) -> dict:
         assoc = state.associations.get(assoc_id)
         if assoc is None:
@@ -1089,6 +1109,16 @@ class Emulator:
                         "peaks": self.peaks,
                     },
                 )
+        if path == "/_harness/iam-quotas":
+            if method != "POST":
+                return method_not_allowed()
+            return json_response(200, set_iam_quotas(payload))
+        filled = re.fullmatch(r"/_harness/clusters/([^/]+)/associations", path)
+        if filled:
+            if method != "POST":
+                return method_not_allowed()
+            with self.eks.lock:
+                return json_response(200, self.eks.fill_associations(filled.group(1), payload))
         cluster = re.fullmatch(r"/_harness/clusters/([^/]+)", path)
         if cluster:
             name = cluster.group(1)
@@ -1101,6 +1131,23 @@ class Emulator:
                     return method_not_allowed()
                 return json_response(200, self.eks.overrides.get(name, {}))
         return json_response(404, {"error": f"no control at {method} {path}"})
+
+
+def set_iam_quotas(payload: Any) -> dict:
+    """Sets quotas GetAccountSummary reports for one account: `{"account"?, "quotas": {"RolesQuota":
+    N, ...}}` (keys as in the summary map). moto keeps them as attributes of its AccountSummary."""
+    if not isinstance(payload, dict) or not isinstance(payload.get("quotas"), dict):
+        raise ValueError('expected {"account"?: "...", "quotas": {"RolesQuota": 1000, ...}}')
+    account = str(payload.get("account") or DEFAULT_ACCOUNT_ID)
+    summary = iam_backends[account]["aws"].account_summary
+    for key, value in payload["quotas"].items():
+        if not (isinstance(key, str) and key.endswith("Quota")) or not isinstance(value, int):
+            raise ValueError(f"{key!r}: expected a quota name ending in Quota and a whole number")
+        attribute = "_" + re.sub(r"(?<!^)(?=[A-Z])", "_", key).lower()
+        if not hasattr(summary, attribute):
+            raise ValueError(f"{key!r} is not a quota of GetAccountSummary")
+        setattr(summary, attribute, value)
+    return {key: value for key, value in summary.summary_map.items() if key.endswith("Quota")}
 
 
 def method_not_allowed() -> Response:

@@ -217,6 +217,26 @@ pub struct ObservedState {
     pub pod_identity_associations: Vec<ObservedAssociation>,
     #[serde(default)]
     pub addons: Vec<ObservedAddon>,
+    /// How much of the account's and the cluster's room for new roles and associations is
+    /// used; unknown parts set no limit.
+    #[serde(default, skip_serializing_if = "Usage::is_unknown")]
+    pub usage: Usage,
+}
+
+/// How many roles the account holds and how many Pod Identity associations the cluster has,
+/// when they were read (`None`: not read, for a plan made from files alone).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roles_in_account: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub associations_in_cluster: Option<usize>,
+}
+
+impl Usage {
+    pub fn is_unknown(&self) -> bool {
+        self.roles_in_account.is_none() && self.associations_in_cluster.is_none()
+    }
 }
 
 impl ObservedState {
@@ -232,6 +252,7 @@ impl ObservedState {
             service_accounts: Vec::new(),
             pod_identity_associations: Vec::new(),
             addons: Vec::new(),
+            usage: Usage::default(),
         }
     }
 }

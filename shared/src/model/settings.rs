@@ -38,6 +38,10 @@ pub struct IamQuotas {
     pub trust_policy_chars: usize,
     /// Managed policies attached to one role.
     pub attached_policies: usize,
+    /// Roles in the account (all of them, not only the system's).
+    pub roles: usize,
+    /// Pod Identity associations in one cluster (an EKS quota that cannot be raised).
+    pub pod_identity_associations: usize,
 }
 
 impl Default for IamQuotas {
@@ -47,8 +51,33 @@ impl Default for IamQuotas {
             managed_policy_chars: 6_144,
             trust_policy_chars: 2_048,
             attached_policies: 10,
+            roles: 1_000,
+            pod_identity_associations: 5_000,
         }
     }
+}
+
+impl IamQuotas {
+    /// These quotas with the IAM ones replaced by what the account's summary says (the Pod
+    /// Identity one is EKS's and stays).
+    pub fn of_account(&self, summary: &AccountSummary) -> Self {
+        Self {
+            inline_policy_chars: summary.quotas.inline_policy_chars,
+            managed_policy_chars: summary.quotas.managed_policy_chars,
+            trust_policy_chars: summary.quotas.trust_policy_chars,
+            attached_policies: summary.quotas.attached_policies,
+            roles: summary.quotas.roles,
+            pod_identity_associations: self.pod_identity_associations,
+        }
+    }
+}
+
+/// What IAM's `GetAccountSummary` says of an account: its quotas (those it does not name keep
+/// the fixed defaults) and how many roles it holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccountSummary {
+    pub quotas: IamQuotas,
+    pub roles: usize,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

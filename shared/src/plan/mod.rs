@@ -22,6 +22,7 @@ mod permissions;
 mod problem;
 mod report;
 mod roles;
+mod room;
 mod simulate;
 mod warning;
 
@@ -150,6 +151,7 @@ impl<'a> Planner<'a> {
             actions: Vec::new(),
             needs_oidc_provider: false,
         };
+        let mut room = room::Room::new(&self.observed.usage, &self.settings.quotas);
         for (service_account, intent) in intents {
             if intent.workloads.len() > 1 {
                 plan.warnings.push(Warning::SharedServiceAccount {
@@ -157,7 +159,10 @@ impl<'a> Planner<'a> {
                     service_account: service_account.clone(),
                 });
             }
-            let outcome = self.plan_role(service_account, intent);
+            let mut outcome = self.plan_role(service_account, intent);
+            if let Err(full) = room.take(&outcome.actions) {
+                outcome = outcome.without_room(full);
+            }
             plan.warnings.extend(outcome.warnings.iter().cloned());
             plan.drift.extend(outcome.drift.iter().map(|&kind| Drift {
                 role: Some(outcome.role.clone()),
@@ -269,6 +274,7 @@ impl RoleOutcome {
     /// The role is not touched: `problem` says why, and no action is planned for it.
     fn stopped(mut self, problem: Problem) -> Self {
         self.actions.clear();
+        self.drift.clear();
         self.problem = Some(problem);
         self
     }

@@ -45,6 +45,11 @@ pub enum Refusal {
     Dangerous { refused: Vec<(Permission, String)> },
     /// The grants do not fit the policy quotas.
     TooLarge(SizeError),
+    /// The account holds as many roles as its quota allows: the role is not created.
+    RolesQuotaReached { quota: usize },
+    /// The cluster has as many Pod Identity associations as EKS allows: the role and its
+    /// association are not created.
+    AssociationsQuotaReached { quota: usize },
     /// The ServiceAccount carries another manager's role annotation.
     AnnotatedByOther {
         service_account: ServiceAccountRef,

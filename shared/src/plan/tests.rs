@@ -1389,3 +1389,143 @@ fn changes_of_intents_are_not_drift() {
     );
     assert!(bound.drift.is_empty(), "{:?}", bound.drift);
 }
+
+fn creates(plan: &Plan) -> Vec<String> {
+    plan.actions
+        .iter()
+        .filter(|a| {
+            matches!(
+                a,
+                Action::CreateRole { .. }
+                    | Action::CreatePodIdentityAssociation { .. }
+                    | Action::SetAddonAssociations { .. }
+            )
+        })
+        .map(ToString::to_string)
+        .collect()
+}
+
+#[test]
+fn no_role_is_created_past_the_accounts_roles_quota() {
+    let mut observed = seed_cluster();
+    observed.usage.roles_in_account = Some(999);
+    let planned = plan(&seed_desired(), &observed, &settings());
+    let created: Vec<&str> = planned
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::CreateRole { role, .. } => Some(role.as_str()),
+            _ => None,
+        })
+        .collect();
+    // Roles are taken in the planner's order (by ServiceAccount): the same one every run.
+    assert_eq!(created, ["demo.ack-system.ack-dynamodb-controller"]);
+    for name in ["joke-worker", "ebs-csi-controller"] {
+        let report = workload(&planned, name);
+        assert_eq!(report.state, WorkloadState::Error, "{name}");
+        assert_eq!(report.actions, 0, "{name}");
+        assert!(
+            report.message().contains("quota of 1000 IAM roles"),
+            "{name}: {}",
+            report.message()
+        );
+    }
+    assert!(!planned.actions.iter().any(|a| {
+        a.role()
+            .is_some_and(|r| r.as_str() != "demo.ack-system.ack-dynamodb-controller")
+    }));
+    // The next run, with the role made and the account full, changes nothing more.
+    let mut state = simulate(&observed, &planned.actions);
+    state.usage.roles_in_account = Some(1000);
+    let again = plan(&seed_desired(), &state, &settings());
+    assert_eq!(creates(&again), Vec::<String>::new());
+    assert_eq!(
+        workload(&again, "ack-dynamodb-controller-dynamodb-chart").state,
+        WorkloadState::Ready
+    );
+    // Room made (a quota raised) lets the rest be created.
+    state.usage.roles_in_account = Some(998);
+    let (_, settled) = converge(&seed_desired(), &state, &settings());
+    assert_eq!(settled.roles.len(), 3);
+}
+
+#[test]
+fn a_cluster_at_its_association_quota_gets_no_new_association_nor_role() {
+    let pod_identity = Settings {
+        mode: BindingMode::PodIdentity,
+        ..settings()
+    };
+    let mut observed = seed_cluster();
+    observed.usage.associations_in_cluster = Some(5000);
+    let planned = plan(&seed_desired(), &observed, &pod_identity);
+    assert_eq!(creates(&planned), Vec::<String>::new());
+    for report in &planned.workloads {
+        assert_eq!(report.state, WorkloadState::Error);
+        assert!(
+            report
+                .message()
+                .contains("has the 5000 Pod Identity associations EKS allows"),
+            "{}",
+            report.message()
+        );
+    }
+    // One place left: the first ServiceAccount gets it, the add-on's role counts as one.
+    observed.usage.associations_in_cluster = Some(4999);
+    let planned = plan(&seed_desired(), &observed, &pod_identity);
+    assert_eq!(
+        creates(&planned)
+            .iter()
+            .filter(|a| !a.starts_with("create role"))
+            .count(),
+        1,
+        "{:?}",
+        creates(&planned)
+    );
+}
+
+#[test]
+fn a_role_that_exists_keeps_its_changes_when_its_association_finds_no_room() {
+    let pod_identity = Settings {
+        mode: BindingMode::PodIdentity,
+        ..settings()
+    };
+    let (_, mut state) = converge(&seed_desired(), &seed_cluster(), &pod_identity);
+    state
+        .pod_identity_associations
+        .retain(|a| a.service_account.as_str() != "joke-worker");
+    state.usage.associations_in_cluster = Some(5000);
+    let mut desired = seed_desired();
+    declare(
+        &mut desired,
+        "intents/demo/jokes/joke-worker-ci.yaml",
+        "jokes",
+        "joke-worker",
+        "*",
+        &["dynamodb:*", "s3:GetObject"],
+    );
+    let planned = plan(&desired, &state, &pod_identity);
+    let worker: Vec<String> = planned
+        .actions
+        .iter()
+        .filter(|a| {
+            a.role()
+                .is_some_and(|r| r.as_str() == "demo.jokes.joke-worker")
+        })
+        .map(ToString::to_string)
+        .collect();
+    assert!(
+        worker.iter().any(|a| a.contains("policy")),
+        "the permissions still change: {worker:?}"
+    );
+    assert!(
+        !worker.iter().any(|a| a.contains("association")),
+        "{worker:?}"
+    );
+    let report = workload(&planned, "joke-worker");
+    assert_eq!(report.state, WorkloadState::Error);
+    assert!(
+        report
+            .message()
+            .contains("Pod Identity associations EKS allows")
+    );
+}

@@ -36,4 +36,7 @@ pub enum Warning {
     /// The cluster does not exist any more (or is being deleted): the roles made for it are
     /// cleaned up after the grace period.
     ClusterGone { cluster: ClusterName },
+    /// The account's IAM quotas could not be read (`reason`): the plan is made against the
+    /// fixed defaults, and the room left for new roles is not checked.
+    QuotasUnread { reason: String },
 }

@@ -7,14 +7,14 @@
 //! error in its tests instead of passing on an empty answer.
 
 use crate::model::{
-    AddonName, AssociationId, Namespace, ObservedAssociation, ObservedRole, PolicyArn, RoleArn,
-    RoleName, ServiceAccountRef,
+    AccountSummary, AddonName, AssociationId, Namespace, ObservedAssociation, ObservedRole,
+    PolicyArn, RoleArn, RoleName, ServiceAccountRef,
 };
 use crate::policy::PolicyDocument;
 use crate::ports::{
-    AddonDescription, BundleObject, BundleStore, ClusterDescription, DeduplicatedReconcile,
-    EksPort, ErrorKind, FetchedObject, IamPort, IamSnapshot, NewRole, PortError, PortResult,
-    ReconcileCluster, ReconcileQueue, StoreLevel, WriteCondition,
+    AddonDescription, Associations, BundleObject, BundleStore, ClusterDescription,
+    DeduplicatedReconcile, EksPort, ErrorKind, FetchedObject, IamPort, IamSnapshot, NewRole,
+    PortError, PortResult, ReconcileCluster, ReconcileQueue, StoreLevel, WriteCondition,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
@@ -83,6 +83,9 @@ impl IamPort for FakeIam {
     }
     async fn add_oidc_client_id(&self, _provider_arn: &str, _client_id: &str) -> PortResult<()> {
         Err(unexpected("iam", "AddClientIDToOpenIDConnectProvider"))
+    }
+    async fn account_summary(&self) -> PortResult<AccountSummary> {
+        Err(unexpected("iam", "GetAccountSummary"))
     }
     async fn create_role(&self, _role: &NewRole<'_>) -> PortResult<()> {
         Err(unexpected("iam", "CreateRole"))
@@ -339,7 +342,7 @@ impl EksPort for FakeEks {
         &self,
         _cluster: &str,
         _namespaces: &BTreeSet<Namespace>,
-    ) -> PortResult<Vec<ObservedAssociation>> {
+    ) -> PortResult<Associations> {
         Err(unexpected("eks", "ListPodIdentityAssociations"))
     }
     async fn create_pod_identity_association(

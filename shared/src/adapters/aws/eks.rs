@@ -5,7 +5,7 @@ use crate::model::{AddonName, AssociationId, Namespace, RoleArn, ServiceAccountR
 use crate::model::{ClusterInfo, ClusterName, ClusterRef, ObservedAssociation};
 use crate::policy::short_hash;
 use crate::ports::{
-    AddonDescription, ClusterDescription, EksPort, ErrorKind, PortError, PortResult,
+    AddonDescription, Associations, ClusterDescription, EksPort, ErrorKind, PortError, PortResult,
 };
 use aws_sdk_eks::Client;
 use aws_sdk_eks::types::AddonPodIdentityAssociations;
@@ -176,8 +176,9 @@ impl EksPort for EksAdapter {
         &self,
         cluster: &str,
         namespaces: &BTreeSet<Namespace>,
-    ) -> PortResult<Vec<ObservedAssociation>> {
+    ) -> PortResult<Associations> {
         let mut ids = Vec::new();
+        let mut in_cluster = 0;
         let mut pages = self
             .client
             .list_pod_identity_associations()
@@ -186,6 +187,7 @@ impl EksPort for EksAdapter {
             .send();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| port_error("eks", "ListPodIdentityAssociations", e))?;
+            in_cluster += page.associations().len();
             ids.extend(
                 page.associations()
                     .iter()
@@ -208,7 +210,10 @@ impl EksPort for EksAdapter {
         for association in described {
             associations.extend(association?);
         }
-        Ok(associations)
+        Ok(Associations {
+            described: associations,
+            in_cluster,
+        })
     }
 
     async fn create_pod_identity_association(

@@ -3,12 +3,13 @@
 
 use super::port_error;
 use crate::model::{
-    ObservedManagedPolicy, ObservedRole, OidcProvider, PolicyArn, RoleArn, RoleName, strip_scheme,
+    AccountSummary, IamQuotas, ObservedManagedPolicy, ObservedRole, OidcProvider, PolicyArn,
+    RoleArn, RoleName, strip_scheme,
 };
 use crate::policy::PolicyDocument;
 use crate::ports::{IamPort, IamSnapshot, NewRole, PortResult};
 use aws_sdk_iam::Client;
-use aws_sdk_iam::types::{EntityType, Tag};
+use aws_sdk_iam::types::{EntityType, SummaryKeyType, Tag};
 use std::collections::BTreeMap;
 
 /// Items per `GetAccountAuthorizationDetails` page (IAM's maximum; its default is 100).
@@ -50,6 +51,40 @@ fn policy_name(given: Option<&str>, arn: &str) -> Option<String> {
         .next()
         .filter(|n| !n.is_empty())
         .map(str::to_owned)
+}
+
+/// The quotas and role count of a summary map; a quota it does not name (or names with a value
+/// that is not a count) keeps its fixed default.
+fn account_summary(map: Option<&std::collections::HashMap<SummaryKeyType, i32>>) -> AccountSummary {
+    let value = |key: SummaryKeyType| {
+        map.and_then(|m| m.get(&key))
+            .and_then(|&n| usize::try_from(n).ok())
+    };
+    let defaults = IamQuotas::default();
+    let quota = |key, default| value(key).filter(|&n| n > 0).unwrap_or(default);
+    AccountSummary {
+        quotas: IamQuotas {
+            inline_policy_chars: quota(
+                SummaryKeyType::RolePolicySizeQuota,
+                defaults.inline_policy_chars,
+            ),
+            managed_policy_chars: quota(
+                SummaryKeyType::PolicySizeQuota,
+                defaults.managed_policy_chars,
+            ),
+            trust_policy_chars: quota(
+                SummaryKeyType::AssumeRolePolicySizeQuota,
+                defaults.trust_policy_chars,
+            ),
+            attached_policies: quota(
+                SummaryKeyType::AttachedPoliciesPerRoleQuota,
+                defaults.attached_policies,
+            ),
+            roles: quota(SummaryKeyType::RolesQuota, defaults.roles),
+            pod_identity_associations: defaults.pod_identity_associations,
+        },
+        roles: value(SummaryKeyType::Roles).unwrap_or_default(),
+    }
 }
 
 impl IamPort for IamAdapter {
@@ -198,6 +233,16 @@ impl IamPort for IamAdapter {
             .await
             .map_err(|e| port_error("iam", "AddClientIDToOpenIDConnectProvider", e))?;
         Ok(())
+    }
+
+    async fn account_summary(&self) -> PortResult<AccountSummary> {
+        let output = self
+            .client
+            .get_account_summary()
+            .send()
+            .await
+            .map_err(|e| port_error("iam", "GetAccountSummary", e))?;
+        Ok(account_summary(output.summary_map()))
     }
 
     async fn create_role(&self, role: &NewRole<'_>) -> PortResult<()> {
