@@ -46,6 +46,8 @@ pub const FORCE_ANNOTATIONS: &str = "EKS_INTENTS_FORCE_ANNOTATIONS";
 pub const REFUSE_DANGEROUS: &str = "EKS_INTENTS_REFUSE_DANGEROUS";
 pub const DANGEROUS_EXCEPTIONS: &str = "EKS_INTENTS_DANGEROUS_EXCEPTIONS";
 pub const SOFT_DELETE: &str = "EKS_INTENTS_SOFT_DELETE";
+/// Pod Identity: each association carries its workload's declared policy as session policy.
+pub const SESSION_POLICIES: &str = "EKS_INTENTS_SESSION_POLICIES";
 pub const REPORT_ONLY: &str = "EKS_INTENTS_REPORT_ONLY";
 pub const NOT_READY_RETRY: &str = "EKS_INTENTS_NOT_READY_RETRY_SECONDS";
 /// A status report that would not change is written anyway once it is this old (seconds).
@@ -224,6 +226,7 @@ pub fn plan_settings(lookup: impl Fn(&str) -> Option<String>) -> Result<Settings
         deletion_grace_seconds: parse(&get, DELETION_GRACE, defaults.deletion_grace_seconds)?,
         max_deletions_per_run: parse(&get, MAX_DELETIONS, defaults.max_deletions_per_run)?,
         soft_delete: parse(&get, SOFT_DELETE, false)?,
+        session_policies: parse(&get, SESSION_POLICIES, false)?,
         quotas: defaults.quotas,
         rollout_restart: match get(ROLLOUT).as_deref() {
             None | Some("none") => false,
@@ -269,6 +272,7 @@ mod tests {
             (MAX_DELETIONS, "3"),
             (S3_PATH_STYLE, "true"),
             (SOFT_DELETE, "true"),
+            (SESSION_POLICIES, "true"),
             (REPORT_ONLY, "true"),
             (NOT_READY_RETRY, "30"),
             (STATUS_REFRESH, "3600"),
@@ -285,6 +289,7 @@ mod tests {
             RETRY_BUDGET
         );
         assert!(c.reconcile.plan.soft_delete);
+        assert!(c.reconcile.plan.session_policies);
         assert!(c.reconcile.report_only);
         assert_eq!(c.reconcile.not_ready_retry, Duration::from_secs(30));
         assert_eq!(c.reconcile.status_refresh, Duration::from_secs(3600));
@@ -292,6 +297,7 @@ mod tests {
         assert_eq!(c.reconcile.region.as_deref(), Some("eu-west-2"));
         let defaults = config(&[(BUCKET, "b")]).unwrap();
         assert!(!defaults.reconcile.plan.soft_delete);
+        assert!(!defaults.reconcile.plan.session_policies);
         assert!(!defaults.reconcile.report_only);
         assert_eq!(
             config(&[(BUCKET, "b"), (REPORT_ONLY, "maybe")])

@@ -250,6 +250,7 @@ pub trait EksPort: Send + Sync {
         service_account: &ServiceAccountRef,
         role_arn: &RoleArn,
         tags: &BTreeMap<String, String>,
+        session_policy: Option<&PolicyDocument>,
     ) -> impl Future<Output = PortResult<()>> + Send;
     /// The association of one ServiceAccount, if it has one.
     fn pod_identity_association_of(
@@ -257,11 +258,13 @@ pub trait EksPort: Send + Sync {
         cluster: &str,
         service_account: &ServiceAccountRef,
     ) -> impl Future<Output = PortResult<Option<ObservedAssociation>>> + Send;
+    /// Sets the association's role and session policy (with EKS's session tags off).
     fn update_pod_identity_association(
         &self,
         cluster: &str,
         association_id: &AssociationId,
         role_arn: &RoleArn,
+        session_policy: Option<&PolicyDocument>,
     ) -> impl Future<Output = PortResult<()>> + Send;
     fn delete_pod_identity_association(
         &self,

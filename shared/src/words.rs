@@ -227,6 +227,10 @@ impl fmt::Display for Refusal {
                 )
             }
             Refusal::TooLarge(error) => fmt::Display::fmt(error, f),
+            Refusal::SessionPolicyTooLarge { size, quota } => write!(
+                f,
+                "the declared permissions need {size} characters as a session policy, more than the {quota} STS takes: the role is kept as declared and its association left as it is, with no session policy cut short. Declare fewer actions or resources (wildcards help), or turn session policies off (EKS_INTENTS_SESSION_POLICIES)"
+            ),
             Refusal::RolesQuotaReached { quota } => write!(
                 f,
                 "the account holds its quota of {quota} IAM roles: no role is created for this workload, nor anything else. Ask AWS to raise the account's roles quota, or remove roles it no longer needs"

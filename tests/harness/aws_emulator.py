@@ -458,6 +458,28 @@ def require_role(arn: Any, field_name: str = "roleArn") -> str:
     return arn
 
 
+def session_policy(value: Any) -> str:
+    """An association's session policy: a JSON policy document of at most 2,048 characters, as STS
+    takes it."""
+    if not isinstance(value, str) or not value:
+        raise invalid_parameter("policy must be a non-empty JSON policy document")
+    if len(value) > 2048:
+        raise invalid_parameter(f"policy is {len(value)} characters, more than 2048")
+    try:
+        document = json.loads(value)
+    except ValueError as err:
+        raise invalid_parameter(f"policy is not JSON: {err}") from err
+    if not isinstance(document, dict) or "Statement" not in document:
+        raise invalid_parameter("policy is not a policy document")
+    return value
+
+
+def require_untagged_for_policy(association: dict) -> None:
+    """EKS takes a session policy only with its session tags off."""
+    if association.get("policy") and not association.get("disableSessionTags"):
+        raise invalid_parameter("policy requires disableSessionTags to be true")
+
+
 def require_string(body: dict, name: str) -> str:
     value = body.get(name)
     if not isinstance(value, str) or not value:
@@ -814,6 +836,9 @@ class Eks:
             extra["disableSessionTags"] = bool(body["disableSessionTags"])
         if body.get("targetRoleArn"):
             extra["targetRoleArn"] = require_role(body["targetRoleArn"], "targetRoleArn")
+        if body.get("policy") is not None:
+            extra["policy"] = session_policy(body["policy"])
+        require_untagged_for_policy(extra)
         assoc = self.new_association(
             call, state, cluster, namespace, service_account, role, tags_of(body), extra=extra
         )
@@ -854,15 +879,22 @@ class Eks:
         assoc = self.find_association(state, id)
         self.refuse_owned(assoc, "update")
         body = call.json()
+        # Checked whole before anything changes: a refused update changes nothing.
+        changed = dict(assoc)
         if body.get("roleArn"):
-            assoc["roleArn"] = require_role(body["roleArn"])
+            changed["roleArn"] = require_role(body["roleArn"])
         if body.get("disableSessionTags") is not None:
-            assoc["disableSessionTags"] = bool(body["disableSessionTags"])
+            changed["disableSessionTags"] = bool(body["disableSessionTags"])
         if "targetRoleArn" in body:
             if body["targetRoleArn"]:
-                assoc["targetRoleArn"] = require_role(body["targetRoleArn"], "targetRoleArn")
+                changed["targetRoleArn"] = require_role(body["targetRoleArn"], "targetRoleArn")
             else:
-                assoc.pop("targetRoleArn", None)
+                changed.pop("targetRoleArn", None)
+        if body.get("policy") is not None:
+            changed["policy"] = session_policy(body["policy"])
+        require_untagged_for_policy(changed)
+        assoc.clear()
+        assoc.update(changed)
         assoc["modifiedAt"] = now()
         return json_response(200, {"association": assoc})
 

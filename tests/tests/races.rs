@@ -109,6 +109,7 @@ async fn an_association_made_since_the_plan_is_adopted_or_reported() {
             service_account: service_account_ref("jokes", "joke-worker"),
             role_arn: RoleArn::new(role_arn(role)),
             tags: BTreeMap::new(),
+            session_policy: None,
         }],
         ..Plan::default()
     };

@@ -288,12 +288,17 @@ async fn run<I: IamPort, E: EksPort, K: KubernetesPort>(
             service_account,
             role_arn,
             tags,
+            session_policy,
             ..
         } => {
             let created = with_propagation_retry(settings, || {
-                ports
-                    .eks
-                    .create_pod_identity_association(name, service_account, role_arn, tags)
+                ports.eks.create_pod_identity_association(
+                    name,
+                    service_account,
+                    role_arn,
+                    tags,
+                    session_policy.as_ref(),
+                )
             })
             .await;
             match created {
@@ -306,12 +311,16 @@ async fn run<I: IamPort, E: EksPort, K: KubernetesPort>(
         Action::UpdatePodIdentityAssociation {
             association_id,
             role_arn,
+            session_policy,
             ..
         } => {
             with_propagation_retry(settings, || {
-                ports
-                    .eks
-                    .update_pod_identity_association(name, association_id, role_arn)
+                ports.eks.update_pod_identity_association(
+                    name,
+                    association_id,
+                    role_arn,
+                    session_policy.as_ref(),
+                )
             })
             .await
         }

@@ -177,6 +177,13 @@ pub struct ObservedAssociation {
     pub owner_arn: Option<String>,
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
+    /// The session policy the association gives its sessions (`policy`), which EKS allows only
+    /// with its session tags off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_policy: Option<PolicyDocument>,
+    /// EKS sets no session tags on the association's sessions (`disableSessionTags`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub session_tags_disabled: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -117,6 +117,10 @@ pub struct Settings {
     /// Take the role annotation over from another field manager instead of reporting a
     /// conflict.
     pub force_annotations: bool,
+    /// Pod Identity: each association also carries its workload's declared permissions as its
+    /// session policy (EKS's session tags then off), so that a role widened by hand gives the
+    /// pods no more than their intents.
+    pub session_policies: bool,
 }
 
 impl Default for Settings {
@@ -136,6 +140,7 @@ impl Default for Settings {
             quotas: IamQuotas::default(),
             rollout_restart: false,
             force_annotations: false,
+            session_policies: false,
         }
     }
 }

@@ -118,17 +118,24 @@ pub enum Action {
         role: RoleName,
         service_account: ServiceAccountRef,
     },
+    /// With a session policy, EKS's session tags are turned off (EKS requires it).
     CreatePodIdentityAssociation {
         role: RoleName,
         service_account: ServiceAccountRef,
         role_arn: RoleArn,
         tags: BTreeMap<String, String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        session_policy: Option<PolicyDocument>,
     },
+    /// Points the association at the role and sets its session policy (session tags off). An
+    /// association whose session policy is to go is deleted and created again instead.
     UpdatePodIdentityAssociation {
         role: RoleName,
         association_id: AssociationId,
         service_account: ServiceAccountRef,
         role_arn: RoleArn,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        session_policy: Option<PolicyDocument>,
     },
     DeletePodIdentityAssociation {
         role: RoleName,

@@ -7,13 +7,14 @@
 //! ServiceAccounts of one add-on share a role (IRSA) and how their changes become one action.
 
 use super::problem::{Problem, Refusal};
+use super::session::session_as_declared;
 use super::{Action, Binding, Planner, RoleIdentity, RoleIntent, Warning};
 use crate::model::{
     AddonName, BindingMode, ObservedAddon, ObservedAssociation, ObservedServiceAccount, RoleArn,
     RoleName, ServiceAccountRef, Takeover, WorkloadKind, WorkloadRef,
 };
 use crate::plan::report::Restart;
-use crate::policy::{self, OWNER_TAG};
+use crate::policy::{self, OWNER_TAG, PolicyDocument};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// A role's binding changes, and a reason to wait when its ServiceAccount is not there yet.
@@ -25,6 +26,7 @@ impl<'a> Planner<'a> {
     pub(super) fn do_plan_binding(
         &self,
         identity: &RoleIdentity,
+        session: Option<&PolicyDocument>,
     ) -> Result<BindingChanges, Refusal> {
         let RoleIdentity {
             service_account,
@@ -39,7 +41,7 @@ impl<'a> Planner<'a> {
                 self.annotation_changes(role, arn, service_account, &mut actions)?
             }
             Binding::PodIdentityAssociation => {
-                self.association_changes(role, arn, service_account, &mut actions)?;
+                self.association_changes(role, arn, service_account, session, &mut actions)?;
                 None
             }
             Binding::Addon { addon: name } => {
@@ -134,12 +136,14 @@ impl<'a> Planner<'a> {
         Ok(None)
     }
 
-    /// Pod Identity: the ServiceAccount's association, made or pointed at the role.
+    /// Pod Identity: the ServiceAccount's association, made or pointed at the role, with its
+    /// session policy (see `session`).
     fn association_changes(
         &self,
         role: &RoleName,
         arn: &RoleArn,
         service_account: &ServiceAccountRef,
+        session: Option<&PolicyDocument>,
         actions: &mut Vec<Action>,
     ) -> Result<(), Refusal> {
         let associations = self.associations_of(service_account);
@@ -149,20 +153,35 @@ impl<'a> Planner<'a> {
                 owner: owned.owner_arn.clone().unwrap_or_default(),
             });
         }
+        let create = || Action::CreatePodIdentityAssociation {
+            role: role.clone(),
+            service_account: service_account.clone(),
+            role_arn: arn.clone(),
+            tags: policy::ownership_tags(self.cluster),
+            session_policy: session.cloned(),
+        };
         match associations.first() {
-            None => actions.push(Action::CreatePodIdentityAssociation {
-                role: role.clone(),
-                service_account: service_account.clone(),
-                role_arn: arn.clone(),
-                tags: policy::ownership_tags(self.cluster),
-            }),
-            Some(current) if current.role_arn == *arn => {}
+            None => actions.push(create()),
+            Some(current) if current.role_arn == *arn && session_as_declared(current, session) => {}
+            // A session policy to take away: EKS has no call that clears one, so the
+            // association is made again without it.
+            Some(current) if ours(current) && session.is_none() && current.role_arn == *arn => {
+                actions.push(Action::DeletePodIdentityAssociation {
+                    role: role.clone(),
+                    association_id: current.association_id.clone(),
+                    service_account: service_account.clone(),
+                });
+                actions.push(create());
+            }
             Some(current) if ours(current) => actions.push(Action::UpdatePodIdentityAssociation {
                 role: role.clone(),
                 association_id: current.association_id.clone(),
                 service_account: service_account.clone(),
                 role_arn: arn.clone(),
+                session_policy: session.cloned(),
             }),
+            // Another's association to this role: left as it is, as before session policies.
+            Some(current) if current.role_arn == *arn => {}
             Some(current) => {
                 return Err(Refusal::ForeignAssociation {
                     service_account: service_account.clone(),

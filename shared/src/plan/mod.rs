@@ -23,6 +23,7 @@ mod problem;
 mod report;
 mod roles;
 mod room;
+mod session;
 mod simulate;
 mod warning;
 
@@ -208,7 +209,10 @@ impl<'a> Planner<'a> {
             };
         let mut actions = self.role_changes(&identity, trust, grants.tags);
         actions.extend(self.policy_changes(&identity.role, identity.observed, &grants.layout));
-        match self.do_plan_binding(&identity) {
+        let binding = self
+            .session_policy(&identity, &grants.layout)
+            .and_then(|session| self.do_plan_binding(&identity, session.as_ref()));
+        match binding {
             Ok((binding_actions, waiting)) => {
                 actions.extend(binding_actions);
                 outcome.problem = waiting;

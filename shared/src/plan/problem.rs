@@ -45,6 +45,8 @@ pub enum Refusal {
     Dangerous { refused: Vec<(Permission, String)> },
     /// The grants do not fit the policy quotas.
     TooLarge(SizeError),
+    /// The declared permissions are too large for the association's session policy.
+    SessionPolicyTooLarge { size: usize, quota: usize },
     /// The account holds as many roles as its quota allows: the role is not created.
     RolesQuotaReached { quota: usize },
     /// The cluster has as many Pod Identity associations as EKS allows: the role and its

@@ -97,6 +97,13 @@ impl<'a> Planner<'a> {
                     .collect();
                 policy::irsa_trust_for(&self.provider_arn(issuer), issuer, &trusted)
             }
+            // An add-on's associations carry no session policy: its sessions keep their tags.
+            BindingMode::PodIdentity
+                if self.settings.session_policies
+                    && identity.binding == Binding::PodIdentityAssociation =>
+            {
+                policy::pod_identity_trust_untagged(self.cluster)
+            }
             BindingMode::PodIdentity => policy::pod_identity_trust(self.cluster, service_account),
         };
         if trust.iam_size() > self.settings.quotas.trust_policy_chars {

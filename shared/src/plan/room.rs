@@ -57,11 +57,15 @@ impl Room {
     /// says which quota is full.
     pub(super) fn take(&mut self, actions: &[Action]) -> Result<(), Refusal> {
         let roles = count(actions, |a| matches!(a, Action::CreateRole { .. }));
+        // An association made again (deleted, then created) takes no more room.
         let associations = count(actions, |a| match a {
             Action::CreatePodIdentityAssociation { .. } => true,
             Action::SetAddonAssociations { .. } => roles > 0,
             _ => false,
-        });
+        })
+        .saturating_sub(count(actions, |a| {
+            matches!(a, Action::DeletePodIdentityAssociation { .. })
+        }));
         if !Left::fits(&self.roles, roles) {
             let quota = self.roles.as_ref().map_or(0, |r| r.quota);
             return Err(Refusal::RolesQuotaReached { quota });

@@ -268,6 +268,56 @@ impl Model {
         }
     }
 
+    /// A Pod Identity association made, changed or deleted. An update without a session
+    /// policy leaves the one there (EKS has no call that clears it).
+    fn apply_to_association(&mut self, action: &Action) {
+        match action {
+            Action::CreatePodIdentityAssociation {
+                service_account,
+                role_arn,
+                tags,
+                session_policy,
+                ..
+            } => {
+                let association_id = AssociationId::new(format!(
+                    "a-{}",
+                    policy::short_hash(&service_account.to_string(), 17)
+                ));
+                self.associations.insert(
+                    association_id.clone(),
+                    ObservedAssociation {
+                        association_id,
+                        namespace: service_account.namespace.clone(),
+                        service_account: service_account.name.clone(),
+                        role_arn: role_arn.clone(),
+                        owner_arn: None,
+                        tags: tags.clone(),
+                        session_policy: session_policy.clone(),
+                        session_tags_disabled: session_policy.is_some(),
+                    },
+                );
+            }
+            Action::UpdatePodIdentityAssociation {
+                association_id,
+                role_arn,
+                session_policy,
+                ..
+            } => {
+                if let Some(a) = self.associations.get_mut(association_id) {
+                    a.role_arn = role_arn.clone();
+                    if session_policy.is_some() {
+                        a.session_policy = session_policy.clone();
+                        a.session_tags_disabled = true;
+                    }
+                }
+            }
+            Action::DeletePodIdentityAssociation { association_id, .. } => {
+                self.associations.remove(association_id);
+            }
+            _ => {}
+        }
+    }
+
     /// A binding: annotation, association or add-on setting.
     fn apply_to_binding(&mut self, action: &Action) {
         let state = &mut self.state;
@@ -291,40 +341,9 @@ impl Model {
                 sa.annotation_owned = false;
                 sa.bound_label = false;
             }
-            Action::CreatePodIdentityAssociation {
-                service_account,
-                role_arn,
-                tags,
-                ..
-            } => {
-                let association_id = AssociationId::new(format!(
-                    "a-{}",
-                    policy::short_hash(&service_account.to_string(), 17)
-                ));
-                self.associations.insert(
-                    association_id.clone(),
-                    ObservedAssociation {
-                        association_id,
-                        namespace: service_account.namespace.clone(),
-                        service_account: service_account.name.clone(),
-                        role_arn: role_arn.clone(),
-                        owner_arn: None,
-                        tags: tags.clone(),
-                    },
-                );
-            }
-            Action::UpdatePodIdentityAssociation {
-                association_id,
-                role_arn,
-                ..
-            } => {
-                if let Some(a) = self.associations.get_mut(association_id) {
-                    a.role_arn = role_arn.clone();
-                }
-            }
-            Action::DeletePodIdentityAssociation { association_id, .. } => {
-                self.associations.remove(association_id);
-            }
+            Action::CreatePodIdentityAssociation { .. }
+            | Action::UpdatePodIdentityAssociation { .. }
+            | Action::DeletePodIdentityAssociation { .. } => self.apply_to_association(action),
             Action::SetAddonRole {
                 addon, role_arn, ..
             } => {

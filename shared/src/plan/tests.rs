@@ -423,6 +423,8 @@ fn an_association_owned_by_an_addon_is_never_taken_over() {
             role_arn: "arn:aws:iam::123456789012:role/other".into(),
             owner_arn: Some("arn:aws:eks:eu-west-2:123456789012:addon/demo/x/1".into()),
             tags: BTreeMap::new(),
+            session_policy: None,
+            session_tags_disabled: false,
         });
     let planned = plan(&seed_desired(), &observed, &pod_identity);
     let report = workload(&planned, "joke-worker");
@@ -1527,5 +1529,146 @@ fn a_role_that_exists_keeps_its_changes_when_its_association_finds_no_room() {
         report
             .message()
             .contains("Pod Identity associations EKS allows")
+    );
+}
+
+fn with_session_policies() -> Settings {
+    Settings {
+        mode: BindingMode::PodIdentity,
+        session_policies: true,
+        ..settings()
+    }
+}
+
+fn association_of<'p>(state: &'p ObservedState, service_account: &str) -> &'p ObservedAssociation {
+    state
+        .pod_identity_associations
+        .iter()
+        .find(|a| a.service_account.as_str() == service_account)
+        .unwrap_or_else(|| panic!("no association of {service_account}"))
+}
+
+#[test]
+fn session_policies_carry_the_declared_policy_with_session_tags_off() {
+    let (first, state) = converge(&seed_desired(), &seed_cluster(), &with_session_policies());
+    assert!(!first.is_empty());
+    let worker = association_of(&state, "joke-worker");
+    assert!(worker.session_tags_disabled);
+    let role = state
+        .roles
+        .iter()
+        .find(|r| r.name.as_str() == "demo.jokes.joke-worker")
+        .unwrap();
+    let inline = role.inline_policies.values().next().expect("inline policy");
+    assert_eq!(worker.session_policy.as_ref(), Some(inline));
+    // The trust names the account alone: no session tag to match.
+    assert_eq!(
+        role.trust_policy.value(),
+        serde_json::json!({"Version": "2012-10-17", "Statement": [{
+            "Action": ["sts:AssumeRole", "sts:TagSession"],
+            "Condition": {"StringEquals": {"aws:SourceAccount": "123456789012"}},
+            "Effect": "Allow",
+            "Principal": {"Service": "pods.eks.amazonaws.com"},
+        }]})
+    );
+    // The add-on's association has no session policy: its role keeps the tagged trust.
+    let ebs = state
+        .roles
+        .iter()
+        .find(|r| r.name.as_str() == "demo.kube-system.ebs-csi-controller-sa")
+        .unwrap();
+    assert!(
+        ebs.trust_policy
+            .to_json()
+            .contains("aws:RequestTag/kubernetes-service-account")
+    );
+    assert!(plan(&seed_desired(), &state, &with_session_policies()).is_empty());
+}
+
+#[test]
+fn a_session_policy_changed_by_hand_is_put_back_and_turning_them_off_remakes_the_association() {
+    let (_, mut state) = converge(&seed_desired(), &seed_cluster(), &with_session_policies());
+    let worker = state
+        .pod_identity_associations
+        .iter_mut()
+        .find(|a| a.service_account.as_str() == "joke-worker")
+        .unwrap();
+    worker.session_policy = Some(PolicyDocument::from_statements(vec![serde_json::json!(
+        {"Effect": "Allow", "Action": "*", "Resource": "*"}
+    )]));
+    let repair = plan(&seed_desired(), &state, &with_session_policies());
+    assert_eq!(names(&repair).len(), 1, "{:?}", names(&repair));
+    assert!(matches!(
+        &repair.actions[0],
+        Action::UpdatePodIdentityAssociation {
+            session_policy: Some(_),
+            ..
+        }
+    ));
+    let (_, state) = converge(&seed_desired(), &state, &with_session_policies());
+    let off = Settings {
+        mode: BindingMode::PodIdentity,
+        ..settings()
+    };
+    let (switch, state) = converge(&seed_desired(), &state, &off);
+    let kinds: Vec<String> = switch
+        .actions
+        .iter()
+        .filter(|a| {
+            a.role()
+                .is_some_and(|r| r.as_str() == "demo.jokes.joke-worker")
+        })
+        .map(ToString::to_string)
+        .collect();
+    assert!(
+        kinds.iter().any(|a| a.starts_with("update trust policy"))
+            && kinds.iter().any(|a| a.starts_with("delete"))
+            && kinds.iter().any(|a| a.starts_with("create")),
+        "{kinds:?}"
+    );
+    let worker = association_of(&state, "joke-worker");
+    assert_eq!(worker.session_policy, None);
+    assert!(!worker.session_tags_disabled);
+    assert!(plan(&seed_desired(), &state, &off).is_empty());
+}
+
+#[test]
+fn a_declared_policy_too_large_for_a_session_policy_is_reported_not_cut() {
+    let mut desired = seed_desired();
+    let actions: Vec<String> = (0..120).map(|n| format!("dynamodb:Action{n:03}")).collect();
+    let actions: Vec<&str> = actions.iter().map(String::as_str).collect();
+    declare(
+        &mut desired,
+        "intents/demo/jokes/joke-worker-ci.yaml",
+        "jokes",
+        "joke-worker",
+        "*",
+        &actions,
+    );
+    let planned = plan(&desired, &seed_cluster(), &with_session_policies());
+    let report = workload(&planned, "joke-worker");
+    assert_eq!(report.state, WorkloadState::Error);
+    assert!(
+        report.message().contains("more than the 2048 STS takes"),
+        "{}",
+        report.message()
+    );
+    let worker: Vec<String> = planned
+        .actions
+        .iter()
+        .filter(|a| {
+            a.role()
+                .is_some_and(|r| r.as_str() == "demo.jokes.joke-worker")
+        })
+        .map(ToString::to_string)
+        .collect();
+    // The role is kept as declared; no association is made.
+    assert!(
+        worker.iter().any(|a| a.starts_with("create role")),
+        "{worker:?}"
+    );
+    assert!(
+        !worker.iter().any(|a| a.contains("association")),
+        "{worker:?}"
     );
 }

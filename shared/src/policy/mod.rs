@@ -27,4 +27,7 @@ pub use names::*;
 pub use normalize::{canonical_json, display_form, normalize};
 pub use protect::{names_system_resource, overlap, system_denial, system_resources, within};
 pub use split::{PermissionLayout, SizeError, layout_permissions};
-pub use trust::{IRSA_AUDIENCE, irsa_trust, irsa_trust_for, oidc_provider_arn, pod_identity_trust};
+pub use trust::{
+    IRSA_AUDIENCE, irsa_trust, irsa_trust_for, oidc_provider_arn, pod_identity_trust,
+    pod_identity_trust_untagged,
+};

@@ -98,6 +98,26 @@ pub fn pod_identity_trust(
     }])
 }
 
+/// EKS Pod Identity with session policies: EKS sets no session tags on these sessions (it
+/// allows a session policy only without them), so the trust cannot name the cluster, namespace
+/// or ServiceAccount; it names the account. What binds the role to one ServiceAccount is then its
+/// one association, which only a principal allowed to pass the role can make. `sts:TagSession`
+/// stays allowed, so the role works while its association changes over.
+pub fn pod_identity_trust_untagged(cluster: &ClusterRef) -> PolicyDocument {
+    let equals = [(
+        "aws:SourceAccount",
+        OneOrMany::One(cluster.account.as_str()),
+    )];
+    PolicyDocument::written(&[TrustStatement {
+        action: OneOrMany::Many(&["sts:AssumeRole".into(), "sts:TagSession".into()]),
+        condition: Condition {
+            string_equals: Pairs(&equals),
+        },
+        effect: "Allow",
+        principal: Principal::Service("pods.eks.amazonaws.com"),
+    }])
+}
+
 /// A trust statement, its fields (and theirs) declared in sorted key order, so that it
 /// serializes straight to the canonical text (`PolicyDocument::written`). A trust policy is
 /// made for every role of every reconcile.

@@ -351,6 +351,7 @@ impl EksPort for FakeEks {
         _service_account: &ServiceAccountRef,
         _role_arn: &RoleArn,
         _tags: &BTreeMap<String, String>,
+        _session_policy: Option<&PolicyDocument>,
     ) -> PortResult<()> {
         Err(unexpected("eks", "CreatePodIdentityAssociation"))
     }
@@ -366,6 +367,7 @@ impl EksPort for FakeEks {
         _cluster: &str,
         _association_id: &AssociationId,
         _role_arn: &RoleArn,
+        _session_policy: Option<&PolicyDocument>,
     ) -> PortResult<()> {
         Err(unexpected("eks", "UpdatePodIdentityAssociation"))
     }

@@ -3,7 +3,7 @@
 use super::port_error;
 use crate::model::{AddonName, AssociationId, Namespace, RoleArn, ServiceAccountRef};
 use crate::model::{ClusterInfo, ClusterName, ClusterRef, ObservedAssociation};
-use crate::policy::short_hash;
+use crate::policy::{PolicyDocument, short_hash};
 use crate::ports::{
     AddonDescription, Associations, ClusterDescription, EksPort, ErrorKind, PortError, PortResult,
 };
@@ -48,6 +48,11 @@ impl EksAdapter {
                 .tags()
                 .map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
                 .unwrap_or_default(),
+            session_policy: a
+                .policy()
+                .filter(|p| !p.is_empty())
+                .map(PolicyDocument::from_text),
+            session_tags_disabled: a.disable_session_tags().unwrap_or_default(),
         }))
     }
 }
@@ -222,13 +227,14 @@ impl EksPort for EksAdapter {
         service_account: &ServiceAccountRef,
         role_arn: &RoleArn,
         tags: &BTreeMap<String, String>,
+        session_policy: Option<&PolicyDocument>,
     ) -> PortResult<()> {
-        let token = association_token(
-            cluster,
-            service_account,
-            role_arn.as_str(),
-            SystemTime::now(),
-        );
+        // The same request gives the same token: the session policy is part of it.
+        let request = match session_policy {
+            None => role_arn.as_str().to_owned(),
+            Some(policy) => format!("{role_arn}\n{}", policy.to_json()),
+        };
+        let token = association_token(cluster, service_account, &request, SystemTime::now());
         self.client
             .create_pod_identity_association()
             .cluster_name(cluster)
@@ -236,6 +242,8 @@ impl EksPort for EksAdapter {
             .service_account(service_account.name.as_str())
             .role_arn(role_arn.as_str())
             .set_tags(Some(tags.clone().into_iter().collect()))
+            .set_policy(session_policy.map(PolicyDocument::to_json))
+            .set_disable_session_tags(session_policy.map(|_| true))
             .client_request_token(token)
             .send()
             .await
@@ -268,12 +276,15 @@ impl EksPort for EksAdapter {
         cluster: &str,
         association_id: &AssociationId,
         role_arn: &RoleArn,
+        session_policy: Option<&PolicyDocument>,
     ) -> PortResult<()> {
         self.client
             .update_pod_identity_association()
             .cluster_name(cluster)
             .association_id(association_id.as_str())
             .role_arn(role_arn.as_str())
+            .set_policy(session_policy.map(PolicyDocument::to_json))
+            .set_disable_session_tags(session_policy.map(|_| true))
             .send()
             .await
             .map_err(|e| port_error("eks", "UpdatePodIdentityAssociation", e))?;
