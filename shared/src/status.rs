@@ -3,7 +3,9 @@
 
 use crate::intent::Diagnostic;
 use crate::model::BindingMode;
-use crate::plan::{DriftKind, OrphanPlan, OrphanState, Plan, WorkloadIdentity, WorkloadState};
+use crate::plan::{
+    Binding, DriftKind, OrphanPlan, OrphanState, Plan, WorkloadIdentity, WorkloadState,
+};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -239,7 +241,12 @@ impl StatusReport {
                                 "; its pods were restarted to get the role".to_owned()
                             }
                             crate::plan::Restart::Needed => format!(
-                                "; pods started before the binding lack the role: restart them (kubectl rollout restart {} -n {})",
+                                "; {}: restart them (kubectl rollout restart {} -n {})",
+                                if w.identity.binding == Some(Binding::PodIdentityAssociation) {
+                                    "pods started before hold the credentials of the association as it was (the EKS Pod Identity agent caches them for hours)"
+                                } else {
+                                    "pods started before the binding lack the role"
+                                },
                                 w.identity.kind
                                     .map(|k| format!("{}/{}", k.as_str().to_ascii_lowercase(), w.identity.workload))
                                     .unwrap_or_else(|| w.identity.workload.to_string()),

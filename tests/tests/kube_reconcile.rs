@@ -363,3 +363,48 @@ async fn with_forcing_allowed_another_managers_annotation_is_taken_over() {
         "{status:#}"
     );
 }
+
+/// The annotation that rolls a Deployment's pods, if the reconciler set it.
+async fn restarted_at(w: &World<LocalCluster>, namespace: &str, name: &str) -> Option<String> {
+    let admin = w.reconciler.kube.server.admin_client();
+    let deployments: Api<k8s_openapi::api::apps::v1::Deployment> =
+        Api::namespaced(admin, namespace);
+    let deployment = deployments.get(name).await.expect("deployment");
+    deployment
+        .spec
+        .and_then(|s| s.template.metadata)
+        .and_then(|m| m.annotations)
+        .and_then(|a| a.get("eks-intents/restarted-at").cloned())
+}
+
+/// Issue 14, point 6: the EKS Pod Identity agent caches credentials for hours, so a changed
+/// association does not reach running pods. The status says so with the restart command; with
+/// the rollout setting the reconciler rolls them, as for an IRSA annotation.
+#[tokio::test]
+async fn a_changed_association_restarts_the_pods_or_says_they_hold_old_credentials() {
+    let mut w = world(BindingMode::PodIdentity, local_cluster(CLUSTER, true)).await;
+    w.upload_seed().await;
+    w.run_reconciler().await;
+    // The association changes (it now carries a session policy); the pods are not rolled.
+    w.reconciler.settings.plan.session_policies = true;
+    w.reconcile_again().await;
+    let status = w.status().await;
+    let message = workload_status(&status, "joke-worker")["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        message.contains("caches them for hours")
+            && message.contains("kubectl rollout restart deployment/joke-worker -n jokes"),
+        "{message}"
+    );
+    assert_eq!(restarted_at(&w, "jokes", "joke-worker").await, None);
+    // With the rollout setting, the next change of the association rolls the pods.
+    w.reconciler.settings.plan.rollout_restart = true;
+    w.reconciler.settings.plan.session_policies = false;
+    w.reconcile_again().await;
+    assert!(restarted_at(&w, "jokes", "joke-worker").await.is_some());
+    let status = w.status().await;
+    let message = workload_status(&status, "joke-worker")["message"].to_string();
+    assert!(message.contains("pods were restarted"), "{message}");
+}
