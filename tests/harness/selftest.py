@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 import traceback
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -279,6 +280,59 @@ def association_crud(h: Harness):
         clusterName="demo",
         associationId=assoc_id,
     )
+
+
+@test
+def association_session_policy_needs_session_tags_off(h: Harness):
+    h.cluster()
+    eks = h.client("eks")
+    role = h.role("app")
+    base = {"clusterName": "demo", "namespace": "ns", "serviceAccount": "sa", "roleArn": role}
+    expect_error("InvalidParameterException", eks.create_pod_identity_association, policy=POLICY, **base)
+    assert eks.list_pod_identity_associations(clusterName="demo")["associations"] == []
+    created = eks.create_pod_identity_association(policy=POLICY, disableSessionTags=True, **base)["association"]
+    assert created["policy"] == POLICY and created["disableSessionTags"] is True
+    assoc_id = created["associationId"]
+    # Turning the tags back on while the policy stays is refused, and changes nothing.
+    expect_error(
+        "InvalidParameterException",
+        eks.update_pod_identity_association,
+        clusterName="demo",
+        associationId=assoc_id,
+        disableSessionTags=False,
+    )
+    described = eks.describe_pod_identity_association(clusterName="demo", associationId=assoc_id)
+    assert described["association"]["disableSessionTags"] is True
+    expect_error(
+        "InvalidParameterException",
+        eks.create_pod_identity_association,
+        policy="x" * 2049,
+        disableSessionTags=True,
+        **{**base, "serviceAccount": "other"},
+    )
+
+
+@test
+def iam_quotas_and_association_filling(h: Harness):
+    h.cluster()
+    quotas = h.control("POST", "/_harness/iam-quotas", {"quotas": {"RolesQuota": 7, "RolePolicySizeQuota": 99}})
+    assert quotas["RolesQuota"] == 7 and quotas["RolePolicySizeQuota"] == 99, quotas
+    summary = h.client("iam").get_account_summary()["SummaryMap"]
+    assert summary["RolesQuota"] == 7 and summary["RolePolicySizeQuota"] == 99, summary
+    try:
+        h.control("POST", "/_harness/iam-quotas", {"quotas": {"NotAQuota": 1}})
+        raise AssertionError("an unknown quota was accepted")
+    except urllib.error.HTTPError as err:
+        assert err.code == 400, err.code
+    filled = h.control(
+        "POST",
+        "/_harness/clusters/demo/associations",
+        {"count": 250, "roleArn": h.role("filler"), "account": ACCOUNT, "region": REGION},
+    )
+    assert filled == {"associations": 250}, filled
+    eks = h.client("eks")
+    pages = eks.get_paginator("list_pod_identity_associations").paginate(clusterName="demo")
+    assert sum(len(page["associations"]) for page in pages) == 250
 
 
 @test

@@ -469,7 +469,33 @@ impl IamAdapter {
 
 #[cfg(test)]
 mod tests {
-    use super::policy_name;
+    use super::{IamQuotas, SummaryKeyType, account_summary, policy_name};
+    use std::collections::HashMap;
+
+    #[test]
+    fn the_summary_gives_the_quotas_it_names_and_the_defaults_for_the_rest() {
+        let map = HashMap::from([
+            (SummaryKeyType::RolePolicySizeQuota, 20_480),
+            (SummaryKeyType::RolesQuota, 5_000),
+            (SummaryKeyType::Roles, 812),
+            // Not a count: the default stands.
+            (SummaryKeyType::AttachedPoliciesPerRoleQuota, -1),
+            (SummaryKeyType::PolicySizeQuota, 0),
+        ]);
+        let summary = account_summary(Some(&map));
+        let defaults = IamQuotas::default();
+        assert_eq!(summary.roles, 812);
+        assert_eq!(
+            summary.quotas,
+            IamQuotas {
+                inline_policy_chars: 20_480,
+                roles: 5_000,
+                ..defaults.clone()
+            }
+        );
+        assert_eq!(account_summary(None).quotas, defaults);
+        assert_eq!(account_summary(None).roles, 0);
+    }
 
     #[test]
     fn a_policy_listed_without_its_name_is_named_by_its_arn() {
