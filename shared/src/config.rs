@@ -277,6 +277,11 @@ impl AccountRoles {
         self.by_account.iter().map(|(a, r)| (a.as_str(), r))
     }
 
+    /// Every role, by cluster and by account: the system's own roles in those accounts.
+    pub fn roles(&self) -> impl Iterator<Item = &RoleArn> {
+        self.by_cluster.values().chain(self.by_account.values())
+    }
+
     /// The external id the roles are assumed with.
     pub fn external_id(&self) -> &str {
         &self.external_id
