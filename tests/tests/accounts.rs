@@ -78,6 +78,14 @@ impl Accounts for TestAccounts {
             kube: self.kube.clone(),
         })
     }
+
+    fn located(&self, cluster: &str) -> Option<Option<RoleArn>> {
+        self.sessions.located(cluster)
+    }
+
+    fn remember(&self, cluster: &str, role: Option<RoleArn>) {
+        self.sessions.remember(cluster, role)
+    }
 }
 
 type Reconciler = InAccounts<
@@ -184,6 +192,7 @@ async fn roles_in(config: &SdkConfig) -> BTreeMap<String, (String, String, Strin
 struct Fleet {
     w: World<FakeKubernetes>,
     reconciler: Reconciler,
+    roles: eks_intents::config::AccountRoles,
     east: SdkConfig,
     west: SdkConfig,
 }
@@ -219,6 +228,7 @@ async fn fleet(roles: Value) -> Fleet {
     );
     kube.add_workload("kube-system", "ebs-csi-controller", "ebs-csi-controller-sa");
     let kube = SharedKube(kube);
+    let roles = config.accounts.clone();
     let reconciler = InAccounts {
         home: Context {
             iam: w.clients.iam.clone(),
@@ -239,6 +249,7 @@ async fn fleet(roles: Value) -> Fleet {
     Fleet {
         w,
         reconciler,
+        roles,
         east,
         west,
     }
@@ -465,4 +476,59 @@ async fn the_eks_token_of_a_cluster_in_another_account_is_signed_by_the_role_the
         .await
         .expect("IAM of east answers");
     assert_eq!(emulator.requests()["sts"]["AssumeRole"], 1);
+}
+
+#[tokio::test]
+async fn a_bundle_upload_and_the_drift_sweep_reach_a_cluster_of_another_account() {
+    // Only an entry for east's account: nothing in a bundle upload says where east is.
+    let f = fleet(json!({ EAST_ACCOUNT: account_role(EAST_ACCOUNT) })).await;
+    let key = "intents/east/jokes/joke-worker-ci.yaml";
+    let response = f.w.notify(key, false).await;
+    assert_eq!(response.reconciles.len(), 1, "{response:?}");
+    let queued = f.w.queued().await;
+    assert_eq!(queued[0].account, None, "a bundle upload names no account");
+    let (received, failed) = f.run_batch().await;
+    assert_eq!((received, failed), (set(&[EAST]), set(&[])));
+    // The reconciler found east in its account, and acted there.
+    let east = roles_in(&f.east).await;
+    assert_eq!(
+        east.keys().map(String::as_str).collect::<Vec<_>>(),
+        ["east.jokes.joke-worker"]
+    );
+    assert!(roles_in(&f.w.emulator.sdk_config()).await.is_empty());
+    let status = f.w.status_of(EAST).await;
+    assert_eq!(status["error"], Value::Null, "{status:#}");
+    assert!(
+        !status["warnings"]
+            .to_string()
+            .contains("does not exist any more"),
+        "{status:#}"
+    );
+    assert_eq!(
+        f.reconciler.accounts.located(EAST),
+        Some(Some(RoleArn::new(account_role(EAST_ACCOUNT))))
+    );
+
+    // The drift sweep reads east's account through the same role: its messages name it.
+    let sweep = drift_sweep::InAccounts {
+        home: f.w.drift_sweep(),
+        accounts: AccountSessions::new(&f.w.clients, f.roles.clone()),
+    };
+    let response =
+        drift_sweep::handle_in_accounts(&sweep, &json!({"time": "2026-11-27T12:00:00Z"}))
+            .await
+            .expect("sweep");
+    let swept: Vec<(&str, Option<&str>)> = response
+        .clusters
+        .iter()
+        .map(|c| (c.cluster.as_str(), c.account.as_deref()))
+        .collect();
+    // West has bundles but no entry: it is the deployment's own as far as the sweep knows.
+    assert_eq!(swept, [(EAST, Some(EAST_ACCOUNT)), (WEST, None)]);
+    let queued = f.w.queued().await;
+    let east_request = queued
+        .iter()
+        .find(|m| m.cluster == EAST)
+        .expect("east asked for");
+    assert_eq!(east_request.account.as_deref(), Some(EAST_ACCOUNT));
 }

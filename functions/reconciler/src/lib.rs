@@ -11,8 +11,9 @@
 //!
 //! **Clusters in other accounts.** With `EKS_INTENTS_ACCOUNT_ROLES`, a cluster resolves to a
 //! role of its account (its own entry, else the entry of the account its messages name, else
-//! none: the deployment's own account), and its IAM, EKS and Kubernetes calls go through that
-//! role ([`Accounts`]); the bundles, state and status stay in the deployment's bucket. A role
+//! none: the deployment's own account; a cluster named by nothing, in a deployment with
+//! account-id entries, is looked for with [`locate`]), and its IAM, EKS and Kubernetes calls go
+//! through that role ([`Accounts`]); the bundles, state and status stay in the deployment's bucket. A role
 //! that cannot be assumed fails its cluster alone: the status report says why, naming the
 //! role, the messages return to the queue, and the other clusters of the batch go on.
 
@@ -24,7 +25,7 @@ use eks_intents::desired::Memory;
 use eks_intents::metrics::{Metrics, reconcile_metrics};
 use eks_intents::model::{PolicyArn, RoleArn, arn_parts};
 use eks_intents::ports::{
-    BundleStore, EksPort, IamPort, KubernetesConnector, PortResult, ReconcileCluster,
+    BundleStore, EksPort, ErrorKind, IamPort, KubernetesConnector, PortResult, ReconcileCluster,
     ReconcileRetry,
 };
 use eks_intents::reconcile::{
@@ -89,6 +90,14 @@ pub trait Accounts: Send + Sync {
         &self,
         role: &RoleArn,
     ) -> impl Future<Output = PortResult<AccountPorts<Self::Iam, Self::Eks, Self::Kube>>> + Send;
+
+    /// Where a cluster was found before (see [`locate`]): `Some(None)` at home.
+    fn located(&self, _cluster: &str) -> Option<Option<RoleArn>> {
+        None
+    }
+
+    /// Remembers where a cluster was found.
+    fn remember(&self, _cluster: &str, _role: Option<RoleArn>) {}
 }
 
 impl Accounts for AccountSessions {
@@ -111,6 +120,53 @@ impl Accounts for AccountSessions {
             kube: clients.kubernetes,
         })
     }
+
+    fn located(&self, cluster: &str) -> Option<Option<RoleArn>> {
+        AccountSessions::located(self, cluster)
+    }
+
+    fn remember(&self, cluster: &str, role: Option<RoleArn>) {
+        AccountSessions::remember(self, cluster, role)
+    }
+}
+
+/// The account of a cluster that has no entry of its own and whose messages name no account (a
+/// bundle upload does not know it), in a deployment with account-id entries: the deployment's
+/// own account if its EKS knows the cluster, else the first account of an entry whose EKS does
+/// (`None`: at home, where a cluster found nowhere is reconciled as gone). Remembered by the
+/// warm function once found, so it costs a `DescribeCluster` per account once, not per run.
+pub async fn locate<E: EksPort, A: Accounts>(
+    home: &E,
+    accounts: &A,
+    cluster: &str,
+) -> Option<RoleArn> {
+    if let Some(known) = accounts.located(cluster) {
+        return known;
+    }
+    match home.describe_cluster(cluster).await {
+        Ok(_) => {
+            accounts.remember(cluster, None);
+            return None;
+        }
+        // Home cannot tell (throttled, denied): the run at home says why.
+        Err(error) if error.kind != ErrorKind::NotFound => return None,
+        Err(_) => {}
+    }
+    for (account, role) in accounts.roles().accounts() {
+        let found = match accounts.ports(role).await {
+            Ok(ports) => ports.eks.describe_cluster(cluster).await.is_ok(),
+            Err(error) => {
+                tracing::warn!(cluster, account, %error, "cannot look for the cluster in the account");
+                false
+            }
+        };
+        if found {
+            tracing::info!(cluster, account, "the cluster is in another account");
+            accounts.remember(cluster, Some(role.clone()));
+            return Some(role.clone());
+        }
+    }
+    None
 }
 
 /// The reconciler of a deployment whose clusters may be in other accounts: the context of its
@@ -211,10 +267,20 @@ where
 {
     let counter = &ctx.calls;
     let calls = || counter.counts();
-    let role = accounts.and_then(|a| Some((a, a.roles().role_for(cluster, account)?)));
+    let role = match accounts {
+        None => None,
+        Some(a) => match a.roles().role_for(cluster, account) {
+            Some(role) => Some((a, role.clone())),
+            None if account.is_none() && a.roles().accounts().next().is_some() => {
+                locate(&ctx.eks, a, cluster).await.map(|role| (a, role))
+            }
+            None => None,
+        },
+    };
     let Some((accounts, role)) = role else {
         return reconcile(cluster, &ctx.ports(), &ctx.settings, Run::Apply, &calls).await;
     };
+    let role = &role;
     tracing::info!(cluster, role = %role, "acting in the cluster's account");
     match accounts.ports(role).await {
         Ok(ports) => {

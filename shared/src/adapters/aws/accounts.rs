@@ -142,6 +142,9 @@ pub struct AccountSessions {
     home: AwsClients,
     roles: AccountRoles,
     clients: Mutex<BTreeMap<RoleArn, AccountClients>>,
+    /// Where clusters named by no entry of their own were found: the role of their account,
+    /// or `None` for the deployment's own.
+    located: Mutex<BTreeMap<String, Option<RoleArn>>>,
 }
 
 impl AccountSessions {
@@ -151,12 +154,26 @@ impl AccountSessions {
             home: home.clone(),
             roles,
             clients: Mutex::default(),
+            located: Mutex::default(),
         }
     }
 
     /// Which role serves which cluster.
     pub fn roles(&self) -> &AccountRoles {
         &self.roles
+    }
+
+    /// Where `cluster` was found before: `Some(None)` in the deployment's own account,
+    /// `Some(Some(role))` in the account of `role`, `None` when not looked for yet.
+    pub fn located(&self, cluster: &str) -> Option<Option<RoleArn>> {
+        self.located.lock().ok()?.get(cluster).cloned()
+    }
+
+    /// Remembers where `cluster` was found, for the warm function's later runs.
+    pub fn remember(&self, cluster: &str, role: Option<RoleArn>) {
+        if let Ok(mut located) = self.located.lock() {
+            located.insert(cluster.to_owned(), role);
+        }
     }
 
     /// The clients acting through `role`, once its credentials are in hand (from STS, or
