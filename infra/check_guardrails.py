@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Guardrail test of infra/template.yaml: the IAM limits that make the reconciler safe to run.
+"""Guardrail test of infra/template.yaml and infra/account-role.yaml: the IAM limits that make
+the reconciler safe to run, in the deployment's account and in every account it reaches.
 
 The reconciler can create IAM roles, so its own policy must make privilege escalation impossible.
 This parses the template (plain YAML: the template writes intrinsic functions in their full
@@ -20,7 +21,15 @@ form) and fails, naming the statement, unless:
   bucket and its keys, each queue (the dead-letter queue too), each function, each function's
   role, the boundary itself, and the roles and policies under IamPath;
 - `[package.metadata.lambda.deploy]` of each function crate, where present, agrees with the
-  template on memory and timeout (the cargo lambda and SAM deploys give the same function).
+  template on memory and timeout (the cargo lambda and SAM deploys give the same function);
+- every role with IAM writes denies sts:AssumeRole* on the roles under IamPath;
+- sts:AssumeRole is allowed only on the roles of the parameter AccountRoleArns.
+
+A template without functions but with an `AccountRole` (infra/account-role.yaml, the role a
+deployment assumes in another account) is checked as the reconciler's role is, with its own
+boundary policy, and its trust must name only the deployment's roles (parameters), with the
+condition StringEquals sts:ExternalId = the parameter ExternalId. Statements under Fn::If are
+checked in both branches.
 
 Then it proves it can fail: it breaks copies of the template in memory (a condition removed, a
 `*` resource added, a deny removed, ...) and checks that each break is caught.
@@ -123,6 +132,22 @@ def is_iam_write(pattern: str) -> bool:
     return not any(verb.startswith(r) for r in IAM_READ_PREFIXES)
 
 
+def branches(value) -> list:
+    """The values an Fn::If may take, both branches (AWS::NoValue dropped); any other value as
+    it is."""
+    if isinstance(value, dict) and list(value) == ["Fn::If"] and len(value["Fn::If"]) == 3:
+        _, yes, no = value["Fn::If"]
+        return branches(yes) + branches(no)
+    if value == {"Ref": "AWS::NoValue"}:
+        return []
+    return [value]
+
+
+def statements_of(document) -> list:
+    """The statements of a policy document, those under Fn::If in both branches."""
+    return [b for st in as_list((document or {}).get("Statement")) for b in branches(st)]
+
+
 def policies_of(resources):
     """(resource id, policy name, statement list) of every IAM policy document in the template."""
     for rid, res in resources.items():
@@ -130,11 +155,9 @@ def policies_of(resources):
         props = res.get("Properties") or {}
         if kind == "AWS::IAM::Role":
             for pol in as_list(props.get("Policies")):
-                doc = pol.get("PolicyDocument") or {}
-                yield rid, text(pol.get("PolicyName")), as_list(doc.get("Statement"))
+                yield rid, text(pol.get("PolicyName")), statements_of(pol.get("PolicyDocument"))
         elif kind in ("AWS::IAM::ManagedPolicy", "AWS::IAM::Policy", "AWS::IAM::RolePolicy"):
-            doc = props.get("PolicyDocument") or {}
-            yield rid, kind.rsplit("::", 1)[1], as_list(doc.get("Statement"))
+            yield rid, kind.rsplit("::", 1)[1], statements_of(props.get("PolicyDocument"))
 
 
 def role_statements(resources, role_id):
@@ -161,8 +184,24 @@ def label(where: str, index: int, statement) -> str:
     return f"{where}/{statement.get('Sid') or '#%d' % index}"
 
 
+def is_account_template(template) -> bool:
+    """infra/account-role.yaml: the role a deployment assumes in another account, no functions."""
+    resources = template.get("Resources") or {}
+    return "AccountRole" in resources and not any(
+        res.get("Type") == "AWS::Serverless::Function" for res in resources.values()
+    )
+
+
 def boundary_id(resources) -> str:
-    """The boundary policy: the managed policy the reconciler is told to put on every role."""
+    """The boundary policy: the managed policy the reconciler is told to put on every role (in
+    an account template, the one the account role's CreateRole condition names)."""
+    if "AccountRole" in resources and not any(
+        res.get("Type") == "AWS::Serverless::Function" for res in resources.values()
+    ):
+        policies = [rid for rid, res in resources.items() if res.get("Type") == "AWS::IAM::ManagedPolicy"]
+        if len(policies) != 1:
+            raise Guardrail(f"the account template must have exactly one managed policy, its boundary (found {policies})")
+        return policies[0]
     for rid, res in resources.items():
         if res.get("Type") != "AWS::Serverless::Function":
             continue
@@ -202,6 +241,10 @@ def system_resources(template, boundary) -> list[tuple[str, str]]:
                 out.append((f"the role {role} of {rid}", "${%s.Arn}" % role))
             except Guardrail:
                 pass  # reported by check()
+    if is_account_template(template):
+        for rid, res in resources.items():
+            if res.get("Type") == "AWS::IAM::Role":
+                out.append((f"the role {rid}", "${%s.Arn}" % rid))
     out.append((f"the boundary {boundary}", min(boundary_arns(resources, boundary), key=lambda n: n.startswith("${"))))
     out.append(("the roles under IamPath", ARN_PREFIX + "role${IamPath}*"))
     out.append(("the policies under IamPath", ARN_PREFIX + "policy${IamPath}*"))
@@ -212,7 +255,7 @@ def check_system_denied(template, boundary) -> list[str]:
     """The boundary denies every action on the system's own resources, so that no role widened
     by hand reaches the system."""
     resources = template.get("Resources") or {}
-    statements = as_list(((resources[boundary].get("Properties") or {}).get("PolicyDocument") or {}).get("Statement"))
+    statements = statements_of((resources[boundary].get("Properties") or {}).get("PolicyDocument"))
     denied: list[str] = []
     for st in statements:
         if (
@@ -225,6 +268,12 @@ def check_system_denied(template, boundary) -> list[str]:
     problems = []
     for what, arn in system_resources(template, boundary):
         candidates = names if arn in names else {arn}
+        role = re.fullmatch(r"\$\{(\w+)\.Arn\}", arn)
+        if role and resources.get(role.group(1), {}).get("Type") == "AWS::IAM::Role":
+            # A role named by its path and name (as a boundary that the role names must).
+            props = resources[role.group(1)].get("Properties") or {}
+            if props.get("RoleName"):
+                candidates = {arn, ARN_PREFIX + "role" + text(props.get("Path", "/")) + text(props.get("RoleName"))}
         if not any(fnmatch.fnmatchcase(c, d) for c in candidates for d in denied):
             problems.append(f"{boundary}: the boundary does not deny every action on {what} ({arn})")
     return problems
@@ -317,6 +366,10 @@ def check(template) -> list[str]:
                     extra = set(st.get("Condition") or {}) - {"StringEquals"}
                     if extra:
                         problems.append(f"{name}: allows {action} with other condition operators ({', '.join(sorted(extra))}) beside StringEquals")
+            if matches(acts, "sts:AssumeRole"):
+                for r in as_list(st.get("Resource")):
+                    if text(r) != "${AccountRoleArns}":
+                        problems.append(f"{name}: allows sts:AssumeRole on {text(r)!r}; only the roles of the parameter AccountRoleArns may be assumed")
             if matches(acts, "iam:PassRole"):
                 cond = (st.get("Condition") or {}).get("StringEquals") or {}
                 services = [text(s) for s in as_list(cond.get("iam:PassedToService"))]
@@ -339,8 +392,19 @@ def check(template) -> list[str]:
                     for _, s in denies
                 ):
                     problems.append(f"{rid}: writes IAM but has no unconditional Deny of {action} on the boundary policy {boundary_ref}")
+            if not any(
+                matches(actions_of(s), "sts:AssumeRole")
+                and any(UNDER_PATH.match(text(r)) and text(r).endswith("${IamPath}*") for r in as_list(s.get("Resource")))
+                and not s.get("Condition")
+                for _, s in denies
+            ):
+                problems.append(f"{rid}: writes IAM but has no unconditional Deny of sts:AssumeRole on the roles under IamPath (it writes their trust policies)")
 
+    if is_account_template(template):
+        problems.extend(check_account_role(template))
     try:
+        if is_account_template(template):
+            raise StopIteration
         rid, res = function_by_binary(template, "reconciler")
         role = function_roles.get(rid)
         if role and not any(
@@ -351,6 +415,8 @@ def check(template) -> list[str]:
         problems.extend(check_queue(template, rid, res))
     except Guardrail as e:
         problems.append(str(e))
+    except StopIteration:
+        pass
 
     # The boundary itself: outside the path, and it keeps IAM out of reach by default.
     bprops = resources[boundary].get("Properties") or {}
@@ -358,7 +424,7 @@ def check(template) -> list[str]:
     if "${IamPath}" in bpath or (bpath != "/" and bpath.startswith(iam_path)):
         problems.append(f"{boundary}: the boundary policy lies under IamPath ({bpath!r})")
     denied = []
-    for st in as_list((bprops.get("PolicyDocument") or {}).get("Statement")):
+    for st in statements_of(bprops.get("PolicyDocument")):
         if st.get("Effect") == "Deny" and text(as_list(st.get("Resource"))[0] if st.get("Resource") else "") == "*":
             for a in as_list(st.get("Action")):
                 ref = re.fullmatch(r"\$\{(\w+)\}", text(a))
@@ -370,8 +436,49 @@ def check(template) -> list[str]:
         problems.append(f"{boundary}: the boundary does not deny iam:* on * by default (denies {denied})")
 
     problems.extend(check_system_denied(template, boundary))
-    problems.extend(check_state_writers(template))
+    if not is_account_template(template):
+        problems.extend(check_state_writers(template))
     problems.extend(check_cargo_metadata(template))
+    return problems
+
+
+def check_account_role(template) -> list[str]:
+    """The role a deployment assumes in another account: trusted only by the deployment's roles
+    (parameters, never `*`, an account or a service), only with the external id, and able to do
+    the reconciler's job (create roles)."""
+    resources = template.get("Resources") or {}
+    params = template.get("Parameters") or {}
+    props = resources["AccountRole"].get("Properties") or {}
+    problems = []
+    trust = statements_of(props.get("AssumeRolePolicyDocument"))
+    if not trust:
+        problems.append("AccountRole: its trust policy has no statement")
+    for i, st in enumerate(trust):
+        name = label("AccountRole/trust", i, st)
+        if st.get("Effect") != "Allow":
+            continue
+        if "NotPrincipal" in st or "NotAction" in st:
+            problems.append(f"{name}: a trust with NotPrincipal/NotAction trusts too much")
+            continue
+        principal = st.get("Principal")
+        if not isinstance(principal, dict) or set(principal) != {"AWS"}:
+            problems.append(f"{name}: trusts {principal!r}; only the deployment's roles (Principal AWS) may assume the account role")
+        else:
+            for p in (b for v in branches(principal["AWS"]) for item in as_list(v) for b in branches(item)):
+                ref = re.fullmatch(r"\$\{(\w+)\}", text(p))
+                if not ref or ref.group(1) not in params:
+                    problems.append(f"{name}: trusts {text(p)!r}; only the deployment's roles, given as parameters, may assume the account role")
+        if set(actions_of(st)) != {"sts:AssumeRole"}:
+            problems.append(f"{name}: allows {actions_of(st)}; only sts:AssumeRole")
+        cond = st.get("Condition") or {}
+        external = (cond.get("StringEquals") or {}).get("sts:ExternalId")
+        if external is None or text(external) != "${ExternalId}" or set(cond) != {"StringEquals"}:
+            problems.append(f"{name}: trust without the condition StringEquals sts:ExternalId = ${{ExternalId}} alone")
+    if not any(
+        s.get("Effect") == "Allow" and matches(actions_of(s), "iam:CreateRole")
+        for _, s in role_statements(resources, "AccountRole")
+    ):
+        problems.append("AccountRole: the account role cannot create roles (iam:CreateRole)")
     return problems
 
 
@@ -462,8 +569,9 @@ def check_cargo_metadata(template) -> list[str]:
 def statement(template, role, sid):
     for pol in template["Resources"][role]["Properties"]["Policies"]:
         for st in pol["PolicyDocument"]["Statement"]:
-            if st.get("Sid") == sid:
-                return pol["PolicyDocument"]["Statement"], st
+            for b in branches(st):
+                if b.get("Sid") == sid:
+                    return pol["PolicyDocument"]["Statement"], b
     raise KeyError(f"{role}/{sid}")
 
 
@@ -570,6 +678,81 @@ def self_tests(template):
         ("visibility timeout not above the function timeout", "ReconcileQueue: VisibilityTimeout 300 must be above", short_visibility),
         ("ReportBatchItemFailures removed", "ReconcilerQueueMapping: FunctionResponseTypes lacks ReportBatchItemFailures", no_batch_failures),
         ("boundary no longer denies iam:*", "the boundary does not deny iam:*", boundary_allows_iam),
+        ("Deny of assuming the owned roles removed", "no unconditional Deny of sts:AssumeRole on the roles under IamPath",
+         lambda t: remove_statement(t, reconciler, "NeverAssumeOwnedRoles")),
+        ("the account roles widened to every role", "AssumeTheAccountRoles: allows sts:AssumeRole on '*'",
+         lambda t: statement(t, reconciler, "AssumeTheAccountRoles")[1].update(Resource="*")),
+        ("the drift sweep may assume any role of an account", "AssumeTheAccountRoles: allows sts:AssumeRole on",
+         lambda t: statement(t, "DriftSweepRole", "AssumeTheAccountRoles")[1].update(
+             Resource={"Fn::Sub": "arn:${AWS::Partition}:iam::*:role/*"})),
+    ]
+
+
+def account_self_tests(template):
+    """The self-tests of infra/account-role.yaml."""
+    role = "AccountRole"
+
+    def trust(t):
+        return statements_of(t["Resources"][role]["Properties"]["AssumeRolePolicyDocument"])[0]
+
+    def no_external_id(t):
+        t["Resources"][role]["Properties"]["AssumeRolePolicyDocument"]["Statement"][0].pop("Condition")
+
+    def trust_everyone(t):
+        t["Resources"][role]["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] = {"AWS": "*"}
+
+    def trust_an_account(t):
+        t["Resources"][role]["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] = {
+            "AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}}
+
+    def boundary_deny(t):
+        boundary = boundary_id(t["Resources"])
+        for st in t["Resources"][boundary]["Properties"]["PolicyDocument"]["Statement"]:
+            if st.get("Sid") == "DenyTheSystemItself":
+                return st
+        raise KeyError("DenyTheSystemItself")
+
+    def without_system_resource(fragment):
+        def breaks(t):
+            st = boundary_deny(t)
+            st["Resource"] = [r for r in st["Resource"] if fragment not in text(r)]
+        return breaks
+
+    def no_boundary_condition(t):
+        del statement(t, role, "CreateRolesOnlyWithTheBoundary")[1]["Condition"]
+
+    def star_resource(t):
+        st = statement(t, role, "ManageOwnedRoles")[1]
+        st["Resource"] = [st["Resource"], "*"]
+
+    def pass_role_to_ec2(t):
+        statement(t, role, "PassOwnedRolesOnlyToEks")[1]["Condition"]["StringEquals"]["iam:PassedToService"].append("ec2.amazonaws.com")
+
+    return [
+        ("trust without the external id", "trust without the condition StringEquals sts:ExternalId", no_external_id),
+        ("trust of everyone", "trusts '*'", trust_everyone),
+        ("trust of a whole account", ":root'; only the deployment's roles", trust_an_account),
+        ("trust of a service", "only the deployment's roles (Principal AWS)",
+         lambda t: trust(t).update(Principal={"Service": "ec2.amazonaws.com"})),
+        ("boundary condition removed", "CreateRolesOnlyWithTheBoundary: allows iam:CreateRole without the condition", no_boundary_condition),
+        ("`*` resource on an IAM write", "ManageOwnedRoles: IAM write", star_resource),
+        ("PassRole to ec2", "PassOwnedRolesOnlyToEks: allows iam:PassRole without", pass_role_to_ec2),
+        ("Deny of DeleteRolePermissionsBoundary removed", "no unconditional Deny of iam:DeleteRolePermissionsBoundary",
+         lambda t: remove_statement(t, role, "NeverRemoveABoundary")),
+        ("Deny of boundary policy changes removed", "no unconditional Deny of iam:CreatePolicyVersion on the boundary policy",
+         lambda t: remove_statement(t, role, "NeverChangeTheBoundaryPolicy")),
+        ("Deny of assuming the owned roles removed", "no unconditional Deny of sts:AssumeRole on the roles under IamPath",
+         lambda t: remove_statement(t, role, "NeverAssumeOwnedRoles")),
+        ("boundary no longer denies the account role", "does not deny every action on the role AccountRole",
+         without_system_resource("-account")),
+        ("boundary no longer denies the roles under IamPath", "does not deny every action on the roles under IamPath",
+         without_system_resource(":role${IamPath}")),
+        ("boundary no longer denies itself", "does not deny every action on the boundary",
+         without_system_resource("permissions-boundary")),
+        ("boundary no longer denies iam:*", "the boundary does not deny iam:*",
+         lambda t: t["Parameters"]["BoundaryDeniedActions"].update(Default="organizations:*")),
+        ("the account role cannot create roles", "the account role cannot create roles",
+         lambda t: remove_statement(t, role, "CreateRolesOnlyWithTheBoundary")),
     ]
 
 
@@ -584,7 +767,7 @@ def main(argv) -> int:
         return 1
 
     missed = 0
-    tests = self_tests(template)
+    tests = account_self_tests(template) if is_account_template(template) else self_tests(template)
     for what, expected, breaks in tests:
         broken = copy.deepcopy(template)
         breaks(broken)

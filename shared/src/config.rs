@@ -3,8 +3,9 @@
 
 use crate::adapters::aws::AwsSettings;
 use crate::apply::ApplySettings;
-use crate::model::{BindingMode, PolicyArn, Settings};
+use crate::model::{BindingMode, ClusterName, PolicyArn, RoleArn, Settings, arn_parts};
 use crate::reconcile::ReconcileSettings;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +24,9 @@ pub struct Config {
     pub queue_url: Option<String>,
     pub reconcile: ReconcileSettings,
     pub aws: AwsSettings,
+    /// The roles the deployment acts through in the accounts of its clusters (none: every
+    /// cluster is in the deployment's own account).
+    pub accounts: AccountRoles,
 }
 
 pub const BUCKET: &str = "EKS_INTENTS_BUCKET";
@@ -117,6 +121,7 @@ impl Config {
                 s3_path_style: parse(&get, S3_PATH_STYLE, aws_defaults.s3_path_style)?,
                 ..aws_defaults
             },
+            accounts: account_roles(&get)?,
         })
     }
 
@@ -241,6 +246,149 @@ pub fn plan_settings(lookup: impl Fn(&str) -> Option<String>) -> Result<Settings
     })
 }
 
+// ---- Clusters in many accounts (issue 14) ----------------------------------------------------
+
+/// Which role the deployment assumes for a cluster in another account: a JSON object from a
+/// cluster name or a 12-digit account id to the ARN of a role in that account, for example
+/// `{"prod-eu": "arn:aws:iam::222222222222:role/eks-intents/eks-intents-account",
+/// "333333333333": "arn:aws:iam::333333333333:role/eks-intents/eks-intents-account"}`.
+pub const ACCOUNT_ROLES: &str = "EKS_INTENTS_ACCOUNT_ROLES";
+/// The external id every role of `EKS_INTENTS_ACCOUNT_ROLES` is assumed with (required with it).
+pub const ACCOUNT_ROLE_EXTERNAL_ID: &str = "EKS_INTENTS_ACCOUNT_ROLE_EXTERNAL_ID";
+
+/// The roles of `EKS_INTENTS_ACCOUNT_ROLES`, and the external id they are assumed with.
+///
+/// A cluster resolves to its own entry; else to the entry of the account its reconcile request
+/// names (the drift sweep and the EKS events know it); else to the deployment's own account and
+/// credentials. Cluster names must be unique across the deployment: bundles, state and status
+/// are keyed by cluster name alone.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AccountRoles {
+    by_cluster: BTreeMap<String, RoleArn>,
+    by_account: BTreeMap<String, RoleArn>,
+    external_id: String,
+}
+
+impl AccountRoles {
+    /// No roles: every cluster is in the deployment's own account.
+    pub fn is_empty(&self) -> bool {
+        self.by_cluster.is_empty() && self.by_account.is_empty()
+    }
+
+    /// The role to act through for `cluster`, whose request named `account` (if any); `None`
+    /// for the deployment's own account and credentials.
+    pub fn role_for(&self, cluster: &str, account: Option<&str>) -> Option<&RoleArn> {
+        self.by_cluster
+            .get(cluster)
+            .or_else(|| account.and_then(|account| self.by_account.get(account)))
+    }
+
+    /// The entries by account id, in order: the accounts whose clusters the drift sweep lists.
+    pub fn accounts(&self) -> impl Iterator<Item = (&str, &RoleArn)> {
+        self.by_account.iter().map(|(a, r)| (a.as_str(), r))
+    }
+
+    /// Every role, by cluster and by account: the system's own roles in those accounts.
+    pub fn roles(&self) -> impl Iterator<Item = &RoleArn> {
+        self.by_cluster.values().chain(self.by_account.values())
+    }
+
+    /// The external id the roles are assumed with.
+    pub fn external_id(&self) -> &str {
+        &self.external_id
+    }
+}
+
+/// The account id of a role ARN (`arn:<partition>:iam::<account>:role/<path/name>`), or why
+/// it is not one.
+pub fn role_account(arn: &str) -> Result<&str, String> {
+    let shape = "not the ARN of an IAM role (arn:aws:iam::<account id>:role/<name>)";
+    let [prefix, partition, service, region, account, resource] =
+        arn_parts(arn).ok_or_else(|| shape.to_owned())?;
+    let name = resource.strip_prefix("role/").unwrap_or_default();
+    if prefix != "arn"
+        || partition.is_empty()
+        || service != "iam"
+        || !region.is_empty()
+        || !is_account_id(account)
+        || name.is_empty()
+        || name.ends_with('/')
+        || arn.len() > 2048
+        || arn.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(shape.to_owned());
+    }
+    Ok(account)
+}
+
+fn is_account_id(text: &str) -> bool {
+    text.len() == 12 && text.bytes().all(|b| b.is_ascii_digit())
+}
+
+fn account_roles(
+    get: &impl Fn(&'static str) -> Option<String>,
+) -> Result<AccountRoles, ConfigError> {
+    let Some(json) = get(ACCOUNT_ROLES) else {
+        return Ok(AccountRoles::default());
+    };
+    let error = |message: String| ConfigError {
+        variable: ACCOUNT_ROLES,
+        message,
+    };
+    let entries: BTreeMap<String, serde_json::Value> =
+        serde_json::from_str(&json).map_err(|e| {
+            error(format!(
+                "not a JSON object from cluster names or account ids to role ARNs, like {{\"prod-eu\": \"arn:aws:iam::222222222222:role/eks-intents/eks-intents-account\"}}: {e}"
+            ))
+        })?;
+    let mut roles = AccountRoles::default();
+    for (key, value) in entries {
+        let arn = value.as_str().ok_or_else(|| {
+            error(format!(
+                "entry {key:?}: {value} is not a role ARN (a JSON string)"
+            ))
+        })?;
+        let account =
+            role_account(arn).map_err(|why| error(format!("entry {key:?}: {arn:?} is {why}")))?;
+        if is_account_id(&key) {
+            if account != key {
+                return Err(error(format!(
+                    "entry {key:?}: the role {arn} is in account {account}; the role for the clusters of account {key} must be in that account"
+                )));
+            }
+            roles.by_account.insert(key, RoleArn::new(arn));
+        } else if ClusterName::is_valid(&key) {
+            roles.by_cluster.insert(key, RoleArn::new(arn));
+        } else {
+            return Err(error(format!(
+                "entry {key:?} is neither an EKS cluster name nor a 12-digit account id"
+            )));
+        }
+    }
+    if roles.is_empty() {
+        return Ok(roles);
+    }
+    roles.external_id = get(ACCOUNT_ROLE_EXTERNAL_ID).ok_or_else(|| ConfigError {
+        variable: ACCOUNT_ROLE_EXTERNAL_ID,
+        message: format!(
+            "not set; {ACCOUNT_ROLES} names roles in other accounts, which are assumed with this external id (the one their trust policy requires)"
+        ),
+    })?;
+    let id = &roles.external_id;
+    // STS's rule for an external id: 2 to 1,224 characters of [\w+=,.@:/-].
+    if !(2..=1224).contains(&id.len())
+        || !id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_+=,.@:/-".contains(c))
+    {
+        return Err(ConfigError {
+            variable: ACCOUNT_ROLE_EXTERNAL_ID,
+            message: "must be 2 to 1,224 characters of letters, digits and _+=,.@:/- (STS's rule for an external id)".into(),
+        });
+    }
+    Ok(roles)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -356,5 +504,88 @@ mod tests {
                 .variable,
             PERMISSIONS_BOUNDARY
         );
+    }
+
+    const ROLE_B: &str = "arn:aws:iam::222222222222:role/eks-intents/eks-intents-account";
+    const ROLE_C: &str = "arn:aws:iam::333333333333:role/eks-intents-account";
+
+    fn roles(json: &str, external_id: Option<&str>) -> Result<AccountRoles, ConfigError> {
+        let mut vars = vec![(BUCKET, "b"), (ACCOUNT_ROLES, json)];
+        if let Some(id) = external_id {
+            vars.push((ACCOUNT_ROLE_EXTERNAL_ID, id));
+        }
+        config(&vars).map(|c| c.accounts)
+    }
+
+    #[test]
+    fn account_roles_resolve_by_cluster_then_by_the_requests_account_then_home() {
+        let accounts = roles(
+            &format!(r#"{{"prod-eu": "{ROLE_C}", "222222222222": "{ROLE_B}"}}"#),
+            Some("eks-intents-7f3a"),
+        )
+        .unwrap();
+        assert_eq!(accounts.external_id(), "eks-intents-7f3a");
+        // Its own entry wins, whatever account the request names.
+        assert_eq!(accounts.role_for("prod-eu", None).unwrap(), ROLE_C);
+        assert_eq!(
+            accounts.role_for("prod-eu", Some("222222222222")).unwrap(),
+            ROLE_C
+        );
+        // Else the entry of the account the request names.
+        assert_eq!(
+            accounts.role_for("staging", Some("222222222222")).unwrap(),
+            ROLE_B
+        );
+        // Else the deployment's own account.
+        assert_eq!(accounts.role_for("staging", None), None);
+        assert_eq!(accounts.role_for("staging", Some("444444444444")), None);
+        assert_eq!(
+            accounts.accounts().collect::<Vec<_>>(),
+            [("222222222222", &RoleArn::new(ROLE_B))]
+        );
+        // Unset, blank or empty: every cluster is at home.
+        let none = config(&[(BUCKET, "b")]).unwrap().accounts;
+        assert!(none.is_empty());
+        assert_eq!(none.role_for("prod-eu", Some("222222222222")), None);
+        assert!(roles(" ", None).unwrap().is_empty());
+        assert!(roles("{}", None).unwrap().is_empty());
+    }
+
+    #[test]
+    fn bad_account_roles_are_refused_naming_the_setting_and_the_entry() {
+        let refused = |json: &str, id: Option<&str>| roles(json, id).unwrap_err();
+        let id = Some("eks-intents-7f3a");
+        for (json, words) in [
+            ("[1]", "not a JSON object"),
+            (
+                r#"{"prod-eu": 7}"#,
+                r#"entry "prod-eu": 7 is not a role ARN"#,
+            ),
+            (
+                r#"{"prod-eu": "arn:aws:iam::222222222222:user/bob"}"#,
+                r#"entry "prod-eu": "arn:aws:iam::222222222222:user/bob" is not the ARN of an IAM role"#,
+            ),
+            (
+                r#"{"prod-eu": "arn:aws:iam::2222:role/x"}"#,
+                "is not the ARN of an IAM role",
+            ),
+            (
+                r#"{"prod eu!": "arn:aws:iam::222222222222:role/x"}"#,
+                r#"entry "prod eu!" is neither an EKS cluster name nor a 12-digit account id"#,
+            ),
+            (
+                &format!(r#"{{"333333333333": "{ROLE_B}"}}"#),
+                "entry \"333333333333\": the role arn:aws:iam::222222222222:role/eks-intents/eks-intents-account is in account 222222222222",
+            ),
+        ] {
+            let err = refused(json, id);
+            assert_eq!(err.variable, ACCOUNT_ROLES, "{json}");
+            assert!(err.to_string().contains(words), "{json}: {err}");
+        }
+        let missing = refused(&format!(r#"{{"prod-eu": "{ROLE_B}"}}"#), None);
+        assert_eq!(missing.variable, ACCOUNT_ROLE_EXTERNAL_ID);
+        assert!(missing.to_string().contains("not set"), "{missing}");
+        let bad = refused(&format!(r#"{{"prod-eu": "{ROLE_B}"}}"#), Some("has spaces"));
+        assert_eq!(bad.variable, ACCOUNT_ROLE_EXTERNAL_ID);
     }
 }

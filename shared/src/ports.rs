@@ -415,6 +415,11 @@ pub struct ReconcileCluster {
     /// then).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub not_before: Option<u64>,
+    /// The account the cluster is in, when the sender knows it (the drift sweep, EKS events):
+    /// the reconciler acts there through the role `EKS_INTENTS_ACCOUNT_ROLES` gives that
+    /// account. Absent in requests of the deployment's own account, and in older messages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
 }
 
 impl ReconcileCluster {
@@ -423,6 +428,7 @@ impl ReconcileCluster {
             cluster: cluster.into(),
             reason: reason.into(),
             not_before: None,
+            account: None,
         }
     }
 }

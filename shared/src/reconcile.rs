@@ -95,6 +95,14 @@ pub enum ReconcileError {
         #[source]
         source: PortError,
     },
+    /// The cluster's account cannot be reached: the role the deployment acts through there
+    /// cannot be assumed (`EKS_INTENTS_ACCOUNT_ROLES`).
+    #[error("cannot act in the account of cluster {cluster}: {source}")]
+    Account {
+        cluster: String,
+        #[source]
+        source: PortError,
+    },
     /// The cluster is being created: its API and OIDC issuer are not there yet. Tried again
     /// later, never failed.
     #[error("cluster {cluster} is {status}; it is reconciled once it is ACTIVE")]
@@ -108,7 +116,8 @@ impl ReconcileError {
             ReconcileError::Bundles { source, .. }
             | ReconcileError::Kubernetes { source, .. }
             | ReconcileError::Observe { source, .. }
-            | ReconcileError::Status { source, .. } => source.is_retryable(),
+            | ReconcileError::Status { source, .. }
+            | ReconcileError::Account { source, .. } => source.is_retryable(),
             ReconcileError::NotReady { .. } => true,
         }
     }
@@ -240,6 +249,36 @@ async fn fail<S: BundleStore>(
     };
     desired::keep(sink.store, cluster, sink.memory, &load, written).await;
     error
+}
+
+/// A run that cannot start in the cluster's account (its role there cannot be assumed) leaves
+/// the report of a failed run, with what the bundles gave, in the deployment's bucket; the
+/// error is handed back so the messages are retried.
+pub async fn report_failure<S: BundleStore>(
+    cluster: &str,
+    store: &S,
+    memory: &Memory,
+    settings: &ReconcileSettings,
+    error: ReconcileError,
+    api_calls: &(dyn Fn() -> ApiCallCounts + Sync),
+) -> ReconcileError {
+    match desired::load(store, cluster, &settings.limits, memory).await {
+        Ok(load) => {
+            fail(
+                &Sink { store, memory },
+                cluster,
+                settings,
+                load,
+                error,
+                api_calls,
+            )
+            .await
+        }
+        Err(load) => {
+            tracing::error!(cluster, %error, bundles = %load, "reconcile failed; the bundles cannot be read to report it");
+            error
+        }
+    }
 }
 
 /// Where a run leaves what it found: the bucket, and the memory of the warm function.

@@ -10,6 +10,13 @@
 //! - optionally every cluster of the region (`ListClusters`), to find clusters whose bundles
 //!   and roles are all gone but whose bindings remain.
 //!
+//! With `EKS_INTENTS_ACCOUNT_ROLES`, each account of an account-id entry is read too, through
+//! its role ([`SweepAccounts`]): its owned roles (the clusters their tags name, in that account)
+//! and its clusters (`ListClusters`), which say which account a cluster with bundles is in; the
+//! clusters it lists are swept on their own only with `list_clusters`, as at home. Those
+//! clusters' messages name their account, so the reconciler acts there. An account whose role
+//! cannot be assumed is skipped, with the reason, and the others are swept.
+//!
 //! It sends one `ReconcileCluster{cluster, reason: "drift"}` per cluster, with the
 //! deduplication id `drift:<cluster>:<tick>`: a retried or doubled invocation of one schedule
 //! tick sends the same ids, which the FIFO queue drops. The tick is the event's `time` to the
@@ -18,18 +25,20 @@
 //! cannot be read fails the invocation, naming the source and whether a retry can help, and the
 //! schedule's retry tries again.
 
+use eks_intents::adapters::aws::AccountSessions;
 use eks_intents::intent::cluster_prefix;
 use eks_intents::lambda::Retryable;
 use eks_intents::metrics::Metrics;
-use eks_intents::model::{ClusterName, ClusterRef};
+use eks_intents::model::{ClusterName, ClusterRef, ObservedRole, RoleArn};
 use eks_intents::policy::{CLUSTER_TAG, OWNER_TAG, OWNER_VALUE};
 use eks_intents::ports::{
-    BundleStore, DeduplicatedReconcile, EksPort, IamPort, PortError, ReconcileCluster,
+    BundleStore, DeduplicatedReconcile, EksPort, IamPort, PortError, PortResult, ReconcileCluster,
     ReconcileQueue, SendError, send_requests,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
 
 /// The prefix whose next level names the clusters with bundles.
 const INTENTS: &str = "intents/";
@@ -52,6 +61,50 @@ pub struct Context<S, I, E, Q> {
     pub now: fn() -> u64,
 }
 
+/// What the sweep reads in another account, through its role.
+#[derive(Clone, Debug, Default)]
+pub struct AccountView {
+    /// The roles under the IAM path.
+    pub roles: Vec<ObservedRole>,
+    /// `ListClusters` of the region.
+    pub clusters: Vec<String>,
+}
+
+/// The accounts of the account-id entries of `EKS_INTENTS_ACCOUNT_ROLES`.
+pub trait SweepAccounts: Send + Sync {
+    /// Each account id with its role.
+    fn accounts(&self) -> Vec<(String, RoleArn)>;
+    /// The roles under `iam_path` and the clusters of the account of `role`.
+    fn read(
+        &self,
+        role: &RoleArn,
+        iam_path: &str,
+    ) -> impl Future<Output = PortResult<AccountView>> + Send;
+}
+
+impl SweepAccounts for AccountSessions {
+    fn accounts(&self) -> Vec<(String, RoleArn)> {
+        self.roles()
+            .accounts()
+            .map(|(account, role)| (account.to_owned(), role.clone()))
+            .collect()
+    }
+
+    async fn read(&self, role: &RoleArn, iam_path: &str) -> PortResult<AccountView> {
+        let clients = self.clients(role).await?;
+        Ok(AccountView {
+            roles: clients.iam.snapshot(iam_path, None).await?.roles,
+            clusters: clients.eks.list_clusters().await?,
+        })
+    }
+}
+
+/// The sweep of a deployment whose clusters may be in other accounts.
+pub struct InAccounts<S, I, E, Q, A> {
+    pub home: Context<S, I, E, Q>,
+    pub accounts: A,
+}
+
 /// Where a cluster to sweep was found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -70,6 +123,9 @@ pub struct SweptCluster {
     pub cluster: String,
     pub sources: Vec<Source>,
     pub deduplication_id: String,
+    /// The account it is in, when that is another account of `EKS_INTENTS_ACCOUNT_ROLES`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
 }
 
 /// Something found but not swept, and why.
@@ -123,6 +179,7 @@ impl Retryable for SweepError {
     }
 }
 
+/// Sweeps the deployment's own account.
 pub async fn handle<S, I, E, Q>(
     ctx: &Context<S, I, E, Q>,
     event: &Value,
@@ -133,8 +190,40 @@ where
     E: EksPort,
     Q: ReconcileQueue,
 {
+    sweep(ctx, None::<&AccountSessions>, event).await
+}
+
+/// Sweeps the deployment's own account and the accounts of its account roles.
+pub async fn handle_in_accounts<S, I, E, Q, A>(
+    ctx: &InAccounts<S, I, E, Q, A>,
+    event: &Value,
+) -> Result<Response, SweepError>
+where
+    S: BundleStore,
+    I: IamPort,
+    E: EksPort,
+    Q: ReconcileQueue,
+    A: SweepAccounts,
+{
+    sweep(&ctx.home, Some(&ctx.accounts), event).await
+}
+
+async fn sweep<S, I, E, Q, A>(
+    ctx: &Context<S, I, E, Q>,
+    accounts: Option<&A>,
+    event: &Value,
+) -> Result<Response, SweepError>
+where
+    S: BundleStore,
+    I: IamPort,
+    E: EksPort,
+    Q: ReconcileQueue,
+    A: SweepAccounts,
+{
     let tick = tick(event, (ctx.now)());
     let mut found: BTreeMap<String, Vec<Source>> = BTreeMap::new();
+    // The account of each cluster found in another account.
+    let mut account_of: BTreeMap<String, String> = BTreeMap::new();
     let mut skipped: Vec<Skipped> = Vec::new();
     let mut skip = |what: String, why: String| {
         if !skipped.iter().any(|s| s.what == what) {
@@ -163,33 +252,11 @@ where
             iam_path: ctx.iam_path.clone(),
             source,
         })?;
-    for role in &snapshot.roles {
-        if role.tags.get(OWNER_TAG).map(String::as_str) != Some(OWNER_VALUE) {
-            continue;
-        }
-        let Some(arn) = role.tags.get(CLUSTER_TAG) else {
-            skip(
-                format!("role {}", role.name),
-                format!("owned but without the tag {CLUSTER_TAG}"),
-            );
-            continue;
-        };
-        match ClusterRef::from_arn(arn) {
-            Some(c) if c.region.as_str() == ctx.region => {
-                add(&mut found, c.name.as_str(), Source::RoleTags)
-            }
-            Some(ClusterRef { region, .. }) => skip(
-                format!("cluster {arn}"),
-                format!(
-                    "named by owned roles (such as {}) but in region {region}, not {}; the deployment of that region sweeps it",
-                    role.name, ctx.region
-                ),
-            ),
-            None => skip(
-                format!("role {}", role.name),
-                format!("its tag {CLUSTER_TAG} {arn:?} is not an EKS cluster ARN"),
-            ),
-        }
+    // Clusters known to be in the deployment's own account.
+    let mut at_home: BTreeSet<String> = BTreeSet::new();
+    for (cluster, _) in clusters_of_roles(&snapshot.roles, &ctx.region, None, &mut skip) {
+        add(&mut found, &cluster, Source::RoleTags);
+        at_home.insert(cluster);
     }
 
     if ctx.list_clusters {
@@ -203,6 +270,54 @@ where
             })?;
         for cluster in clusters {
             add(&mut found, &cluster, Source::EksClusters);
+            at_home.insert(cluster);
+        }
+    }
+
+    for (account, role) in accounts.map(SweepAccounts::accounts).unwrap_or_default() {
+        let view = match accounts {
+            Some(accounts) => accounts.read(&role, &ctx.iam_path).await,
+            None => continue,
+        };
+        let view = match view {
+            Ok(view) => view,
+            Err(error) => {
+                tracing::error!(account, %role, %error, "cannot sweep the account");
+                skip(format!("account {account}"), error.to_string());
+                continue;
+            }
+        };
+        let tagged = clusters_of_roles(&view.roles, &ctx.region, Some(&account), &mut skip);
+        let mut in_account = |cluster: &str, source: Option<Source>| {
+            if at_home.contains(cluster) {
+                return skip(
+                    format!("cluster {cluster} of account {account}"),
+                    "a cluster of that name is in the deployment's own account; cluster names must be unique across the deployment".into(),
+                );
+            }
+            match account_of.get(cluster) {
+                Some(first) if *first != account => skip(
+                    format!("cluster {cluster} of account {account}"),
+                    format!(
+                        "a cluster of that name is in account {first}; cluster names must be unique across the deployment"
+                    ),
+                ),
+                _ => {
+                    account_of.insert(cluster.to_owned(), account.clone());
+                    if let Some(source) = source {
+                        add(&mut found, cluster, source);
+                    }
+                }
+            }
+        };
+        for cluster in tagged.keys() {
+            in_account(cluster, Some(Source::RoleTags));
+        }
+        for cluster in &view.clusters {
+            // A cluster of another account with bundles is in that account; one without is
+            // swept only when asked for, as at home.
+            let wanted = ctx.list_clusters.then_some(Source::EksClusters);
+            in_account(cluster, wanted);
         }
     }
 
@@ -220,14 +335,18 @@ where
             continue;
         }
         let deduplication_id = deduplication_id(&cluster, &tick);
+        let account = account_of.get(&cluster).cloned();
+        let mut message = ReconcileCluster::new(cluster.clone(), REASON);
+        message.account = account.clone();
         messages.push(DeduplicatedReconcile {
-            message: ReconcileCluster::new(cluster.clone(), REASON),
+            message,
             deduplication_id: deduplication_id.clone(),
         });
         response.clusters.push(SweptCluster {
             cluster,
             sources,
             deduplication_id,
+            account,
         });
     }
     response.skipped = skipped;
@@ -236,6 +355,56 @@ where
         tracing::info!(cluster = %swept.cluster, sources = ?swept.sources, %tick, "reconcile requested");
     }
     Ok(response)
+}
+
+/// The clusters named by the cluster tags of owned roles, in `region` (and, for another
+/// account's roles, in that account), each with a role that names it; the rest skipped.
+fn clusters_of_roles(
+    roles: &[ObservedRole],
+    region: &str,
+    account: Option<&str>,
+    skip: &mut impl FnMut(String, String),
+) -> BTreeMap<String, String> {
+    let mut clusters = BTreeMap::new();
+    for role in roles {
+        if role.tags.get(OWNER_TAG).map(String::as_str) != Some(OWNER_VALUE) {
+            continue;
+        }
+        let Some(arn) = role.tags.get(CLUSTER_TAG) else {
+            skip(
+                format!("role {}", role.name),
+                format!("owned but without the tag {CLUSTER_TAG}"),
+            );
+            continue;
+        };
+        match ClusterRef::from_arn(arn) {
+            Some(c) if account.is_some_and(|a| c.account.as_str() != a) => skip(
+                format!("cluster {arn}"),
+                format!(
+                    "named by the owned role {} of account {}, but a cluster of another account",
+                    role.name,
+                    account.unwrap_or_default()
+                ),
+            ),
+            Some(c) if c.region.as_str() == region => {
+                clusters
+                    .entry(c.name.as_str().to_owned())
+                    .or_insert_with(|| role.name.to_string());
+            }
+            Some(ClusterRef { region: other, .. }) => skip(
+                format!("cluster {arn}"),
+                format!(
+                    "named by owned roles (such as {}) but in region {other}, not {region}; the deployment of that region sweeps it",
+                    role.name
+                ),
+            ),
+            None => skip(
+                format!("role {}", role.name),
+                format!("its tag {CLUSTER_TAG} {arn:?} is not an EKS cluster ARN"),
+            ),
+        }
+    }
+    clusters
 }
 
 fn add(found: &mut BTreeMap<String, Vec<Source>>, cluster: &str, source: Source) {

@@ -1,7 +1,7 @@
 //! Lambda entry point of drift-sweep: clients and settings once, then the runtime loop.
 
-use drift_sweep::{Context, handle, metrics};
-use eks_intents::adapters::aws::{S3Adapter, SqsAdapter};
+use drift_sweep::{Context, InAccounts, handle_in_accounts, metrics};
+use eks_intents::adapters::aws::{AccountSessions, S3Adapter, SqsAdapter};
 use eks_intents::config::{ConfigError, variable};
 use eks_intents::lambda::{clients, settings};
 use eks_intents::reconcile::now;
@@ -22,17 +22,23 @@ async fn main() -> Result<(), Error> {
         })?,
     };
     let (clients, invocations) = clients(&config).await;
-    let ctx = Context {
-        store: S3Adapter::new(clients.s3, config.bucket),
-        iam: clients.iam,
-        eks: clients.eks,
-        queue: SqsAdapter::new(clients.sqs, queue_url),
-        iam_path: config.reconcile.plan.iam_path,
-        region,
-        list_clusters,
-        now,
+    // Without EKS_INTENTS_ACCOUNT_ROLES there is no other account to read: the sweep is the
+    // deployment's own, as before.
+    let accounts = AccountSessions::new(&clients, config.accounts);
+    let ctx = InAccounts {
+        home: Context {
+            store: S3Adapter::new(clients.s3, config.bucket),
+            iam: clients.iam,
+            eks: clients.eks,
+            queue: SqsAdapter::new(clients.sqs, queue_url),
+            iam_path: config.reconcile.plan.iam_path,
+            region,
+            list_clusters,
+            now,
+        },
+        accounts,
     };
     invocations
-        .serve("drift sweep failed", metrics, &ctx, handle)
+        .serve("drift sweep failed", metrics, &ctx, handle_in_accounts)
         .await
 }

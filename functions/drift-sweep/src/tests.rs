@@ -41,17 +41,28 @@ fn bundles(prefixes: &[&str]) -> FakeStore {
 
 /// An owned role of `cluster` in `region`, as the reconciler tags it.
 fn owned_role(cluster: &str, region: &str, namespace: &str, name: &str) -> ObservedRole {
+    owned_role_in(ACCOUNT, cluster, region, namespace, name)
+}
+
+/// An owned role of `cluster` of `account`.
+fn owned_role_in(
+    account: &str,
+    cluster: &str,
+    region: &str,
+    namespace: &str,
+    name: &str,
+) -> ObservedRole {
     let cluster = ClusterRef::new(
         ClusterName::new(cluster),
-        eks_intents::model::AccountId::new(ACCOUNT),
+        eks_intents::model::AccountId::new(account),
         Region::new(region),
     );
     let sa = service_account_ref(namespace, name);
     let role = role_name(&cluster.name, &sa);
     ObservedRole {
         arn: RoleArn::new(format!(
-            "arn:aws:iam::{ACCOUNT}:role/eks-intents/{}/{role}",
-            cluster.name
+            "arn:aws:iam::{}:role/eks-intents/{}/{role}",
+            cluster.account, cluster.name
         )),
         path: format!("/eks-intents/{}/", cluster.name),
         name: role,
@@ -343,6 +354,7 @@ fn the_response_says_where_each_cluster_came_from() {
             cluster: "c".into(),
             sources: vec![Source::RoleTags, Source::EksClusters],
             deduplication_id: "drift:c:2026-11-26T12:00".into(),
+            account: None,
         }],
         skipped: vec![],
     };
@@ -373,11 +385,13 @@ fn metrics_count_the_clusters_by_source() {
                 cluster: "a".into(),
                 sources: vec![Source::Bundles, Source::RoleTags],
                 deduplication_id: "drift:a:2026-11-27T09:00".into(),
+                account: None,
             },
             SweptCluster {
                 cluster: "c".into(),
                 sources: vec![Source::RoleTags],
                 deduplication_id: "drift:c:2026-11-27T09:00".into(),
+                account: None,
             },
         ],
         skipped: Vec::new(),
@@ -395,4 +409,131 @@ fn metrics_count_the_clusters_by_source() {
     ));
     assert!(error.is_retryable());
     assert_eq!(metrics(&Err(error)).values["Errors"].0, 1.0);
+}
+
+/// Other accounts as the sweep reads them: by role, what it sees there (or why it cannot).
+struct FakeAccounts(Vec<(String, RoleArn, Result<AccountView, String>)>);
+
+impl SweepAccounts for FakeAccounts {
+    fn accounts(&self) -> Vec<(String, RoleArn)> {
+        self.0
+            .iter()
+            .map(|(a, r, _)| (a.clone(), r.clone()))
+            .collect()
+    }
+
+    async fn read(&self, role: &RoleArn, iam_path: &str) -> PortResult<AccountView> {
+        assert_eq!(iam_path, "/eks-intents/");
+        match self.0.iter().find(|(_, r, _)| r == role).map(|(_, _, v)| v) {
+            Some(Ok(view)) => Ok(view.clone()),
+            Some(Err(why)) => Err(PortError::new("sts", "AssumeRole", ErrorKind::Denied, why)),
+            None => panic!("unknown role {role}"),
+        }
+    }
+}
+
+#[test]
+fn other_accounts_are_swept_through_their_roles_and_their_clusters_name_the_account() {
+    let east = RoleArn::new("arn:aws:iam::222222222222:role/eks-intents-account");
+    let west = RoleArn::new("arn:aws:iam::333333333333:role/eks-intents-account");
+    let accounts = FakeAccounts(vec![
+        (
+            "222222222222".into(),
+            east.clone(),
+            Ok(AccountView {
+                // A deleted cluster of that account, whose roles remain there.
+                roles: vec![owned_role_in("222222222222", "gone", REGION, "jokes", "worker")],
+                clusters: vec!["east-1".into(), "unmanaged".into(), "a".into()],
+            }),
+        ),
+        (
+            "333333333333".into(),
+            west,
+            Err("cannot assume the role arn:aws:iam::333333333333:role/eks-intents-account: AccessDenied".into()),
+        ),
+    ]);
+    let sweep = |list_clusters: bool| {
+        let ctx = InAccounts {
+            home: context(
+                bundles(&["intents/a/", "intents/east-1/", "intents/west-1/"]),
+                FakeIam {
+                    roles: vec![owned_role("a", REGION, "jokes", "worker")],
+                    ..FakeIam::default()
+                },
+                FakeEks {
+                    clusters: vec!["a".into()],
+                    ..FakeEks::default()
+                },
+                list_clusters,
+            ),
+            accounts: FakeAccounts(accounts.0.clone()),
+        };
+        let response = block_on(handle_in_accounts(
+            &ctx,
+            &sample("schedule-eventbridge.json"),
+        ))
+        .expect("sweep");
+        let sent: Vec<(String, Option<String>)> = ctx
+            .home
+            .queue
+            .sent()
+            .into_iter()
+            .map(|m| (m.message.cluster, m.message.account))
+            .collect();
+        (response, sent)
+    };
+    let east_account = Some("222222222222".to_owned());
+    let (response, sent) = sweep(false);
+    assert_eq!(
+        sent,
+        [
+            // Cluster a is at home (its roles are) and in account 222222222222 too: home wins
+            // and the other is reported.
+            ("a".into(), None),
+            ("east-1".into(), east_account.clone()),
+            ("gone".into(), east_account.clone()),
+            ("west-1".into(), None),
+        ]
+    );
+    let skipped: Vec<(&str, &str)> = response
+        .skipped
+        .iter()
+        .map(|s| (s.what.as_str(), s.why.as_str()))
+        .collect();
+    assert!(
+        skipped
+            .iter()
+            .any(|(what, why)| *what == "account 333333333333"
+                && why.contains("cannot assume the role arn:aws:iam::333333333333")),
+        "{skipped:?}"
+    );
+    assert!(
+        skipped.iter().any(
+            |(what, why)| what.contains("cluster a of account 222222222222")
+                && why.contains("unique")
+        ),
+        "{skipped:?}"
+    );
+    let east_1 = &response.clusters[1];
+    assert_eq!(east_1.account, east_account);
+    assert_eq!(east_1.sources, [Source::Bundles]);
+    // Asked to, the sweep also reconciles the account's clusters without bundles or roles.
+    let (_, sent) = sweep(true);
+    assert!(
+        sent.contains(&("unmanaged".into(), east_account)),
+        "{sent:?}"
+    );
+}
+
+#[test]
+fn without_account_roles_the_messages_name_no_account() {
+    let ctx = context(
+        bundles(&["intents/a/"]),
+        FakeIam::default(),
+        FakeEks::default(),
+        false,
+    );
+    block_on(handle(&ctx, &sample("schedule-eventbridge.json"))).expect("sweep");
+    let body = serde_json::to_string(&ctx.queue.sent()[0].message).unwrap();
+    assert_eq!(body, r#"{"cluster":"a","reason":"drift"}"#);
 }

@@ -16,6 +16,12 @@
 //!   listing of `intents/<cluster>/` per cluster per invocation, only when an event needs it).
 //!
 //! Calls made by the system's own roles are ignored, so its own writes never trigger it again.
+//!
+//! **Other accounts.** With `EKS_INTENTS_ACCOUNT_ROLES` ([`handle_in_accounts`]), an event of
+//! an account with an account-id entry (its EventBridge `account`, for events that the
+//! account's rules forward to the deployment's bus) asks for a reconcile in that account: its
+//! messages name the account. The roles of `EKS_INTENTS_ACCOUNT_ROLES` count as the system's
+//! own, so its writes there never trigger it either.
 //! A failed call (`errorCode`), any other event, and a malformed payload are ignored with one log
 //! line and never an error: only a port that cannot be reached fails the invocation.
 //!
@@ -30,6 +36,7 @@
 //! that arrives after its window closed falls in the next bucket and gets its own reconcile.
 
 use base64::Engine;
+use eks_intents::config::AccountRoles;
 use eks_intents::intent::cluster_prefix;
 use eks_intents::lambda::Retryable;
 use eks_intents::metrics::Metrics;
@@ -172,7 +179,51 @@ impl Retryable for EventsError {
     }
 }
 
+/// The handler of a deployment whose clusters may be in other accounts: the context of its own
+/// account, and the roles of `EKS_INTENTS_ACCOUNT_ROLES`.
+pub struct InAccounts<I, S, Q> {
+    pub home: Context<I, S, Q>,
+    pub accounts: AccountRoles,
+}
+
+/// Handles the events of a deployment whose clusters are all in its own account.
 pub async fn handle<I, S, Q>(ctx: &Context<I, S, Q>, event: &Value) -> Result<Response, EventsError>
+where
+    I: IamPort,
+    S: BundleStore,
+    Q: ReconcileQueue,
+{
+    handle_events(ctx, None, event).await
+}
+
+/// Handles the events of a deployment whose clusters may be in other accounts.
+pub async fn handle_in_accounts<I, S, Q>(
+    ctx: &InAccounts<I, S, Q>,
+    event: &Value,
+) -> Result<Response, EventsError>
+where
+    I: IamPort,
+    S: BundleStore,
+    Q: ReconcileQueue,
+{
+    handle_events(&ctx.home, Some(&ctx.accounts), event).await
+}
+
+/// The account an EventBridge event happened in, when it is one of the account-id entries of
+/// `accounts` (the deployment's own account and unknown accounts: `None`).
+pub fn event_account(event: &Value, accounts: &AccountRoles) -> Option<String> {
+    let account = event.get("account").and_then(Value::as_str)?;
+    accounts
+        .accounts()
+        .any(|(id, _)| id == account)
+        .then(|| account.to_owned())
+}
+
+async fn handle_events<I, S, Q>(
+    ctx: &Context<I, S, Q>,
+    accounts: Option<&AccountRoles>,
+    event: &Value,
+) -> Result<Response, EventsError>
 where
     I: IamPort,
     S: BundleStore,
@@ -182,7 +233,25 @@ where
     let mut ignored: Vec<Ignored> = Vec::new();
     let mut roles: BTreeMap<String, RoleTags> = BTreeMap::new();
     let mut levels: BTreeMap<String, StoreLevel> = BTreeMap::new();
-    for finding in classify(event, &ctx.classifier()) {
+    // The system's roles in the other accounts are its own too.
+    let system_roles: Vec<String> = match accounts {
+        None => Vec::new(),
+        Some(accounts) => ctx
+            .system_roles
+            .iter()
+            .cloned()
+            .chain(accounts.roles().map(|r| r.as_str().to_owned()))
+            .collect(),
+    };
+    let classifier = match accounts {
+        None => ctx.classifier(),
+        Some(_) => Classifier {
+            system_roles: &system_roles,
+            ..ctx.classifier()
+        },
+    };
+    let account = accounts.and_then(|accounts| event_account(event, accounts));
+    for finding in classify(event, &classifier) {
         match finding {
             Finding::Cluster { cluster, reason } => wanted.entry(cluster).or_default().push(reason),
             Finding::Role { role, reason } => {
@@ -252,7 +321,11 @@ where
     let now = (ctx.now)();
     let reconciles: Vec<DeduplicatedReconcile> = wanted
         .into_iter()
-        .map(|(cluster, reasons)| windowed(&cluster, &reasons, now, ctx.window_seconds))
+        .map(|(cluster, reasons)| {
+            let mut request = windowed(&cluster, &reasons, now, ctx.window_seconds);
+            request.message.account = account.clone();
+            request
+        })
         .collect();
     send_requests(&ctx.queue, &reconciles).await?;
     for request in &reconciles {

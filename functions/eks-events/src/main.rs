@@ -1,6 +1,8 @@
 //! Lambda entry point of eks-events: clients and settings once, then the runtime loop.
 
-use eks_events::{Context, handle, metrics, parse_system_roles, parse_window};
+use eks_events::{
+    Context, InAccounts, handle_in_accounts, metrics, parse_system_roles, parse_window,
+};
 use eks_intents::adapters::aws::{S3Adapter, SqsAdapter};
 use eks_intents::config::{ConfigError, variable};
 use eks_intents::lambda::{clients, settings};
@@ -33,17 +35,22 @@ async fn main() -> Result<(), Error> {
         })?,
     };
     let (clients, invocations) = clients(&config).await;
-    let ctx = Context {
-        iam: clients.iam,
-        store: S3Adapter::new(clients.s3, config.bucket),
-        queue: SqsAdapter::new(clients.sqs, queue_url),
-        iam_path: config.reconcile.plan.iam_path,
-        region,
-        system_roles,
-        window_seconds,
-        now,
+    // Without EKS_INTENTS_ACCOUNT_ROLES no event names another account: the messages are the
+    // deployment's own, as before.
+    let ctx = InAccounts {
+        home: Context {
+            iam: clients.iam,
+            store: S3Adapter::new(clients.s3, config.bucket),
+            queue: SqsAdapter::new(clients.sqs, queue_url),
+            iam_path: config.reconcile.plan.iam_path,
+            region,
+            system_roles,
+            window_seconds,
+            now,
+        },
+        accounts: config.accounts,
     };
     invocations
-        .serve("eks-events failed", metrics, &ctx, handle)
+        .serve("eks-events failed", metrics, &ctx, handle_in_accounts)
         .await
 }

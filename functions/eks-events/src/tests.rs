@@ -938,3 +938,85 @@ fn metrics_count_requests_and_ignored_events() {
     });
     assert_eq!(metrics(&Err(error)).values["Errors"].0, 1.0);
 }
+
+/// `EKS_INTENTS_ACCOUNT_ROLES` with an entry for account 222222222222.
+fn east_roles() -> AccountRoles {
+    let vars = BTreeMap::from([
+        ("EKS_INTENTS_BUCKET", "b".to_owned()),
+        (
+            eks_intents::config::ACCOUNT_ROLES,
+            r#"{"222222222222": "arn:aws:iam::222222222222:role/eks-intents-account"}"#.to_owned(),
+        ),
+        (
+            eks_intents::config::ACCOUNT_ROLE_EXTERNAL_ID,
+            "eks-intents-7f3a".to_owned(),
+        ),
+    ]);
+    eks_intents::config::Config::from_lookup(|name| vars.get(name).cloned())
+        .expect("configuration")
+        .accounts
+}
+
+/// The EKS sample, as it arrives from `account`, by `caller` (a session ARN).
+fn eks_call_in(account: &str, caller: Option<&str>) -> Value {
+    let mut event = sample("cloudtrail-eks-create-pod-identity-association.json");
+    event["account"] = json!(account);
+    if let Some(caller) = caller {
+        event["detail"]["userIdentity"]["arn"] = json!(caller);
+        event["detail"]["userIdentity"]["sessionContext"]["sessionIssuer"]["arn"] = json!(
+            caller
+                .replace(":sts:", ":iam:")
+                .replace("assumed-role/", "role/")
+                .rsplit_once('/')
+                .map(|(r, _)| r.to_owned())
+                .unwrap_or_default()
+        );
+    }
+    event
+}
+
+#[tokio::test]
+async fn an_event_of_another_account_asks_for_a_reconcile_in_that_account() {
+    let in_accounts = |ctx| InAccounts {
+        home: ctx,
+        accounts: east_roles(),
+    };
+    let ctx = in_accounts(context(FakeIam::default(), FakeStore::default()));
+    handle_in_accounts(&ctx, &eks_call_in("222222222222", None))
+        .await
+        .unwrap();
+    let sent = ctx.home.queue.sent();
+    assert_eq!(sent[0].message.cluster, "demo");
+    assert_eq!(sent[0].message.account.as_deref(), Some("222222222222"));
+    // The group and the deduplication stay the cluster's.
+    assert_eq!(sent[0].deduplication_id, "events:demo:29928240");
+
+    // An event of the deployment's own account, or of an account without an entry, names none.
+    for account in [ACCOUNT, "444444444444"] {
+        let ctx = in_accounts(context(FakeIam::default(), FakeStore::default()));
+        handle_in_accounts(&ctx, &eks_call_in(account, None))
+            .await
+            .unwrap();
+        assert_eq!(ctx.home.queue.sent()[0].message.account, None, "{account}");
+    }
+
+    // The system's own writes there (through the account's role) trigger nothing.
+    let ctx = in_accounts(context(FakeIam::default(), FakeStore::default()));
+    let own = "arn:aws:sts::222222222222:assumed-role/eks-intents-account/eks-intents";
+    let response = handle_in_accounts(&ctx, &eks_call_in("222222222222", Some(own)))
+        .await
+        .unwrap();
+    assert!(ctx.home.queue.sent().is_empty());
+    assert!(
+        response.ignored[0].why.contains("the system's own role"),
+        "{response:?}"
+    );
+
+    // Without account roles, the message is what it always was.
+    let ctx = context(FakeIam::default(), FakeStore::default());
+    handle(&ctx, &eks_call_in("222222222222", None))
+        .await
+        .unwrap();
+    let body = serde_json::to_value(&ctx.queue.sent()[0].message).unwrap();
+    assert_eq!(body.get("account"), None, "{body}");
+}

@@ -8,17 +8,31 @@
 //! the window to close so that no event of it happens after the cluster is read), and one for a
 //! cluster still being created (tried again with a doubling wait, never failed: the queue's
 //! receive count gives the attempt).
+//!
+//! **Clusters in other accounts.** With `EKS_INTENTS_ACCOUNT_ROLES`, a cluster resolves to a
+//! role of its account (its own entry, else the entry of the account its messages name, else
+//! none: the deployment's own account; a cluster named by nothing, in a deployment with
+//! account-id entries, is looked for with [`locate`]), and its IAM, EKS and Kubernetes calls go
+//! through that role ([`Accounts`]); the bundles, state and status stay in the deployment's bucket. A role
+//! that cannot be assumed fails its cluster alone: the status report says why, naming the
+//! role, the messages return to the queue, and the other clusters of the batch go on.
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
-use eks_intents::adapters::aws::ApiCalls;
+use eks_intents::adapters::aws::{AccountSessions, ApiCalls, EksAdapter, IamAdapter};
+use eks_intents::adapters::kube::EksKubernetes;
+use eks_intents::config::{AccountRoles, role_account};
 use eks_intents::desired::Memory;
 use eks_intents::metrics::{Metrics, reconcile_metrics};
+use eks_intents::model::{PolicyArn, RoleArn, arn_parts};
 use eks_intents::ports::{
-    BundleStore, EksPort, IamPort, KubernetesConnector, ReconcileCluster, ReconcileRetry,
+    BundleStore, EksPort, ErrorKind, IamPort, KubernetesConnector, PortResult, ReconcileCluster,
+    ReconcileRetry,
 };
 use eks_intents::reconcile::{
-    ReconcileError, ReconcilePorts, ReconcileSettings, Run, now, reconcile,
+    Outcome, ReconcileError, ReconcilePorts, ReconcileSettings, Run, now, reconcile, report_failure,
 };
+use std::borrow::Cow;
+use std::future::Future;
 use std::time::{Duration, Instant};
 
 /// The longest wait before a cluster that is still being created is tried again.
@@ -55,6 +69,145 @@ impl<I, E, K, S, R> Context<I, E, K, S, R> {
     }
 }
 
+/// The ports of one account other than the deployment's own.
+pub struct AccountPorts<I, E, K> {
+    pub iam: I,
+    pub eks: E,
+    pub kube: K,
+}
+
+/// The accounts of `EKS_INTENTS_ACCOUNT_ROLES`: which role serves which cluster, and the ports
+/// that act through a role.
+pub trait Accounts: Send + Sync {
+    type Iam: IamPort;
+    type Eks: EksPort;
+    type Kube: KubernetesConnector;
+
+    fn roles(&self) -> &AccountRoles;
+
+    /// The ports acting through `role`; an error when the role cannot be assumed.
+    fn ports(
+        &self,
+        role: &RoleArn,
+    ) -> impl Future<Output = PortResult<AccountPorts<Self::Iam, Self::Eks, Self::Kube>>> + Send;
+
+    /// Where a cluster was found before (see [`locate`]): `Some(None)` at home.
+    fn located(&self, _cluster: &str) -> Option<Option<RoleArn>> {
+        None
+    }
+
+    /// Remembers where a cluster was found.
+    fn remember(&self, _cluster: &str, _role: Option<RoleArn>) {}
+}
+
+impl Accounts for AccountSessions {
+    type Iam = IamAdapter;
+    type Eks = EksAdapter;
+    type Kube = EksKubernetes;
+
+    fn roles(&self) -> &AccountRoles {
+        AccountSessions::roles(self)
+    }
+
+    async fn ports(
+        &self,
+        role: &RoleArn,
+    ) -> PortResult<AccountPorts<IamAdapter, EksAdapter, EksKubernetes>> {
+        let clients = self.clients(role).await?;
+        Ok(AccountPorts {
+            iam: clients.iam,
+            eks: clients.eks,
+            kube: clients.kubernetes,
+        })
+    }
+
+    fn located(&self, cluster: &str) -> Option<Option<RoleArn>> {
+        AccountSessions::located(self, cluster)
+    }
+
+    fn remember(&self, cluster: &str, role: Option<RoleArn>) {
+        AccountSessions::remember(self, cluster, role)
+    }
+}
+
+/// The account of a cluster that has no entry of its own and whose messages name no account (a
+/// bundle upload does not know it), in a deployment with account-id entries: the deployment's
+/// own account if its EKS knows the cluster, else the first account of an entry whose EKS does
+/// (`None`: at home, where a cluster found nowhere is reconciled as gone). Remembered by the
+/// warm function once found, so it costs a `DescribeCluster` per account once, not per run.
+pub async fn locate<E: EksPort, A: Accounts>(
+    home: &E,
+    accounts: &A,
+    cluster: &str,
+) -> Option<RoleArn> {
+    if let Some(known) = accounts.located(cluster) {
+        return known;
+    }
+    match home.describe_cluster(cluster).await {
+        Ok(_) => {
+            accounts.remember(cluster, None);
+            return None;
+        }
+        // Home cannot tell (throttled, denied): the run at home says why.
+        Err(error) if error.kind != ErrorKind::NotFound => return None,
+        Err(_) => {}
+    }
+    for (account, role) in accounts.roles().accounts() {
+        let found = match accounts.ports(role).await {
+            Ok(ports) => ports.eks.describe_cluster(cluster).await.is_ok(),
+            Err(error) => {
+                tracing::warn!(cluster, account, %error, "cannot look for the cluster in the account");
+                false
+            }
+        };
+        if found {
+            tracing::info!(cluster, account, "the cluster is in another account");
+            accounts.remember(cluster, Some(role.clone()));
+            return Some(role.clone());
+        }
+    }
+    None
+}
+
+/// The reconciler of a deployment whose clusters may be in other accounts: the context of its
+/// own account, and the accounts it reaches through roles.
+pub struct InAccounts<I, E, K, S, R, A> {
+    pub home: Context<I, E, K, S, R>,
+    pub accounts: A,
+}
+
+/// The settings of a run in the account of `role`: the permissions boundary is the policy of
+/// the same path and name in that account (the account's template creates it), since a role
+/// can only have a boundary of its own account.
+pub fn settings_in_account<'a>(
+    settings: &'a ReconcileSettings,
+    role: &RoleArn,
+) -> Cow<'a, ReconcileSettings> {
+    let Ok(account) = role_account(role.as_str()) else {
+        return Cow::Borrowed(settings);
+    };
+    let rebased = settings
+        .plan
+        .permissions_boundary
+        .as_ref()
+        .and_then(|boundary| {
+            let [arn, partition, service, region, owner, resource] = arn_parts(boundary.as_str())?;
+            (owner != account).then(|| {
+                PolicyArn::new(format!(
+                    "{arn}:{partition}:{service}:{region}:{account}:{resource}"
+                ))
+            })
+        });
+    match rebased {
+        None => Cow::Borrowed(settings),
+        Some(boundary) => {
+            let mut settings = settings.clone();
+            settings.plan.permissions_boundary = Some(boundary);
+            Cow::Owned(settings)
+        }
+    }
+}
+
 /// The messages of one cluster in a batch.
 #[derive(Default)]
 struct ClusterMessages<'a> {
@@ -63,8 +216,11 @@ struct ClusterMessages<'a> {
     not_before: Option<u64>,
     /// The most times one of them has been received.
     receive_count: u32,
+    /// The account one of them names.
+    account: Option<String>,
 }
 
+/// Handles a batch of a deployment whose clusters are all in its own account.
 pub async fn handle<I, E, K, S, R>(
     ctx: &Context<I, E, K, S, R>,
     event: SqsEvent,
@@ -75,6 +231,99 @@ where
     K: KubernetesConnector,
     S: BundleStore,
     R: ReconcileRetry,
+{
+    handle_batch(ctx, None::<&AccountSessions>, event).await
+}
+
+/// Handles a batch whose clusters may be in other accounts.
+pub async fn handle_in_accounts<I, E, K, S, R, A>(
+    ctx: &InAccounts<I, E, K, S, R, A>,
+    event: SqsEvent,
+) -> SqsBatchResponse
+where
+    I: IamPort,
+    E: EksPort,
+    K: KubernetesConnector,
+    S: BundleStore,
+    R: ReconcileRetry,
+    A: Accounts,
+{
+    handle_batch(&ctx.home, Some(&ctx.accounts), event).await
+}
+
+/// One run of `cluster`: in the deployment's own account, or through the role of its account.
+async fn reconcile_in<I, E, K, S, R, A>(
+    ctx: &Context<I, E, K, S, R>,
+    accounts: Option<&A>,
+    cluster: &str,
+    account: Option<&str>,
+) -> Result<Outcome, ReconcileError>
+where
+    I: IamPort,
+    E: EksPort,
+    K: KubernetesConnector,
+    S: BundleStore,
+    A: Accounts,
+{
+    let counter = &ctx.calls;
+    let calls = || counter.counts();
+    let role = match accounts {
+        None => None,
+        Some(a) => match a.roles().role_for(cluster, account) {
+            Some(role) => Some((a, role.clone())),
+            None if account.is_none() && a.roles().accounts().next().is_some() => {
+                locate(&ctx.eks, a, cluster).await.map(|role| (a, role))
+            }
+            None => None,
+        },
+    };
+    let Some((accounts, role)) = role else {
+        return reconcile(cluster, &ctx.ports(), &ctx.settings, Run::Apply, &calls).await;
+    };
+    let role = &role;
+    tracing::info!(cluster, role = %role, "acting in the cluster's account");
+    match accounts.ports(role).await {
+        Ok(ports) => {
+            let settings = settings_in_account(&ctx.settings, role);
+            let ports = ReconcilePorts {
+                iam: &ports.iam,
+                eks: &ports.eks,
+                kube: &ports.kube,
+                store: &ctx.store,
+                memory: &ctx.memory,
+            };
+            reconcile(cluster, &ports, &settings, Run::Apply, &calls).await
+        }
+        Err(source) => {
+            let error = ReconcileError::Account {
+                cluster: cluster.to_owned(),
+                source,
+            };
+            Err(report_failure(
+                cluster,
+                &ctx.store,
+                &ctx.memory,
+                &ctx.settings,
+                error,
+                &calls,
+            )
+            .await)
+        }
+    }
+}
+
+async fn handle_batch<I, E, K, S, R, A>(
+    ctx: &Context<I, E, K, S, R>,
+    accounts: Option<&A>,
+    event: SqsEvent,
+) -> SqsBatchResponse
+where
+    I: IamPort,
+    E: EksPort,
+    K: KubernetesConnector,
+    S: BundleStore,
+    R: ReconcileRetry,
+    A: Accounts,
 {
     // Messages by cluster, in arrival order; a message that is not a ReconcileCluster fails
     // alone (it reaches the dead-letter queue after its retries).
@@ -99,6 +348,9 @@ where
                 let entry = &mut clusters[index].1;
                 entry.records.push(record);
                 entry.not_before = entry.not_before.max(message.not_before);
+                if entry.account.is_none() {
+                    entry.account = message.account;
+                }
                 entry.receive_count = entry.receive_count.max(
                     record
                         .attributes
@@ -125,10 +377,8 @@ where
             continue;
         }
         ctx.calls.reset();
-        let ports = ctx.ports();
-        let calls = || ctx.calls.counts();
         let started = Instant::now();
-        match reconcile(&cluster, &ports, &ctx.settings, Run::Apply, &calls).await {
+        match reconcile_in(ctx, accounts, &cluster, messages.account.as_deref()).await {
             Ok(outcome) => {
                 tracing::info!(
                     cluster,
@@ -269,5 +519,32 @@ mod tests {
         assert_eq!(waits, [60, 120, 240, 480, 900, 900]);
         assert_eq!(not_ready_wait(first, 0).as_secs(), 60);
         assert_eq!(not_ready_wait(first, u32::MAX).as_secs(), 900);
+    }
+
+    #[test]
+    fn a_run_in_another_account_uses_the_boundary_of_that_account() {
+        let mut settings = ReconcileSettings::default();
+        let role = RoleArn::new("arn:aws:iam::222222222222:role/eks-intents/eks-intents-account");
+        assert!(matches!(
+            settings_in_account(&settings, &role),
+            Cow::Borrowed(_)
+        ));
+        settings.plan.permissions_boundary = Some(PolicyArn::new(
+            "arn:aws:iam::111111111111:policy/eks-intents/eks-intents-boundary",
+        ));
+        assert_eq!(
+            settings_in_account(&settings, &role)
+                .plan
+                .permissions_boundary
+                .as_ref()
+                .unwrap()
+                .as_str(),
+            "arn:aws:iam::222222222222:policy/eks-intents/eks-intents-boundary"
+        );
+        let home = RoleArn::new("arn:aws:iam::111111111111:role/eks-intents-account");
+        assert!(matches!(
+            settings_in_account(&settings, &home),
+            Cow::Borrowed(_)
+        ));
     }
 }

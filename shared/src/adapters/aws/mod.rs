@@ -4,6 +4,7 @@
 //! (`AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_<SERVICE>`, `AWS_REGION`, ...); nothing here knows
 //! whether it talks to AWS or to a local emulator.
 
+mod accounts;
 mod counter;
 mod eks;
 mod iam;
@@ -13,6 +14,7 @@ mod sqs;
 mod sts;
 mod unreachable;
 
+pub use accounts::{AccountClients, AccountSessions, AssumedRole};
 pub use counter::ApiCalls;
 pub use eks::EksAdapter;
 pub use iam::IamAdapter;
@@ -21,9 +23,12 @@ pub use s3::S3Adapter;
 pub use sqs::SqsAdapter;
 pub use sts::account_id;
 
+use crate::model::RoleArn;
 use crate::ports::{ErrorKind, PortError};
 use aws_config::BehaviorVersion;
+use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_sdk_iam::config::retry::{RetryPartition, TokenBucket};
+use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use retry::RetryPolicy;
@@ -76,6 +81,8 @@ pub struct AwsClients {
     pub calls: ApiCalls,
     /// When retries must stop; shared by every client.
     pub retry: RetryBudget,
+    /// What clients in other accounts are built from.
+    base: ClientBase,
 }
 
 impl AwsClients {
@@ -96,80 +103,150 @@ impl AwsClients {
             max: settings.max_backoff,
         };
         let budget = RetryBudget::new(settings.retry_budget);
-        let policy = RetryPolicy {
-            budget: budget.clone(),
-            backoff,
-            calls: calls.clone(),
-        };
         let config = config
             .to_builder()
             .retry_config(retry::base_config(&backoff))
             .build();
-        // The time budget bounds the retries, not the SDK's retry quota (a process-wide bucket
-        // per service that a long storm drains, after which nothing is retried at all).
-        let partition = RetryPartition::custom("eks-intents")
-            .token_bucket(TokenBucket::unlimited())
-            .build();
-        let iam = aws_sdk_iam::Client::from_conf(
-            aws_sdk_iam::config::Builder::from(&config)
-                .interceptor(calls.clone())
-                .interceptor(policy.clone())
-                .interceptor(unreachable::NameUnreachableEndpoint)
-                .retry_partition(partition.clone())
-                .build(),
-        );
-        let eks = aws_sdk_eks::Client::from_conf(
-            aws_sdk_eks::config::Builder::from(&config)
-                .interceptor(calls.clone())
-                .interceptor(policy.clone())
-                .interceptor(unreachable::NameUnreachableEndpoint)
-                .retry_partition(partition.clone())
-                .build(),
-        );
-        let s3 = aws_sdk_s3::Client::from_conf(
-            aws_sdk_s3::config::Builder::from(&config)
-                .interceptor(calls.clone())
-                .interceptor(policy.clone())
-                .interceptor(unreachable::NameUnreachableEndpoint)
-                .retry_partition(partition.clone())
-                .force_path_style(settings.s3_path_style)
-                .build(),
-        );
-        let sqs = aws_sdk_sqs::Client::from_conf(
-            aws_sdk_sqs::config::Builder::from(&config)
-                .interceptor(calls.clone())
-                .interceptor(policy.clone())
-                .interceptor(unreachable::NameUnreachableEndpoint)
-                .retry_partition(partition.clone())
-                .build(),
-        );
-        let sts = aws_sdk_sts::Client::from_conf(
-            aws_sdk_sts::config::Builder::from(&config)
-                .interceptor(calls.clone())
-                .interceptor(policy)
-                .interceptor(unreachable::NameUnreachableEndpoint)
-                .retry_partition(partition)
-                .build(),
-        );
         let region = config
             .region()
             .map(|r| r.as_ref().to_owned())
             .unwrap_or_else(|| "us-east-1".to_owned());
-        let kubernetes = crate::adapters::kube::EksKubernetes::new(
-            config.credentials_provider(),
-            region.clone(),
-            sts_endpoint(&config, &region),
+        let base = ClientBase {
+            policy: RetryPolicy {
+                budget: budget.clone(),
+                backoff,
+                calls: calls.clone(),
+            },
+            calls: calls.clone(),
+            // The time budget bounds the retries, not the SDK's retry quota (a process-wide
+            // bucket per service that a long storm drains, after which nothing is retried at
+            // all).
+            partition: RetryPartition::custom("eks-intents")
+                .token_bucket(TokenBucket::unlimited())
+                .build(),
+            sts_endpoint: sts_endpoint(&config, &region),
+            region,
+            config,
+        };
+        let s3 = aws_sdk_s3::Client::from_conf(
+            base.instrument(aws_sdk_s3::config::Builder::from(&base.config))
+                .force_path_style(settings.s3_path_style)
+                .build(),
         );
+        let sqs = aws_sdk_sqs::Client::from_conf(
+            base.instrument(aws_sdk_sqs::config::Builder::from(&base.config))
+                .build(),
+        );
+        let sts = aws_sdk_sts::Client::from_conf(
+            base.instrument(aws_sdk_sts::config::Builder::from(&base.config))
+                .build(),
+        );
+        let (iam, eks, kubernetes) = base.in_account(&base.config);
         AwsClients {
-            iam: IamAdapter::new(iam),
-            eks: EksAdapter::new(eks),
+            iam,
+            eks,
             s3,
             sqs,
             sts,
             kubernetes,
             calls,
             retry: budget,
+            base,
         }
+    }
+
+    /// The IAM, EKS and Kubernetes clients of the account of `role`, acting through that role
+    /// (assumed with `external_id` by this deployment's STS client, credentials kept for their
+    /// lifetime), with the same retry policy, call counter and retry budget as these clients.
+    pub fn in_account(&self, role: &RoleArn, external_id: &str) -> AccountClients {
+        let credentials = AssumedRole::new(self.sts.clone(), role.clone(), external_id);
+        let config = self
+            .base
+            .config
+            .to_builder()
+            .credentials_provider(SharedCredentialsProvider::new(credentials.clone()))
+            .build();
+        let (iam, eks, kubernetes) = self.base.in_account(&config);
+        AccountClients {
+            role: role.clone(),
+            iam,
+            eks,
+            kubernetes,
+            credentials,
+        }
+    }
+}
+
+/// What every client is built from: the configuration with the retry settings, and the
+/// interceptors that count calls and keep retries inside the budget.
+#[derive(Clone, Debug)]
+struct ClientBase {
+    config: aws_config::SdkConfig,
+    calls: ApiCalls,
+    policy: RetryPolicy,
+    partition: RetryPartition,
+    region: String,
+    sts_endpoint: String,
+}
+
+/// The parts of a service's configuration builder that `ClientBase::instrument` sets.
+trait Instrumented: Sized {
+    fn interceptor(self, interceptor: impl Intercept + 'static) -> Self;
+    fn retry_partition(self, partition: RetryPartition) -> Self;
+}
+
+macro_rules! instrumented {
+    ($($service:ident),*) => {$(
+        impl Instrumented for $service::config::Builder {
+            fn interceptor(self, interceptor: impl Intercept + 'static) -> Self {
+                self.interceptor(interceptor)
+            }
+            fn retry_partition(self, partition: RetryPartition) -> Self {
+                self.retry_partition(partition)
+            }
+        }
+    )*};
+}
+
+instrumented!(
+    aws_sdk_iam,
+    aws_sdk_eks,
+    aws_sdk_s3,
+    aws_sdk_sqs,
+    aws_sdk_sts
+);
+
+impl ClientBase {
+    /// A client configuration with the call counter, the retry policy, the naming of an
+    /// unreachable endpoint and the unlimited retry partition.
+    fn instrument<B: Instrumented>(&self, builder: B) -> B {
+        builder
+            .interceptor(self.calls.clone())
+            .interceptor(self.policy.clone())
+            .interceptor(unreachable::NameUnreachableEndpoint)
+            .retry_partition(self.partition.clone())
+    }
+
+    /// The clients that act in one account: IAM, EKS, and Kubernetes through EKS tokens signed
+    /// with the same credentials as the other two.
+    fn in_account(
+        &self,
+        config: &aws_config::SdkConfig,
+    ) -> (IamAdapter, EksAdapter, crate::adapters::kube::EksKubernetes) {
+        let iam = aws_sdk_iam::Client::from_conf(
+            self.instrument(aws_sdk_iam::config::Builder::from(config))
+                .build(),
+        );
+        let eks = aws_sdk_eks::Client::from_conf(
+            self.instrument(aws_sdk_eks::config::Builder::from(config))
+                .build(),
+        );
+        let kubernetes = crate::adapters::kube::EksKubernetes::new(
+            config.credentials_provider(),
+            self.region.clone(),
+            self.sts_endpoint.clone(),
+        );
+        (IamAdapter::new(iam), EksAdapter::new(eks), kubernetes)
     }
 }
 

@@ -176,7 +176,9 @@ impl EksKubernetes {
         }
     }
 
-    async fn token(&self, cluster: &str) -> PortResult<String> {
+    /// A fresh EKS token for `cluster`, signed with this connector's credentials (in another
+    /// account, those of the role assumed there: EKS maps that role to the cluster's RBAC).
+    pub async fn token(&self, cluster: &str) -> PortResult<String> {
         let provider = self.credentials.as_ref().ok_or_else(|| {
             PortError::new(
                 "kubernetes",
