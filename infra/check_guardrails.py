@@ -23,7 +23,10 @@ form) and fails, naming the statement, unless:
 - `[package.metadata.lambda.deploy]` of each function crate, where present, agrees with the
   template on memory and timeout (the cargo lambda and SAM deploys give the same function);
 - every role with IAM writes denies sts:AssumeRole* on the roles under IamPath;
-- sts:AssumeRole is allowed only on the roles of the parameter AccountRoleArns.
+- sts:AssumeRole is allowed only on the roles of the parameter AccountRoleArns;
+- iam:AttachRolePolicy is allowed only with the condition ArnLike/ArnEquals iam:PolicyARN naming
+  the policies under IamPath or AWS managed policies EKS recommends for its add-ons
+  (RECOMMENDED_ADDON_POLICIES), never AdministratorAccess or any other.
 
 A template without functions but with an `AccountRole` (infra/account-role.yaml, the role a
 deployment assumes in another account) is checked as the reconciler's role is, with its own
@@ -64,6 +67,16 @@ BOUNDARY_POLICY_CHANGES = (
     "iam:DeletePolicyVersion",
     "iam:SetDefaultPolicyVersion",
 )
+# The AWS managed policies a role may get because EKS recommends them for an add-on.
+RECOMMENDED_ADDON_POLICIES = {
+    "service-role/AmazonEBSCSIDriverPolicy",
+    "service-role/AmazonEFSCSIDriverPolicy",
+    "AmazonEKS_CNI_Policy",
+    "CloudWatchAgentServerPolicy",
+    "AWSXrayWriteOnlyAccess",
+}
+AWS_MANAGED = "arn:${AWS::Partition}:iam::aws:policy/"
+OWNED_POLICIES = "arn:${AWS::Partition}:iam::${AWS::AccountId}:policy${IamPath}*"
 OIDC_ACTIONS = {
     "iam:createopenidconnectprovider",
     "iam:addclientidtoopenidconnectprovider",
@@ -304,6 +317,23 @@ def role_of(resources, fid, res):
 # ------------------------------------------------------------------ the guardrails
 
 
+def check_attachable(name: str, st) -> list[str]:
+    """iam:AttachRolePolicy names the policies it may attach: the owned ones, or AWS managed
+    policies EKS recommends for add-ons."""
+    condition = st.get("Condition") or {}
+    if set(condition) - {"ArnLike", "ArnEquals"} or not condition:
+        return [f"{name}: allows iam:AttachRolePolicy without only ArnLike/ArnEquals iam:PolicyARN"]
+    arns = [text(a) for op in condition.values() for a in as_list((op or {}).get("iam:PolicyARN"))]
+    if not arns:
+        return [f"{name}: allows iam:AttachRolePolicy without only ArnLike/ArnEquals iam:PolicyARN"]
+    return [
+        f"{name}: allows iam:AttachRolePolicy of {arn!r}, neither an owned policy nor one EKS recommends for an add-on"
+        for arn in arns
+        if arn != OWNED_POLICIES
+        and not (arn.startswith(AWS_MANAGED) and arn[len(AWS_MANAGED):] in RECOMMENDED_ADDON_POLICIES)
+    ]
+
+
 def check(template) -> list[str]:
     """Every guardrail that does not hold, as one message each (empty: all hold)."""
     problems: list[str] = []
@@ -370,6 +400,8 @@ def check(template) -> list[str]:
                 for r in as_list(st.get("Resource")):
                     if text(r) != "${AccountRoleArns}":
                         problems.append(f"{name}: allows sts:AssumeRole on {text(r)!r}; only the roles of the parameter AccountRoleArns may be assumed")
+            if matches(acts, "iam:AttachRolePolicy"):
+                problems.extend(check_attachable(name, st))
             if matches(acts, "iam:PassRole"):
                 cond = (st.get("Condition") or {}).get("StringEquals") or {}
                 services = [text(s) for s in as_list(cond.get("iam:PassedToService"))]
@@ -680,6 +712,11 @@ def self_tests(template):
         ("boundary no longer denies iam:*", "the boundary does not deny iam:*", boundary_allows_iam),
         ("Deny of assuming the owned roles removed", "no unconditional Deny of sts:AssumeRole on the roles under IamPath",
          lambda t: remove_statement(t, reconciler, "NeverAssumeOwnedRoles")),
+        ("AttachRolePolicy of any policy", "AttachOnlyOwnedPolicies: allows iam:AttachRolePolicy without only",
+         lambda t: statement(t, reconciler, "AttachOnlyOwnedPolicies")[1].pop("Condition")),
+        ("AdministratorAccess among the recommended policies", "allows iam:AttachRolePolicy of 'arn:${AWS::Partition}:iam::aws:policy/AdministratorAccess'",
+         lambda t: statement(t, reconciler, "AttachRecommendedAddonPolicies")[1]["Condition"]["ArnEquals"]["iam:PolicyARN"].append(
+             {"Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/AdministratorAccess"})),
         ("the account roles widened to every role", "AssumeTheAccountRoles: allows sts:AssumeRole on '*'",
          lambda t: statement(t, reconciler, "AssumeTheAccountRoles")[1].update(Resource="*")),
         ("the drift sweep may assume any role of an account", "AssumeTheAccountRoles: allows sts:AssumeRole on",

@@ -52,6 +52,8 @@ pub const DANGEROUS_EXCEPTIONS: &str = "EKS_INTENTS_DANGEROUS_EXCEPTIONS";
 pub const SOFT_DELETE: &str = "EKS_INTENTS_SOFT_DELETE";
 /// Pod Identity: each association carries its workload's declared policy as session policy.
 pub const SESSION_POLICIES: &str = "EKS_INTENTS_SESSION_POLICIES";
+/// An add-on's ServiceAccount without intents gets a role with the policies EKS recommends.
+pub const ADDON_RECOMMENDED_POLICIES: &str = "EKS_INTENTS_ADDON_RECOMMENDED_POLICIES";
 pub const REPORT_ONLY: &str = "EKS_INTENTS_REPORT_ONLY";
 pub const NOT_READY_RETRY: &str = "EKS_INTENTS_NOT_READY_RETRY_SECONDS";
 /// A status report that would not change is written anyway once it is this old (seconds).
@@ -232,6 +234,7 @@ pub fn plan_settings(lookup: impl Fn(&str) -> Option<String>) -> Result<Settings
         max_deletions_per_run: parse(&get, MAX_DELETIONS, defaults.max_deletions_per_run)?,
         soft_delete: parse(&get, SOFT_DELETE, false)?,
         session_policies: parse(&get, SESSION_POLICIES, false)?,
+        addon_recommended_policies: parse(&get, ADDON_RECOMMENDED_POLICIES, false)?,
         quotas: defaults.quotas,
         rollout_restart: match get(ROLLOUT).as_deref() {
             None | Some("none") => false,
@@ -421,6 +424,7 @@ mod tests {
             (S3_PATH_STYLE, "true"),
             (SOFT_DELETE, "true"),
             (SESSION_POLICIES, "true"),
+            (ADDON_RECOMMENDED_POLICIES, "true"),
             (REPORT_ONLY, "true"),
             (NOT_READY_RETRY, "30"),
             (STATUS_REFRESH, "3600"),
@@ -438,6 +442,7 @@ mod tests {
         );
         assert!(c.reconcile.plan.soft_delete);
         assert!(c.reconcile.plan.session_policies);
+        assert!(c.reconcile.plan.addon_recommended_policies);
         assert!(c.reconcile.report_only);
         assert_eq!(c.reconcile.not_ready_retry, Duration::from_secs(30));
         assert_eq!(c.reconcile.status_refresh, Duration::from_secs(3600));
@@ -446,6 +451,7 @@ mod tests {
         let defaults = config(&[(BUCKET, "b")]).unwrap();
         assert!(!defaults.reconcile.plan.soft_delete);
         assert!(!defaults.reconcile.plan.session_policies);
+        assert!(!defaults.reconcile.plan.addon_recommended_policies);
         assert!(!defaults.reconcile.report_only);
         assert_eq!(
             config(&[(BUCKET, "b"), (REPORT_ONLY, "maybe")])

@@ -39,6 +39,17 @@ pub async fn observe<I: IamPort, E: EksPort, K: KubernetesPort>(
         .await
         .map_err(ObserveError::Aws)?;
     let addons = eks.addons(cluster).await.map_err(ObserveError::Aws)?;
+    // What EKS recommends for each add-on version: read only when the setting uses it.
+    let mut recommended = BTreeMap::new();
+    if settings.plan.addon_recommended_policies {
+        for addon in &addons {
+            let policies = eks
+                .addon_recommended_policies(&addon.name, &addon.version)
+                .await
+                .map_err(ObserveError::Aws)?;
+            recommended.insert(addon.name.clone(), policies);
+        }
+    }
     let mut namespaces: BTreeSet<Namespace> = desired
         .workloads
         .keys()
@@ -73,7 +84,10 @@ pub async fn observe<I: IamPort, E: EksPort, K: KubernetesPort>(
             if let Some(extra) = settings.addon_service_accounts.get(addon.name.as_str()) {
                 service_accounts.extend(extra.iter().cloned());
             }
-            addon.into_observed(service_accounts, &associations.described)
+            let name = addon.name.clone();
+            let mut observed = addon.into_observed(service_accounts, &associations.described);
+            observed.recommended_policies = recommended.remove(&name).unwrap_or_default();
+            observed
         })
         .collect();
     let kubernetes = kube

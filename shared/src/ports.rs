@@ -10,7 +10,7 @@ use crate::model::{
 use crate::model::{
     ClusterInfo, Namespace, ObservedAddon, ObservedAssociation, ObservedManagedPolicy,
     ObservedRole, ObservedServiceAccount, ObservedWorkload, OidcProvider, RoleName,
-    ServiceAccountRef,
+    ServiceAccountName, ServiceAccountRef,
 };
 use crate::policy::{PolicyDocument, short_hash};
 use serde::{Deserialize, Serialize};
@@ -272,6 +272,13 @@ pub trait EksPort: Send + Sync {
         association_id: &AssociationId,
     ) -> impl Future<Output = PortResult<()>> + Send;
     /// IRSA: sets (or with `None` clears) the add-on's `serviceAccountRoleArn`.
+    /// The managed policies EKS recommends for each ServiceAccount of an add-on version
+    /// (`DescribeAddonConfiguration`'s `podIdentityConfiguration`).
+    fn addon_recommended_policies(
+        &self,
+        addon: &AddonName,
+        version: &str,
+    ) -> impl Future<Output = PortResult<BTreeMap<ServiceAccountName, Vec<PolicyArn>>>> + Send;
     fn set_addon_role(
         &self,
         cluster: &str,
@@ -302,6 +309,7 @@ pub struct ClusterDescription {
 pub struct AddonDescription {
     pub name: AddonName,
     pub arn: String,
+    pub version: String,
     pub service_account_role_arn: Option<RoleArn>,
 }
 
@@ -322,6 +330,7 @@ impl AddonDescription {
             name: self.name,
             service_accounts,
             service_account_role_arn: self.service_account_role_arn,
+            recommended_policies: BTreeMap::new(),
         }
     }
 }

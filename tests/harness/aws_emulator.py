@@ -36,7 +36,8 @@ from xml.sax.saxutils import escape, unescape
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.core.responses import BaseResponse
 from moto.eks.models import eks_backends
-from moto.iam.models import get_account_id_from, iam_backends
+from moto.iam.aws_managed_policies import aws_managed_policies_data
+from moto.iam.models import AWSManagedPolicy, get_account_id_from, iam_backends
 from moto.moto_api._internal.models import moto_api_backend
 from moto.moto_server.werkzeug_app import (
     DomainDispatcherApplication,
@@ -397,6 +398,17 @@ ASSOCIATION_SUMMARY_KEYS = (
     "ownerArn",
 )
 DEFAULT_ADDON_NAMESPACE = "kube-system"
+# DescribeAddonConfiguration's podIdentityConfiguration of some add-ons: (ServiceAccount, the
+# managed policies EKS recommends for it, by path and name).
+ADDON_POD_IDENTITY_CONFIGURATION: dict[str, list[tuple[str, list[str]]]] = {
+    "aws-ebs-csi-driver": [("ebs-csi-controller-sa", ["service-role/AmazonEBSCSIDriverPolicy"])],
+    "aws-efs-csi-driver": [("efs-csi-controller-sa", ["service-role/AmazonEFSCSIDriverPolicy"])],
+    "vpc-cni": [("aws-node", ["AmazonEKS_CNI_Policy"])],
+    "amazon-cloudwatch-observability": [
+        ("cloudwatch-agent", ["CloudWatchAgentServerPolicy", "AWSXrayWriteOnlyAccess"])
+    ],
+    "coredns": [],
+}
 
 
 def association_id() -> str:
@@ -522,6 +534,8 @@ class Eks:
         self.routes: list[tuple[str, re.Pattern, str, Callable | None]] = []
         cluster = r"/clusters/(?P<cluster>[^/]+)"
         for method, pattern, operation, handler in [
+            ("GET", r"/addons/configuration-schemas", "DescribeAddonConfiguration",
+             self.describe_addon_configuration),
             ("POST", r"/clusters", "CreateCluster", None),
             ("GET", r"/clusters", "ListClusters", None),
             ("GET", cluster, "DescribeCluster", self.describe_cluster),
@@ -693,6 +707,35 @@ class Eks:
         state.addons[name] = addon
         self.sync_owned_associations(call, state, cluster, addon, pod_identities)
         return json_response(200, {"addon": self.addon_json(addon)})
+
+    def describe_addon_configuration(self, call: Call) -> Response:
+        name = call.param("addonName")
+        version = call.param("addonVersion")
+        if not name or not version:
+            raise invalid_parameter("addonName and addonVersion are required")
+        recommended = ADDON_POD_IDENTITY_CONFIGURATION.get(name)
+        if recommended is None:
+            raise not_found(f"No add-on named {name}")
+        # moto loads no AWS managed policy by default: the recommended ones are put in the
+        # caller's account, as AWS has them in every account.
+        ensure_aws_managed_policies(call, [p for _, policies in recommended for p in policies])
+        return json_response(
+            200,
+            {
+                "addonName": name,
+                "addonVersion": version,
+                "configurationSchema": "{}",
+                "podIdentityConfiguration": [
+                    {
+                        "serviceAccount": service_account,
+                        "recommendedManagedPolicies": [
+                            f"arn:{call.partition}:iam::aws:policy/{policy}" for policy in policies
+                        ],
+                    }
+                    for service_account, policies in recommended
+                ],
+            },
+        )
 
     def list_addons(self, call: Call, cluster: str) -> Response:
         state = self.cluster(call, cluster)
@@ -1163,6 +1206,18 @@ class Emulator:
                     return method_not_allowed()
                 return json_response(200, self.eks.overrides.get(name, {}))
         return json_response(404, {"error": f"no control at {method} {path}"})
+
+
+def ensure_aws_managed_policies(call: Call, paths: list[str]) -> None:
+    """Puts these AWS managed policies (`path/name`) in the caller's IAM, from moto's copy."""
+    backend = iam_backends[call.account][call.partition]
+    data = json.loads(aws_managed_policies_data)
+    for path in paths:
+        name = path.rsplit("/", 1)[-1]
+        arn = f"arn:{call.partition}:iam::aws:policy/{path}"
+        if arn not in backend.managed_policies and name in data:
+            policy = AWSManagedPolicy.from_data(name, call.account, call.partition, data[name])
+            backend.managed_policies[policy.arn] = policy
 
 
 def set_iam_quotas(payload: Any) -> dict:

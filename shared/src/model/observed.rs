@@ -197,6 +197,10 @@ pub struct ObservedAddon {
     /// Pod Identity associations the add-on owns: ServiceAccount name -> role ARN.
     #[serde(default)]
     pub pod_identity_associations: BTreeMap<ServiceAccountName, RoleArn>,
+    /// The managed policies EKS recommends for its ServiceAccounts, read only when the
+    /// setting `addon_recommended_policies` is on: ServiceAccount name -> policy ARNs.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub recommended_policies: BTreeMap<ServiceAccountName, Vec<PolicyArn>>,
 }
 
 /// Everything the planner compares the desired state with.

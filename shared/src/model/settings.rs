@@ -121,6 +121,9 @@ pub struct Settings {
     /// session policy (EKS's session tags then off), so that a role widened by hand gives the
     /// pods no more than their intents.
     pub session_policies: bool,
+    /// An EKS add-on's ServiceAccount without intents gets a role with the managed policies
+    /// EKS recommends for it (`DescribeAddonConfiguration`), bound through the add-on.
+    pub addon_recommended_policies: bool,
 }
 
 impl Default for Settings {
@@ -141,6 +144,7 @@ impl Default for Settings {
             rollout_restart: false,
             force_annotations: false,
             session_policies: false,
+            addon_recommended_policies: false,
         }
     }
 }

@@ -311,6 +311,9 @@ impl<'a> Planner<'a> {
                 if let Some(shared) = intents.get_mut(first) {
                     shared.workloads.extend(moved.workloads);
                     shared.shared_with.push(other.clone());
+                    shared.recommended.extend(moved.recommended);
+                    shared.recommended.sort();
+                    shared.recommended.dedup();
                 }
             }
             warnings.push(Warning::AddonSharesRole {

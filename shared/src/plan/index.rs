@@ -96,6 +96,7 @@ impl<'a> Planner<'a> {
                         .or_insert_with(|| RoleIntent {
                             workloads: Vec::new(),
                             shared_with: Vec::new(),
+                            recommended: Vec::new(),
                         })
                         .workloads
                         .push(workload);
@@ -103,10 +104,38 @@ impl<'a> Planner<'a> {
                 Err(reason) => pending.push((workload, reason)),
             }
         }
+        if self.settings.addon_recommended_policies {
+            self.recommended_roles(&mut intents);
+        }
         if self.settings.mode == crate::model::BindingMode::Irsa {
             self.share_addon_roles(&mut intents, warnings);
         }
         IndexReport { intents, pending }
+    }
+
+    /// A role for each add-on ServiceAccount that has no intents and for which EKS recommends
+    /// managed policies: those policies, attached. A ServiceAccount with intents gets exactly
+    /// what they declare instead.
+    fn recommended_roles(&self, intents: &mut BTreeMap<ServiceAccountRef, RoleIntent<'a>>) {
+        for (service_account, addon) in &self.addons {
+            let Some(recommended) = addon.recommended_policies.get(&service_account.name) else {
+                continue;
+            };
+            if intents.contains_key(service_account) {
+                continue;
+            }
+            let mut recommended = recommended.clone();
+            recommended.sort();
+            recommended.dedup();
+            intents.insert(
+                service_account.clone(),
+                RoleIntent {
+                    workloads: Vec::new(),
+                    shared_with: Vec::new(),
+                    recommended,
+                },
+            );
+        }
     }
 
     /// Reports the workloads whose ServiceAccount is not known yet (pending, or held), and

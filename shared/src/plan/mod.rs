@@ -20,6 +20,7 @@ mod index;
 mod orphans;
 mod permissions;
 mod problem;
+mod record;
 mod report;
 mod roles;
 mod room;
@@ -78,6 +79,9 @@ struct RoleIntent<'a> {
     /// IRSA: the add-on's other ServiceAccounts that share this role (an add-on has one role
     /// setting), trusted beside the role's own.
     shared_with: Vec<ServiceAccountRef>,
+    /// The managed policies EKS recommends for an add-on's ServiceAccount that has no intents
+    /// (setting `addon_recommended_policies`), attached to the role.
+    recommended: Vec<PolicyArn>,
 }
 
 /// The outcome of planning one role, shared by the workloads that run as its ServiceAccount.
@@ -208,7 +212,12 @@ impl<'a> Planner<'a> {
                 Err(refusal) => return outcome.stopped(refusal.into()),
             };
         let mut actions = self.role_changes(&identity, trust, grants.tags);
-        actions.extend(self.policy_changes(&identity.role, identity.observed, &grants.layout));
+        actions.extend(self.policy_changes(
+            &identity.role,
+            identity.observed,
+            &grants.layout,
+            &intent.recommended,
+        ));
         let binding = self
             .session_policy(&identity, &grants.layout)
             .and_then(|session| self.do_plan_binding(&identity, session.as_ref()));
@@ -225,52 +234,6 @@ impl<'a> Planner<'a> {
         outcome.drift = self.role_drift(&identity, &actions, grants.intents_unchanged);
         outcome.actions = actions;
         outcome
-    }
-
-    /// Reports each workload of the role, with the restarts its binding calls for; returns
-    /// the role's actions, restarts included.
-    fn record_role(
-        &self,
-        service_account: &ServiceAccountRef,
-        intent: &RoleIntent,
-        mut outcome: RoleOutcome,
-        plan: &mut Plan,
-    ) -> Vec<Action> {
-        let (state, told) = match &outcome.problem {
-            Some(problem) => (problem.state(), WorkloadOutcome::Problem(problem.clone())),
-            None if outcome.actions.is_empty() => {
-                (WorkloadState::Ready, WorkloadOutcome::AsDeclared)
-            }
-            None => (
-                WorkloadState::Changing,
-                WorkloadOutcome::Changes(outcome.actions.len()),
-            ),
-        };
-        let restarts = self.plan_restarts(&outcome.role, intent, &mut outcome.actions);
-        for workload in &intent.workloads {
-            plan.workloads.push(WorkloadPlan {
-                identity: WorkloadIdentity {
-                    namespace: workload.workload.namespace.clone(),
-                    workload: workload.workload.name.clone(),
-                    kind: workload
-                        .workload
-                        .kind
-                        .or_else(|| self.observed_kind(&workload.workload)),
-                    service_account: Some(service_account.clone()),
-                    role_arn: Some(outcome.arn.clone()),
-                    binding: outcome.binding.clone(),
-                },
-                role: Some(outcome.role.clone()),
-                state,
-                outcome: told.clone(),
-                actions: outcome.actions.len(),
-                restart: restarts
-                    .get(&workload.workload)
-                    .copied()
-                    .unwrap_or_default(),
-            });
-        }
-        outcome.actions
     }
 }
 

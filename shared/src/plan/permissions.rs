@@ -183,6 +183,7 @@ impl<'a> Planner<'a> {
         let declared = declared_digest(
             trust,
             layout,
+            &intent.recommended,
             self.settings
                 .permissions_boundary
                 .as_ref()
@@ -205,6 +206,7 @@ impl<'a> Planner<'a> {
         role: &RoleName,
         observed: Option<&ObservedRole>,
         layout: &PermissionLayout,
+        recommended: &[PolicyArn],
     ) -> Vec<Action> {
         let empty_inline = BTreeMap::new();
         let empty_attached = BTreeSet::new();
@@ -212,7 +214,9 @@ impl<'a> Planner<'a> {
         let attached = observed.map_or(&empty_attached, |r| &r.attached_policies);
 
         let (wanted_inline, wanted_parts) = self.wanted_policies(role, layout);
-        let wanted_arns: BTreeSet<&PolicyArn> = wanted_parts.iter().map(|(_, a, _)| a).collect();
+        let mut wanted_arns: BTreeSet<&PolicyArn> =
+            wanted_parts.iter().map(|(_, a, _)| a).collect();
+        wanted_arns.extend(recommended);
 
         let mut detach: Vec<Action> = attached
             .iter()
@@ -236,6 +240,16 @@ impl<'a> Planner<'a> {
         for part in &wanted_parts {
             actions.extend(self.part_changes(role, part, attached));
         }
+        // The managed policies EKS recommends for an add-on: AWS's own, attached as they are.
+        actions.extend(
+            recommended
+                .iter()
+                .filter(|arn| !attached.contains(*arn))
+                .map(|arn| Action::AttachManagedPolicy {
+                    role: role.clone(),
+                    policy_arn: arn.clone(),
+                }),
+        );
         if let Some(document) = wanted_inline
             && !inline
                 .get(INLINE_POLICY_NAME)
@@ -356,6 +370,7 @@ impl<'a> Planner<'a> {
 fn declared_digest(
     trust: &PolicyDocument,
     layout: &PermissionLayout,
+    recommended: &[PolicyArn],
     boundary: Option<&str>,
     tags: &BTreeMap<String, String>,
 ) -> String {
@@ -369,6 +384,12 @@ fn declared_digest(
     for document in layout.documents() {
         text.push('\n');
         text.push_str(&document.to_json());
+    }
+    // Only roles with recommended policies have these lines: the digest of every other role is
+    // what it was before they existed.
+    for arn in recommended {
+        text.push_str("\nattached ");
+        text.push_str(arn.as_str());
     }
     text.push('\n');
     text.push_str(boundary.unwrap_or_default());

@@ -1672,3 +1672,111 @@ fn a_declared_policy_too_large_for_a_session_policy_is_reported_not_cut() {
         "{worker:?}"
     );
 }
+
+const EBS_POLICY: &str = "arn:aws:iam::aws:policy/service-role/AmazonEBSCSIDriverPolicy";
+
+/// The seed's desired state without the EBS driver's intents, and a cluster whose EBS add-on
+/// has EKS's recommendation for its controller.
+fn addon_without_intents() -> (DesiredState, ObservedState) {
+    let mut desired = seed_desired();
+    desired
+        .workloads
+        .retain(|w, _| w.namespace.as_str() != "kube-system");
+    let mut observed = seed_cluster();
+    observed.addons[0].recommended_policies.insert(
+        "ebs-csi-controller-sa".into(),
+        vec![PolicyArn::new(EBS_POLICY)],
+    );
+    (desired, observed)
+}
+
+fn recommending(mode: BindingMode) -> Settings {
+    Settings {
+        mode,
+        addon_recommended_policies: true,
+        ..settings()
+    }
+}
+
+#[test]
+fn an_addon_without_intents_gets_the_policies_eks_recommends_bound_through_the_addon() {
+    let (desired, observed) = addon_without_intents();
+    for mode in [BindingMode::Irsa, BindingMode::PodIdentity] {
+        let (first, state) = converge(&desired, &observed, &recommending(mode));
+        let ebs: Vec<String> = first
+            .actions
+            .iter()
+            .filter(|a| {
+                a.role()
+                    .is_some_and(|r| r.as_str() == "demo.kube-system.ebs-csi-controller-sa")
+            })
+            .map(ToString::to_string)
+            .collect();
+        assert!(
+            ebs.iter().any(|a| a.starts_with("create role")),
+            "{mode:?}: {ebs:?}"
+        );
+        assert!(
+            ebs.iter().any(|a| a.contains(EBS_POLICY)),
+            "{mode:?}: {ebs:?}"
+        );
+        let role = state
+            .roles
+            .iter()
+            .find(|r| r.name.as_str() == "demo.kube-system.ebs-csi-controller-sa")
+            .expect("the add-on's role");
+        assert_eq!(
+            role.attached_policies,
+            BTreeSet::from([PolicyArn::new(EBS_POLICY)]),
+            "{mode:?}"
+        );
+        assert!(role.inline_policies.is_empty(), "{mode:?}");
+        let addon = &state.addons[0];
+        match mode {
+            BindingMode::Irsa => {
+                assert_eq!(addon.service_account_role_arn.as_ref(), Some(&role.arn))
+            }
+            BindingMode::PodIdentity => assert_eq!(
+                addon
+                    .pod_identity_associations
+                    .get(&"ebs-csi-controller-sa".into()),
+                Some(&role.arn)
+            ),
+        }
+        // The add-on stands for the role in the report.
+        let report = workload(&first, "aws-ebs-csi-driver");
+        assert_eq!(report.identity.namespace.as_str(), "kube-system");
+        assert_eq!(report.state, WorkloadState::Changing);
+        let again = plan(&desired, &state, &recommending(mode));
+        assert!(again.is_empty(), "{mode:?}: {:?}", names(&again));
+        assert_eq!(
+            workload(&again, "aws-ebs-csi-driver").state,
+            WorkloadState::Ready
+        );
+        // The setting off: the role is no one's any more and waits out its grace period.
+        let off = plan(&desired, &state, &Settings { mode, ..settings() });
+        assert!(
+            off.orphans
+                .iter()
+                .any(|o| o.role.as_str() == "demo.kube-system.ebs-csi-controller-sa"),
+            "{mode:?}: {:?}",
+            off.orphans
+        );
+    }
+}
+
+#[test]
+fn intents_of_an_addon_service_account_replace_what_eks_recommends() {
+    let (_, observed) = addon_without_intents();
+    let planned = plan(&seed_desired(), &observed, &recommending(BindingMode::Irsa));
+    assert!(!names(&planned).iter().any(|a| a.contains(EBS_POLICY)));
+    // Without the setting, an add-on without intents gets nothing.
+    let (desired, observed) = addon_without_intents();
+    let planned = plan(&desired, &observed, &settings());
+    assert!(
+        !planned
+            .actions
+            .iter()
+            .any(|a| a.role().is_some_and(|r| r.as_str().contains("ebs-csi")))
+    );
+}

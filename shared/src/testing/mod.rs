@@ -141,6 +141,7 @@ pub fn install_addon(observed: &mut ObservedState, name: &str, service_accounts:
             .collect(),
         service_account_role_arn: None,
         pod_identity_associations: BTreeMap::new(),
+        recommended_policies: BTreeMap::new(),
     });
 }
 

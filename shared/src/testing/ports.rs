@@ -8,7 +8,7 @@
 
 use crate::model::{
     AccountSummary, AddonName, AssociationId, Namespace, ObservedAssociation, ObservedRole,
-    PolicyArn, RoleArn, RoleName, ServiceAccountRef,
+    PolicyArn, RoleArn, RoleName, ServiceAccountName, ServiceAccountRef,
 };
 use crate::policy::PolicyDocument;
 use crate::ports::{
@@ -377,6 +377,13 @@ impl EksPort for FakeEks {
         _association_id: &AssociationId,
     ) -> PortResult<()> {
         Err(unexpected("eks", "DeletePodIdentityAssociation"))
+    }
+    async fn addon_recommended_policies(
+        &self,
+        _addon: &AddonName,
+        _version: &str,
+    ) -> PortResult<BTreeMap<ServiceAccountName, Vec<PolicyArn>>> {
+        Err(unexpected("eks", "DescribeAddonConfiguration"))
     }
     async fn set_addon_role(
         &self,

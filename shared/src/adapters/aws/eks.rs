@@ -1,7 +1,9 @@
 //! EKS: the cluster, its add-ons and their role settings, and Pod Identity associations.
 
 use super::port_error;
-use crate::model::{AddonName, AssociationId, Namespace, RoleArn, ServiceAccountRef};
+use crate::model::{
+    AddonName, AssociationId, Namespace, PolicyArn, RoleArn, ServiceAccountName, ServiceAccountRef,
+};
 use crate::model::{ClusterInfo, ClusterName, ClusterRef, ObservedAssociation};
 use crate::policy::{PolicyDocument, short_hash};
 use crate::ports::{
@@ -168,6 +170,7 @@ impl EksPort for EksAdapter {
             addons.push(AddonDescription {
                 name: AddonName::new(name.as_str()),
                 arn: addon.addon_arn().unwrap_or_default().to_owned(),
+                version: addon.addon_version().unwrap_or_default().to_owned(),
                 service_account_role_arn: addon
                     .service_account_role_arn()
                     .filter(|arn| !arn.is_empty())
@@ -304,6 +307,34 @@ impl EksPort for EksAdapter {
             .await
             .map_err(|e| port_error("eks", "DeletePodIdentityAssociation", e))?;
         Ok(())
+    }
+
+    async fn addon_recommended_policies(
+        &self,
+        addon: &AddonName,
+        version: &str,
+    ) -> PortResult<BTreeMap<ServiceAccountName, Vec<PolicyArn>>> {
+        let out = self
+            .client
+            .describe_addon_configuration()
+            .addon_name(addon.as_str())
+            .addon_version(version)
+            .send()
+            .await
+            .map_err(|e| port_error("eks", "DescribeAddonConfiguration", e))?;
+        Ok(out
+            .pod_identity_configuration()
+            .iter()
+            .filter_map(|c| {
+                let policies: Vec<PolicyArn> = c
+                    .recommended_managed_policies()
+                    .iter()
+                    .map(|arn| PolicyArn::new(arn.as_str()))
+                    .collect();
+                let name = c.service_account().filter(|n| !n.is_empty())?;
+                (!policies.is_empty()).then(|| (ServiceAccountName::from(name), policies))
+            })
+            .collect())
     }
 
     async fn set_addon_role(
