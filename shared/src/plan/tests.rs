@@ -1392,6 +1392,22 @@ fn changes_of_intents_are_not_drift() {
     assert!(bound.drift.is_empty(), "{:?}", bound.drift);
 }
 
+fn pod_identity_settings() -> Settings {
+    Settings {
+        mode: BindingMode::PodIdentity,
+        ..settings()
+    }
+}
+
+/// The actions of one role, in words, in plan order.
+fn steps_of(plan: &Plan, role: &str) -> Vec<String> {
+    plan.actions
+        .iter()
+        .filter(|a| a.role().is_some_and(|r| r.as_str() == role))
+        .map(ToString::to_string)
+        .collect()
+}
+
 fn creates(plan: &Plan) -> Vec<String> {
     plan.actions
         .iter()
@@ -1453,10 +1469,7 @@ fn no_role_is_created_past_the_accounts_roles_quota() {
 
 #[test]
 fn a_cluster_at_its_association_quota_gets_no_new_association_nor_role() {
-    let pod_identity = Settings {
-        mode: BindingMode::PodIdentity,
-        ..settings()
-    };
+    let pod_identity = pod_identity_settings();
     let mut observed = seed_cluster();
     observed.usage.associations_in_cluster = Some(5000);
     let planned = plan(&seed_desired(), &observed, &pod_identity);
@@ -1487,10 +1500,7 @@ fn a_cluster_at_its_association_quota_gets_no_new_association_nor_role() {
 
 #[test]
 fn a_role_that_exists_keeps_its_changes_when_its_association_finds_no_room() {
-    let pod_identity = Settings {
-        mode: BindingMode::PodIdentity,
-        ..settings()
-    };
+    let pod_identity = pod_identity_settings();
     let (_, mut state) = converge(&seed_desired(), &seed_cluster(), &pod_identity);
     state
         .pod_identity_associations
@@ -1506,15 +1516,7 @@ fn a_role_that_exists_keeps_its_changes_when_its_association_finds_no_room() {
         &["dynamodb:*", "s3:GetObject"],
     );
     let planned = plan(&desired, &state, &pod_identity);
-    let worker: Vec<String> = planned
-        .actions
-        .iter()
-        .filter(|a| {
-            a.role()
-                .is_some_and(|r| r.as_str() == "demo.jokes.joke-worker")
-        })
-        .map(ToString::to_string)
-        .collect();
+    let worker = steps_of(&planned, "demo.jokes.joke-worker");
     assert!(
         worker.iter().any(|a| a.contains("policy")),
         "the permissions still change: {worker:?}"
@@ -1534,9 +1536,8 @@ fn a_role_that_exists_keeps_its_changes_when_its_association_finds_no_room() {
 
 fn with_session_policies() -> Settings {
     Settings {
-        mode: BindingMode::PodIdentity,
         session_policies: true,
-        ..settings()
+        ..pod_identity_settings()
     }
 }
 
@@ -1606,20 +1607,9 @@ fn a_session_policy_changed_by_hand_is_put_back_and_turning_them_off_remakes_the
         }
     ));
     let (_, state) = converge(&seed_desired(), &state, &with_session_policies());
-    let off = Settings {
-        mode: BindingMode::PodIdentity,
-        ..settings()
-    };
+    let off = pod_identity_settings();
     let (switch, state) = converge(&seed_desired(), &state, &off);
-    let kinds: Vec<String> = switch
-        .actions
-        .iter()
-        .filter(|a| {
-            a.role()
-                .is_some_and(|r| r.as_str() == "demo.jokes.joke-worker")
-        })
-        .map(ToString::to_string)
-        .collect();
+    let kinds = steps_of(&switch, "demo.jokes.joke-worker");
     assert!(
         kinds.iter().any(|a| a.starts_with("update trust policy"))
             && kinds.iter().any(|a| a.starts_with("delete"))
@@ -1653,15 +1643,7 @@ fn a_declared_policy_too_large_for_a_session_policy_is_reported_not_cut() {
         "{}",
         report.message()
     );
-    let worker: Vec<String> = planned
-        .actions
-        .iter()
-        .filter(|a| {
-            a.role()
-                .is_some_and(|r| r.as_str() == "demo.jokes.joke-worker")
-        })
-        .map(ToString::to_string)
-        .collect();
+    let worker = steps_of(&planned, "demo.jokes.joke-worker");
     // The role is kept as declared; no association is made.
     assert!(
         worker.iter().any(|a| a.starts_with("create role")),
@@ -1703,15 +1685,7 @@ fn an_addon_without_intents_gets_the_policies_eks_recommends_bound_through_the_a
     let (desired, observed) = addon_without_intents();
     for mode in [BindingMode::Irsa, BindingMode::PodIdentity] {
         let (first, state) = converge(&desired, &observed, &recommending(mode));
-        let ebs: Vec<String> = first
-            .actions
-            .iter()
-            .filter(|a| {
-                a.role()
-                    .is_some_and(|r| r.as_str() == "demo.kube-system.ebs-csi-controller-sa")
-            })
-            .map(ToString::to_string)
-            .collect();
+        let ebs = steps_of(&first, "demo.kube-system.ebs-csi-controller-sa");
         assert!(
             ebs.iter().any(|a| a.starts_with("create role")),
             "{mode:?}: {ebs:?}"

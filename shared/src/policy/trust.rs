@@ -88,14 +88,7 @@ pub fn pod_identity_trust(
             OneOrMany::One(cluster.account.as_str()),
         ),
     ];
-    PolicyDocument::written(&[TrustStatement {
-        action: OneOrMany::Many(&["sts:AssumeRole".into(), "sts:TagSession".into()]),
-        condition: Condition {
-            string_equals: Pairs(&equals),
-        },
-        effect: "Allow",
-        principal: Principal::Service("pods.eks.amazonaws.com"),
-    }])
+    pod_identity_statement(&equals)
 }
 
 /// EKS Pod Identity with session policies: EKS sets no session tags on these sessions (it
@@ -104,14 +97,19 @@ pub fn pod_identity_trust(
 /// one association, which only a principal allowed to pass the role can make. `sts:TagSession`
 /// stays allowed, so the role works while its association changes over.
 pub fn pod_identity_trust_untagged(cluster: &ClusterRef) -> PolicyDocument {
-    let equals = [(
+    pod_identity_statement(&[(
         "aws:SourceAccount",
         OneOrMany::One(cluster.account.as_str()),
-    )];
+    )])
+}
+
+/// The one statement of a Pod Identity trust: EKS Auth may assume the role and tag the
+/// session, on these conditions (keys in sorted order).
+fn pod_identity_statement<'a>(equals: &'a [(&'a str, OneOrMany<'a>)]) -> PolicyDocument {
     PolicyDocument::written(&[TrustStatement {
         action: OneOrMany::Many(&["sts:AssumeRole".into(), "sts:TagSession".into()]),
         condition: Condition {
-            string_equals: Pairs(&equals),
+            string_equals: Pairs(equals),
         },
         effect: "Allow",
         principal: Principal::Service("pods.eks.amazonaws.com"),
