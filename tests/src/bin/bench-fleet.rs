@@ -186,6 +186,14 @@ struct Measured {
 /// The four cases on a fresh world of `fleet` in `mode`, with its bundles in `layout`.
 async fn run(fleet: Fleet, mode: BindingMode, layout: Layout) -> Vec<Measured> {
     let w: World<LocalCluster> = world(mode, fleet::cluster(fleet)).await;
+    // An account that runs a fleet this large has its roles quota raised (IAM's default is
+    // 1,000 roles, which the fleet fills): room for the workload the "one added" case adds.
+    let roles_quota = 2 * fleet.workloads + 1_000;
+    w.emulator.control(
+        "POST",
+        "/_harness/iam-quotas",
+        Some(&serde_json::json!({ "quotas": { "RolesQuota": roles_quota } })),
+    );
     let bundles = fleet.bundles(layout, None);
     let mut shape = Shape {
         mode,
