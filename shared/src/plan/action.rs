@@ -6,7 +6,8 @@ use crate::model::{
     WorkloadKind, WorkloadName,
 };
 use crate::policy::PolicyDocument;
-use serde::{Deserialize, Serialize};
+use serde::ser::SerializeStruct;
+use serde::{Deserialize, Serialize, Serializer};
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -32,135 +33,145 @@ impl fmt::Display for Binding {
     }
 }
 
+/// In JSON, an object tagged with its `action`. The fields of every variant are declared in
+/// sorted order (and the tag sorts before each), so an action serializes with its keys sorted
+/// at every depth, as a `serde_json::Value` of it would: the plan's JSON is written straight
+/// from the actions, tens of thousands of them in a fleet's plan.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "action", rename_all = "kebab-case")]
 pub enum Action {
     CreateOidcProvider {
-        /// `https://...`, as IAM takes it.
-        url: String,
         client_ids: Vec<String>,
         tags: BTreeMap<String, String>,
+        /// `https://...`, as IAM takes it.
+        url: String,
     },
     AddOidcClientId {
-        provider_arn: String,
         client_id: String,
+        provider_arn: String,
     },
     CreateRole {
-        role: RoleName,
-        path: String,
         arn: RoleArn,
         description: String,
-        trust_policy: PolicyDocument,
+        path: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         permissions_boundary: Option<PolicyArn>,
+        role: RoleName,
         tags: BTreeMap<String, String>,
+        trust_policy: PolicyDocument,
     },
     UpdateTrustPolicy {
         role: RoleName,
         trust_policy: PolicyDocument,
     },
     PutPermissionsBoundary {
-        role: RoleName,
         permissions_boundary: PolicyArn,
+        role: RoleName,
     },
     TagRole {
         role: RoleName,
         tags: BTreeMap<String, String>,
     },
     UntagRole {
-        role: RoleName,
         keys: Vec<String>,
+        role: RoleName,
     },
     PutInlinePolicy {
-        role: RoleName,
-        policy_name: String,
         document: PolicyDocument,
+        policy_name: String,
+        role: RoleName,
     },
     DeleteInlinePolicy {
-        role: RoleName,
         policy_name: String,
+        role: RoleName,
     },
     CreateManagedPolicy {
-        role: RoleName,
-        name: String,
-        path: String,
         arn: PolicyArn,
         document: PolicyDocument,
+        name: String,
+        path: String,
+        role: RoleName,
         tags: BTreeMap<String, String>,
     },
     /// A new default version; older versions are pruned by the executor.
     UpdateManagedPolicy {
-        role: RoleName,
         arn: PolicyArn,
         document: PolicyDocument,
+        role: RoleName,
     },
     AttachManagedPolicy {
-        role: RoleName,
         policy_arn: PolicyArn,
+        role: RoleName,
     },
     DetachManagedPolicy {
-        role: RoleName,
         policy_arn: PolicyArn,
+        role: RoleName,
     },
     DeleteManagedPolicy {
-        role: RoleName,
         arn: PolicyArn,
+        role: RoleName,
     },
     AnnotateServiceAccount {
-        role: RoleName,
-        service_account: ServiceAccountRef,
-        role_arn: RoleArn,
         /// Take the annotation over from the manager that set it (settings allow forcing).
         #[serde(default, skip_serializing_if = "Takeover::is_never")]
         force: Takeover,
+        role: RoleName,
+        role_arn: RoleArn,
+        #[serde(serialize_with = "name_first")]
+        service_account: ServiceAccountRef,
     },
     RemoveServiceAccountAnnotation {
         role: RoleName,
+        #[serde(serialize_with = "name_first")]
         service_account: ServiceAccountRef,
     },
     CreatePodIdentityAssociation {
         role: RoleName,
-        service_account: ServiceAccountRef,
         role_arn: RoleArn,
+        #[serde(serialize_with = "name_first")]
+        service_account: ServiceAccountRef,
         tags: BTreeMap<String, String>,
     },
     UpdatePodIdentityAssociation {
-        role: RoleName,
         association_id: AssociationId,
-        service_account: ServiceAccountRef,
+        role: RoleName,
         role_arn: RoleArn,
+        #[serde(serialize_with = "name_first")]
+        service_account: ServiceAccountRef,
     },
     DeletePodIdentityAssociation {
-        role: RoleName,
         association_id: AssociationId,
+        role: RoleName,
+        #[serde(serialize_with = "name_first")]
         service_account: ServiceAccountRef,
     },
     /// IRSA: the add-on's one `serviceAccountRoleArn` (`None` removes it). The role trusts
     /// every ServiceAccount of the add-on that has intents; `service_account` is the first.
     SetAddonRole {
-        role: RoleName,
         addon: AddonName,
-        service_account: ServiceAccountRef,
+        role: RoleName,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         role_arn: Option<RoleArn>,
+        #[serde(serialize_with = "name_first")]
+        service_account: ServiceAccountRef,
     },
     /// Pod Identity: the add-on's whole association map (ServiceAccount name -> role ARN), as
     /// EKS replaces it whole on every update. Planned once per add-on, so the executor reads
     /// nothing at apply time and two roles never race on the add-on. `role` is the first role
     /// the change concerns (the one a failure is reported on).
     SetAddonAssociations {
-        role: RoleName,
         addon: AddonName,
         associations: BTreeMap<String, RoleArn>,
+        role: RoleName,
     },
     /// Rolls the workload's pods (pod template annotation `eks-intents/restarted-at`) so they
     /// start with the new binding's credentials.
     RestartWorkload {
-        role: RoleName,
-        namespace: Namespace,
         kind: WorkloadKind,
         name: WorkloadName,
+        namespace: Namespace,
         restarted_at: u64,
+        role: RoleName,
     },
     /// Tags the role with the time its intents were found gone; deleted after the grace period.
     MarkRoleForDeletion {
@@ -171,6 +182,18 @@ pub enum Action {
     DeleteRole {
         role: RoleName,
     },
+}
+
+/// A ServiceAccount in an action, its keys in sorted order (`name` before `namespace`, where
+/// the type itself is declared namespace first, the order it sorts by).
+pub(super) fn name_first<S: Serializer>(
+    service_account: &ServiceAccountRef,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    let mut fields = serializer.serialize_struct("ServiceAccountRef", 2)?;
+    fields.serialize_field("name", &service_account.name)?;
+    fields.serialize_field("namespace", &service_account.namespace)?;
+    fields.end()
 }
 
 impl Action {
@@ -389,6 +412,197 @@ impl Action {
                 )
             }
             _ => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// One action of every kind, with every optional field set and unset.
+    fn every_action() -> Vec<Action> {
+        let role = RoleName::new("demo.team.worker");
+        let arn = RoleArn::new("arn:aws:iam::1:role/eks-intents/demo/demo.team.worker");
+        let policy =
+            PolicyArn::new("arn:aws:iam::1:policy/eks-intents/demo/demo.team.worker.part1");
+        let sa = ServiceAccountRef {
+            namespace: "team".into(),
+            name: "worker".into(),
+        };
+        let document = PolicyDocument::from_value(&json!({
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": ["*"]}],
+        }));
+        let tags = BTreeMap::from([
+            (
+                "eks-intents/managed-by".to_owned(),
+                "eks-intents".to_owned(),
+            ),
+            ("a-tag".to_owned(), "a".to_owned()),
+        ]);
+        let id = AssociationId::new("a-123");
+        let addon = AddonName::new("aws-ebs-csi-driver");
+        vec![
+            Action::CreateOidcProvider {
+                client_ids: vec!["sts.amazonaws.com".into()],
+                tags: tags.clone(),
+                url: "https://oidc.example/id/1".into(),
+            },
+            Action::AddOidcClientId {
+                client_id: "sts.amazonaws.com".into(),
+                provider_arn: "arn:aws:iam::1:oidc-provider/oidc.example/id/1".into(),
+            },
+            Action::CreateRole {
+                arn: arn.clone(),
+                description: "a role".into(),
+                path: "/eks-intents/demo/".into(),
+                permissions_boundary: Some(policy.clone()),
+                role: role.clone(),
+                tags: tags.clone(),
+                trust_policy: document.clone(),
+            },
+            Action::CreateRole {
+                arn: arn.clone(),
+                description: "a role".into(),
+                path: "/".into(),
+                permissions_boundary: None,
+                role: role.clone(),
+                tags: BTreeMap::new(),
+                trust_policy: PolicyDocument::from_text("%7B%22b%22%3A1%2C%22a%22%3A2%7D"),
+            },
+            Action::UpdateTrustPolicy {
+                role: role.clone(),
+                trust_policy: document.clone(),
+            },
+            Action::PutPermissionsBoundary {
+                permissions_boundary: policy.clone(),
+                role: role.clone(),
+            },
+            Action::TagRole {
+                role: role.clone(),
+                tags: tags.clone(),
+            },
+            Action::UntagRole {
+                keys: vec!["b".into(), "a".into()],
+                role: role.clone(),
+            },
+            Action::PutInlinePolicy {
+                document: document.clone(),
+                policy_name: "eks-intents".into(),
+                role: role.clone(),
+            },
+            Action::DeleteInlinePolicy {
+                policy_name: "old".into(),
+                role: role.clone(),
+            },
+            Action::CreateManagedPolicy {
+                arn: policy.clone(),
+                document: document.clone(),
+                name: "demo.team.worker.part1".into(),
+                path: "/eks-intents/demo/".into(),
+                role: role.clone(),
+                tags: tags.clone(),
+            },
+            Action::UpdateManagedPolicy {
+                arn: policy.clone(),
+                document,
+                role: role.clone(),
+            },
+            Action::AttachManagedPolicy {
+                policy_arn: policy.clone(),
+                role: role.clone(),
+            },
+            Action::DetachManagedPolicy {
+                policy_arn: policy.clone(),
+                role: role.clone(),
+            },
+            Action::DeleteManagedPolicy {
+                arn: policy,
+                role: role.clone(),
+            },
+            Action::AnnotateServiceAccount {
+                force: Takeover::Force,
+                role: role.clone(),
+                role_arn: arn.clone(),
+                service_account: sa.clone(),
+            },
+            Action::AnnotateServiceAccount {
+                force: Takeover::Never,
+                role: role.clone(),
+                role_arn: arn.clone(),
+                service_account: sa.clone(),
+            },
+            Action::RemoveServiceAccountAnnotation {
+                role: role.clone(),
+                service_account: sa.clone(),
+            },
+            Action::CreatePodIdentityAssociation {
+                role: role.clone(),
+                role_arn: arn.clone(),
+                service_account: sa.clone(),
+                tags,
+            },
+            Action::UpdatePodIdentityAssociation {
+                association_id: id.clone(),
+                role: role.clone(),
+                role_arn: arn.clone(),
+                service_account: sa.clone(),
+            },
+            Action::DeletePodIdentityAssociation {
+                association_id: id,
+                role: role.clone(),
+                service_account: sa.clone(),
+            },
+            Action::SetAddonRole {
+                addon: addon.clone(),
+                role: role.clone(),
+                role_arn: Some(arn.clone()),
+                service_account: sa.clone(),
+            },
+            Action::SetAddonRole {
+                addon: addon.clone(),
+                role: role.clone(),
+                role_arn: None,
+                service_account: sa,
+            },
+            Action::SetAddonAssociations {
+                addon,
+                associations: BTreeMap::from([("worker".to_owned(), arn)]),
+                role: role.clone(),
+            },
+            Action::RestartWorkload {
+                kind: WorkloadKind::Deployment,
+                name: "worker".into(),
+                namespace: "team".into(),
+                restarted_at: 1_795_000_000,
+                role: role.clone(),
+            },
+            Action::MarkRoleForDeletion {
+                role: role.clone(),
+                since: 1_795_000_000,
+            },
+            Action::DeleteRole { role },
+        ]
+    }
+
+    /// The plan's JSON writes actions straight, trusting them to serialize with sorted keys:
+    /// the same text as through a `Value`, which sorts them.
+    #[test]
+    fn every_action_serializes_as_its_value_does() {
+        let actions = every_action();
+        let kinds: std::collections::BTreeSet<String> = actions
+            .iter()
+            .map(|a| serde_json::to_value(a).unwrap()["action"].to_string())
+            .collect();
+        assert_eq!(kinds.len(), 24, "one of every kind: {kinds:?}");
+        for action in &actions {
+            let value = serde_json::to_value(action).unwrap();
+            assert_eq!(
+                serde_json::to_string_pretty(action).unwrap(),
+                serde_json::to_string_pretty(&value).unwrap(),
+            );
         }
     }
 }
