@@ -6,7 +6,7 @@
 use eks_intents::intent::Diagnostic;
 use eks_intents::model::{BindingMode, ObservedRole, ObservedState, RoleKey, RoleName};
 use eks_intents::plan::{Action, Plan, WorkloadState};
-use eks_intents::policy::{PolicyDocument, display_form};
+use eks_intents::policy::{PolicyDocument, into_display_form};
 use serde::ser::{Error as _, SerializeSeq};
 use serde::{Serialize, Serializer};
 use std::collections::{HashMap, HashSet};
@@ -202,44 +202,27 @@ fn write_action(
     }
 }
 
+/// The document in display form, pretty-printed.
 fn pretty(document: &PolicyDocument) -> String {
-    serde_json::to_string_pretty(&display_form(&document.value())).unwrap_or_default()
+    serde_json::to_string_pretty(&into_display_form(document.value())).unwrap_or_default()
 }
 
-/// The document in display form, pretty-printed straight into `out`, each line behind
-/// `indent` and two spaces.
+/// The document in display form, pretty-printed into `out`, each line behind `indent` and
+/// two spaces.
 fn write_document(out: &mut impl Write, document: &PolicyDocument, indent: &str) -> io::Result<()> {
-    let mut lines = Indented {
-        out,
-        prefix: format!("{indent}  "),
-    };
-    lines.out.write_all(lines.prefix.as_bytes())?;
-    serde_json::to_writer_pretty(&mut lines, &display_form(&document.value()))?;
-    lines.out.write_all(b"\n")
+    // Pretty JSON has a line break only between tokens (one inside a string is written `\n`).
+    for line in pretty(document).split('\n') {
+        write_lines(out, &[indent, "  ", line])?;
+    }
+    Ok(())
 }
 
-/// Writes through to `out`, with `prefix` after every line break. Pretty JSON has a line break
-/// only between tokens (one inside a string is written `\n`), so every line gets the prefix.
-struct Indented<'a, W: Write> {
-    out: &'a mut W,
-    prefix: String,
-}
-
-impl<W: Write> Write for Indented<'_, W> {
-    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
-        let mut rest = bytes;
-        while let Some(at) = rest.iter().position(|&b| b == b'\n') {
-            self.out.write_all(&rest[..=at])?;
-            self.out.write_all(self.prefix.as_bytes())?;
-            rest = &rest[at + 1..];
-        }
-        self.out.write_all(rest)?;
-        Ok(bytes.len())
+/// One line made of `parts`, and its line break.
+fn write_lines(out: &mut impl Write, parts: &[&str]) -> io::Result<()> {
+    for part in parts {
+        out.write_all(part.as_bytes())?;
     }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.out.flush()
-    }
+    out.write_all(b"\n")
 }
 
 /// The new document, or a line diff against the current one (both in canonical form, so
@@ -257,36 +240,39 @@ fn write_change(
     let old: Vec<&str> = old.lines().collect();
     let new: Vec<&str> = new.lines().collect();
     for (sign, line) in diff(&old, &new) {
-        writeln!(out, "{indent}{sign} {line}")?;
+        write_lines(out, &[indent, sign, " ", line])?;
     }
     Ok(())
 }
 
 /// A longest-common-subsequence line diff; documents are small.
-fn diff<'a>(old: &[&'a str], new: &[&'a str]) -> Vec<(char, &'a str)> {
+fn diff<'a>(old: &[&'a str], new: &[&'a str]) -> Vec<(&'static str, &'a str)> {
     let (n, m) = (old.len(), new.len());
-    let mut lcs = vec![vec![0usize; m + 1]; n + 1];
+    // The table in one allocation: `lcs(i, j)` is at `i * (m + 1) + j`.
+    let width = m + 1;
+    let mut table = vec![0usize; (n + 1) * width];
     for i in (0..n).rev() {
         for j in (0..m).rev() {
-            lcs[i][j] = if old[i] == new[j] {
-                lcs[i + 1][j + 1] + 1
+            table[i * width + j] = if old[i] == new[j] {
+                table[(i + 1) * width + j + 1] + 1
             } else {
-                lcs[i + 1][j].max(lcs[i][j + 1])
+                table[(i + 1) * width + j].max(table[i * width + j + 1])
             };
         }
     }
+    let lcs = |i: usize, j: usize| table[i * width + j];
     let (mut i, mut j) = (0, 0);
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(n + m);
     while i < n || j < m {
         if i < n && j < m && old[i] == new[j] {
-            out.push((' ', old[i]));
+            out.push((" ", old[i]));
             i += 1;
             j += 1;
-        } else if j < m && (i == n || lcs[i][j + 1] >= lcs[i + 1][j]) {
-            out.push(('+', new[j]));
+        } else if j < m && (i == n || lcs(i, j + 1) >= lcs(i + 1, j)) {
+            out.push(("+", new[j]));
             j += 1;
         } else {
-            out.push(('-', old[i]));
+            out.push(("-", old[i]));
             i += 1;
         }
     }
@@ -364,7 +350,7 @@ mod tests {
     fn diff_marks_added_and_removed_lines() {
         assert_eq!(
             diff(&["a", "b", "c"], &["a", "x", "c", "d"]),
-            vec![(' ', "a"), ('+', "x"), ('-', "b"), (' ', "c"), ('+', "d")]
+            vec![(" ", "a"), ("+", "x"), ("-", "b"), (" ", "c"), ("+", "d")]
         );
     }
 }

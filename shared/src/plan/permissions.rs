@@ -368,7 +368,7 @@ fn declared_digest(
     });
     for document in layout.documents() {
         text.push('\n');
-        text.push_str(&document.to_json());
+        text.push_str(&document.json());
     }
     text.push('\n');
     text.push_str(boundary.unwrap_or_default());

@@ -1,7 +1,7 @@
 //! Policy documents as the system writes them: deterministic and minimal, so the same intents
 //! always give the same bytes.
 
-use super::normalize::{canonical_json, normalize};
+use super::normalize::{canonical_json, into_normalized};
 use crate::model::Permission;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Value, json};
@@ -66,7 +66,12 @@ impl PolicyDocument {
 
     /// The JSON text, percent-decoded when IAM had encoded it.
     pub fn to_json(&self) -> String {
-        decoded(&self.text).into_owned()
+        self.json().into_owned()
+    }
+
+    /// [`PolicyDocument::to_json`], borrowed when the text was not encoded.
+    pub fn json(&self) -> Cow<'_, str> {
+        decoded(&self.text)
     }
 
     /// The document as a JSON value; text that is not JSON becomes a JSON string.
@@ -83,8 +88,8 @@ impl PolicyDocument {
         }
         let (a, b) = (decoded(&self.text), decoded(&other.text));
         a == b
-            || normalize(&Value::String(a.into_owned()))
-                == normalize(&Value::String(b.into_owned()))
+            || into_normalized(Value::String(a.into_owned()))
+                == into_normalized(Value::String(b.into_owned()))
     }
 
     /// Size as IAM counts it against its quotas: characters, whitespace not counted.
