@@ -6,7 +6,7 @@
 use eks_intents::intent::Diagnostic;
 use eks_intents::model::{BindingMode, ObservedRole, ObservedState, RoleKey, RoleName};
 use eks_intents::plan::{Action, Plan, WorkloadState};
-use eks_intents::policy::{PolicyDocument, into_display_form};
+use eks_intents::policy::PolicyDocument;
 use serde::ser::{Error as _, SerializeSeq};
 use serde::{Serialize, Serializer};
 use std::collections::{HashMap, HashSet};
@@ -202,16 +202,11 @@ fn write_action(
     }
 }
 
-/// The document in display form, pretty-printed.
-fn pretty(document: &PolicyDocument) -> String {
-    serde_json::to_string_pretty(&into_display_form(document.value())).unwrap_or_default()
-}
-
 /// The document in display form, pretty-printed into `out`, each line behind `indent` and
 /// two spaces.
 fn write_document(out: &mut impl Write, document: &PolicyDocument, indent: &str) -> io::Result<()> {
     // Pretty JSON has a line break only between tokens (one inside a string is written `\n`).
-    for line in pretty(document).split('\n') {
+    for line in document.display_pretty().split('\n') {
         write_lines(out, &[indent, "  ", line])?;
     }
     Ok(())
@@ -236,7 +231,7 @@ fn write_change(
     let Some(current) = current else {
         return write_document(out, new, indent);
     };
-    let (old, new) = (pretty(current), pretty(new));
+    let (old, new) = (current.display_pretty(), new.display_pretty());
     let old: Vec<&str> = old.lines().collect();
     let new: Vec<&str> = new.lines().collect();
     for (sign, line) in diff(&old, &new) {

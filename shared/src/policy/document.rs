@@ -1,7 +1,8 @@
 //! Policy documents as the system writes them: deterministic and minimal, so the same intents
 //! always give the same bytes.
 
-use super::normalize::{canonical_json, into_normalized};
+use super::normalize::{canonical_json, into_display_form, into_normalized};
+use super::plain::PlainDocument;
 use crate::model::Permission;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Value, json};
@@ -87,9 +88,23 @@ impl PolicyDocument {
             return true;
         }
         let (a, b) = (decoded(&self.text), decoded(&other.text));
-        a == b
-            || into_normalized(Value::String(a.into_owned()))
-                == into_normalized(Value::String(b.into_owned()))
+        if a == b {
+            return true;
+        }
+        if let (Some(x), Some(y)) = (PlainDocument::parse(&a), PlainDocument::parse(&b)) {
+            return x.normalized() == y.normalized();
+        }
+        into_normalized(Value::String(a.into_owned()))
+            == into_normalized(Value::String(b.into_owned()))
+    }
+
+    /// The document in display form (`display_form`), pretty-printed: for people.
+    pub fn display_pretty(&self) -> String {
+        let shown = match PlainDocument::parse(&decoded(&self.text)) {
+            Some(plain) => serde_json::to_string_pretty(&plain.display_form()),
+            None => serde_json::to_string_pretty(&into_display_form(self.value())),
+        };
+        shown.unwrap_or_default()
     }
 
     /// Size as IAM counts it against its quotas: characters, whitespace not counted.

@@ -8,6 +8,7 @@ mod danger;
 mod document;
 mod names;
 mod normalize;
+mod plain;
 mod protect;
 mod split;
 mod trust;
@@ -24,7 +25,7 @@ pub use danger::{
 };
 pub use document::{Effect, PolicyDocument, Statement, permission_statements};
 pub use names::*;
-pub use normalize::{canonical_json, display_form, into_display_form, normalize};
+pub use normalize::{canonical_json, display_form, normalize};
 pub use protect::{names_system_resource, overlap, system_denial, system_resources, within};
 pub use split::{PermissionLayout, SizeError, layout_permissions};
 pub use trust::{IRSA_AUDIENCE, irsa_trust, irsa_trust_for, oidc_provider_arn, pod_identity_trust};

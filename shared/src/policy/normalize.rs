@@ -188,13 +188,15 @@ fn sort_unique(items: &mut Vec<Value>) {
     items.dedup();
 }
 
-/// A string whose canonical JSON is its text in quotes, and whose characters all sort after
-/// the closing quote: such strings sort by text as their JSON does. (A space or `!` sorts
-/// before `"`, so `"a"` comes after `"a!"` as JSON, while `a` comes before `a!` as text.)
 fn is_plain_string(value: &Value) -> bool {
-    value
-        .as_str()
-        .is_some_and(|s| s.bytes().all(|b| b > b'"' && b != b'\\'))
+    value.as_str().is_some_and(is_plain_text)
+}
+
+/// Text whose canonical JSON is itself in quotes, and whose characters all sort after the
+/// closing quote: such strings sort by text as their JSON does. (A space or `!` sorts before
+/// `"`, so `"a"` comes after `"a!"` as JSON, while `a` comes before `a!` as text.)
+pub(super) fn is_plain_text(text: &str) -> bool {
+    text.bytes().all(|b| b > b'"' && b != b'\\')
 }
 
 /// Compact JSON with object keys in sorted order, whatever map type serde_json was built with.
