@@ -125,9 +125,13 @@ fn decoded(text: &str) -> Cow<'_, str> {
     }
 }
 
+/// As its JSON value; one of the plain shape is written straight from its text.
 impl Serialize for PolicyDocument {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        self.value().serialize(serializer)
+        match PlainDocument::parse(&decoded(&self.text)) {
+            Some(plain) => plain.serialize(serializer),
+            None => self.value().serialize(serializer),
+        }
     }
 }
 
