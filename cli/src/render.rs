@@ -50,7 +50,8 @@ pub fn text(plan: &Plan, observed: &ObservedState, out: &mut impl Write) -> io::
 
     let current = Current::of(observed);
     // Cluster-wide actions come first, in plan order; the others are shown with their role.
-    let mut by_role: HashMap<&RoleName, Vec<&Action>> = HashMap::new();
+    let mut by_role: HashMap<&RoleName, Vec<&Action>> =
+        HashMap::with_capacity(plan.workloads.len());
     for action in &plan.actions {
         match action.role() {
             None => write_action(out, action, &current, "  ")?,
@@ -59,7 +60,7 @@ pub fn text(plan: &Plan, observed: &ObservedState, out: &mut impl Write) -> io::
     }
     let actions_of = |role: &RoleName| by_role.get(role).into_iter().flatten().copied();
 
-    let mut shown_roles: HashSet<&RoleName> = HashSet::new();
+    let mut shown_roles: HashSet<&RoleName> = HashSet::with_capacity(plan.workloads.len());
     for workload in &plan.workloads {
         write!(
             out,

@@ -265,6 +265,9 @@ impl<'a> Planner<'a> {
     /// Workloads an invalid bundle names that no other step reported (they have no role yet,
     /// or none that tells): held, so the status names each with the bundle to fix.
     pub(super) fn report_held_workloads(&self, plan: &mut Plan) {
+        if self.desired.held.workloads.is_empty() {
+            return;
+        }
         let reported: BTreeSet<(String, String)> = plan
             .workloads
             .iter()

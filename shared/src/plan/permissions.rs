@@ -319,6 +319,9 @@ impl<'a> Planner<'a> {
 
     /// Parts of this role that are no longer wanted, attached or left over.
     fn leftover_parts(&self, role: &RoleName, wanted_arns: &BTreeSet<&PolicyArn>) -> Vec<Action> {
+        if self.managed.is_empty() {
+            return Vec::new();
+        }
         let part_prefix = format!("{role}.part");
         self.managed
             .iter()
