@@ -421,33 +421,54 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// What the actions of the test name.
+    struct Fixture {
+        role: RoleName,
+        arn: RoleArn,
+        policy: PolicyArn,
+        sa: ServiceAccountRef,
+        document: PolicyDocument,
+        tags: BTreeMap<String, String>,
+        id: AssociationId,
+        addon: AddonName,
+    }
+
     /// One action of every kind, with every optional field set and unset.
     fn every_action() -> Vec<Action> {
-        let role = RoleName::new("demo.team.worker");
-        let arn = RoleArn::new("arn:aws:iam::1:role/eks-intents/demo/demo.team.worker");
-        let policy =
-            PolicyArn::new("arn:aws:iam::1:policy/eks-intents/demo/demo.team.worker.part1");
-        let sa = ServiceAccountRef {
-            namespace: "team".into(),
-            name: "worker".into(),
+        let f = Fixture {
+            role: RoleName::new("demo.team.worker"),
+            arn: RoleArn::new("arn:aws:iam::1:role/eks-intents/demo/demo.team.worker"),
+            policy: PolicyArn::new("arn:aws:iam::1:policy/eks-intents/demo/demo.team.worker.part1"),
+            sa: ServiceAccountRef {
+                namespace: "team".into(),
+                name: "worker".into(),
+            },
+            document: PolicyDocument::from_value(&json!({
+                "Version": "2012-10-17",
+                "Statement": [{"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": ["*"]}],
+            })),
+            tags: BTreeMap::from([
+                (
+                    "eks-intents/managed-by".to_owned(),
+                    "eks-intents".to_owned(),
+                ),
+                ("a-tag".to_owned(), "a".to_owned()),
+            ]),
+            id: AssociationId::new("a-123"),
+            addon: AddonName::new("aws-ebs-csi-driver"),
         };
-        let document = PolicyDocument::from_value(&json!({
-            "Version": "2012-10-17",
-            "Statement": [{"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": ["*"]}],
-        }));
-        let tags = BTreeMap::from([
-            (
-                "eks-intents/managed-by".to_owned(),
-                "eks-intents".to_owned(),
-            ),
-            ("a-tag".to_owned(), "a".to_owned()),
-        ]);
-        let id = AssociationId::new("a-123");
-        let addon = AddonName::new("aws-ebs-csi-driver");
+        let mut all = oidc_and_role_actions(&f);
+        all.extend(policy_actions(&f));
+        all.extend(binding_actions(&f));
+        all
+    }
+
+    /// The OIDC provider's actions and the role's own.
+    fn oidc_and_role_actions(f: &Fixture) -> Vec<Action> {
         vec![
             Action::CreateOidcProvider {
                 client_ids: vec!["sts.amazonaws.com".into()],
-                tags: tags.clone(),
+                tags: f.tags.clone(),
                 url: "https://oidc.example/id/1".into(),
             },
             Action::AddOidcClientId {
@@ -455,135 +476,149 @@ mod tests {
                 provider_arn: "arn:aws:iam::1:oidc-provider/oidc.example/id/1".into(),
             },
             Action::CreateRole {
-                arn: arn.clone(),
+                arn: f.arn.clone(),
                 description: "a role".into(),
                 path: "/eks-intents/demo/".into(),
-                permissions_boundary: Some(policy.clone()),
-                role: role.clone(),
-                tags: tags.clone(),
-                trust_policy: document.clone(),
+                permissions_boundary: Some(f.policy.clone()),
+                role: f.role.clone(),
+                tags: f.tags.clone(),
+                trust_policy: f.document.clone(),
             },
             Action::CreateRole {
-                arn: arn.clone(),
+                arn: f.arn.clone(),
                 description: "a role".into(),
                 path: "/".into(),
                 permissions_boundary: None,
-                role: role.clone(),
+                role: f.role.clone(),
                 tags: BTreeMap::new(),
                 trust_policy: PolicyDocument::from_text("%7B%22b%22%3A1%2C%22a%22%3A2%7D"),
             },
             Action::UpdateTrustPolicy {
-                role: role.clone(),
-                trust_policy: document.clone(),
+                role: f.role.clone(),
+                trust_policy: f.document.clone(),
             },
             Action::PutPermissionsBoundary {
-                permissions_boundary: policy.clone(),
-                role: role.clone(),
+                permissions_boundary: f.policy.clone(),
+                role: f.role.clone(),
             },
             Action::TagRole {
-                role: role.clone(),
-                tags: tags.clone(),
+                role: f.role.clone(),
+                tags: f.tags.clone(),
             },
             Action::UntagRole {
                 keys: vec!["b".into(), "a".into()],
-                role: role.clone(),
+                role: f.role.clone(),
             },
+        ]
+    }
+
+    /// The actions on the role's policies.
+    fn policy_actions(f: &Fixture) -> Vec<Action> {
+        vec![
             Action::PutInlinePolicy {
-                document: document.clone(),
+                document: f.document.clone(),
                 policy_name: "eks-intents".into(),
-                role: role.clone(),
+                role: f.role.clone(),
             },
             Action::DeleteInlinePolicy {
                 policy_name: "old".into(),
-                role: role.clone(),
+                role: f.role.clone(),
             },
             Action::CreateManagedPolicy {
-                arn: policy.clone(),
-                document: document.clone(),
+                arn: f.policy.clone(),
+                document: f.document.clone(),
                 name: "demo.team.worker.part1".into(),
                 path: "/eks-intents/demo/".into(),
-                role: role.clone(),
-                tags: tags.clone(),
+                role: f.role.clone(),
+                tags: f.tags.clone(),
             },
             Action::UpdateManagedPolicy {
-                arn: policy.clone(),
-                document,
-                role: role.clone(),
+                arn: f.policy.clone(),
+                document: f.document.clone(),
+                role: f.role.clone(),
             },
             Action::AttachManagedPolicy {
-                policy_arn: policy.clone(),
-                role: role.clone(),
+                policy_arn: f.policy.clone(),
+                role: f.role.clone(),
             },
             Action::DetachManagedPolicy {
-                policy_arn: policy.clone(),
-                role: role.clone(),
+                policy_arn: f.policy.clone(),
+                role: f.role.clone(),
             },
             Action::DeleteManagedPolicy {
-                arn: policy,
-                role: role.clone(),
+                arn: f.policy.clone(),
+                role: f.role.clone(),
             },
+        ]
+    }
+
+    /// The actions on bindings and pods, and the role's end.
+    fn binding_actions(f: &Fixture) -> Vec<Action> {
+        vec![
             Action::AnnotateServiceAccount {
                 force: Takeover::Force,
-                role: role.clone(),
-                role_arn: arn.clone(),
-                service_account: sa.clone(),
+                role: f.role.clone(),
+                role_arn: f.arn.clone(),
+                service_account: f.sa.clone(),
             },
             Action::AnnotateServiceAccount {
                 force: Takeover::Never,
-                role: role.clone(),
-                role_arn: arn.clone(),
-                service_account: sa.clone(),
+                role: f.role.clone(),
+                role_arn: f.arn.clone(),
+                service_account: f.sa.clone(),
             },
             Action::RemoveServiceAccountAnnotation {
-                role: role.clone(),
-                service_account: sa.clone(),
+                role: f.role.clone(),
+                service_account: f.sa.clone(),
             },
             Action::CreatePodIdentityAssociation {
-                role: role.clone(),
-                role_arn: arn.clone(),
-                service_account: sa.clone(),
-                tags,
+                role: f.role.clone(),
+                role_arn: f.arn.clone(),
+                service_account: f.sa.clone(),
+                tags: f.tags.clone(),
             },
             Action::UpdatePodIdentityAssociation {
-                association_id: id.clone(),
-                role: role.clone(),
-                role_arn: arn.clone(),
-                service_account: sa.clone(),
+                association_id: f.id.clone(),
+                role: f.role.clone(),
+                role_arn: f.arn.clone(),
+                service_account: f.sa.clone(),
             },
             Action::DeletePodIdentityAssociation {
-                association_id: id,
-                role: role.clone(),
-                service_account: sa.clone(),
+                association_id: f.id.clone(),
+                role: f.role.clone(),
+                service_account: f.sa.clone(),
             },
             Action::SetAddonRole {
-                addon: addon.clone(),
-                role: role.clone(),
-                role_arn: Some(arn.clone()),
-                service_account: sa.clone(),
+                addon: f.addon.clone(),
+                role: f.role.clone(),
+                role_arn: Some(f.arn.clone()),
+                service_account: f.sa.clone(),
             },
             Action::SetAddonRole {
-                addon: addon.clone(),
-                role: role.clone(),
+                addon: f.addon.clone(),
+                role: f.role.clone(),
                 role_arn: None,
-                service_account: sa,
+                service_account: f.sa.clone(),
             },
             Action::SetAddonAssociations {
-                addon,
-                associations: BTreeMap::from([("worker".to_owned(), arn)]),
-                role: role.clone(),
+                addon: f.addon.clone(),
+                associations: BTreeMap::from([("worker".to_owned(), f.arn.clone())]),
+                role: f.role.clone(),
             },
             Action::RestartWorkload {
                 kind: WorkloadKind::Deployment,
                 name: "worker".into(),
                 namespace: "team".into(),
                 restarted_at: 1_795_000_000,
-                role: role.clone(),
+                role: f.role.clone(),
             },
             Action::MarkRoleForDeletion {
-                role: role.clone(),
+                role: f.role.clone(),
                 since: 1_795_000_000,
             },
-            Action::DeleteRole { role },
+            Action::DeleteRole {
+                role: f.role.clone(),
+            },
         ]
     }
 
