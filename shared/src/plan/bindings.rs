@@ -62,7 +62,7 @@ impl<'a> Planner<'a> {
     ) -> Vec<Action> {
         let mut actions = Vec::new();
         if !matches!(binding, Binding::ServiceAccountAnnotation)
-            && let Some(sa) = self.service_accounts.get(service_account).copied()
+            && let Some(sa) = self.observed_service_account(service_account)
             && sa.annotation_owned
             && sa.role_annotation().is_some()
         {
@@ -112,7 +112,7 @@ impl<'a> Planner<'a> {
                 },
             }
         };
-        let Some(sa) = self.service_accounts.get(service_account).copied() else {
+        let Some(sa) = self.observed_service_account(service_account) else {
             if self.workloads.is_some() {
                 return Ok(Some(Problem::ServiceAccountMissing {
                     service_account: service_account.clone(),

@@ -137,11 +137,11 @@ impl<'a> Planner<'a> {
     fn unbinding(&self, role: &ObservedRole) -> Vec<Action> {
         let name = &role.name;
         let mut actions = Vec::new();
-        for (id, sa) in &self.service_accounts {
+        for sa in self.service_accounts.values() {
             if sa.annotation_owned && sa.role_annotation() == Some(role.arn.as_str()) {
                 actions.push(Action::RemoveServiceAccountAnnotation {
                     role: name.clone(),
-                    service_account: id.clone(),
+                    service_account: sa.id(),
                 });
             }
         }
