@@ -54,7 +54,7 @@ pub fn text(plan: &Plan, observed: &ObservedState, out: &mut impl Write) -> io::
         HashMap::with_capacity(plan.workloads.len());
     for action in &plan.actions {
         match action.role() {
-            None => write_action(out, action, &current, "  ")?,
+            None => write_action(out, action, &current)?,
             Some(role) => by_role.entry(role).or_default().push(action),
         }
     }
@@ -88,7 +88,7 @@ pub fn text(plan: &Plan, observed: &ObservedState, out: &mut impl Write) -> io::
                 writeln!(out, "  {}", workload.outcome)?;
             }
             for action in actions_of(role) {
-                write_action(out, action, &current, "  ")?;
+                write_action(out, action, &current)?;
             }
         } else {
             writeln!(out, "  {}", workload.outcome)?;
@@ -102,7 +102,7 @@ pub fn text(plan: &Plan, observed: &ObservedState, out: &mut impl Write) -> io::
             orphan.arn, orphan.state, orphan.message
         )?;
         for action in actions_of(&orphan.role) {
-            write_action(out, action, &current, "  ")?;
+            write_action(out, action, &current)?;
         }
     }
     for warning in &plan.warnings {
@@ -153,14 +153,10 @@ pub fn text(plan: &Plan, observed: &ObservedState, out: &mut impl Write) -> io::
     }
 }
 
-fn write_action(
-    out: &mut impl Write,
-    action: &Action,
-    current: &Current,
-    indent: &str,
-) -> io::Result<()> {
-    writeln!(out, "{indent}{} {action}", action.sign())?;
-    let deeper = format!("{indent}    ");
+fn write_action(out: &mut impl Write, action: &Action, current: &Current) -> io::Result<()> {
+    // An action is shown two spaces in, what it writes four more.
+    writeln!(out, "  {} {action}", action.sign())?;
+    let deeper = "      ";
     match action {
         Action::CreateRole {
             trust_policy,
@@ -169,7 +165,7 @@ fn write_action(
             ..
         } => {
             writeln!(out, "{deeper}trust policy:")?;
-            write_document(out, trust_policy, &deeper)?;
+            write_document(out, trust_policy, deeper)?;
             if let Some(boundary) = permissions_boundary {
                 writeln!(out, "{deeper}permissions boundary: {boundary}")?;
             }
@@ -188,16 +184,16 @@ fn write_action(
             let current = current
                 .role(role)
                 .and_then(|r| r.inline_policies.get(policy_name));
-            write_change(out, current, document, &deeper)
+            write_change(out, current, document, deeper)
         }
         Action::UpdateTrustPolicy { role, trust_policy } => {
             let current = current.role(role).map(|r| &r.trust_policy);
-            write_change(out, current, trust_policy, &deeper)
+            write_change(out, current, trust_policy, deeper)
         }
-        Action::CreateManagedPolicy { document, .. } => write_document(out, document, &deeper),
+        Action::CreateManagedPolicy { document, .. } => write_document(out, document, deeper),
         Action::UpdateManagedPolicy { arn, document, .. } => {
             let current = current.managed.get(arn.as_str()).copied();
-            write_change(out, current, document, &deeper)
+            write_change(out, current, document, deeper)
         }
         _ => Ok(()),
     }

@@ -10,7 +10,7 @@ use super::problem::{Problem, Refusal};
 use super::{Action, Binding, Planner, RoleIdentity, RoleIntent, Warning};
 use crate::model::{
     AddonName, BindingMode, ObservedAddon, ObservedAssociation, ObservedServiceAccount, RoleArn,
-    RoleName, ServiceAccountRef, Takeover, WorkloadKind, WorkloadRef,
+    RoleName, ServiceAccountRef, Takeover, WorkloadKind,
 };
 use crate::plan::report::Restart;
 use crate::policy::{self, OWNER_TAG};
@@ -216,13 +216,13 @@ impl<'a> Planner<'a> {
 
     /// Pods get a binding's credentials only when they start: when `actions` bind anew, each
     /// workload's pods are rolled (added to `actions`) where settings and kind allow, or
-    /// reported as needing a restart.
+    /// reported as needing a restart. One restart per workload of `intent`, in its order.
     pub(super) fn plan_restarts(
         &self,
         role: &RoleName,
         intent: &RoleIntent,
         actions: &mut Vec<Action>,
-    ) -> BTreeMap<WorkloadRef, Restart> {
+    ) -> Vec<Restart> {
         let rebinds = actions.iter().any(|a| {
             matches!(
                 a,
@@ -231,7 +231,7 @@ impl<'a> Planner<'a> {
                     | Action::UpdatePodIdentityAssociation { .. }
             )
         });
-        let mut restarts = BTreeMap::new();
+        let mut restarts = Vec::with_capacity(intent.workloads.len());
         for workload in &intent.workloads {
             let restart = match self.observed_kind(&workload.workload) {
                 Some(kind) if rebinds => {
@@ -256,7 +256,7 @@ impl<'a> Planner<'a> {
                 }
                 _ => Restart::NotNeeded,
             };
-            restarts.insert(workload.workload.clone(), restart);
+            restarts.push(restart);
         }
         restarts
     }

@@ -239,7 +239,7 @@ impl<'a> Planner<'a> {
             ),
         };
         let restarts = self.plan_restarts(&outcome.role, intent, &mut outcome.actions);
-        for workload in &intent.workloads {
+        for (workload, restart) in intent.workloads.iter().zip(restarts) {
             plan.workloads.push(WorkloadPlan {
                 identity: WorkloadIdentity {
                     namespace: workload.workload.namespace.clone(),
@@ -256,10 +256,7 @@ impl<'a> Planner<'a> {
                 state,
                 outcome: told.clone(),
                 actions: outcome.actions.len(),
-                restart: restarts
-                    .get(&workload.workload)
-                    .copied()
-                    .unwrap_or_default(),
+                restart,
             });
         }
         outcome.actions
