@@ -6,7 +6,7 @@
 use eks_intents::intent::Diagnostic;
 use eks_intents::model::{BindingMode, ObservedRole, ObservedState, RoleKey, RoleName};
 use eks_intents::plan::{Action, Plan, WorkloadState};
-use eks_intents::policy::{PolicyDocument, display_form};
+use eks_intents::policy::PolicyDocument;
 use serde::ser::{Error as _, SerializeSeq};
 use serde::{Serialize, Serializer};
 use std::collections::{HashMap, HashSet};
@@ -50,16 +50,17 @@ pub fn text(plan: &Plan, observed: &ObservedState, out: &mut impl Write) -> io::
 
     let current = Current::of(observed);
     // Cluster-wide actions come first, in plan order; the others are shown with their role.
-    let mut by_role: HashMap<&RoleName, Vec<&Action>> = HashMap::new();
+    let mut by_role: HashMap<&RoleName, Vec<&Action>> =
+        HashMap::with_capacity(plan.workloads.len());
     for action in &plan.actions {
         match action.role() {
-            None => write_action(out, action, &current, "  ")?,
+            None => write_action(out, action, &current)?,
             Some(role) => by_role.entry(role).or_default().push(action),
         }
     }
     let actions_of = |role: &RoleName| by_role.get(role).into_iter().flatten().copied();
 
-    let mut shown_roles: HashSet<&RoleName> = HashSet::new();
+    let mut shown_roles: HashSet<&RoleName> = HashSet::with_capacity(plan.workloads.len());
     for workload in &plan.workloads {
         write!(
             out,
@@ -87,7 +88,7 @@ pub fn text(plan: &Plan, observed: &ObservedState, out: &mut impl Write) -> io::
                 writeln!(out, "  {}", workload.outcome)?;
             }
             for action in actions_of(role) {
-                write_action(out, action, &current, "  ")?;
+                write_action(out, action, &current)?;
             }
         } else {
             writeln!(out, "  {}", workload.outcome)?;
@@ -101,7 +102,7 @@ pub fn text(plan: &Plan, observed: &ObservedState, out: &mut impl Write) -> io::
             orphan.arn, orphan.state, orphan.message
         )?;
         for action in actions_of(&orphan.role) {
-            write_action(out, action, &current, "  ")?;
+            write_action(out, action, &current)?;
         }
     }
     for warning in &plan.warnings {
@@ -152,14 +153,10 @@ pub fn text(plan: &Plan, observed: &ObservedState, out: &mut impl Write) -> io::
     }
 }
 
-fn write_action(
-    out: &mut impl Write,
-    action: &Action,
-    current: &Current,
-    indent: &str,
-) -> io::Result<()> {
-    writeln!(out, "{indent}{} {action}", action.sign())?;
-    let deeper = format!("{indent}    ");
+fn write_action(out: &mut impl Write, action: &Action, current: &Current) -> io::Result<()> {
+    // An action is shown two spaces in, what it writes four more.
+    writeln!(out, "  {} {action}", action.sign())?;
+    let deeper = "      ";
     match action {
         Action::CreateRole {
             trust_policy,
@@ -168,7 +165,7 @@ fn write_action(
             ..
         } => {
             writeln!(out, "{deeper}trust policy:")?;
-            write_document(out, trust_policy, &deeper)?;
+            write_document(out, trust_policy, deeper)?;
             if let Some(boundary) = permissions_boundary {
                 writeln!(out, "{deeper}permissions boundary: {boundary}")?;
             }
@@ -187,59 +184,37 @@ fn write_action(
             let current = current
                 .role(role)
                 .and_then(|r| r.inline_policies.get(policy_name));
-            write_change(out, current, document, &deeper)
+            write_change(out, current, document, deeper)
         }
         Action::UpdateTrustPolicy { role, trust_policy } => {
             let current = current.role(role).map(|r| &r.trust_policy);
-            write_change(out, current, trust_policy, &deeper)
+            write_change(out, current, trust_policy, deeper)
         }
-        Action::CreateManagedPolicy { document, .. } => write_document(out, document, &deeper),
+        Action::CreateManagedPolicy { document, .. } => write_document(out, document, deeper),
         Action::UpdateManagedPolicy { arn, document, .. } => {
             let current = current.managed.get(arn.as_str()).copied();
-            write_change(out, current, document, &deeper)
+            write_change(out, current, document, deeper)
         }
         _ => Ok(()),
     }
 }
 
-fn pretty(document: &PolicyDocument) -> String {
-    serde_json::to_string_pretty(&display_form(&document.value())).unwrap_or_default()
-}
-
-/// The document in display form, pretty-printed straight into `out`, each line behind
-/// `indent` and two spaces.
+/// The document in display form, pretty-printed into `out`, each line behind `indent` and
+/// two spaces.
 fn write_document(out: &mut impl Write, document: &PolicyDocument, indent: &str) -> io::Result<()> {
-    let mut lines = Indented {
-        out,
-        prefix: format!("{indent}  "),
-    };
-    lines.out.write_all(lines.prefix.as_bytes())?;
-    serde_json::to_writer_pretty(&mut lines, &display_form(&document.value()))?;
-    lines.out.write_all(b"\n")
+    // Pretty JSON has a line break only between tokens (one inside a string is written `\n`).
+    for line in document.display_pretty().split('\n') {
+        write_lines(out, &[indent, "  ", line])?;
+    }
+    Ok(())
 }
 
-/// Writes through to `out`, with `prefix` after every line break. Pretty JSON has a line break
-/// only between tokens (one inside a string is written `\n`), so every line gets the prefix.
-struct Indented<'a, W: Write> {
-    out: &'a mut W,
-    prefix: String,
-}
-
-impl<W: Write> Write for Indented<'_, W> {
-    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
-        let mut rest = bytes;
-        while let Some(at) = rest.iter().position(|&b| b == b'\n') {
-            self.out.write_all(&rest[..=at])?;
-            self.out.write_all(self.prefix.as_bytes())?;
-            rest = &rest[at + 1..];
-        }
-        self.out.write_all(rest)?;
-        Ok(bytes.len())
+/// One line made of `parts`, and its line break.
+fn write_lines(out: &mut impl Write, parts: &[&str]) -> io::Result<()> {
+    for part in parts {
+        out.write_all(part.as_bytes())?;
     }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.out.flush()
-    }
+    out.write_all(b"\n")
 }
 
 /// The new document, or a line diff against the current one (both in canonical form, so
@@ -253,40 +228,43 @@ fn write_change(
     let Some(current) = current else {
         return write_document(out, new, indent);
     };
-    let (old, new) = (pretty(current), pretty(new));
+    let (old, new) = (current.display_pretty(), new.display_pretty());
     let old: Vec<&str> = old.lines().collect();
     let new: Vec<&str> = new.lines().collect();
     for (sign, line) in diff(&old, &new) {
-        writeln!(out, "{indent}{sign} {line}")?;
+        write_lines(out, &[indent, sign, " ", line])?;
     }
     Ok(())
 }
 
 /// A longest-common-subsequence line diff; documents are small.
-fn diff<'a>(old: &[&'a str], new: &[&'a str]) -> Vec<(char, &'a str)> {
+fn diff<'a>(old: &[&'a str], new: &[&'a str]) -> Vec<(&'static str, &'a str)> {
     let (n, m) = (old.len(), new.len());
-    let mut lcs = vec![vec![0usize; m + 1]; n + 1];
+    // The table in one allocation: `lcs(i, j)` is at `i * (m + 1) + j`.
+    let width = m + 1;
+    let mut table = vec![0usize; (n + 1) * width];
     for i in (0..n).rev() {
         for j in (0..m).rev() {
-            lcs[i][j] = if old[i] == new[j] {
-                lcs[i + 1][j + 1] + 1
+            table[i * width + j] = if old[i] == new[j] {
+                table[(i + 1) * width + j + 1] + 1
             } else {
-                lcs[i + 1][j].max(lcs[i][j + 1])
+                table[(i + 1) * width + j].max(table[i * width + j + 1])
             };
         }
     }
+    let lcs = |i: usize, j: usize| table[i * width + j];
     let (mut i, mut j) = (0, 0);
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(n + m);
     while i < n || j < m {
         if i < n && j < m && old[i] == new[j] {
-            out.push((' ', old[i]));
+            out.push((" ", old[i]));
             i += 1;
             j += 1;
-        } else if j < m && (i == n || lcs[i][j + 1] >= lcs[i + 1][j]) {
-            out.push(('+', new[j]));
+        } else if j < m && (i == n || lcs(i, j + 1) >= lcs(i + 1, j)) {
+            out.push(("+", new[j]));
             j += 1;
         } else {
-            out.push(('-', old[i]));
+            out.push(("-", old[i]));
             i += 1;
         }
     }
@@ -303,31 +281,32 @@ pub struct JsonPlan<'a> {
 }
 
 /// Writes the plan as pretty JSON and a newline. Every object keeps its keys in sorted order,
-/// the order of a `serde_json::Value`: each entry is made a `Value` of its own and written
-/// before the next is made, never the whole plan at once.
+/// the order of a `serde_json::Value`: actions and workloads serialize in that order of their
+/// own (tens of thousands of them in a fleet's plan, written straight); each other entry is
+/// made a `Value` of its own and written before the next is made, never the whole plan at once.
 pub fn json(plan: &JsonPlan, out: &mut impl Write) -> io::Result<()> {
     #[derive(Serialize)]
     struct Sorted<'a> {
-        actions: Entries<'a, Action>,
+        actions: &'a [Action],
         cluster: Entries<'a, eks_intents::model::ClusterInfo>,
         errors: Entries<'a, &'a Diagnostic>,
         mode: BindingMode,
         notices: Entries<'a, &'a Diagnostic>,
         orphans: Entries<'a, eks_intents::plan::OrphanPlan>,
         warnings: Vec<String>,
-        workloads: Entries<'a, eks_intents::plan::WorkloadPlan>,
+        workloads: &'a [eks_intents::plan::WorkloadPlan],
     }
     serde_json::to_writer_pretty(
         &mut *out,
         &Sorted {
-            actions: Entries::Seq(&plan.plan.actions),
+            actions: &plan.plan.actions,
             cluster: Entries::One(&plan.observed.cluster),
             errors: Entries::Seq(&plan.errors),
             mode: plan.mode,
             notices: Entries::Seq(&plan.notices),
             orphans: Entries::Seq(&plan.plan.orphans),
             warnings: plan.plan.warnings.iter().map(ToString::to_string).collect(),
-            workloads: Entries::Seq(&plan.plan.workloads),
+            workloads: &plan.plan.workloads,
         },
     )?;
     writeln!(out)
@@ -363,7 +342,7 @@ mod tests {
     fn diff_marks_added_and_removed_lines() {
         assert_eq!(
             diff(&["a", "b", "c"], &["a", "x", "c", "d"]),
-            vec![(' ', "a"), ('+', "x"), ('-', "b"), (' ', "c"), ('+', "d")]
+            vec![(" ", "a"), ("+", "x"), ("-", "b"), (" ", "c"), ("+", "d")]
         );
     }
 }

@@ -6,7 +6,8 @@ use crate::model::{
     WorkloadKind, WorkloadName,
 };
 use crate::policy::PolicyDocument;
-use serde::{Deserialize, Serialize};
+use serde::ser::SerializeStruct;
+use serde::{Deserialize, Serialize, Serializer};
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -32,142 +33,152 @@ impl fmt::Display for Binding {
     }
 }
 
+/// In JSON, an object tagged with its `action`. The fields of every variant are declared in
+/// sorted order (and the tag sorts before each), so an action serializes with its keys sorted
+/// at every depth, as a `serde_json::Value` of it would: the plan's JSON is written straight
+/// from the actions, tens of thousands of them in a fleet's plan.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "action", rename_all = "kebab-case")]
 pub enum Action {
     CreateOidcProvider {
-        /// `https://...`, as IAM takes it.
-        url: String,
         client_ids: Vec<String>,
         tags: BTreeMap<String, String>,
+        /// `https://...`, as IAM takes it.
+        url: String,
     },
     AddOidcClientId {
-        provider_arn: String,
         client_id: String,
+        provider_arn: String,
     },
     CreateRole {
-        role: RoleName,
-        path: String,
         arn: RoleArn,
         description: String,
-        trust_policy: PolicyDocument,
+        path: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         permissions_boundary: Option<PolicyArn>,
+        role: RoleName,
         tags: BTreeMap<String, String>,
+        trust_policy: PolicyDocument,
     },
     UpdateTrustPolicy {
         role: RoleName,
         trust_policy: PolicyDocument,
     },
     PutPermissionsBoundary {
-        role: RoleName,
         permissions_boundary: PolicyArn,
+        role: RoleName,
     },
     TagRole {
         role: RoleName,
         tags: BTreeMap<String, String>,
     },
     UntagRole {
-        role: RoleName,
         keys: Vec<String>,
+        role: RoleName,
     },
     PutInlinePolicy {
-        role: RoleName,
-        policy_name: String,
         document: PolicyDocument,
+        policy_name: String,
+        role: RoleName,
     },
     DeleteInlinePolicy {
-        role: RoleName,
         policy_name: String,
+        role: RoleName,
     },
     CreateManagedPolicy {
-        role: RoleName,
-        name: String,
-        path: String,
         arn: PolicyArn,
         document: PolicyDocument,
+        name: String,
+        path: String,
+        role: RoleName,
         tags: BTreeMap<String, String>,
     },
     /// A new default version; older versions are pruned by the executor.
     UpdateManagedPolicy {
-        role: RoleName,
         arn: PolicyArn,
         document: PolicyDocument,
+        role: RoleName,
     },
     AttachManagedPolicy {
-        role: RoleName,
         policy_arn: PolicyArn,
+        role: RoleName,
     },
     DetachManagedPolicy {
-        role: RoleName,
         policy_arn: PolicyArn,
+        role: RoleName,
     },
     DeleteManagedPolicy {
-        role: RoleName,
         arn: PolicyArn,
+        role: RoleName,
     },
     AnnotateServiceAccount {
-        role: RoleName,
-        service_account: ServiceAccountRef,
-        role_arn: RoleArn,
         /// Take the annotation over from the manager that set it (settings allow forcing).
         #[serde(default, skip_serializing_if = "Takeover::is_never")]
         force: Takeover,
+        role: RoleName,
+        role_arn: RoleArn,
+        #[serde(serialize_with = "name_first")]
+        service_account: ServiceAccountRef,
     },
     RemoveServiceAccountAnnotation {
         role: RoleName,
+        #[serde(serialize_with = "name_first")]
         service_account: ServiceAccountRef,
     },
     /// With a session policy, EKS's session tags are turned off (EKS requires it).
     CreatePodIdentityAssociation {
         role: RoleName,
-        service_account: ServiceAccountRef,
         role_arn: RoleArn,
-        tags: BTreeMap<String, String>,
+        #[serde(serialize_with = "name_first")]
+        service_account: ServiceAccountRef,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         session_policy: Option<PolicyDocument>,
+        tags: BTreeMap<String, String>,
     },
     /// Points the association at the role and sets its session policy (session tags off). An
     /// association whose session policy is to go is deleted and created again instead.
     UpdatePodIdentityAssociation {
-        role: RoleName,
         association_id: AssociationId,
-        service_account: ServiceAccountRef,
+        role: RoleName,
         role_arn: RoleArn,
+        #[serde(serialize_with = "name_first")]
+        service_account: ServiceAccountRef,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         session_policy: Option<PolicyDocument>,
     },
     DeletePodIdentityAssociation {
-        role: RoleName,
         association_id: AssociationId,
+        role: RoleName,
+        #[serde(serialize_with = "name_first")]
         service_account: ServiceAccountRef,
     },
     /// IRSA: the add-on's one `serviceAccountRoleArn` (`None` removes it). The role trusts
     /// every ServiceAccount of the add-on that has intents; `service_account` is the first.
     SetAddonRole {
-        role: RoleName,
         addon: AddonName,
-        service_account: ServiceAccountRef,
+        role: RoleName,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         role_arn: Option<RoleArn>,
+        #[serde(serialize_with = "name_first")]
+        service_account: ServiceAccountRef,
     },
     /// Pod Identity: the add-on's whole association map (ServiceAccount name -> role ARN), as
     /// EKS replaces it whole on every update. Planned once per add-on, so the executor reads
     /// nothing at apply time and two roles never race on the add-on. `role` is the first role
     /// the change concerns (the one a failure is reported on).
     SetAddonAssociations {
-        role: RoleName,
         addon: AddonName,
         associations: BTreeMap<String, RoleArn>,
+        role: RoleName,
     },
     /// Rolls the workload's pods (pod template annotation `eks-intents/restarted-at`) so they
     /// start with the new binding's credentials.
     RestartWorkload {
-        role: RoleName,
-        namespace: Namespace,
         kind: WorkloadKind,
         name: WorkloadName,
+        namespace: Namespace,
         restarted_at: u64,
+        role: RoleName,
     },
     /// Tags the role with the time its intents were found gone; deleted after the grace period.
     MarkRoleForDeletion {
@@ -178,6 +189,18 @@ pub enum Action {
     DeleteRole {
         role: RoleName,
     },
+}
+
+/// A ServiceAccount in an action, its keys in sorted order (`name` before `namespace`, where
+/// the type itself is declared namespace first, the order it sorts by).
+pub(super) fn name_first<S: Serializer>(
+    service_account: &ServiceAccountRef,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    let mut fields = serializer.serialize_struct("ServiceAccountRef", 2)?;
+    fields.serialize_field("name", &service_account.name)?;
+    fields.serialize_field("namespace", &service_account.namespace)?;
+    fields.end()
 }
 
 impl Action {
@@ -396,6 +419,255 @@ impl Action {
                 )
             }
             _ => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// What the actions of the test name.
+    struct Fixture {
+        role: RoleName,
+        arn: RoleArn,
+        policy: PolicyArn,
+        sa: ServiceAccountRef,
+        document: PolicyDocument,
+        tags: BTreeMap<String, String>,
+        id: AssociationId,
+        addon: AddonName,
+    }
+
+    /// One action of every kind, with every optional field set and unset.
+    fn every_action() -> Vec<Action> {
+        let f = Fixture {
+            role: RoleName::new("demo.team.worker"),
+            arn: RoleArn::new("arn:aws:iam::1:role/eks-intents/demo/demo.team.worker"),
+            policy: PolicyArn::new("arn:aws:iam::1:policy/eks-intents/demo/demo.team.worker.part1"),
+            sa: ServiceAccountRef {
+                namespace: "team".into(),
+                name: "worker".into(),
+            },
+            document: PolicyDocument::from_value(&json!({
+                "Version": "2012-10-17",
+                "Statement": [{"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": ["*"]}],
+            })),
+            tags: BTreeMap::from([
+                (
+                    "eks-intents/managed-by".to_owned(),
+                    "eks-intents".to_owned(),
+                ),
+                ("a-tag".to_owned(), "a".to_owned()),
+            ]),
+            id: AssociationId::new("a-123"),
+            addon: AddonName::new("aws-ebs-csi-driver"),
+        };
+        let mut all = oidc_and_role_actions(&f);
+        all.extend(policy_actions(&f));
+        all.extend(binding_actions(&f));
+        all.extend(association_actions(&f));
+        all
+    }
+
+    /// The OIDC provider's actions and the role's own.
+    fn oidc_and_role_actions(f: &Fixture) -> Vec<Action> {
+        vec![
+            Action::CreateOidcProvider {
+                client_ids: vec!["sts.amazonaws.com".into()],
+                tags: f.tags.clone(),
+                url: "https://oidc.example/id/1".into(),
+            },
+            Action::AddOidcClientId {
+                client_id: "sts.amazonaws.com".into(),
+                provider_arn: "arn:aws:iam::1:oidc-provider/oidc.example/id/1".into(),
+            },
+            Action::CreateRole {
+                arn: f.arn.clone(),
+                description: "a role".into(),
+                path: "/eks-intents/demo/".into(),
+                permissions_boundary: Some(f.policy.clone()),
+                role: f.role.clone(),
+                tags: f.tags.clone(),
+                trust_policy: f.document.clone(),
+            },
+            Action::CreateRole {
+                arn: f.arn.clone(),
+                description: "a role".into(),
+                path: "/".into(),
+                permissions_boundary: None,
+                role: f.role.clone(),
+                tags: BTreeMap::new(),
+                trust_policy: PolicyDocument::from_text("%7B%22b%22%3A1%2C%22a%22%3A2%7D"),
+            },
+            Action::UpdateTrustPolicy {
+                role: f.role.clone(),
+                trust_policy: f.document.clone(),
+            },
+            Action::PutPermissionsBoundary {
+                permissions_boundary: f.policy.clone(),
+                role: f.role.clone(),
+            },
+            Action::TagRole {
+                role: f.role.clone(),
+                tags: f.tags.clone(),
+            },
+            Action::UntagRole {
+                keys: vec!["b".into(), "a".into()],
+                role: f.role.clone(),
+            },
+        ]
+    }
+
+    /// The actions on the role's policies.
+    fn policy_actions(f: &Fixture) -> Vec<Action> {
+        vec![
+            Action::PutInlinePolicy {
+                document: f.document.clone(),
+                policy_name: "eks-intents".into(),
+                role: f.role.clone(),
+            },
+            Action::DeleteInlinePolicy {
+                policy_name: "old".into(),
+                role: f.role.clone(),
+            },
+            Action::CreateManagedPolicy {
+                arn: f.policy.clone(),
+                document: f.document.clone(),
+                name: "demo.team.worker.part1".into(),
+                path: "/eks-intents/demo/".into(),
+                role: f.role.clone(),
+                tags: f.tags.clone(),
+            },
+            Action::UpdateManagedPolicy {
+                arn: f.policy.clone(),
+                document: f.document.clone(),
+                role: f.role.clone(),
+            },
+            Action::AttachManagedPolicy {
+                policy_arn: f.policy.clone(),
+                role: f.role.clone(),
+            },
+            Action::DetachManagedPolicy {
+                policy_arn: f.policy.clone(),
+                role: f.role.clone(),
+            },
+            Action::DeleteManagedPolicy {
+                arn: f.policy.clone(),
+                role: f.role.clone(),
+            },
+        ]
+    }
+
+    /// The Pod Identity associations made and changed, with and without a session policy.
+    fn association_actions(f: &Fixture) -> Vec<Action> {
+        vec![
+            Action::CreatePodIdentityAssociation {
+                role: f.role.clone(),
+                role_arn: f.arn.clone(),
+                service_account: f.sa.clone(),
+                session_policy: None,
+                tags: f.tags.clone(),
+            },
+            Action::CreatePodIdentityAssociation {
+                role: f.role.clone(),
+                role_arn: f.arn.clone(),
+                service_account: f.sa.clone(),
+                session_policy: Some(f.document.clone()),
+                tags: f.tags.clone(),
+            },
+            Action::UpdatePodIdentityAssociation {
+                association_id: f.id.clone(),
+                role: f.role.clone(),
+                role_arn: f.arn.clone(),
+                service_account: f.sa.clone(),
+                session_policy: None,
+            },
+            Action::UpdatePodIdentityAssociation {
+                association_id: f.id.clone(),
+                role: f.role.clone(),
+                role_arn: f.arn.clone(),
+                service_account: f.sa.clone(),
+                session_policy: Some(f.document.clone()),
+            },
+        ]
+    }
+
+    /// The actions on bindings and pods, and the role's end.
+    fn binding_actions(f: &Fixture) -> Vec<Action> {
+        vec![
+            Action::AnnotateServiceAccount {
+                force: Takeover::Force,
+                role: f.role.clone(),
+                role_arn: f.arn.clone(),
+                service_account: f.sa.clone(),
+            },
+            Action::AnnotateServiceAccount {
+                force: Takeover::Never,
+                role: f.role.clone(),
+                role_arn: f.arn.clone(),
+                service_account: f.sa.clone(),
+            },
+            Action::RemoveServiceAccountAnnotation {
+                role: f.role.clone(),
+                service_account: f.sa.clone(),
+            },
+            Action::DeletePodIdentityAssociation {
+                association_id: f.id.clone(),
+                role: f.role.clone(),
+                service_account: f.sa.clone(),
+            },
+            Action::SetAddonRole {
+                addon: f.addon.clone(),
+                role: f.role.clone(),
+                role_arn: Some(f.arn.clone()),
+                service_account: f.sa.clone(),
+            },
+            Action::SetAddonRole {
+                addon: f.addon.clone(),
+                role: f.role.clone(),
+                role_arn: None,
+                service_account: f.sa.clone(),
+            },
+            Action::SetAddonAssociations {
+                addon: f.addon.clone(),
+                associations: BTreeMap::from([("worker".to_owned(), f.arn.clone())]),
+                role: f.role.clone(),
+            },
+            Action::RestartWorkload {
+                kind: WorkloadKind::Deployment,
+                name: "worker".into(),
+                namespace: "team".into(),
+                restarted_at: 1_795_000_000,
+                role: f.role.clone(),
+            },
+            Action::MarkRoleForDeletion {
+                role: f.role.clone(),
+                since: 1_795_000_000,
+            },
+            Action::DeleteRole {
+                role: f.role.clone(),
+            },
+        ]
+    }
+
+    /// The plan's JSON writes actions straight, trusting them to serialize with sorted keys:
+    /// the same text as through a `Value`, which sorts them.
+    #[test]
+    fn every_action_serializes_as_its_value_does() {
+        let actions = every_action();
+        let kinds: std::collections::BTreeSet<String> = actions
+            .iter()
+            .map(|a| serde_json::to_value(a).unwrap()["action"].to_string())
+            .collect();
+        assert_eq!(kinds.len(), 24, "one of every kind: {kinds:?}");
+        for action in &actions {
+            let value = serde_json::to_value(action).unwrap();
+            assert_eq!(
+                serde_json::to_string_pretty(action).unwrap(),
+                serde_json::to_string_pretty(&value).unwrap(),
+            );
         }
     }
 }

@@ -11,7 +11,7 @@ use super::session::session_as_declared;
 use super::{Action, Binding, Planner, RoleIdentity, RoleIntent, Warning};
 use crate::model::{
     AddonName, BindingMode, ObservedAddon, ObservedAssociation, ObservedServiceAccount, RoleArn,
-    RoleName, ServiceAccountRef, Takeover, WorkloadKind, WorkloadRef,
+    RoleName, ServiceAccountRef, Takeover, WorkloadKind,
 };
 use crate::plan::report::Restart;
 use crate::policy::{self, OWNER_TAG, PolicyDocument};
@@ -64,7 +64,7 @@ impl<'a> Planner<'a> {
     ) -> Vec<Action> {
         let mut actions = Vec::new();
         if !matches!(binding, Binding::ServiceAccountAnnotation)
-            && let Some(sa) = self.service_accounts.get(service_account).copied()
+            && let Some(sa) = self.observed_service_account(service_account)
             && sa.annotation_owned
             && sa.role_annotation().is_some()
         {
@@ -114,7 +114,7 @@ impl<'a> Planner<'a> {
                 },
             }
         };
-        let Some(sa) = self.service_accounts.get(service_account).copied() else {
+        let Some(sa) = self.observed_service_account(service_account) else {
             if self.workloads.is_some() {
                 return Ok(Some(Problem::ServiceAccountMissing {
                     service_account: service_account.clone(),
@@ -235,13 +235,13 @@ impl<'a> Planner<'a> {
 
     /// Pods get a binding's credentials only when they start: when `actions` bind anew, each
     /// workload's pods are rolled (added to `actions`) where settings and kind allow, or
-    /// reported as needing a restart.
+    /// reported as needing a restart. One restart per workload of `intent`, in its order.
     pub(super) fn plan_restarts(
         &self,
         role: &RoleName,
         intent: &RoleIntent,
         actions: &mut Vec<Action>,
-    ) -> BTreeMap<WorkloadRef, Restart> {
+    ) -> Vec<Restart> {
         let rebinds = actions.iter().any(|a| {
             matches!(
                 a,
@@ -250,7 +250,7 @@ impl<'a> Planner<'a> {
                     | Action::UpdatePodIdentityAssociation { .. }
             )
         });
-        let mut restarts = BTreeMap::new();
+        let mut restarts = Vec::with_capacity(intent.workloads.len());
         for workload in &intent.workloads {
             let restart = match self.observed_kind(&workload.workload) {
                 Some(kind) if rebinds => {
@@ -275,7 +275,7 @@ impl<'a> Planner<'a> {
                 }
                 _ => Restart::NotNeeded,
             };
-            restarts.insert(workload.workload.clone(), restart);
+            restarts.push(restart);
         }
         restarts
     }

@@ -37,10 +37,10 @@ impl<'a> Planner<'a> {
         settings: &'a Settings,
     ) -> Self {
         let cluster = &observed.cluster.cluster;
-        let service_accounts: BTreeMap<ServiceAccountRef, &ObservedServiceAccount> = observed
+        let service_accounts: BTreeMap<(&str, &str), &ObservedServiceAccount> = observed
             .service_accounts
             .iter()
-            .map(|sa| (sa.id(), sa))
+            .map(|sa| ((sa.namespace.as_str(), sa.name.as_str()), sa))
             .collect();
         let associations = index_associations(observed);
         let addons = index_addons(observed);
@@ -218,6 +218,18 @@ impl<'a> Planner<'a> {
             .map(|w| w.kind)
     }
 
+    /// The ServiceAccount as the cluster has it, if it does.
+    pub(super) fn observed_service_account(
+        &self,
+        service_account: &ServiceAccountRef,
+    ) -> Option<&'a ObservedServiceAccount> {
+        let key = (
+            service_account.namespace.as_str(),
+            service_account.name.as_str(),
+        );
+        self.service_accounts.get(&key).copied()
+    }
+
     pub(super) fn workload_is_held(&self, workload: &WorkloadRef) -> bool {
         !self
             .desired
@@ -308,7 +320,7 @@ impl<'a> Planner<'a> {
 /// without an owner, an add-on's role setting or association. Gathered once per plan, as every
 /// new role asks whether it existed before.
 fn bound_arns<'a>(
-    service_accounts: &BTreeMap<ServiceAccountRef, &'a ObservedServiceAccount>,
+    service_accounts: &BTreeMap<(&'a str, &'a str), &'a ObservedServiceAccount>,
     associations: &BTreeMap<ServiceAccountRef, Vec<&'a ObservedAssociation>>,
     addons: &BTreeMap<ServiceAccountRef, &'a ObservedAddon>,
 ) -> BTreeSet<&'a str> {

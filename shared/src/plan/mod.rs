@@ -117,7 +117,8 @@ struct Planner<'a> {
     system: Vec<String>,
     roles: BTreeMap<RoleKey, &'a ObservedRole>,
     managed: BTreeMap<&'a PolicyArn, &'a ObservedManagedPolicy>,
-    service_accounts: BTreeMap<ServiceAccountRef, &'a ObservedServiceAccount>,
+    /// By (namespace, name), borrowed: the order of `ServiceAccountRef`.
+    service_accounts: BTreeMap<(&'a str, &'a str), &'a ObservedServiceAccount>,
     associations: BTreeMap<ServiceAccountRef, Vec<&'a ObservedAssociation>>,
     addons: BTreeMap<ServiceAccountRef, &'a ObservedAddon>,
     workloads: Option<BTreeMap<(&'a str, &'a str), Vec<&'a ObservedWorkload>>>,

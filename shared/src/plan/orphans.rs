@@ -137,11 +137,11 @@ impl<'a> Planner<'a> {
     fn unbinding(&self, role: &ObservedRole) -> Vec<Action> {
         let name = &role.name;
         let mut actions = Vec::new();
-        for (id, sa) in &self.service_accounts {
+        for sa in self.service_accounts.values() {
             if sa.annotation_owned && sa.role_annotation() == Some(role.arn.as_str()) {
                 actions.push(Action::RemoveServiceAccountAnnotation {
                     role: name.clone(),
-                    service_account: id.clone(),
+                    service_account: sa.id(),
                 });
             }
         }
@@ -265,6 +265,9 @@ impl<'a> Planner<'a> {
     /// Workloads an invalid bundle names that no other step reported (they have no role yet,
     /// or none that tells): held, so the status names each with the bundle to fix.
     pub(super) fn report_held_workloads(&self, plan: &mut Plan) {
+        if self.desired.held.workloads.is_empty() {
+            return;
+        }
         let reported: BTreeSet<(String, String)> = plan
             .workloads
             .iter()

@@ -333,6 +333,9 @@ impl<'a> Planner<'a> {
 
     /// Parts of this role that are no longer wanted, attached or left over.
     fn leftover_parts(&self, role: &RoleName, wanted_arns: &BTreeSet<&PolicyArn>) -> Vec<Action> {
+        if self.managed.is_empty() {
+            return Vec::new();
+        }
         let part_prefix = format!("{role}.part");
         self.managed
             .iter()
@@ -383,7 +386,7 @@ fn declared_digest(
     });
     for document in layout.documents() {
         text.push('\n');
-        text.push_str(&document.to_json());
+        text.push_str(&document.json());
     }
     // Only roles with recommended policies have these lines: the digest of every other role is
     // what it was before they existed.

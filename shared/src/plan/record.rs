@@ -32,7 +32,7 @@ impl Planner<'_> {
         if intent.workloads.is_empty() {
             self.record_addon_role(service_account, &outcome, (state, told.clone()), plan);
         }
-        for workload in &intent.workloads {
+        for (workload, restart) in intent.workloads.iter().zip(restarts) {
             plan.workloads.push(WorkloadPlan {
                 identity: WorkloadIdentity {
                     namespace: workload.workload.namespace.clone(),
@@ -49,10 +49,7 @@ impl Planner<'_> {
                 state,
                 outcome: told.clone(),
                 actions: outcome.actions.len(),
-                restart: restarts
-                    .get(&workload.workload)
-                    .copied()
-                    .unwrap_or_default(),
+                restart,
             });
         }
         outcome.actions

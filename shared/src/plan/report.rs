@@ -6,6 +6,7 @@ use super::problem::Problem;
 use crate::model::{
     Namespace, RoleArn, RoleName, ServiceAccountRef, WorkloadKind, WorkloadName, WorkloadRef,
 };
+use serde::ser::SerializeMap;
 use serde::{Deserialize, Serialize, Serializer};
 use std::fmt::Display;
 
@@ -40,22 +41,103 @@ pub struct WorkloadIdentity {
 }
 
 /// A workload's entry in the plan. Written, never read back: the plan's outputs are made
-/// from it, and a plan is always made anew.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+/// from it, and a plan is always made anew. In JSON, one object: the identity's fields beside
+/// the others, every key in sorted order (see the `Serialize` impl).
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WorkloadPlan {
-    #[serde(flatten)]
     pub identity: WorkloadIdentity,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<RoleName>,
     pub state: WorkloadState,
     /// Why the workload stands where it does; written as its `message`, in words.
-    #[serde(rename = "message", serialize_with = "in_words")]
     pub outcome: WorkloadOutcome,
     /// How many actions of the plan belong to this workload's role.
     pub actions: usize,
     /// Whether its running pods lack the credentials of a binding this plan makes.
-    #[serde(default)]
     pub restart: Restart,
+}
+
+/// Every key in sorted order, at every depth, as a `serde_json::Value` of the entry would
+/// have them: the plan's JSON is written straight from its entries, one per workload of a
+/// fleet. Absent options are left out.
+impl Serialize for WorkloadPlan {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let WorkloadPlan {
+            identity:
+                WorkloadIdentity {
+                    namespace,
+                    workload,
+                    kind,
+                    service_account,
+                    role_arn,
+                    binding,
+                },
+            role,
+            state,
+            outcome,
+            actions,
+            restart,
+        } = self;
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("actions", actions)?;
+        if let Some(binding) = binding {
+            map.serialize_entry("binding", &SortedBinding(binding))?;
+        }
+        if let Some(kind) = kind {
+            map.serialize_entry("kind", kind)?;
+        }
+        map.serialize_entry("message", &InWords(outcome))?;
+        map.serialize_entry("namespace", namespace)?;
+        map.serialize_entry("restart", restart)?;
+        if let Some(role) = role {
+            map.serialize_entry("role", role)?;
+        }
+        if let Some(role_arn) = role_arn {
+            map.serialize_entry("role_arn", role_arn)?;
+        }
+        if let Some(service_account) = service_account {
+            map.serialize_entry("service_account", &SortedServiceAccount(service_account))?;
+        }
+        map.serialize_entry("state", state)?;
+        map.serialize_entry("workload", workload)?;
+        map.end()
+    }
+}
+
+/// A value written as a string, in words.
+struct InWords<'a, T>(&'a T);
+
+impl<T: Display> Serialize for InWords<'_, T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self.0)
+    }
+}
+
+/// A binding with its keys sorted: `addon` before the tag, `kind`.
+struct SortedBinding<'a>(&'a Binding);
+
+impl Serialize for SortedBinding<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(None)?;
+        let kind = match self.0 {
+            Binding::ServiceAccountAnnotation => "service-account-annotation",
+            Binding::PodIdentityAssociation => "pod-identity-association",
+            Binding::Addon { addon } => {
+                map.serialize_entry("addon", addon)?;
+                "addon"
+            }
+        };
+        map.serialize_entry("kind", kind)?;
+        map.end()
+    }
+}
+
+/// A ServiceAccount with its keys sorted: `name` before `namespace`.
+struct SortedServiceAccount<'a>(&'a ServiceAccountRef);
+
+impl Serialize for SortedServiceAccount<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        super::action::name_first(self.0, serializer)
+    }
 }
 
 impl WorkloadPlan {
@@ -76,10 +158,6 @@ pub enum WorkloadOutcome {
     NotObservedYet(WorkloadRef),
     /// What stops or delays the workload's role.
     Problem(Problem),
-}
-
-fn in_words<T: Display, S: Serializer>(value: &T, serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.collect_str(value)
 }
 
 /// Pods get the credentials of a binding only when they start.
@@ -178,4 +256,91 @@ pub struct Drift {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<RoleName>,
     pub kind: DriftKind,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::AddonName;
+    use serde_json::json;
+
+    fn entry(identity: WorkloadIdentity, role: Option<RoleName>) -> WorkloadPlan {
+        WorkloadPlan {
+            identity,
+            role,
+            state: WorkloadState::Changing,
+            outcome: WorkloadOutcome::Changes(3),
+            actions: 3,
+            restart: Restart::Needed,
+        }
+    }
+
+    /// Written straight, an entry has the fields and the key order of its `Value`.
+    #[test]
+    fn entries_serialize_with_sorted_keys() {
+        let bare = WorkloadIdentity {
+            namespace: "team".into(),
+            workload: "worker".into(),
+            kind: None,
+            service_account: None,
+            role_arn: None,
+            binding: None,
+        };
+        let full = |binding| WorkloadIdentity {
+            kind: Some(WorkloadKind::Deployment),
+            service_account: Some(ServiceAccountRef {
+                namespace: "team".into(),
+                name: "worker".into(),
+            }),
+            role_arn: Some(RoleArn::new("arn:aws:iam::1:role/r")),
+            binding: Some(binding),
+            ..bare.clone()
+        };
+        let entries = [
+            entry(bare.clone(), None),
+            entry(full(Binding::ServiceAccountAnnotation), Some("r".into())),
+            entry(full(Binding::PodIdentityAssociation), None),
+            entry(
+                full(Binding::Addon {
+                    addon: AddonName::new("aws-ebs-csi-driver"),
+                }),
+                Some("r".into()),
+            ),
+        ];
+        for entry in &entries {
+            let value = serde_json::to_value(entry).unwrap();
+            assert_eq!(
+                serde_json::to_string_pretty(entry).unwrap(),
+                serde_json::to_string_pretty(&value).unwrap()
+            );
+        }
+        let message = entries[3].outcome.to_string();
+        assert_eq!(
+            serde_json::to_value(&entries[3]).unwrap(),
+            json!({
+                "namespace": "team",
+                "workload": "worker",
+                "kind": "Deployment",
+                "service_account": {"namespace": "team", "name": "worker"},
+                "role_arn": "arn:aws:iam::1:role/r",
+                "binding": {"kind": "addon", "addon": "aws-ebs-csi-driver"},
+                "role": "r",
+                "state": "Changing",
+                "message": message,
+                "actions": 3,
+                "restart": "Needed",
+            })
+        );
+        assert_eq!(
+            serde_json::to_value(&entries[0]).unwrap(),
+            json!({
+                "namespace": "team",
+                "workload": "worker",
+                "state": "Changing",
+                "message": message,
+                "actions": 3,
+                "restart": "Needed",
+            })
+        );
+    }
 }

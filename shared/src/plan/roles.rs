@@ -185,7 +185,7 @@ impl<'a> Planner<'a> {
         match identity.observed {
             Some(_) if intents_unchanged => self.drift_in(
                 actions,
-                self.service_accounts.get(identity.service_account).copied(),
+                self.observed_service_account(identity.service_account),
             ),
             Some(_) => BTreeSet::new(),
             None if self.is_bound_anywhere(&identity.arn) => {

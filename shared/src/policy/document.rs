@@ -1,7 +1,8 @@
 //! Policy documents as the system writes them: deterministic and minimal, so the same intents
 //! always give the same bytes.
 
-use super::normalize::{canonical_json, normalize};
+use super::normalize::{canonical_json, into_display_form, into_normalized};
+use super::plain::PlainDocument;
 use crate::model::Permission;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Value, json};
@@ -66,7 +67,12 @@ impl PolicyDocument {
 
     /// The JSON text, percent-decoded when IAM had encoded it.
     pub fn to_json(&self) -> String {
-        decoded(&self.text).into_owned()
+        self.json().into_owned()
+    }
+
+    /// [`PolicyDocument::to_json`], borrowed when the text was not encoded.
+    pub fn json(&self) -> Cow<'_, str> {
+        decoded(&self.text)
     }
 
     /// The document as a JSON value; text that is not JSON becomes a JSON string.
@@ -82,9 +88,23 @@ impl PolicyDocument {
             return true;
         }
         let (a, b) = (decoded(&self.text), decoded(&other.text));
-        a == b
-            || normalize(&Value::String(a.into_owned()))
-                == normalize(&Value::String(b.into_owned()))
+        if a == b {
+            return true;
+        }
+        if let (Some(x), Some(y)) = (PlainDocument::parse(&a), PlainDocument::parse(&b)) {
+            return x.normalized() == y.normalized();
+        }
+        into_normalized(Value::String(a.into_owned()))
+            == into_normalized(Value::String(b.into_owned()))
+    }
+
+    /// The document in display form (`display_form`), pretty-printed: for people.
+    pub fn display_pretty(&self) -> String {
+        let shown = match PlainDocument::parse(&decoded(&self.text)) {
+            Some(plain) => serde_json::to_string_pretty(&plain.display_form()),
+            None => serde_json::to_string_pretty(&into_display_form(self.value())),
+        };
+        shown.unwrap_or_default()
     }
 
     /// Size as IAM counts it against its quotas: characters, whitespace not counted.
@@ -105,9 +125,13 @@ fn decoded(text: &str) -> Cow<'_, str> {
     }
 }
 
+/// As its JSON value; one of the plain shape is written straight from its text.
 impl Serialize for PolicyDocument {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        self.value().serialize(serializer)
+        match PlainDocument::parse(&decoded(&self.text)) {
+            Some(plain) => plain.serialize(serializer),
+            None => self.value().serialize(serializer),
+        }
     }
 }
 

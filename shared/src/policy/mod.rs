@@ -8,6 +8,7 @@ mod danger;
 mod document;
 mod names;
 mod normalize;
+mod plain;
 mod protect;
 mod split;
 mod trust;

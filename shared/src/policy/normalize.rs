@@ -29,23 +29,34 @@ const DEFAULT_VERSION: &str = "2008-10-17";
 ///
 /// Text that is not JSON normalizes to itself as a string, which never equals a document.
 pub fn normalize(document: &Value) -> Value {
-    canonical(document, Case::Fold)
+    into_canonical(document.clone(), Case::Fold)
 }
 
 /// The same canonical form with names in the case they were written: for showing documents
 /// and their differences to people.
 pub fn display_form(document: &Value) -> Value {
-    canonical(document, Case::Keep)
+    into_canonical(document.clone(), Case::Keep)
 }
 
-fn canonical(document: &Value, case: Case) -> Value {
+/// [`normalize`], taking the document: its parts are moved into the canonical form, not
+/// copied (documents are compared for every role of every reconcile).
+pub fn into_normalized(document: Value) -> Value {
+    into_canonical(document, Case::Fold)
+}
+
+/// [`display_form`], taking the document.
+pub fn into_display_form(document: Value) -> Value {
+    into_canonical(document, Case::Keep)
+}
+
+fn into_canonical(document: Value, case: Case) -> Value {
     match document {
-        Value::String(text) => match parse_text(text) {
-            Some(Value::Object(map)) => normalize_document(&map, case),
-            _ => Value::String(text.clone()),
+        Value::String(text) => match parse_text(&text) {
+            Some(Value::Object(map)) => normalize_document(map, case),
+            _ => Value::String(text),
         },
         Value::Object(map) => normalize_document(map, case),
-        other => other.clone(),
+        other => other,
     }
 }
 
@@ -58,24 +69,24 @@ fn parse_text(text: &str) -> Option<Value> {
     serde_json::from_str(decoded.trim()).ok()
 }
 
-fn normalize_document(map: &Map<String, Value>, case: Case) -> Value {
+fn normalize_document(map: Map<String, Value>, case: Case) -> Value {
     let mut out = Map::new();
     for (key, value) in map {
         match key.as_str() {
             "Id" => {}
             "Statement" => {
-                let mut statements: Vec<Value> = as_list(value)
+                let mut statements: Vec<Value> = into_list(value)
                     .into_iter()
                     .map(|statement| match statement {
                         Value::Object(s) => normalize_statement(s, case),
-                        other => other.clone(),
+                        other => other,
                     })
                     .collect();
                 sort_unique(&mut statements);
-                out.insert(key.clone(), Value::Array(statements));
+                out.insert(key, Value::Array(statements));
             }
             _ => {
-                out.insert(key.clone(), value.clone());
+                out.insert(key, value);
             }
         }
     }
@@ -84,7 +95,7 @@ fn normalize_document(map: &Map<String, Value>, case: Case) -> Value {
     Value::Object(out)
 }
 
-fn normalize_statement(statement: &Map<String, Value>, case: Case) -> Value {
+fn normalize_statement(statement: Map<String, Value>, case: Case) -> Value {
     let mut out = Map::new();
     for (key, value) in statement {
         let normalized = match key.as_str() {
@@ -93,78 +104,99 @@ fn normalize_statement(statement: &Map<String, Value>, case: Case) -> Value {
             "Resource" | "NotResource" => string_set(value, Case::Keep),
             "Principal" | "NotPrincipal" => normalize_principal(value),
             "Condition" => normalize_condition(value, case),
-            _ => value.clone(),
+            _ => value,
         };
-        out.insert(key.clone(), normalized);
+        out.insert(key, normalized);
     }
     Value::Object(out)
 }
 
-fn normalize_principal(value: &Value) -> Value {
+fn normalize_principal(value: Value) -> Value {
     match value {
         Value::Object(map) => Value::Object(
-            map.iter()
-                .map(|(kind, ids)| (kind.clone(), string_set(ids, Case::Keep)))
+            map.into_iter()
+                .map(|(kind, ids)| (kind, string_set(ids, Case::Keep)))
                 .collect(),
         ),
-        other => other.clone(),
+        other => other,
     }
 }
 
-fn normalize_condition(value: &Value, case: Case) -> Value {
+fn normalize_condition(value: Value, case: Case) -> Value {
     let Value::Object(operators) = value else {
-        return value.clone();
+        return value;
     };
     Value::Object(
         operators
-            .iter()
+            .into_iter()
             .map(|(operator, keys)| {
                 let keys = match keys {
                     Value::Object(keys) => Value::Object(
-                        keys.iter()
-                            .map(|(key, values)| {
-                                let key = if case == Case::Fold {
-                                    key.to_ascii_lowercase()
-                                } else {
-                                    key.clone()
-                                };
+                        keys.into_iter()
+                            .map(|(mut key, values)| {
+                                if case == Case::Fold {
+                                    key.make_ascii_lowercase();
+                                }
                                 (key, string_set(values, Case::Keep))
                             })
                             .collect(),
                     ),
-                    other => other.clone(),
+                    other => other,
                 };
-                (operator.clone(), keys)
+                (operator, keys)
             })
             .collect(),
     )
 }
 
-fn as_list(value: &Value) -> Vec<&Value> {
+fn into_list(value: Value) -> Vec<Value> {
     match value {
-        Value::Array(items) => items.iter().collect(),
+        Value::Array(items) => items,
         other => vec![other],
     }
 }
 
 /// A scalar or list of scalars as a sorted, de-duplicated list of strings.
-fn string_set(value: &Value, case: Case) -> Value {
-    let mut items: Vec<Value> = as_list(value)
+fn string_set(value: Value, case: Case) -> Value {
+    let mut items: Vec<Value> = into_list(value)
         .into_iter()
         .map(|item| match item {
-            Value::String(s) if case == Case::Fold => Value::String(s.to_ascii_lowercase()),
+            Value::String(mut s) => {
+                if case == Case::Fold {
+                    s.make_ascii_lowercase();
+                }
+                Value::String(s)
+            }
             Value::Number(n) => Value::String(n.to_string()),
             Value::Bool(b) => Value::String(b.to_string()),
-            other => other.clone(),
+            other => other,
         })
         .collect();
     sort_unique(&mut items);
     Value::Array(items)
 }
 
+/// Sorted by canonical text, duplicates dropped.
 fn sort_unique(items: &mut Vec<Value>) {
-    items.sort_by_cached_key(canonical_json);
+    if items.iter().all(is_plain_string) {
+        // Plain strings sort by their text as by their canonical JSON (see `is_plain_string`),
+        // without writing it out.
+        items.sort_unstable_by(|a, b| a.as_str().cmp(&b.as_str()));
+    } else {
+        items.sort_by_cached_key(canonical_json);
+    }
     items.dedup();
+}
+
+fn is_plain_string(value: &Value) -> bool {
+    value.as_str().is_some_and(is_plain_text)
+}
+
+/// Text whose canonical JSON is itself in quotes, and whose characters all sort after the
+/// closing quote: such strings sort by text as their JSON does. (A space or `!` sorts before
+/// `"`, so `"a"` comes after `"a!"` as JSON, while `a` comes before `a!` as text.)
+pub(super) fn is_plain_text(text: &str) -> bool {
+    text.bytes().all(|b| b > b'"' && b != b'\\')
 }
 
 /// Compact JSON with object keys in sorted order, whatever map type serde_json was built with.
@@ -277,6 +309,39 @@ mod tests {
         assert_eq!(
             normalize(&Value::String("%ZZ".into())),
             Value::String("%ZZ".into())
+        );
+    }
+
+    /// Plain strings are sorted by their text, others by their JSON: both give the order of
+    /// the JSON, and the same form as from the borrowed document.
+    #[test]
+    fn lists_sort_as_their_json_does() {
+        let items = [
+            "a", "a!", "a b", "a\"", "ab", "a\\", "é", "A", "a", "*", "a\n",
+        ];
+        for case in [Case::Fold, Case::Keep] {
+            for n in 0..=items.len() {
+                let list = json!(items[..n]);
+                let Value::Array(sorted) = string_set(list.clone(), case) else {
+                    panic!("a list");
+                };
+                let mut expected: Vec<String> = items[..n]
+                    .iter()
+                    .map(|s| match case {
+                        Case::Fold => s.to_ascii_lowercase(),
+                        Case::Keep => (*s).to_owned(),
+                    })
+                    .collect();
+                expected.sort_by_cached_key(|s| canonical_json(&json!(s)));
+                expected.dedup();
+                assert_eq!(sorted, expected, "{n} {:?}", items[..n].to_vec());
+            }
+        }
+        let document = json!({"Statement": [{"Action": ["b", "a!", "a"], "Effect": "Allow"}]});
+        assert_eq!(into_display_form(document.clone()), display_form(&document));
+        assert_eq!(
+            display_form(&document)["Statement"][0]["Action"],
+            json!(["a!", "a", "b"])
         );
     }
 

@@ -6,6 +6,7 @@
 use super::arn::arn_service;
 use super::document::{Effect, Statement};
 use crate::model::{Permission, PolicyArn, Settings};
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 
 /// The ARN patterns of the system's own resources in one account: the deployment's list
@@ -94,9 +95,13 @@ fn action_reaches(action: &str, pattern: &str) -> bool {
         "iam" => &["iam", "sts"],
         other => &[other],
     };
-    services
-        .iter()
-        .any(|s| overlap(&action_service.to_ascii_lowercase(), s))
+    // Lower-cased once, and only when it is not already (it is for every planned permission).
+    let action_service: Cow<'_, str> = if action_service.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(action_service.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(action_service)
+    };
+    services.iter().any(|s| overlap(&action_service, s))
 }
 
 /// Whether some string matches both IAM wildcard patterns (`*` any run, `?` one character).
