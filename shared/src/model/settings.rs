@@ -62,12 +62,8 @@ impl IamQuotas {
     /// Identity one is EKS's and stays).
     pub fn of_account(&self, summary: &AccountSummary) -> Self {
         Self {
-            inline_policy_chars: summary.quotas.inline_policy_chars,
-            managed_policy_chars: summary.quotas.managed_policy_chars,
-            trust_policy_chars: summary.quotas.trust_policy_chars,
-            attached_policies: summary.quotas.attached_policies,
-            roles: summary.quotas.roles,
             pod_identity_associations: self.pod_identity_associations,
+            ..summary.quotas.clone()
         }
     }
 }

@@ -69,6 +69,16 @@ fn seed_cluster() -> ObservedState {
     observed
 }
 
+/// Declares `count` DynamoDB actions (`dynamodb:Action0000`, ...) on every resource for
+/// jokes/joke-worker, from `bundle`: a policy larger than IAM's quotas.
+fn declare_many(desired: &mut DesiredState, bundle: &str, count: usize) {
+    let actions: Vec<String> = (0..count)
+        .map(|i| format!("dynamodb:Action{i:04}"))
+        .collect();
+    let actions: Vec<&str> = actions.iter().map(String::as_str).collect();
+    declare(desired, bundle, "jokes", "joke-worker", "*", &actions);
+}
+
 fn names(plan: &Plan) -> Vec<String> {
     plan.actions.iter().map(ToString::to_string).collect()
 }
@@ -697,16 +707,7 @@ fn returning_intents_clear_the_deletion_mark() {
 #[test]
 fn large_intents_split_into_managed_policies_and_converge() {
     let mut desired = DesiredState::default();
-    let actions: Vec<String> = (0..900).map(|i| format!("dynamodb:Action{i:04}")).collect();
-    let actions: Vec<&str> = actions.iter().map(String::as_str).collect();
-    declare(
-        &mut desired,
-        "big.yaml",
-        "jokes",
-        "joke-worker",
-        "*",
-        &actions,
-    );
+    declare_many(&mut desired, "big.yaml", 900);
     let (first, state) = converge(&desired, &empty(), &settings());
     let parts = first
         .actions
@@ -732,14 +733,7 @@ fn large_intents_split_into_managed_policies_and_converge() {
 
     // Shrunk back under the inline quota: inline policy first, then the parts go.
     let mut small = DesiredState::default();
-    declare(
-        &mut small,
-        "big.yaml",
-        "jokes",
-        "joke-worker",
-        "*",
-        &actions[..3],
-    );
+    declare_many(&mut small, "big.yaml", 3);
     let (shrink, state) = converge(&small, &state, &settings());
     assert!(matches!(
         shrink
@@ -755,16 +749,7 @@ fn large_intents_split_into_managed_policies_and_converge() {
 #[test]
 fn too_many_parts_is_an_error_for_that_workload_alone() {
     let mut desired = seed_desired();
-    let actions: Vec<String> = (0..900).map(|i| format!("dynamodb:Action{i:04}")).collect();
-    let actions: Vec<&str> = actions.iter().map(String::as_str).collect();
-    declare(
-        &mut desired,
-        "big.yaml",
-        "jokes",
-        "joke-worker",
-        "*",
-        &actions,
-    );
+    declare_many(&mut desired, "big.yaml", 900);
     let tight = Settings {
         quotas: crate::model::IamQuotas {
             attached_policies: 1,
@@ -1334,16 +1319,7 @@ fn pod_identity_and_managed_part_drift_are_named() {
     );
 
     let mut desired = DesiredState::default();
-    let actions: Vec<String> = (0..900).map(|i| format!("dynamodb:Action{i:04}")).collect();
-    let actions: Vec<&str> = actions.iter().map(String::as_str).collect();
-    declare(
-        &mut desired,
-        "big.yaml",
-        "jokes",
-        "joke-worker",
-        "*",
-        &actions,
-    );
+    declare_many(&mut desired, "big.yaml", 900);
     let (_, mut state) = converge(&desired, &empty(), &settings());
     let part = state.managed_policies[0].arn.clone();
     role_mut(&mut state, WORKER).attached_policies.remove(&part);
@@ -1625,16 +1601,7 @@ fn a_session_policy_changed_by_hand_is_put_back_and_turning_them_off_remakes_the
 #[test]
 fn a_declared_policy_too_large_for_a_session_policy_is_reported_not_cut() {
     let mut desired = seed_desired();
-    let actions: Vec<String> = (0..120).map(|n| format!("dynamodb:Action{n:03}")).collect();
-    let actions: Vec<&str> = actions.iter().map(String::as_str).collect();
-    declare(
-        &mut desired,
-        "intents/demo/jokes/joke-worker-ci.yaml",
-        "jokes",
-        "joke-worker",
-        "*",
-        &actions,
-    );
+    declare_many(&mut desired, "intents/demo/jokes/joke-worker-ci.yaml", 120);
     let planned = plan(&desired, &seed_cluster(), &with_session_policies());
     let report = workload(&planned, "joke-worker");
     assert_eq!(report.state, WorkloadState::Error);
