@@ -34,6 +34,8 @@ pub async fn reconcile(cluster: &str, dry_run: bool, bucket: Option<String>) -> 
         kube: &clients.kubernetes,
         store: &store,
         memory: &Memory::default(),
+        // The CLI acts in its own account only (as with clusters of other accounts).
+        targets: &eks_intents::ports::NoTargets::<eks_intents::adapters::aws::IamAdapter>::NONE,
     };
     let calls = || clients.calls.counts();
     let run = if dry_run { Run::DryRun } else { Run::Apply };

@@ -5,7 +5,7 @@ use crate::adapters::aws::AwsSettings;
 use crate::apply::ApplySettings;
 use crate::model::{BindingMode, ClusterName, PolicyArn, RoleArn, Settings, arn_parts};
 use crate::reconcile::ReconcileSettings;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
@@ -76,7 +76,14 @@ impl Config {
             variable: BUCKET,
             message: "not set; it names the S3 bucket that holds intents/ and status/".into(),
         })?;
-        let plan = plan_settings(&lookup)?;
+        let mut plan = plan_settings(&lookup)?;
+        let accounts = account_roles(&get)?;
+        // Every account the deployment has a role in may hold workloads' target roles.
+        plan.target_accounts = accounts
+            .roles()
+            .filter_map(|role| role_account(role.as_str()).ok())
+            .map(str::to_owned)
+            .collect();
         let apply_defaults = ApplySettings::default();
         let apply = ApplySettings {
             concurrency: parse(&get, CONCURRENCY, apply_defaults.concurrency)?.max(1),
@@ -123,7 +130,7 @@ impl Config {
                 s3_path_style: parse(&get, S3_PATH_STYLE, aws_defaults.s3_path_style)?,
                 ..aws_defaults
             },
-            accounts: account_roles(&get)?,
+            accounts,
         })
     }
 
@@ -235,6 +242,8 @@ pub fn plan_settings(lookup: impl Fn(&str) -> Option<String>) -> Result<Settings
         soft_delete: parse(&get, SOFT_DELETE, false)?,
         session_policies: parse(&get, SESSION_POLICIES, false)?,
         addon_recommended_policies: parse(&get, ADDON_RECOMMENDED_POLICIES, false)?,
+        target_accounts: BTreeSet::new(),
+        bucket_accounts: bucket_accounts(&get)?,
         quotas: defaults.quotas,
         rollout_restart: match get(ROLLOUT).as_deref() {
             None | Some("none") => false,
@@ -247,6 +256,52 @@ pub fn plan_settings(lookup: impl Fn(&str) -> Option<String>) -> Result<Settings
             }
         },
     })
+}
+
+/// The accounts of S3 buckets of other accounts, whose ARNs name none: a JSON object from a
+/// bucket name (or a prefix ending in `*`) to a 12-digit account id, for example
+/// `{"reports-archive": "333333333333", "data-lake-*": "444444444444"}`. Grants on a bucket named
+/// here go to the workload's target role in that account.
+pub const BUCKET_ACCOUNTS: &str = "EKS_INTENTS_BUCKET_ACCOUNTS";
+
+fn bucket_accounts(
+    get: &impl Fn(&'static str) -> Option<String>,
+) -> Result<BTreeMap<String, String>, ConfigError> {
+    let Some(json) = get(BUCKET_ACCOUNTS) else {
+        return Ok(BTreeMap::new());
+    };
+    let error = |message: String| ConfigError {
+        variable: BUCKET_ACCOUNTS,
+        message,
+    };
+    let entries: BTreeMap<String, serde_json::Value> = serde_json::from_str(&json).map_err(|e| {
+        error(format!(
+            "not a JSON object from bucket names to account ids, like {{\"reports-archive\": \"333333333333\"}}: {e}"
+        ))
+    })?;
+    let mut buckets = BTreeMap::new();
+    for (bucket, value) in entries {
+        let name = bucket.strip_suffix('*').unwrap_or(&bucket);
+        // S3's rule for a bucket name: 3 to 63 of [a-z0-9.-]; a prefix may be shorter.
+        if name.is_empty()
+            || name.len() > 63
+            || name.contains('*')
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-')
+        {
+            return Err(error(format!(
+                "entry {bucket:?} is not a bucket name (lowercase letters, digits, . and -) or a prefix of one ending in *"
+            )));
+        }
+        let account = value.as_str().filter(|a| is_account_id(a)).ok_or_else(|| {
+            error(format!(
+                "entry {bucket:?}: {value} is not a 12-digit account id (a JSON string)"
+            ))
+        })?;
+        buckets.insert(bucket.clone(), account.to_owned());
+    }
+    Ok(buckets)
 }
 
 // ---- Clusters in many accounts (issue 14) ----------------------------------------------------
@@ -294,6 +349,16 @@ impl AccountRoles {
     /// Every role, by cluster and by account: the system's own roles in those accounts.
     pub fn roles(&self) -> impl Iterator<Item = &RoleArn> {
         self.by_cluster.values().chain(self.by_account.values())
+    }
+
+    /// The role the deployment acts through in `account`: its entry by account id, else the
+    /// role of a cluster entry that is in that account.
+    pub fn role_in(&self, account: &str) -> Option<&RoleArn> {
+        self.by_account.get(account).or_else(|| {
+            self.by_cluster
+                .values()
+                .find(|role| role_account(role.as_str()) == Ok(account))
+        })
     }
 
     /// The external id the roles are assumed with.

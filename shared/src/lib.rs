@@ -32,6 +32,8 @@ pub mod quotas;
 #[cfg(feature = "aws")]
 pub mod reconcile;
 #[cfg(feature = "aws")]
+pub mod targets;
+#[cfg(feature = "aws")]
 pub mod telemetry;
 
 #[cfg(any(test, feature = "test-util"))]

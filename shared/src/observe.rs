@@ -109,6 +109,8 @@ pub async fn observe<I: IamPort, E: EksPort, K: KubernetesPort>(
             roles_in_account: None,
             associations_in_cluster: Some(associations.in_cluster),
         },
+        // Read after the plan's own account (`crate::targets`).
+        targets: BTreeMap::new(),
     };
     Ok((observed, kubernetes.lists))
 }

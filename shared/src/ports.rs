@@ -196,6 +196,41 @@ pub trait IamPort: Send + Sync {
     fn delete_role(&self, role: &RoleName) -> impl Future<Output = PortResult<()>> + Send;
 }
 
+/// IAM in the accounts that hold workloads' target roles (cross-account access): each reached
+/// through the deployment's role there.
+pub trait TargetAccounts: Send + Sync {
+    type Iam: IamPort;
+    /// IAM acting in `account`; an error when the deployment has no role there or cannot
+    /// assume it.
+    fn iam_in(&self, account: &str) -> impl Future<Output = PortResult<Self::Iam>> + Send;
+}
+
+/// No account but the cluster's: every target account is refused (`I` is the type IAM would
+/// have there, never made).
+pub struct NoTargets<I>(std::marker::PhantomData<fn() -> I>);
+
+impl<I> NoTargets<I> {
+    pub const NONE: Self = NoTargets(std::marker::PhantomData);
+}
+
+impl<I> Default for NoTargets<I> {
+    fn default() -> Self {
+        NoTargets(std::marker::PhantomData)
+    }
+}
+
+impl<I: IamPort> TargetAccounts for NoTargets<I> {
+    type Iam = I;
+    async fn iam_in(&self, account: &str) -> PortResult<I> {
+        Err(PortError::new(
+            "sts",
+            "AssumeRole",
+            ErrorKind::Denied,
+            format!("the deployment has no role in account {account}"),
+        ))
+    }
+}
+
 /// The Pod Identity associations of concern (see `EksPort::pod_identity_associations`), and
 /// how many the cluster has in all (the list that finds them counts them).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -251,6 +286,7 @@ pub trait EksPort: Send + Sync {
         role_arn: &RoleArn,
         tags: &BTreeMap<String, String>,
         session_policy: Option<&PolicyDocument>,
+        target_role_arn: Option<&RoleArn>,
     ) -> impl Future<Output = PortResult<()>> + Send;
     /// The association of one ServiceAccount, if it has one.
     fn pod_identity_association_of(
@@ -258,13 +294,15 @@ pub trait EksPort: Send + Sync {
         cluster: &str,
         service_account: &ServiceAccountRef,
     ) -> impl Future<Output = PortResult<Option<ObservedAssociation>>> + Send;
-    /// Sets the association's role and session policy (with EKS's session tags off).
+    /// Sets the association's role, session policy (with EKS's session tags off) and target
+    /// role; `None` leaves the association's policy or target role as it is.
     fn update_pod_identity_association(
         &self,
         cluster: &str,
         association_id: &AssociationId,
         role_arn: &RoleArn,
         session_policy: Option<&PolicyDocument>,
+        target_role_arn: Option<&RoleArn>,
     ) -> impl Future<Output = PortResult<()>> + Send;
     fn delete_pod_identity_association(
         &self,

@@ -14,7 +14,7 @@ use crate::plan::{Plan, Warning, plan};
 use crate::policy;
 use crate::ports::{
     BundleStore, EksPort, ErrorKind, EventType, IamPort, KubernetesConnector, KubernetesPort,
-    KubernetesSnapshot, PortError, PortResult, WriteCondition,
+    KubernetesSnapshot, PortError, PortResult, TargetAccounts, WriteCondition,
 };
 use crate::quotas::Quotas;
 use crate::status::{ApiCallCounts, StatusReport, status_key};
@@ -60,13 +60,15 @@ impl Default for ReconcileSettings {
     }
 }
 
-/// Every port a reconcile uses, and what the function remembers of earlier runs.
-pub struct ReconcilePorts<'a, I, E, K, S> {
+/// Every port a reconcile uses, and what the function remembers of earlier runs. `targets`
+/// reaches IAM in the accounts of workloads' target roles (`NoTargets` where there are none).
+pub struct ReconcilePorts<'a, I, E, K, S, T> {
     pub iam: &'a I,
     pub eks: &'a E,
     pub kube: &'a K,
     pub store: &'a S,
     pub memory: &'a Memory,
+    pub targets: &'a T,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -287,7 +289,7 @@ struct Sink<'a, S> {
     memory: &'a Memory,
 }
 
-impl<I, E, K, S> ReconcilePorts<'_, I, E, K, S> {
+impl<I, E, K, S, T> ReconcilePorts<'_, I, E, K, S, T> {
     fn sink(&self) -> Sink<'_, S> {
         Sink {
             store: self.store,
@@ -296,11 +298,12 @@ impl<I, E, K, S> ReconcilePorts<'_, I, E, K, S> {
     }
 
     /// The executor's ports, with `kube` for the cluster's Kubernetes API.
-    fn with_kube<'p, P>(&'p self, kube: &'p P) -> Ports<'p, I, E, P> {
+    fn with_kube<'p, P>(&'p self, kube: &'p P) -> Ports<'p, I, E, P, T> {
         Ports {
             iam: self.iam,
             eks: self.eks,
             kube,
+            targets: self.targets,
         }
     }
 }
@@ -323,9 +326,9 @@ pub enum Run {
 
 /// Loads, observes, plans, applies (unless a dry run, or `report_only`) and writes
 /// `status/<cluster>.json`. `api_calls` gives the calls made so far, for the report.
-pub async fn reconcile<I, E, K, S>(
+pub async fn reconcile<I, E, K, S, T>(
     cluster: &str,
-    ports: &ReconcilePorts<'_, I, E, K, S>,
+    ports: &ReconcilePorts<'_, I, E, K, S, T>,
     settings: &ReconcileSettings,
     run: Run,
     api_calls: &(dyn Fn() -> ApiCallCounts + Sync),
@@ -335,6 +338,7 @@ where
     E: EksPort,
     K: KubernetesConnector,
     S: BundleStore,
+    T: TargetAccounts,
 {
     let load = desired::load(ports.store, cluster, &settings.limits, ports.memory)
         .await
@@ -406,6 +410,7 @@ where
             return Err(fail(&ports.sink(), cluster, settings, load, error, api_calls).await);
         }
     };
+    observed.targets = read_targets(ports.targets, &load.desired, &observed, settings).await;
     // The status's call counts also say how Kubernetes was listed.
     let api_calls = &|| {
         let mut counts = api_calls();
@@ -534,9 +539,9 @@ async fn finish<S: BundleStore>(
 /// so every role the system made for it is an orphan, marked, then deleted after the grace
 /// period under the same deletion breaker. The cluster's identity (account, region) comes from
 /// its roles' ownership tags, restricted to the deployment's region.
-async fn reconcile_gone<I, E, K, S>(
+async fn reconcile_gone<I, E, K, S, T>(
     cluster: &str,
-    ports: &ReconcilePorts<'_, I, E, K, S>,
+    ports: &ReconcilePorts<'_, I, E, K, S, T>,
     settings: &ReconcileSettings,
     load: DesiredLoad,
     dry_run: bool,
@@ -547,6 +552,7 @@ where
     E: EksPort,
     K: KubernetesConnector,
     S: BundleStore,
+    T: TargetAccounts,
 {
     let name = ClusterName::new(cluster);
     let path = policy::cluster_path(&settings.plan.iam_path, &name);
@@ -578,7 +584,7 @@ where
     let mut applied = ApplyReport::default();
     let now = now();
     if let Some(cluster_ref) = cluster_ref {
-        let observed = ObservedState {
+        let mut observed = ObservedState {
             cluster: ClusterInfo {
                 cluster: cluster_ref,
                 oidc_issuer: None,
@@ -592,7 +598,11 @@ where
             pod_identity_associations: Vec::new(),
             addons: Vec::new(),
             usage: Default::default(),
+            targets: BTreeMap::new(),
         };
+        // Its roles' target roles in other accounts go with them.
+        let desired = DesiredState::default();
+        observed.targets = read_targets(ports.targets, &desired, &observed, settings).await;
         planned = plan(&DesiredState::default(), &observed, &settings.plan);
         if !dry_run {
             let executor = ports.with_kube(&GoneCluster);
@@ -626,6 +636,33 @@ where
         applied,
         now,
         api_calls,
+    )
+    .await
+}
+
+/// What the system holds in the other accounts the run's intents and roles name.
+async fn read_targets<T: TargetAccounts>(
+    targets: &T,
+    desired: &DesiredState,
+    observed: &ObservedState,
+    settings: &ReconcileSettings,
+) -> BTreeMap<String, crate::model::ObservedTarget> {
+    let accounts = crate::targets::accounts_to_read(
+        desired,
+        &observed.roles,
+        &observed.cluster,
+        &settings.plan,
+    );
+    if accounts.is_empty() {
+        return BTreeMap::new();
+    }
+    let path = policy::cluster_path(&settings.plan.iam_path, &observed.cluster.cluster.name);
+    crate::targets::read(
+        targets,
+        &accounts,
+        &path,
+        &observed.cluster,
+        settings.plan.mode,
     )
     .await
 }

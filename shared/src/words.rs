@@ -239,12 +239,59 @@ impl fmt::Display for Refusal {
                 f,
                 "the cluster has the {quota} Pod Identity associations EKS allows: no role or association is created for this workload. Remove associations the cluster no longer needs, or bind this workload through IRSA"
             ),
+            Refusal::TargetAccountUnknown { .. }
+            | Refusal::ManyTargetAccounts { .. }
+            | Refusal::TargetBesideHomeGrants { .. }
+            | Refusal::TargetOfAddon { .. }
+            | Refusal::TargetAccountUnreadable { .. }
+            | Refusal::TargetPolicyTooLarge { .. }
+            | Refusal::InTargetAccount { .. } => self.fmt_target(f),
             _ => self.fmt_binding(f),
         }
     }
 }
 
 impl Refusal {
+    /// The words for a cross-account target role that cannot be made.
+    fn fmt_target(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Refusal::TargetAccountUnknown { account } => write!(
+                f,
+                "the intents name resources of account {account}, where eks-intents has no role to make this workload's target role: nothing is granted. Add the account's role to EKS_INTENTS_ACCOUNT_ROLES (infra/account-role.yaml makes it), or name resources of the cluster's account"
+            ),
+            Refusal::ManyTargetAccounts { accounts } => write!(
+                f,
+                "the intents name resources of {} other accounts ({}): a workload gets one target role, in one account. Split the intents over one ServiceAccount per account",
+                accounts.len(),
+                accounts
+                    .iter()
+                    .map(String::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Refusal::TargetBesideHomeGrants { account } => write!(
+                f,
+                "the intents name resources of account {account} and of the cluster's own account: with EKS Pod Identity the pods get the target role's credentials alone, so one of the two could never be reached. Split the intents over two ServiceAccounts, or use IRSA"
+            ),
+            Refusal::TargetOfAddon { addon, account } => write!(
+                f,
+                "the intents name resources of account {account}, but ServiceAccounts of add-on {addon} are bound through the add-on, which cannot name a target role"
+            ),
+            Refusal::TargetAccountUnreadable { account, error } => write!(
+                f,
+                "the target account {account} cannot be read ({error}): the role and its binding are left as they are until it can"
+            ),
+            Refusal::TargetPolicyTooLarge { size, quota } => write!(
+                f,
+                "the grants on the other account's resources need {size} characters, more than the {quota} of the target role's one inline policy. Declare fewer actions or resources there (wildcards help)"
+            ),
+            Refusal::InTargetAccount { account, refusal } => {
+                write!(f, "target role in account {account}: {refusal}")
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// The words for a binding refused because someone else's is in the way.
     fn fmt_binding(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

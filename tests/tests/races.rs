@@ -110,6 +110,7 @@ async fn an_association_made_since_the_plan_is_adopted_or_reported() {
             role_arn: RoleArn::new(role_arn(role)),
             tags: BTreeMap::new(),
             session_policy: None,
+            target_role_arn: None,
         }],
         ..Plan::default()
     };
@@ -117,6 +118,7 @@ async fn an_association_made_since_the_plan_is_adopted_or_reported() {
         iam: &w.reconciler.iam,
         eks: &w.reconciler.eks,
         kube: &eks_intents::testing::FakeKubernetes::default(),
+        targets: &eks_intents::ports::NoTargets::<eks_intents::adapters::aws::IamAdapter>::NONE,
     };
     let settings = ApplySettings::default();
 

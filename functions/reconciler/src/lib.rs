@@ -25,8 +25,8 @@ use eks_intents::desired::Memory;
 use eks_intents::metrics::{Metrics, reconcile_metrics};
 use eks_intents::model::{PolicyArn, RoleArn, arn_parts};
 use eks_intents::ports::{
-    BundleStore, EksPort, ErrorKind, IamPort, KubernetesConnector, PortResult, ReconcileCluster,
-    ReconcileRetry,
+    BundleStore, EksPort, ErrorKind, IamPort, KubernetesConnector, NoTargets, PortError,
+    PortResult, ReconcileCluster, ReconcileRetry, TargetAccounts,
 };
 use eks_intents::reconcile::{
     Outcome, ReconcileError, ReconcilePorts, ReconcileSettings, Run, now, reconcile, report_failure,
@@ -56,16 +56,43 @@ pub struct Context<I, E, K, S, R> {
     pub metrics: Box<dyn Fn(&Metrics) + Send + Sync>,
 }
 
-impl<I, E, K, S, R> Context<I, E, K, S, R> {
-    /// The ports one reconcile reaches the world through.
-    pub fn ports(&self) -> ReconcilePorts<'_, I, E, K, S> {
+impl<I: IamPort, E, K, S, R> Context<I, E, K, S, R> {
+    /// The ports one reconcile reaches the world through, in a deployment with no other account.
+    pub fn ports(&self) -> ReconcilePorts<'_, I, E, K, S, NoTargets<I>> {
+        self.ports_with(&NoTargets::NONE)
+    }
+
+    /// The ports one reconcile reaches the world through, with `targets` for the accounts of
+    /// workloads' target roles.
+    pub fn ports_with<'a, T>(&'a self, targets: &'a T) -> ReconcilePorts<'a, I, E, K, S, T> {
         ReconcilePorts {
             iam: &self.iam,
             eks: &self.eks,
             kube: &self.kube,
             store: &self.store,
             memory: &self.memory,
+            targets,
         }
+    }
+}
+
+/// IAM in the accounts of workloads' target roles, through the deployment's role in each
+/// (`EKS_INTENTS_ACCOUNT_ROLES`).
+pub struct TargetsThrough<'a, A>(pub &'a A);
+
+impl<A: Accounts> TargetAccounts for TargetsThrough<'_, A> {
+    type Iam = A::Iam;
+
+    async fn iam_in(&self, account: &str) -> PortResult<A::Iam> {
+        let Some(role) = self.0.roles().role_in(account) else {
+            return Err(PortError::new(
+                "sts",
+                "AssumeRole",
+                ErrorKind::Denied,
+                format!("EKS_INTENTS_ACCOUNT_ROLES names no role in account {account}"),
+            ));
+        };
+        Ok(self.0.ports(role).await?.iam)
     }
 }
 
@@ -278,7 +305,14 @@ where
         },
     };
     let Some((accounts, role)) = role else {
-        return reconcile(cluster, &ctx.ports(), &ctx.settings, Run::Apply, &calls).await;
+        return match accounts {
+            Some(accounts) => {
+                let targets = TargetsThrough(accounts);
+                let ports = ctx.ports_with(&targets);
+                reconcile(cluster, &ports, &ctx.settings, Run::Apply, &calls).await
+            }
+            None => reconcile(cluster, &ctx.ports(), &ctx.settings, Run::Apply, &calls).await,
+        };
     };
     let role = &role;
     tracing::info!(cluster, role = %role, "acting in the cluster's account");
@@ -291,6 +325,7 @@ where
                 kube: &ports.kube,
                 store: &ctx.store,
                 memory: &ctx.memory,
+                targets: &TargetsThrough(accounts),
             };
             reconcile(cluster, &ports, &settings, Run::Apply, &calls).await
         }

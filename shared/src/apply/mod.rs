@@ -8,6 +8,7 @@ use crate::plan::{Action, Plan};
 use crate::policy::{self, Ownership};
 use crate::ports::{
     EksPort, ErrorKind, EventType, IamPort, KubernetesPort, NewRole, PortError, PortResult,
+    TargetAccounts,
 };
 use futures_util::StreamExt;
 use futures_util::stream;
@@ -15,11 +16,12 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-/// The ports the executor writes through.
-pub struct Ports<'a, I, E, K> {
+/// The ports the executor writes through: `targets` for the steps made in other accounts.
+pub struct Ports<'a, I, E, K, T> {
     pub iam: &'a I,
     pub eks: &'a E,
     pub kube: &'a K,
+    pub targets: &'a T,
 }
 
 #[derive(Clone, Debug)]
@@ -68,10 +70,10 @@ impl ApplyReport {
     }
 }
 
-pub async fn apply<I: IamPort, E: EksPort, K: KubernetesPort>(
+pub async fn apply<I: IamPort, E: EksPort, K: KubernetesPort, T: TargetAccounts>(
     plan: &Plan,
     cluster: &ClusterRef,
-    ports: &Ports<'_, I, E, K>,
+    ports: &Ports<'_, I, E, K, T>,
     settings: &ApplySettings,
 ) -> ApplyReport {
     let mut groups: Vec<(Option<&RoleName>, Vec<&Action>)> = Vec::new();
@@ -109,11 +111,11 @@ pub async fn apply<I: IamPort, E: EksPort, K: KubernetesPort>(
     report
 }
 
-async fn run_group<I: IamPort, E: EksPort, K: KubernetesPort>(
+async fn run_group<I: IamPort, E: EksPort, K: KubernetesPort, T: TargetAccounts>(
     role: Option<&RoleName>,
     actions: &[&Action],
     cluster: &ClusterRef,
-    ports: &Ports<'_, I, E, K>,
+    ports: &Ports<'_, I, E, K, T>,
     settings: &ApplySettings,
 ) -> (usize, Option<ActionFailure>) {
     for (i, action) in actions.iter().enumerate() {
@@ -147,13 +149,29 @@ fn gone_is_fine(result: PortResult<()>) -> PortResult<()> {
     }
 }
 
-async fn run<I: IamPort, E: EksPort, K: KubernetesPort>(
+/// One action; a step in another account goes through IAM there.
+async fn run<I: IamPort, E: EksPort, K: KubernetesPort, T: TargetAccounts>(
     action: &Action,
     cluster: &ClusterRef,
-    ports: &Ports<'_, I, E, K>,
+    ports: &Ports<'_, I, E, K, T>,
     settings: &ApplySettings,
 ) -> PortResult<()> {
-    let iam = ports.iam;
+    match action {
+        Action::InAccount { step, target } => {
+            let iam = ports.targets.iam_in(target).await?;
+            run_step(step, cluster, &iam, ports, settings).await
+        }
+        _ => run_step(action, cluster, ports.iam, ports, settings).await,
+    }
+}
+
+async fn run_step<I: IamPort, I2: IamPort, E: EksPort, K: KubernetesPort, T: TargetAccounts>(
+    action: &Action,
+    cluster: &ClusterRef,
+    iam: &I2,
+    ports: &Ports<'_, I, E, K, T>,
+    settings: &ApplySettings,
+) -> PortResult<()> {
     let name = cluster.name.as_str();
     match action {
         Action::CreateOidcProvider {
@@ -289,6 +307,7 @@ async fn run<I: IamPort, E: EksPort, K: KubernetesPort>(
             role_arn,
             tags,
             session_policy,
+            target_role_arn,
             ..
         } => {
             let created = with_propagation_retry(settings, || {
@@ -298,6 +317,7 @@ async fn run<I: IamPort, E: EksPort, K: KubernetesPort>(
                     role_arn,
                     tags,
                     session_policy.as_ref(),
+                    target_role_arn.as_ref(),
                 )
             })
             .await;
@@ -312,6 +332,7 @@ async fn run<I: IamPort, E: EksPort, K: KubernetesPort>(
             association_id,
             role_arn,
             session_policy,
+            target_role_arn,
             ..
         } => {
             with_propagation_retry(settings, || {
@@ -320,6 +341,7 @@ async fn run<I: IamPort, E: EksPort, K: KubernetesPort>(
                     association_id,
                     role_arn,
                     session_policy.as_ref(),
+                    target_role_arn.as_ref(),
                 )
             })
             .await
@@ -367,6 +389,12 @@ async fn run<I: IamPort, E: EksPort, K: KubernetesPort>(
             iam.tag_role(role, &tags).await
         }
         Action::DeleteRole { role } => gone_is_fine(iam.delete_role(role).await),
+        Action::InAccount { .. } => Err(PortError::new(
+            "iam",
+            "InAccount",
+            ErrorKind::Other,
+            "a step in another account cannot hold another",
+        )),
     }
 }
 

@@ -184,6 +184,10 @@ pub struct ObservedAssociation {
     /// EKS sets no session tags on the association's sessions (`disableSessionTags`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub session_tags_disabled: bool,
+    /// The role of another account that the association's role assumes for the pods
+    /// (`targetRoleArn`): the pods get that role's credentials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_role_arn: Option<RoleArn>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -232,6 +236,24 @@ pub struct ObservedState {
     /// used; unknown parts set no limit.
     #[serde(default, skip_serializing_if = "Usage::is_unknown")]
     pub usage: Usage,
+    /// The accounts other than the cluster's that hold (or are to hold) the target roles of
+    /// its workloads, by account id (`crate::targets`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub targets: BTreeMap<String, ObservedTarget>,
+}
+
+/// What the system holds under its path in an account other than the cluster's: the target
+/// roles of the cluster's workloads there and, for IRSA, the cluster's OIDC provider there.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObservedTarget {
+    #[serde(default)]
+    pub roles: Vec<ObservedRole>,
+    #[serde(default)]
+    pub oidc_providers: Vec<OidcProvider>,
+    /// Why the account could not be read (its role cannot be assumed, IAM refused): the
+    /// workloads with target roles there are left as they are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// How many roles the account holds and how many Pod Identity associations the cluster has,
@@ -264,6 +286,7 @@ impl ObservedState {
             pod_identity_associations: Vec::new(),
             addons: Vec::new(),
             usage: Usage::default(),
+            targets: BTreeMap::new(),
         }
     }
 }

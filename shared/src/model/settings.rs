@@ -3,6 +3,7 @@
 
 use super::ids::PolicyArn;
 use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
 
 /// How a role is bound to its ServiceAccount.
 #[derive(
@@ -120,6 +121,16 @@ pub struct Settings {
     /// An EKS add-on's ServiceAccount without intents gets a role with the managed policies
     /// EKS recommends for it (`DescribeAddonConfiguration`), bound through the add-on.
     pub addon_recommended_policies: bool,
+    /// The accounts other than a cluster's where the system may make target roles (those the
+    /// deployment has a role in): a workload whose intents name resources of an
+    /// account not listed here is refused, with what is missing.
+    #[serde(skip_serializing_if = "BTreeSet::is_empty")]
+    pub target_accounts: BTreeSet<String>,
+    /// The accounts of S3 buckets, whose ARNs name none: bucket name (or a prefix ending in
+    /// `*`) -> account id. A bucket named here in another account than the cluster's is
+    /// reached through a target role there.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub bucket_accounts: BTreeMap<String, String>,
 }
 
 impl Default for Settings {
@@ -141,6 +152,8 @@ impl Default for Settings {
             force_annotations: false,
             session_policies: false,
             addon_recommended_policies: false,
+            target_accounts: BTreeSet::new(),
+            bucket_accounts: BTreeMap::new(),
         }
     }
 }

@@ -134,6 +134,9 @@ pub enum Action {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         session_policy: Option<PolicyDocument>,
         tags: BTreeMap<String, String>,
+        /// The role of another account the pods get credentials of (`targetRoleArn`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        target_role_arn: Option<RoleArn>,
     },
     /// Points the association at the role and sets its session policy (session tags off). An
     /// association whose session policy is to go is deleted and created again instead.
@@ -145,6 +148,8 @@ pub enum Action {
         service_account: ServiceAccountRef,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         session_policy: Option<PolicyDocument>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        target_role_arn: Option<RoleArn>,
     },
     DeletePodIdentityAssociation {
         association_id: AssociationId,
@@ -189,6 +194,12 @@ pub enum Action {
     DeleteRole {
         role: RoleName,
     },
+    /// `step` made in the account `target` (a workload's target role there, or the cluster's
+    /// OIDC provider there), through the deployment's role in that account.
+    InAccount {
+        step: Box<Action>,
+        target: String,
+    },
 }
 
 /// A ServiceAccount in an action, its keys in sorted order (`name` before `namespace`, where
@@ -231,6 +242,15 @@ impl Action {
             | Action::RestartWorkload { role, .. }
             | Action::MarkRoleForDeletion { role, .. }
             | Action::DeleteRole { role } => Some(role),
+            Action::InAccount { step, .. } => step.role(),
+        }
+    }
+
+    /// `step` made in the account `target`.
+    pub fn in_account(target: &str, step: Action) -> Action {
+        Action::InAccount {
+            step: Box::new(step),
+            target: target.to_owned(),
         }
     }
 
@@ -251,6 +271,7 @@ impl Action {
             | Action::DeletePodIdentityAssociation { .. }
             | Action::DeleteRole { .. } => '-',
             Action::SetAddonRole { role_arn: None, .. } => '-',
+            Action::InAccount { step, .. } => step.sign(),
             _ => '~',
         }
     }
@@ -320,7 +341,16 @@ impl fmt::Display for Action {
                 )
             }
             Action::DeleteRole { role } => write!(f, "delete role {role}"),
+            Action::InAccount { step, target } => write!(f, "in account {target}: {step}"),
         }
+    }
+}
+
+/// ` -> <target role>` after an association's role, when it chains into one.
+fn fmt_target(f: &mut fmt::Formatter<'_>, target: Option<&RoleArn>) -> fmt::Result {
+    match target {
+        Some(target) => write!(f, " -> {target}"),
+        None => Ok(()),
     }
 }
 
@@ -345,20 +375,28 @@ impl Action {
             Action::CreatePodIdentityAssociation {
                 service_account,
                 role_arn,
+                target_role_arn,
                 ..
-            } => write!(
-                f,
-                "create Pod Identity association {service_account} -> {role_arn}"
-            ),
+            } => {
+                write!(
+                    f,
+                    "create Pod Identity association {service_account} -> {role_arn}"
+                )?;
+                fmt_target(f, target_role_arn.as_ref())
+            }
             Action::UpdatePodIdentityAssociation {
                 association_id,
                 service_account,
                 role_arn,
+                target_role_arn,
                 ..
-            } => write!(
-                f,
-                "update Pod Identity association {association_id} ({service_account}) -> {role_arn}"
-            ),
+            } => {
+                write!(
+                    f,
+                    "update Pod Identity association {association_id} ({service_account}) -> {role_arn}"
+                )?;
+                fmt_target(f, target_role_arn.as_ref())
+            }
             Action::DeletePodIdentityAssociation {
                 association_id,
                 service_account,
@@ -569,6 +607,7 @@ mod tests {
                 service_account: f.sa.clone(),
                 session_policy: None,
                 tags: f.tags.clone(),
+                target_role_arn: None,
             },
             Action::CreatePodIdentityAssociation {
                 role: f.role.clone(),
@@ -576,6 +615,7 @@ mod tests {
                 service_account: f.sa.clone(),
                 session_policy: Some(f.document.clone()),
                 tags: f.tags.clone(),
+                target_role_arn: Some(f.arn.clone()),
             },
             Action::UpdatePodIdentityAssociation {
                 association_id: f.id.clone(),
@@ -583,6 +623,7 @@ mod tests {
                 role_arn: f.arn.clone(),
                 service_account: f.sa.clone(),
                 session_policy: None,
+                target_role_arn: Some(f.arn.clone()),
             },
             Action::UpdatePodIdentityAssociation {
                 association_id: f.id.clone(),
@@ -590,7 +631,14 @@ mod tests {
                 role_arn: f.arn.clone(),
                 service_account: f.sa.clone(),
                 session_policy: Some(f.document.clone()),
+                target_role_arn: None,
             },
+            Action::in_account(
+                "333333333333",
+                Action::DeleteRole {
+                    role: f.role.clone(),
+                },
+            ),
         ]
     }
 
@@ -661,7 +709,7 @@ mod tests {
             .iter()
             .map(|a| serde_json::to_value(a).unwrap()["action"].to_string())
             .collect();
-        assert_eq!(kinds.len(), 24, "one of every kind: {kinds:?}");
+        assert_eq!(kinds.len(), 25, "one of every kind: {kinds:?}");
         for action in &actions {
             let value = serde_json::to_value(action).unwrap();
             assert_eq!(

@@ -17,6 +17,29 @@ use crate::plan::report::Restart;
 use crate::policy::{self, OWNER_TAG, PolicyDocument};
 use std::collections::{BTreeMap, BTreeSet};
 
+/// What a role's Pod Identity association is to be.
+struct Wanted<'w> {
+    arn: &'w RoleArn,
+    session: Option<&'w PolicyDocument>,
+    target: Option<&'w RoleArn>,
+}
+
+impl Wanted<'_> {
+    /// The association is already this.
+    fn is(&self, current: &ObservedAssociation) -> bool {
+        current.role_arn == *self.arn
+            && current.target_role_arn.as_ref() == self.target
+            && session_as_declared(current, self.session)
+    }
+
+    /// The association has a session policy or a target role that is to go.
+    fn clears(&self, current: &ObservedAssociation) -> bool {
+        (self.session.is_none() && current.session_policy.is_some())
+            || (self.session.is_none() && current.session_tags_disabled)
+            || (self.target.is_none() && current.target_role_arn.is_some())
+    }
+}
+
 /// A role's binding changes, and a reason to wait when its ServiceAccount is not there yet.
 pub(super) type BindingChanges = (Vec<Action>, Option<Problem>);
 
@@ -27,6 +50,7 @@ impl<'a> Planner<'a> {
         &self,
         identity: &RoleIdentity,
         session: Option<&PolicyDocument>,
+        target: Option<&RoleArn>,
     ) -> Result<BindingChanges, Refusal> {
         let RoleIdentity {
             service_account,
@@ -41,7 +65,12 @@ impl<'a> Planner<'a> {
                 self.annotation_changes(role, arn, service_account, &mut actions)?
             }
             Binding::PodIdentityAssociation => {
-                self.association_changes(role, arn, service_account, session, &mut actions)?;
+                let wanted = Wanted {
+                    arn,
+                    session,
+                    target,
+                };
+                self.association_changes(role, service_account, &wanted, &mut actions)?;
                 None
             }
             Binding::Addon { addon: name } => {
@@ -137,13 +166,12 @@ impl<'a> Planner<'a> {
     }
 
     /// Pod Identity: the ServiceAccount's association, made or pointed at the role, with its
-    /// session policy (see `session`).
+    /// session policy (see `session`) and target role (see `target`).
     fn association_changes(
         &self,
         role: &RoleName,
-        arn: &RoleArn,
         service_account: &ServiceAccountRef,
-        session: Option<&PolicyDocument>,
+        wanted: &Wanted,
         actions: &mut Vec<Action>,
     ) -> Result<(), Refusal> {
         let associations = self.associations_of(service_account);
@@ -153,19 +181,23 @@ impl<'a> Planner<'a> {
                 owner: owned.owner_arn.clone().unwrap_or_default(),
             });
         }
+        let arn = wanted.arn;
         let create = || Action::CreatePodIdentityAssociation {
             role: role.clone(),
             service_account: service_account.clone(),
             role_arn: arn.clone(),
             tags: policy::ownership_tags(self.cluster),
-            session_policy: session.cloned(),
+            session_policy: wanted.session.cloned(),
+            target_role_arn: wanted.target.cloned(),
         };
         match associations.first() {
             None => actions.push(create()),
-            Some(current) if current.role_arn == *arn && session_as_declared(current, session) => {}
-            // A session policy to take away: EKS has no call that clears one, so the
-            // association is made again without it.
-            Some(current) if ours(current) && session.is_none() && current.role_arn == *arn => {
+            Some(current) if wanted.is(current) => {}
+            // A session policy or a target role to take away: EKS has no call that clears
+            // either, so the association is made again without it.
+            Some(current)
+                if ours(current) && current.role_arn == *arn && wanted.clears(current) =>
+            {
                 actions.push(Action::DeletePodIdentityAssociation {
                     role: role.clone(),
                     association_id: current.association_id.clone(),
@@ -178,7 +210,8 @@ impl<'a> Planner<'a> {
                 association_id: current.association_id.clone(),
                 service_account: service_account.clone(),
                 role_arn: arn.clone(),
-                session_policy: session.cloned(),
+                session_policy: wanted.session.cloned(),
+                target_role_arn: wanted.target.cloned(),
             }),
             // Another's association to this role: left as it is, as before session policies.
             Some(current) if current.role_arn == *arn => {}

@@ -61,6 +61,14 @@ impl<'a> Planner<'a> {
                 .iter()
                 .map(|role| (role.name.key(), role))
                 .collect(),
+            targets: observed
+                .targets
+                .iter()
+                .map(|(account, target)| {
+                    let roles = target.roles.iter().map(|r| (r.name.key(), r)).collect();
+                    (account.as_str(), roles)
+                })
+                .collect(),
             managed: observed
                 .managed_policies
                 .iter()

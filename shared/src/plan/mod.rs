@@ -26,6 +26,7 @@ mod roles;
 mod room;
 mod session;
 mod simulate;
+mod target;
 mod warning;
 
 pub use action::{Action, Binding};
@@ -95,6 +96,8 @@ struct RoleOutcome {
     problem: Option<Problem>,
     /// Hand changes that `actions` put back.
     drift: BTreeSet<DriftKind>,
+    /// The account of the role's target role, when its intents name resources there.
+    target_account: Option<String>,
 }
 
 /// What the per-role steps (roles, permissions, bindings) leave for the steps after them.
@@ -105,6 +108,8 @@ struct RolesReport {
     actions: Vec<Action>,
     /// Some role is trusted through the cluster's OIDC provider.
     needs_oidc_provider: bool,
+    /// The accounts that hold target roles (with IRSA, each needs the cluster's provider).
+    target_accounts: BTreeSet<String>,
 }
 
 struct Planner<'a> {
@@ -116,6 +121,8 @@ struct Planner<'a> {
     /// The system's own resources in this cluster's account (`policy::system_resources`).
     system: Vec<String>,
     roles: BTreeMap<RoleKey, &'a ObservedRole>,
+    /// The roles under the path in each target account (`ObservedState::targets`).
+    targets: BTreeMap<&'a str, BTreeMap<RoleKey, &'a ObservedRole>>,
     managed: BTreeMap<&'a PolicyArn, &'a ObservedManagedPolicy>,
     /// By (namespace, name), borrowed: the order of `ServiceAccountRef`.
     service_accounts: BTreeMap<(&'a str, &'a str), &'a ObservedServiceAccount>,
@@ -137,6 +144,9 @@ impl<'a> Planner<'a> {
         self.report_held_workloads(&mut plan);
         if roles.needs_oidc_provider {
             self.do_plan_oidc_provider(&mut plan);
+            let accounts = roles.target_accounts.iter().map(String::as_str).collect();
+            plan.actions
+                .extend(target::target_provider_changes(&self, &accounts));
         }
         self.warn_unbounded_roles(&roles.actions, &mut plan.warnings);
         plan.actions.extend(roles.actions);
@@ -156,6 +166,7 @@ impl<'a> Planner<'a> {
             claimed: BTreeSet::new(),
             actions: Vec::new(),
             needs_oidc_provider: false,
+            target_accounts: BTreeSet::new(),
         };
         let mut room = room::Room::new(&self.observed.usage, &self.settings.quotas);
         for (service_account, intent) in intents {
@@ -175,6 +186,9 @@ impl<'a> Planner<'a> {
                 kind,
             }));
             report.claimed.insert(outcome.role.key());
+            report
+                .target_accounts
+                .extend(outcome.target_account.clone());
             if self.settings.mode == crate::model::BindingMode::Irsa
                 && outcome
                     .problem
@@ -202,6 +216,7 @@ impl<'a> Planner<'a> {
             actions: Vec::new(),
             problem: None,
             drift: BTreeSet::new(),
+            target_account: None,
         };
         let trust = match self.do_plan_trust(&identity, intent) {
             Ok(trust) => trust,
@@ -219,12 +234,22 @@ impl<'a> Planner<'a> {
             &grants.layout,
             &intent.recommended,
         ));
+        let target = grants.target.as_ref();
+        if let Some(target) = target {
+            actions.extend(self.target_changes(&identity, target));
+            outcome.target_account = Some(target.account.to_owned());
+        }
+        // With Pod Identity, the association names the target role, which the pods then get.
+        let chained = target
+            .filter(|_| self.settings.mode == crate::model::BindingMode::PodIdentity)
+            .map(|t| &t.arn);
         let binding = self
             .session_policy(&identity, &grants.layout)
-            .and_then(|session| self.do_plan_binding(&identity, session.as_ref()));
+            .and_then(|session| self.do_plan_binding(&identity, session.as_ref(), chained));
         match binding {
             Ok((binding_actions, waiting)) => {
                 actions.extend(binding_actions);
+                actions.extend(self.stale_target_deletions(&identity, target));
                 outcome.problem = waiting;
             }
             Err(conflict) => {
@@ -254,5 +279,7 @@ mod addon_tests;
 mod held_tests;
 #[cfg(test)]
 mod protect_tests;
+#[cfg(test)]
+mod target_tests;
 #[cfg(test)]
 mod tests;

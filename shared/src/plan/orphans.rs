@@ -181,10 +181,14 @@ impl<'a> Planner<'a> {
         actions
     }
 
-    /// Empties the role, then deletes it (after `unbinding`).
+    /// Empties the role, then deletes it (after `unbinding`), with its target roles.
     fn deletion(&self, role: &ObservedRole) -> Vec<Action> {
         let name = &role.name;
-        let mut actions = Vec::new();
+        // Its target roles in other accounts first: nothing else may assume them.
+        let mut actions: Vec<Action> = self
+            .target_roles_of(Some(role))
+            .flat_map(|(account, target)| super::target::target_deletion(account, target))
+            .collect();
         for policy_name in role.inline_policies.keys() {
             actions.push(Action::DeleteInlinePolicy {
                 role: name.clone(),

@@ -6,18 +6,21 @@
 //! bring the role there, and the role's tags with the digest of everything declared for it.
 
 use super::problem::Refusal;
+use super::target::TargetRole;
 use super::{Action, Planner, RoleIdentity, RoleIntent, Warning};
 use crate::intent::resolve_placeholders;
-use crate::model::{ObservedRole, Permission, PolicyArn, RoleName};
+use crate::model::{BindingMode, ObservedRole, Permission, PolicyArn, RoleName};
 use crate::policy::{
     self, DECLARED_TAG, INLINE_POLICY_NAME, ORPHANED_TAG, Ownership, PermissionLayout,
-    PolicyDocument, TAG_PREFIX,
+    PolicyDocument, TAG_PREFIX, TARGET_ACCOUNT_TAG,
 };
 use std::collections::{BTreeMap, BTreeSet};
 
 /// The permissions step's outcome for one role.
-pub(super) struct Grants {
+pub(super) struct Grants<'a> {
     pub(super) layout: PermissionLayout,
+    /// The role's target role in another account, when its intents name resources there.
+    pub(super) target: Option<TargetRole<'a>>,
     /// The role's tags, with the digest of what is declared (`DECLARED_TAG`).
     pub(super) tags: BTreeMap<String, String>,
     /// The role exists and was last written for exactly these intents: a difference on it or
@@ -33,13 +36,14 @@ impl<'a> Planner<'a> {
     /// that stand go to `warnings`, also when the layout then fails.
     pub(super) fn do_plan_permissions(
         &self,
-        identity: &RoleIdentity,
+        identity: &RoleIdentity<'a>,
         trust: &PolicyDocument,
         intent: &RoleIntent,
         warnings: &mut Vec<Warning>,
-    ) -> Result<Grants, Refusal> {
+    ) -> Result<Grants<'a>, Refusal> {
         let permissions = self.resolved_permissions(intent);
         self.refusal(&permissions, intent)?;
+        let (permissions, target) = self.split_target(identity, intent, permissions)?;
         // A wildcard reaching the system: granted, with the system's resources denied.
         let denial = policy::system_denial(&permissions, &self.system);
         let broad: Vec<String> = permissions
@@ -54,6 +58,12 @@ impl<'a> Planner<'a> {
             });
         }
         let mut statements = policy::permission_statements(&permissions);
+        // Pod Identity chains from the workload's role into its target role.
+        if let Some(target) = &target
+            && self.settings.mode == BindingMode::PodIdentity
+        {
+            statements.push(policy::assume_target_statement(&target.arn));
+        }
         statements.extend(denial.as_ref().map(|(deny, _)| deny.clone()));
         let layout = match policy::layout_permissions(&statements, &self.settings.quotas) {
             Ok(layout) => layout,
@@ -66,9 +76,11 @@ impl<'a> Planner<'a> {
                 denied: deny.resources,
             });
         }
-        let (tags, intents_unchanged) = self.declared_tags(identity, trust, &layout, intent);
+        let (tags, intents_unchanged) =
+            self.declared_tags(identity, trust, &layout, intent, target.as_ref());
         Ok(Grants {
             layout,
+            target,
             tags,
             intents_unchanged,
         })
@@ -168,18 +180,12 @@ impl<'a> Planner<'a> {
         trust: &PolicyDocument,
         layout: &PermissionLayout,
         intent: &RoleIntent,
+        target: Option<&TargetRole>,
     ) -> (BTreeMap<String, String>, bool) {
-        let bundles: BTreeSet<String> = intent
-            .workloads
-            .iter()
-            .flat_map(|w| w.sources.iter().map(|s| s.bundle.clone()))
-            .collect();
-        let mut tags = policy::role_tags(
-            self.cluster,
-            identity.service_account,
-            intent.workloads.iter().map(|w| &w.workload.name),
-            &bundles,
-        );
+        let mut tags = self.base_tags(identity, intent);
+        if let Some(accounts) = self.target_accounts_tag(identity, target) {
+            tags.insert(TARGET_ACCOUNT_TAG.to_owned(), accounts);
+        }
         let declared = declared_digest(
             trust,
             layout,
@@ -189,6 +195,7 @@ impl<'a> Planner<'a> {
                 .as_ref()
                 .map(PolicyArn::as_str),
             &tags,
+            target.map(TargetRole::declared),
         );
         // Only while the intents are what they were when the role was last written is a
         // difference on the role or its binding someone's hand edit.
@@ -197,6 +204,26 @@ impl<'a> Planner<'a> {
             .is_some_and(|r| r.tags.get(DECLARED_TAG) == Some(&declared));
         tags.insert(DECLARED_TAG.to_owned(), declared);
         (tags, intents_unchanged)
+    }
+
+    /// The tags that say what a role (or its target role) is for: owner, cluster,
+    /// ServiceAccount, workloads and bundles.
+    pub(super) fn base_tags(
+        &self,
+        identity: &RoleIdentity,
+        intent: &RoleIntent,
+    ) -> BTreeMap<String, String> {
+        let bundles: BTreeSet<String> = intent
+            .workloads
+            .iter()
+            .flat_map(|w| w.sources.iter().map(|s| s.bundle.clone()))
+            .collect();
+        policy::role_tags(
+            self.cluster,
+            identity.service_account,
+            intent.workloads.iter().map(|w| &w.workload.name),
+            &bundles,
+        )
     }
 
     /// The policy changes that bring the role to `layout`: managed parts made, updated and
@@ -369,13 +396,15 @@ impl<'a> Planner<'a> {
 }
 
 /// The value of `DECLARED_TAG`: a digest of everything the intents and settings declare for a
-/// role, so that the next run can tell a hand edit from a change of intents.
-fn declared_digest(
+/// role, so that the next run can tell a hand edit from a change of intents. `target` is the
+/// digest of the role's target role, which only roles with one have.
+pub(super) fn declared_digest(
     trust: &PolicyDocument,
     layout: &PermissionLayout,
     recommended: &[PolicyArn],
     boundary: Option<&str>,
     tags: &BTreeMap<String, String>,
+    target: Option<&str>,
 ) -> String {
     let mut text = trust.to_json();
     text.push('\n');
@@ -403,6 +432,10 @@ fn declared_digest(
             text.push('=');
             text.push_str(value);
         }
+    }
+    if let Some(target) = target {
+        text.push_str("\ntarget ");
+        text.push_str(target);
     }
     policy::short_hash(&text, 16)
 }

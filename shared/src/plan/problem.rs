@@ -70,6 +70,26 @@ pub enum Refusal {
     },
     /// The add-on uses a role that eks-intents does not manage.
     AddonRoleOfOther { addon: AddonName, current: RoleArn },
+    /// The intents name resources of an account where the deployment has no role to make the
+    /// workload's target role.
+    TargetAccountUnknown { account: String },
+    /// The intents name resources of more than one other account: a workload has at most one
+    /// target role.
+    ManyTargetAccounts { accounts: BTreeSet<String> },
+    /// Pod Identity gives the pods the target role's credentials alone, so resources of the
+    /// cluster's account and of another cannot both be reached.
+    TargetBesideHomeGrants { account: String },
+    /// An add-on's binding cannot name a target role.
+    TargetOfAddon { addon: AddonName, account: String },
+    /// The account of the target role could not be read: the role is left as it is.
+    TargetAccountUnreadable { account: String, error: String },
+    /// The grants on the target account's resources do not fit one inline policy.
+    TargetPolicyTooLarge { size: usize, quota: usize },
+    /// What stops the target role in its account.
+    InTargetAccount {
+        account: String,
+        refusal: Box<Refusal>,
+    },
 }
 
 impl Problem {

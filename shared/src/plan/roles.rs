@@ -117,7 +117,7 @@ impl<'a> Planner<'a> {
     }
 
     /// Why an existing role of this name is left alone: it belongs to someone else.
-    fn ownership_refusal(&self, role: &ObservedRole) -> Option<Refusal> {
+    pub(super) fn ownership_refusal(&self, role: &ObservedRole) -> Option<Refusal> {
         match policy::ownership(&role.tags, self.cluster) {
             Ownership::Ours => None,
             Ownership::OtherCluster(other) => Some(Refusal::RoleOfOtherCluster {
@@ -203,6 +203,11 @@ impl<'a> Planner<'a> {
     ) -> BTreeSet<DriftKind> {
         actions
             .iter()
+            .map(|action| match action {
+                // A target role's changes are the same kinds of hand change.
+                Action::InAccount { step, .. } => step,
+                action => action,
+            })
             .filter_map(|action| match action {
                 Action::UpdateTrustPolicy { .. } => Some(DriftKind::Trust),
                 Action::PutPermissionsBoundary { .. } => Some(DriftKind::Boundary),

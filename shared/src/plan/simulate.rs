@@ -104,8 +104,29 @@ impl Model {
             | Action::SetAddonAssociations { .. } => self.apply_to_binding(action),
             // Pods are not part of the observed state.
             Action::RestartWorkload { .. } => {}
+            Action::InAccount { step, target } => self.apply_in_account(target, step),
             _ => self.apply_to_role(action),
         }
+    }
+
+    /// A step in another account: applied to what the state holds of that account, as if the
+    /// cluster were there (its OIDC provider's ARN then names that account).
+    fn apply_in_account(&mut self, target: &str, step: &Action) {
+        let held = self.state.targets.remove(target).unwrap_or_default();
+        let mut cluster = self.state.cluster.clone();
+        cluster.cluster.account = crate::model::AccountId::new(target);
+        let mut there = ObservedState::empty(cluster);
+        there.roles = held.roles;
+        there.oidc_providers = held.oidc_providers;
+        let after = simulate(&there, std::slice::from_ref(step));
+        self.state.targets.insert(
+            target.to_owned(),
+            crate::model::ObservedTarget {
+                roles: after.roles,
+                oidc_providers: after.oidc_providers,
+                error: held.error,
+            },
+        );
     }
 
     /// The cluster's OIDC provider.
@@ -277,6 +298,7 @@ impl Model {
                 role_arn,
                 tags,
                 session_policy,
+                target_role_arn,
                 ..
             } => {
                 let association_id = AssociationId::new(format!(
@@ -294,6 +316,7 @@ impl Model {
                         tags: tags.clone(),
                         session_policy: session_policy.clone(),
                         session_tags_disabled: session_policy.is_some(),
+                        target_role_arn: target_role_arn.clone(),
                     },
                 );
             }
@@ -301,10 +324,14 @@ impl Model {
                 association_id,
                 role_arn,
                 session_policy,
+                target_role_arn,
                 ..
             } => {
                 if let Some(a) = self.associations.get_mut(association_id) {
                     a.role_arn = role_arn.clone();
+                    if target_role_arn.is_some() {
+                        a.target_role_arn = target_role_arn.clone();
+                    }
                     if session_policy.is_some() {
                         a.session_policy = session_policy.clone();
                         a.session_tags_disabled = true;

@@ -435,6 +435,7 @@ fn an_association_owned_by_an_addon_is_never_taken_over() {
             tags: BTreeMap::new(),
             session_policy: None,
             session_tags_disabled: false,
+            target_role_arn: None,
         });
     let planned = plan(&seed_desired(), &observed, &pod_identity);
     let report = workload(&planned, "joke-worker");

@@ -11,6 +11,7 @@ mod normalize;
 mod plain;
 mod protect;
 mod split;
+mod target;
 mod trust;
 
 pub use arn::{
@@ -28,6 +29,10 @@ pub use names::*;
 pub use normalize::{canonical_json, display_form, normalize};
 pub use protect::{names_system_resource, overlap, system_denial, system_resources, within};
 pub use split::{PermissionLayout, SizeError, layout_permissions};
+pub use target::{
+    TARGET_ACCOUNT_TAG, assume_target_statement, in_account, pod_identity_target_trust,
+    resource_account, target_external_id,
+};
 pub use trust::{
     IRSA_AUDIENCE, irsa_trust, irsa_trust_for, oidc_provider_arn, pod_identity_trust,
     pod_identity_trust_untagged,

@@ -2,7 +2,7 @@
 //! one cluster; no wildcard subjects.
 
 use super::document::PolicyDocument;
-use crate::model::{ClusterRef, ServiceAccountRef};
+use crate::model::{ClusterRef, RoleArn, ServiceAccountRef};
 use serde::{Serialize, Serializer};
 
 /// The audience EKS puts in projected ServiceAccount tokens for IRSA.
@@ -116,6 +116,19 @@ fn pod_identity_statement<'a>(equals: &'a [(&'a str, OneOrMany<'a>)]) -> PolicyD
     }])
 }
 
+/// A target role's trust (`super::target`): the workload's own role may assume it and tag the
+/// session, with exactly this external id.
+pub(super) fn target_trust_statement(home_role: &RoleArn, external_id: &str) -> PolicyDocument {
+    PolicyDocument::written(&[TrustStatement {
+        action: OneOrMany::Many(&["sts:AssumeRole".into(), "sts:TagSession".into()]),
+        condition: Condition {
+            string_equals: Pairs(&[("sts:ExternalId", OneOrMany::One(external_id))]),
+        },
+        effect: "Allow",
+        principal: Principal::Aws(home_role.as_str()),
+    }])
+}
+
 /// A trust statement, its fields (and theirs) declared in sorted key order, so that it
 /// serializes straight to the canonical text (`PolicyDocument::written`). A trust policy is
 /// made for every role of every reconcile.
@@ -139,6 +152,8 @@ struct Condition<'a, K: Serialize> {
 
 #[derive(Serialize)]
 enum Principal<'a> {
+    #[serde(rename = "AWS")]
+    Aws(&'a str),
     Federated(&'a str),
     Service(&'static str),
 }

@@ -352,6 +352,7 @@ impl EksPort for FakeEks {
         _role_arn: &RoleArn,
         _tags: &BTreeMap<String, String>,
         _session_policy: Option<&PolicyDocument>,
+        _target_role_arn: Option<&RoleArn>,
     ) -> PortResult<()> {
         Err(unexpected("eks", "CreatePodIdentityAssociation"))
     }
@@ -368,6 +369,7 @@ impl EksPort for FakeEks {
         _association_id: &AssociationId,
         _role_arn: &RoleArn,
         _session_policy: Option<&PolicyDocument>,
+        _target_role_arn: Option<&RoleArn>,
     ) -> PortResult<()> {
         Err(unexpected("eks", "UpdatePodIdentityAssociation"))
     }

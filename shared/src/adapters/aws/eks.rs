@@ -55,6 +55,10 @@ impl EksAdapter {
                 .filter(|p| !p.is_empty())
                 .map(PolicyDocument::from_text),
             session_tags_disabled: a.disable_session_tags().unwrap_or_default(),
+            target_role_arn: a
+                .target_role_arn()
+                .filter(|arn| !arn.is_empty())
+                .map(RoleArn::new),
         }))
     }
 }
@@ -231,12 +235,18 @@ impl EksPort for EksAdapter {
         role_arn: &RoleArn,
         tags: &BTreeMap<String, String>,
         session_policy: Option<&PolicyDocument>,
+        target_role_arn: Option<&RoleArn>,
     ) -> PortResult<()> {
-        // The same request gives the same token: the session policy is part of it.
-        let request = match session_policy {
-            None => role_arn.as_str().to_owned(),
-            Some(policy) => format!("{role_arn}\n{}", policy.to_json()),
-        };
+        // The same request gives the same token: the session policy and target are part of it.
+        let mut request = role_arn.as_str().to_owned();
+        if let Some(policy) = session_policy {
+            request.push('\n');
+            request.push_str(&policy.to_json());
+        }
+        if let Some(target) = target_role_arn {
+            request.push_str("\ntarget ");
+            request.push_str(target.as_str());
+        }
         let token = association_token(cluster, service_account, &request, SystemTime::now());
         self.client
             .create_pod_identity_association()
@@ -247,6 +257,7 @@ impl EksPort for EksAdapter {
             .set_tags(Some(tags.clone().into_iter().collect()))
             .set_policy(session_policy.map(PolicyDocument::to_json))
             .set_disable_session_tags(session_policy.map(|_| true))
+            .set_target_role_arn(target_role_arn.map(|arn| arn.as_str().to_owned()))
             .client_request_token(token)
             .send()
             .await
@@ -280,6 +291,7 @@ impl EksPort for EksAdapter {
         association_id: &AssociationId,
         role_arn: &RoleArn,
         session_policy: Option<&PolicyDocument>,
+        target_role_arn: Option<&RoleArn>,
     ) -> PortResult<()> {
         self.client
             .update_pod_identity_association()
@@ -288,6 +300,7 @@ impl EksPort for EksAdapter {
             .role_arn(role_arn.as_str())
             .set_policy(session_policy.map(PolicyDocument::to_json))
             .set_disable_session_tags(session_policy.map(|_| true))
+            .set_target_role_arn(target_role_arn.map(|arn| arn.as_str().to_owned()))
             .send()
             .await
             .map_err(|e| port_error("eks", "UpdatePodIdentityAssociation", e))?;
