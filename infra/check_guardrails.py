@@ -23,6 +23,14 @@ form) and fails, naming the statement, unless:
 - `[package.metadata.lambda.deploy]` of each function crate, where present, agrees with the
   template on memory and timeout (the cargo lambda and SAM deploys give the same function);
 - every role with IAM writes denies sts:AssumeRole* on the roles under IamPath;
+- the boundary, in each branch of its conditions (CrossAccountTargets), uses NotAction or
+  NotResource, or allows anything beside BoundaryAllowedActions on `*`, only in the exact form
+  of the cross-account carve-out: Deny BoundaryDeniedActions NotResource CARVE_OUT, Deny
+  NotAction [sts:AssumeRole, sts:TagSession] on CARVE_OUT, Allow those two on CARVE_OUT
+  (CARVE_OUT: the roles under IamPath of any account); and, evaluated on probes with the
+  parameters' defaults, it lets a workload role call nothing else there (iam:PassRole,
+  sts:AssumeRoleWithWebIdentity, ...), nothing on a role outside IamPath or on its own
+  account's roles under IamPath, and those two on a target role only in the carve-out's branch;
 - sts:AssumeRole is allowed only on the roles of the parameter AccountRoleArns;
 - iam:AttachRolePolicy is allowed only with the condition ArnLike/ArnEquals iam:PolicyARN naming
   the policies under IamPath or AWS managed policies EKS recommends for its add-ons
@@ -45,6 +53,7 @@ from __future__ import annotations
 
 import copy
 import fnmatch
+import itertools
 import pathlib
 import re
 import sys
@@ -83,6 +92,11 @@ OIDC_ACTIONS = {
     "iam:getopenidconnectprovider",
     "iam:tagopenidconnectprovider",
 }
+# The cross-account carve-out of the boundary (parameter CrossAccountTargets): a workload's role
+# may chain into its target role, a role under IamPath of another account, and do nothing else
+# there. These two actions on these roles, and not one more.
+CARVE_OUT = "arn:${AWS::Partition}:iam::*:role${IamPath}*"
+CHAINING = {"sts:assumerole", "sts:tagsession"}
 # IAM actions that only read. Anything else with the iam: prefix (or a wildcard) is a write.
 IAM_READ_PREFIXES = ("get", "list", "simulate", "generate")
 
@@ -455,22 +469,207 @@ def check(template) -> list[str]:
     bpath = text(bprops.get("Path", "/"))
     if "${IamPath}" in bpath or (bpath != "/" and bpath.startswith(iam_path)):
         problems.append(f"{boundary}: the boundary policy lies under IamPath ({bpath!r})")
-    denied = []
-    for st in statements_of(bprops.get("PolicyDocument")):
-        if st.get("Effect") == "Deny" and text(as_list(st.get("Resource"))[0] if st.get("Resource") else "") == "*":
-            for a in as_list(st.get("Action")):
-                ref = re.fullmatch(r"\$\{(\w+)\}", text(a))
-                if ref and ref.group(1) in params:
-                    denied += [x.strip() for x in str(params[ref.group(1)].get("Default", "")).split(",")]
-                else:
-                    denied.append(text(a))
-    if not matches(denied, "iam:CreateRole") or not matches(denied, "iam:PassRole"):
-        problems.append(f"{boundary}: the boundary does not deny iam:* on * by default (denies {denied})")
+    problems.extend(check_boundary(template, boundary))
 
     problems.extend(check_system_denied(template, boundary))
     if not is_account_template(template):
         problems.extend(check_state_writers(template))
     problems.extend(check_cargo_metadata(template))
+    return problems
+
+
+# ------------------------------------------------------------------ the boundary, branch by branch
+
+
+def condition_names(value) -> set[str]:
+    """The conditions the Fn::If of a value name."""
+    if isinstance(value, dict):
+        names = set()
+        if list(value) == ["Fn::If"] and isinstance(value["Fn::If"], list) and value["Fn::If"]:
+            names.add(str(value["Fn::If"][0]))
+        for v in value.values():
+            names |= condition_names(v)
+        return names
+    if isinstance(value, list):
+        return set().union(*(condition_names(v) for v in value)) if value else set()
+    return set()
+
+
+NO_VALUE = object()
+
+
+def resolve(value, conditions: dict):
+    """The value as CloudFormation makes it when the conditions have these truth values: each
+    Fn::If replaced by its branch, AWS::NoValue dropped."""
+    if isinstance(value, dict):
+        if list(value) == ["Fn::If"] and isinstance(value["Fn::If"], list) and len(value["Fn::If"]) == 3:
+            name, yes, no = value["Fn::If"]
+            return resolve(yes if conditions[str(name)] else no, conditions)
+        if value == {"Ref": "AWS::NoValue"}:
+            return NO_VALUE
+        out = {k: resolve(v, conditions) for k, v in value.items()}
+        return {k: v for k, v in out.items() if v is not NO_VALUE}
+    if isinstance(value, list):
+        return [v for v in (resolve(v, conditions) for v in value) if v is not NO_VALUE]
+    return value
+
+
+def glob(pattern: str, value: str, case: bool = True) -> bool:
+    """IAM wildcard matching: `*` any run of characters (slashes too), `?` one character."""
+    regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+    return re.fullmatch(regex, value, 0 if case else re.IGNORECASE) is not None
+
+
+# Stand-ins for the template's values when the boundary is evaluated: the deployment's account,
+# another account (where target roles live), the parameters' defaults.
+HOME_ACCOUNT = "111111111111"
+OTHER_ACCOUNT = "333333333333"
+
+
+def concrete(template, value: str) -> str:
+    """A Fn::Sub string of the boundary with the pseudo parameters and parameters filled in."""
+    params = template.get("Parameters") or {}
+
+    def sub(m):
+        name = m.group(1)
+        fixed = {"AWS::Partition": "aws", "AWS::AccountId": HOME_ACCOUNT, "AWS::Region": "eu-west-2"}
+        if name in fixed:
+            return fixed[name]
+        if name in params:
+            return str(params[name].get("Default", ""))
+        return f"arn:aws:system:::{name}"  # a resource of the template (${X.Arn}): its own
+    return re.sub(r"\$\{([\w:.]+)\}", sub, value)
+
+
+def expand(template, values, split: bool) -> list[str]:
+    """Actions or resources of a statement, a CommaDelimitedList parameter as its default's items."""
+    params = template.get("Parameters") or {}
+    out = []
+    for v in as_list(values):
+        ref = re.fullmatch(r"\$\{(\w+)\}", text(v))
+        if split and ref and ref.group(1) in params:
+            out += [x.strip() for x in str(params[ref.group(1)].get("Default", "")).split(",")]
+        else:
+            out.append(concrete(template, text(v)))
+    return out
+
+
+def applies(template, st, action: str, resource: str) -> bool:
+    """Whether a statement applies to an action on a resource. A statement with a Condition is
+    taken to apply when it allows and not to when it denies: the worst case."""
+    if st.get("Condition") and st.get("Effect") == "Deny":
+        return False
+    if "NotAction" in st:
+        acted = not any(glob(a, action, case=False) for a in expand(template, st["NotAction"], True))
+    else:
+        acted = any(glob(a, action, case=False) for a in expand(template, st.get("Action"), True))
+    if "NotResource" in st:
+        reached = not any(glob(r, resource) for r in expand(template, st["NotResource"], True))
+    else:
+        reached = any(glob(r, resource) for r in expand(template, st.get("Resource"), True))
+    return acted and reached
+
+
+def boundary_allows(template, statements, action: str, resource: str) -> bool:
+    """Whether a role under the boundary may call the action on the resource, as far as the
+    boundary decides (explicit Deny wins; else some Allow must match)."""
+    if any(st.get("Effect") == "Deny" and applies(template, st, action, resource) for st in statements):
+        return False
+    return any(st.get("Effect") == "Allow" and applies(template, st, action, resource) for st in statements)
+
+
+def check_boundary(template, boundary) -> list[str]:
+    """The boundary's statements in each branch of its conditions (CrossAccountTargets): that it
+    denies iam:* by default, that NotAction/NotResource and any Allow beside the cap appear only
+    in the exact form of the cross-account carve-out (sts:AssumeRole and sts:TagSession on
+    CARVE_OUT), and, evaluated on probes, that nothing else is un-denied."""
+    resources = template.get("Resources") or {}
+    document = (resources[boundary].get("Properties") or {}).get("PolicyDocument") or {}
+    names = sorted(condition_names(document))
+    problems = []
+    for values in itertools.product([True, False], repeat=len(names)):
+        conditions = dict(zip(names, values))
+        where = " (%s)" % ", ".join(f"{n}={str(v).lower()}" for n, v in conditions.items()) if names else ""
+        statements = [st for st in as_list(resolve(document, conditions).get("Statement")) if isinstance(st, dict)]
+        problems += [f"{boundary}{where}: {p}" for p in boundary_branch_problems(template, statements)]
+    return problems
+
+
+def boundary_branch_problems(template, statements) -> list[str]:
+    problems = []
+    carve_deny = carve_guard = carve_allow = False
+    for i, st in enumerate(statements):
+        sid = st.get("Sid") or "#%d" % i
+        effect = st.get("Effect")
+        acts = {text(a).lower() for a in as_list(st.get("Action"))}
+        res = [text(r) for r in as_list(st.get("Resource"))]
+        if "NotAction" in st or "NotResource" in st:
+            if (
+                effect == "Deny" and not st.get("Condition") and "NotAction" not in st and "Resource" not in st
+                and [text(a) for a in as_list(st.get("Action"))] == ["${BoundaryDeniedActions}"]
+                and [text(r) for r in as_list(st["NotResource"])] == [CARVE_OUT]
+            ):
+                carve_deny = True
+            elif (
+                effect == "Deny" and not st.get("Condition") and "Action" not in st and "NotResource" not in st
+                and {text(a).lower() for a in as_list(st["NotAction"])} == CHAINING
+                and len(as_list(st["NotAction"])) == len(CHAINING) and res == [CARVE_OUT]
+            ):
+                carve_guard = True
+            else:
+                problems.append(f"{sid}: NotAction/NotResource in the boundary other than the cross-account carve-out "
+                                f"(Deny BoundaryDeniedActions NotResource {CARVE_OUT}; Deny NotAction sts:AssumeRole, sts:TagSession on {CARVE_OUT})")
+        elif effect == "Allow":
+            if [text(a) for a in as_list(st.get("Action"))] == ["${BoundaryAllowedActions}"] and res == ["*"] and not st.get("Condition"):
+                continue
+            if acts == CHAINING and len(as_list(st.get("Action"))) == len(CHAINING) and res == [CARVE_OUT] and not st.get("Condition"):
+                carve_allow = True
+            else:
+                problems.append(f"{sid}: the boundary allows {sorted(acts)} on {res}; beside BoundaryAllowedActions on *, "
+                                f"it may allow only sts:AssumeRole and sts:TagSession on {CARVE_OUT}")
+    carved = carve_deny and carve_guard
+    if carve_deny and not carve_guard:
+        problems.append(f"BoundaryDeniedActions is not denied on {CARVE_OUT}, and no Deny NotAction sts:AssumeRole, sts:TagSession covers it")
+    if carve_deny and not carve_allow:
+        problems.append(f"the cross-account carve-out lacks its Allow of sts:AssumeRole, sts:TagSession on {CARVE_OUT} "
+                        "(a narrowed BoundaryAllowedActions would break the chaining)")
+
+    # Denied on every resource by default: iam:* (the NotResource form counts when its guard
+    # denies the rest).
+    denied = []
+    for st in statements:
+        if st.get("Effect") != "Deny" or st.get("Condition") or "NotAction" in st:
+            continue
+        everywhere = "*" in [text(r) for r in as_list(st.get("Resource"))] or (
+            carved and [text(r) for r in as_list(st.get("NotResource"))] == [CARVE_OUT])
+        if everywhere:
+            denied += expand(template, st.get("Action"), True)
+    if not matches(denied, "iam:CreateRole") or not matches(denied, "iam:PassRole"):
+        problems.append(f"the boundary does not deny iam:* on * by default (denies {denied})")
+
+    # Probes: what a workload role under this boundary may call.
+    iam_path = str(((template.get("Parameters") or {}).get("IamPath") or {}).get("Default", "/eks-intents/"))
+    target = f"arn:aws:iam::{OTHER_ACCOUNT}:role{iam_path}demo/workload"
+    own = f"arn:aws:iam::{HOME_ACCOUNT}:role{iam_path}demo/workload"
+    beside = f"arn:aws:iam::{OTHER_ACCOUNT}:role{iam_path.rstrip('/')}-other/workload"
+    foreign = f"arn:aws:iam::{OTHER_ACCOUNT}:role/admin"
+    never = ["sts:AssumeRoleWithWebIdentity", "sts:AssumeRoleWithSAML", "iam:PassRole", "iam:CreateRole",
+             "iam:PutRolePolicy", "iam:AttachRolePolicy", "iam:UpdateAssumeRolePolicy", "iam:DeleteRolePermissionsBoundary",
+             "iam:GetRole", "iam:TagRole"]
+    probes = [(a, r) for r in (target, own, beside, foreign) for a in never]
+    probes += [("sts:AssumeRole", r) for r in (own, beside, foreign)]
+    probes += [("sts:TagSession", own)]
+    probes += [("organizations:LeaveOrganization", "*"), ("account:CloseAccount", "*"), ("iam:CreateUser", "*"),
+               ("organizations:LeaveOrganization", target), ("account:PutAlternateContact", target)]
+    if not carved:
+        probes.append(("sts:AssumeRole", target))
+    for action, resource in probes:
+        if boundary_allows(template, statements, action, resource):
+            problems.append(f"the boundary lets a workload role call {action} on {resource}")
+    if carved:
+        for action in ("sts:AssumeRole", "sts:TagSession"):
+            if not boundary_allows(template, statements, action, target):
+                problems.append(f"the cross-account carve-out does not let a workload role call {action} on its target role {target}")
     return problems
 
 
@@ -793,6 +992,92 @@ def account_self_tests(template):
     ]
 
 
+def carve_out_self_tests(template):
+    """The self-tests of the boundary's cross-account carve-out (CrossAccountTargets), the same in
+    both templates: each widens it, or lets it into the branch where it must not be."""
+    target = f"arn:aws:iam::{OTHER_ACCOUNT}:role{str(template['Parameters']['IamPath']['Default'])}demo/workload"
+    outside = {"Fn::Sub": "arn:${AWS::Partition}:iam::*:role/*"}
+
+    def branch(t, sid, yes=True):
+        """The statement of the boundary with this Sid in the true (or false) branch of its Fn::If."""
+        boundary = boundary_id(t["Resources"])
+        for st in t["Resources"][boundary]["Properties"]["PolicyDocument"]["Statement"]:
+            if isinstance(st, dict) and list(st) == ["Fn::If"]:
+                chosen = st["Fn::If"][1 if yes else 2]
+                if isinstance(chosen, dict) and chosen.get("Sid") == sid:
+                    return chosen
+        raise KeyError(sid)
+
+    def deny(t):
+        return branch(t, "DenyIdentityAndAccountControl")
+
+    def guard(t):
+        return branch(t, "DenyAllButChainingOnTargetRoles")
+
+    def allow(t):
+        return branch(t, "AllowChainingIntoTargetRoles")
+
+    def everywhere(t):
+        deny(t)["NotResource"] = "*"
+        guard(t)["Resource"] = "*"
+        allow(t)["Resource"] = "*"
+
+    def outside_the_path(t):
+        deny(t)["NotResource"] = outside
+        guard(t)["Resource"] = outside
+        allow(t)["Resource"] = outside
+
+    def into_false_branch(t):
+        boundary = boundary_id(t["Resources"])
+        for st in t["Resources"][boundary]["Properties"]["PolicyDocument"]["Statement"]:
+            if isinstance(st, dict) and list(st) == ["Fn::If"] and (st["Fn::If"][1] or {}).get("Sid") == "DenyIdentityAndAccountControl":
+                st["Fn::If"][2] = copy.deepcopy(st["Fn::If"][1])
+
+    def drop(sid):
+        def breaks(t):
+            boundary = boundary_id(t["Resources"])
+            for st in t["Resources"][boundary]["Properties"]["PolicyDocument"]["Statement"]:
+                if isinstance(st, dict) and list(st) == ["Fn::If"] and (st["Fn::If"][1] or {}).get("Sid") == sid:
+                    st["Fn::If"][1] = {"Ref": "AWS::NoValue"}
+                    return
+            raise KeyError(sid)
+        return breaks
+
+    def extend(field, extra):
+        def breaks(t):
+            st = guard(t) if field == "NotAction" else allow(t)
+            st[field] = list(st[field]) + [extra]
+        return breaks
+
+    return [
+        ("carve-out on every resource", f"(AllowsCrossAccountTargets=true): the boundary lets a workload role call sts:AssumeRole on arn:aws:iam::{OTHER_ACCOUNT}:role/admin",
+         everywhere),
+        ("carve-out deny lifted on every resource", "(AllowsCrossAccountTargets=true): the boundary lets a workload role call iam:CreateUser on *",
+         lambda t: deny(t).update(NotResource="*")),
+        ("carve-out on every role, outside IamPath", f"(AllowsCrossAccountTargets=true): the boundary lets a workload role call sts:AssumeRole on arn:aws:iam::{OTHER_ACCOUNT}:role/admin",
+         outside_the_path),
+        ("carve-out deny lifted on a second resource", f"the boundary lets a workload role call sts:AssumeRole on arn:aws:iam::{OTHER_ACCOUNT}:role/admin",
+         lambda t: deny(t).update(NotResource=[deny(t)["NotResource"], outside])),
+        ("carve-out Allow on `*`", "AllowChainingIntoTargetRoles: the boundary allows", lambda t: allow(t).update(Resource="*")),
+        ("iam:PassRole un-denied beside the chaining", f"the boundary lets a workload role call iam:PassRole on {target}",
+         extend("NotAction", "iam:PassRole")),
+        ("sts:AssumeRole* un-denied instead of sts:AssumeRole", f"the boundary lets a workload role call sts:AssumeRoleWithWebIdentity on {target}",
+         extend("NotAction", "sts:AssumeRole*")),
+        ("sts:* un-denied", f"the boundary lets a workload role call sts:AssumeRoleWithSAML on {target}",
+         lambda t: guard(t).update(NotAction=["sts:*"])),
+        ("iam:PassRole allowed by the carve-out", "AllowChainingIntoTargetRoles: the boundary allows", extend("Action", "iam:PassRole")),
+        ("carve-out deny without its guard", f"the boundary lets a workload role call iam:PassRole on {target}",
+         drop("DenyAllButChainingOnTargetRoles")),
+        ("carve-out guard under a condition", f"the boundary lets a workload role call iam:CreateRole on {target}",
+         lambda t: guard(t).update(Condition={"StringEquals": {"aws:PrincipalTag/never": "set"}})),
+        ("carve-out without its Allow", "lacks its Allow of sts:AssumeRole, sts:TagSession", drop("AllowChainingIntoTargetRoles")),
+        ("carve-out in the false branch too", f"(AllowsCrossAccountTargets=false): the boundary lets a workload role call iam:PassRole on {target}",
+         into_false_branch),
+        ("the other action in the false branch's deny", "(AllowsCrossAccountTargets=false): the boundary does not deny iam:* on * by default",
+         lambda t: branch(t, "DenyIdentityAndAccountControl", yes=False).update(Action=["organizations:*"])),
+    ]
+
+
 def main(argv) -> int:
     path = pathlib.Path(argv[1]) if len(argv) > 1 else HERE / "template.yaml"
     template = yaml.safe_load(path.read_text())
@@ -805,6 +1090,7 @@ def main(argv) -> int:
 
     missed = 0
     tests = account_self_tests(template) if is_account_template(template) else self_tests(template)
+    tests += carve_out_self_tests(template)
     for what, expected, breaks in tests:
         broken = copy.deepcopy(template)
         breaks(broken)
