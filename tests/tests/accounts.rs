@@ -14,13 +14,15 @@ use aws_sdk_iam::config::{Credentials, SharedCredentialsProvider};
 use base64::Engine;
 use eks_intents::adapters::aws::{AccountSessions, AwsClients, AwsSettings, S3Adapter, SqsAdapter};
 use eks_intents::config::{ACCOUNT_ROLE_EXTERNAL_ID, ACCOUNT_ROLES, Config};
-use eks_intents::model::{BindingMode, RoleArn};
+use eks_intents::model::{BindingMode, RoleArn, Settings};
+use eks_intents::policy::PolicyDocument;
 use eks_intents::ports::{
     ClusterDescription, IamPort, KubernetesConnector, PortResult, ReconcileCluster, ReconcileQueue,
 };
+use eks_intents::reconcile::ReconcileSettings;
 use eks_intents::testing::FakeKubernetes;
 use integration::scenario::*;
-use integration::{ACCOUNT, Emulator};
+use integration::{ACCOUNT, Emulator, REGION};
 use reconciler::{AccountPorts, Accounts, Context, InAccounts, handle_in_accounts};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
@@ -201,6 +203,11 @@ struct Fleet {
 /// one bundle each for `east` and `west`, and the reconciler with `roles` as
 /// `EKS_INTENTS_ACCOUNT_ROLES`.
 async fn fleet(roles: Value) -> Fleet {
+    fleet_with(roles, &[]).await
+}
+
+/// [`fleet`], with more settings of the deployment.
+async fn fleet_with(roles: Value, more: &[(&'static str, String)]) -> Fleet {
     let w = world(BindingMode::PodIdentity, seed_fake_cluster).await;
     let east = credentials_in(&w.clients, &w.emulator, EAST_ACCOUNT).await;
     let west = credentials_in(&w.clients, &w.emulator, WEST_ACCOUNT).await;
@@ -213,11 +220,12 @@ async fn fleet(roles: Value) -> Fleet {
         )
         .await;
     }
-    let vars = BTreeMap::from([
+    let mut vars = BTreeMap::from([
         ("EKS_INTENTS_BUCKET", BUCKET.to_owned()),
         (ACCOUNT_ROLES, roles.to_string()),
         (ACCOUNT_ROLE_EXTERNAL_ID, EXTERNAL_ID.to_owned()),
     ]);
+    vars.extend(more.iter().cloned());
     let config = Config::from_lookup(|name| vars.get(name).cloned()).expect("configuration");
     let kube = Arc::new(FakeKubernetes::default());
     kube.add_workload("jokes", "joke-worker", "joke-worker");
@@ -236,7 +244,14 @@ async fn fleet(roles: Value) -> Fleet {
             kube: kube.clone(),
             store: S3Adapter::new(w.clients.s3.clone(), BUCKET),
             retry: SqsAdapter::new(w.clients.sqs.clone(), w.queue_url.clone()),
-            settings: w.reconciler.settings.clone(),
+            settings: ReconcileSettings {
+                plan: Settings {
+                    target_accounts: config.reconcile.plan.target_accounts.clone(),
+                    bucket_accounts: config.reconcile.plan.bucket_accounts.clone(),
+                    ..w.reconciler.settings.plan.clone()
+                },
+                ..w.reconciler.settings.clone()
+            },
             memory: Default::default(),
             calls: w.clients.calls.clone(),
             metrics: Box::new(|_| {}),
@@ -531,4 +546,114 @@ async fn a_bundle_upload_and_the_drift_sweep_reach_a_cluster_of_another_account(
         .find(|m| m.cluster == EAST)
         .expect("east asked for");
     assert_eq!(east_request.account.as_deref(), Some(EAST_ACCOUNT));
+}
+
+/// The intents of east's `jokes/joke-worker`: read the objects of a bucket of west's account.
+const READS_WEST_BUCKET: &str = r#"apiVersion: k8s.otterize.com/v1alpha3
+kind: ClientIntents
+metadata:
+  name: joke-worker
+  namespace: jokes
+spec:
+  service:
+    name: joke-worker
+  calls:
+  - name: arn:aws:s3:::joke-archive/*
+    type: aws
+    awsActions:
+      - s3:GetObject
+"#;
+
+/// Issue 14, point 2: a workload of `east` (its cluster in a second account) reads a bucket of
+/// `west` (a third account), with Pod Identity.
+#[tokio::test]
+async fn a_workload_reading_a_bucket_of_a_third_account_chains_into_a_target_role_there() {
+    let f = fleet_with(
+        json!({ EAST_ACCOUNT: account_role(EAST_ACCOUNT), WEST_ACCOUNT: account_role(WEST_ACCOUNT) }),
+        &[(
+            "EKS_INTENTS_BUCKET_ACCOUNTS",
+            json!({ "joke-archive": WEST_ACCOUNT }).to_string(),
+        )],
+    )
+    .await;
+    f.w.put(
+        "intents/east/jokes/joke-worker-ci.yaml",
+        READS_WEST_BUCKET.as_bytes().to_vec(),
+    )
+    .await;
+    f.request(&[(EAST, Some(EAST_ACCOUNT))]).await;
+    let (received, failed) = f.run_batch().await;
+    assert_eq!((received, failed), (set(&[EAST]), set(&[])));
+    let status = f.w.status_of(EAST).await;
+    assert_eq!(status["error"], Value::Null, "{status:#}");
+
+    let name = "east.jokes.joke-worker";
+    let home = format!("arn:aws:iam::{EAST_ACCOUNT}:role/eks-intents/east/{name}");
+    let target = format!("arn:aws:iam::{WEST_ACCOUNT}:role/eks-intents/east/{name}");
+    // The target role is in west's account, with west's boundary, trusting only the workload's
+    // role with the external id EKS Pod Identity sets for that ServiceAccount of east.
+    let west = roles_in(&f.west).await;
+    let (arn, boundary, trust) = &west[name];
+    assert_eq!(arn, &target);
+    assert_eq!(
+        boundary,
+        &format!("arn:aws:iam::{WEST_ACCOUNT}:policy/eks-intents-boundary")
+    );
+    let trust = PolicyDocument::from_text(trust.as_str()).value();
+    assert_eq!(
+        trust["Statement"],
+        json!([{
+            "Action": ["sts:AssumeRole", "sts:TagSession"],
+            "Condition": {"StringEquals": {"sts:ExternalId": format!("{REGION}/{EAST_ACCOUNT}/east/jokes/joke-worker")}},
+            "Effect": "Allow",
+            "Principal": {"AWS": home},
+        }])
+    );
+    assert_eq!(
+        inline_policy(&f.west, name).await["Statement"],
+        json!([{"Action": ["s3:GetObject"], "Effect": "Allow", "Resource": ["arn:aws:s3:::joke-archive/*"]}])
+    );
+    // The workload's role in east may only chain into it.
+    assert_eq!(
+        inline_policy(&f.east, name).await["Statement"],
+        json!([{"Action": ["sts:AssumeRole", "sts:TagSession"], "Effect": "Allow", "Resource": [target]}])
+    );
+    // East's association names the target role.
+    let eks = aws_sdk_eks::Client::new(&f.east);
+    let listed = eks
+        .list_pod_identity_associations()
+        .cluster_name(EAST)
+        .send()
+        .await
+        .expect("associations of east");
+    let id = listed.associations()[0].association_id().expect("an id");
+    let described = eks
+        .describe_pod_identity_association()
+        .cluster_name(EAST)
+        .association_id(id)
+        .send()
+        .await
+        .expect("the association");
+    let association = described.association().expect("association");
+    assert_eq!(association.role_arn(), Some(home.as_str()));
+    assert_eq!(association.target_role_arn(), Some(target.as_str()));
+
+    // A second run writes nothing, in any account.
+    f.w.emulator.clear_requests();
+    f.request(&[(EAST, Some(EAST_ACCOUNT))]).await;
+    let (_, failed) = f.run_batch().await;
+    assert_eq!(failed, set(&[]));
+    assert_eq!(f.w.aws_writes(), BTreeMap::new());
+}
+
+/// The inline policy `eks-intents` of the role `name` in the account `config` acts in.
+async fn inline_policy(config: &SdkConfig, name: &str) -> Value {
+    let got = aws_sdk_iam::Client::new(config)
+        .get_role_policy()
+        .role_name(name)
+        .policy_name("eks-intents")
+        .send()
+        .await
+        .expect("the inline policy");
+    PolicyDocument::from_text(got.policy_document()).value()
 }
