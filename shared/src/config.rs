@@ -76,14 +76,8 @@ impl Config {
             variable: BUCKET,
             message: "not set; it names the S3 bucket that holds intents/ and status/".into(),
         })?;
-        let mut plan = plan_settings(&lookup)?;
+        let plan = plan_settings(&lookup)?;
         let accounts = account_roles(&get)?;
-        // Every account the deployment has a role in may hold workloads' target roles.
-        plan.target_accounts = accounts
-            .roles()
-            .filter_map(|role| role_account(role.as_str()).ok())
-            .map(str::to_owned)
-            .collect();
         let apply_defaults = ApplySettings::default();
         let apply = ApplySettings {
             concurrency: parse(&get, CONCURRENCY, apply_defaults.concurrency)?.max(1),
@@ -242,7 +236,12 @@ pub fn plan_settings(lookup: impl Fn(&str) -> Option<String>) -> Result<Settings
         soft_delete: parse(&get, SOFT_DELETE, false)?,
         session_policies: parse(&get, SESSION_POLICIES, false)?,
         addon_recommended_policies: parse(&get, ADDON_RECOMMENDED_POLICIES, false)?,
-        target_accounts: BTreeSet::new(),
+        // Every account the deployment has a role in may hold workloads' target roles.
+        target_accounts: account_roles(&get)?
+            .roles()
+            .filter_map(|role| role_account(role.as_str()).ok())
+            .map(str::to_owned)
+            .collect::<BTreeSet<_>>(),
         bucket_accounts: bucket_accounts(&get)?,
         quotas: defaults.quotas,
         rollout_restart: match get(ROLLOUT).as_deref() {
@@ -658,5 +657,55 @@ mod tests {
         assert!(missing.to_string().contains("not set"), "{missing}");
         let bad = refused(&format!(r#"{{"prod-eu": "{ROLE_B}"}}"#), Some("has spaces"));
         assert_eq!(bad.variable, ACCOUNT_ROLE_EXTERNAL_ID);
+    }
+
+    #[test]
+    fn every_account_with_a_role_may_hold_target_roles_and_buckets_name_their_account() {
+        let vars = [
+            (BUCKET, "b"),
+            (
+                ACCOUNT_ROLES,
+                r#"{"prod-eu": "arn:aws:iam::222222222222:role/x", "333333333333": "arn:aws:iam::333333333333:role/y"}"#,
+            ),
+            (ACCOUNT_ROLE_EXTERNAL_ID, "eks-intents-7f3a"),
+            (
+                BUCKET_ACCOUNTS,
+                r#"{"reports-archive": "333333333333", "lake-*": "444444444444"}"#,
+            ),
+        ];
+        let c = config(&vars).unwrap();
+        let plan = &c.reconcile.plan;
+        assert_eq!(
+            plan.target_accounts
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>(),
+            ["222222222222", "333333333333"]
+        );
+        assert_eq!(plan.bucket_accounts["lake-*"], "444444444444");
+        assert_eq!(
+            c.accounts.role_in("222222222222").map(|r| r.as_str()),
+            Some("arn:aws:iam::222222222222:role/x")
+        );
+        assert_eq!(c.accounts.role_in("444444444444"), None);
+        for (json, words) in [
+            ("[]", "not a JSON object from bucket names"),
+            (
+                r#"{"Reports": "333333333333"}"#,
+                r#"entry "Reports" is not a bucket name"#,
+            ),
+            (
+                r#"{"a*b": "333333333333"}"#,
+                r#"entry "a*b" is not a bucket name"#,
+            ),
+            (
+                r#"{"reports": "3333"}"#,
+                r#"entry "reports": "3333" is not a 12-digit account id"#,
+            ),
+        ] {
+            let err = config(&[(BUCKET, "b"), (BUCKET_ACCOUNTS, json)]).unwrap_err();
+            assert_eq!(err.variable, BUCKET_ACCOUNTS, "{json}");
+            assert!(err.to_string().contains(words), "{json}: {err}");
+        }
     }
 }

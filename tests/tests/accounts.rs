@@ -203,12 +203,12 @@ struct Fleet {
 /// one bundle each for `east` and `west`, and the reconciler with `roles` as
 /// `EKS_INTENTS_ACCOUNT_ROLES`.
 async fn fleet(roles: Value) -> Fleet {
-    fleet_with(roles, &[]).await
+    fleet_with(BindingMode::PodIdentity, roles, &[]).await
 }
 
-/// [`fleet`], with more settings of the deployment.
-async fn fleet_with(roles: Value, more: &[(&'static str, String)]) -> Fleet {
-    let w = world(BindingMode::PodIdentity, seed_fake_cluster).await;
+/// [`fleet`] in `mode`, with more settings of the deployment.
+async fn fleet_with(mode: BindingMode, roles: Value, more: &[(&'static str, String)]) -> Fleet {
+    let w = world(mode, seed_fake_cluster).await;
     let east = credentials_in(&w.clients, &w.emulator, EAST_ACCOUNT).await;
     let west = credentials_in(&w.clients, &w.emulator, WEST_ACCOUNT).await;
     make_account(&east, EAST_ACCOUNT, EAST).await;
@@ -568,24 +568,7 @@ spec:
 /// `west` (a third account), with Pod Identity.
 #[tokio::test]
 async fn a_workload_reading_a_bucket_of_a_third_account_chains_into_a_target_role_there() {
-    let f = fleet_with(
-        json!({ EAST_ACCOUNT: account_role(EAST_ACCOUNT), WEST_ACCOUNT: account_role(WEST_ACCOUNT) }),
-        &[(
-            "EKS_INTENTS_BUCKET_ACCOUNTS",
-            json!({ "joke-archive": WEST_ACCOUNT }).to_string(),
-        )],
-    )
-    .await;
-    f.w.put(
-        "intents/east/jokes/joke-worker-ci.yaml",
-        READS_WEST_BUCKET.as_bytes().to_vec(),
-    )
-    .await;
-    f.request(&[(EAST, Some(EAST_ACCOUNT))]).await;
-    let (received, failed) = f.run_batch().await;
-    assert_eq!((received, failed), (set(&[EAST]), set(&[])));
-    let status = f.w.status_of(EAST).await;
-    assert_eq!(status["error"], Value::Null, "{status:#}");
+    let f = east_reads_west(BindingMode::PodIdentity).await;
 
     let name = "east.jokes.joke-worker";
     let home = format!("arn:aws:iam::{EAST_ACCOUNT}:role/eks-intents/east/{name}");
@@ -639,6 +622,91 @@ async fn a_workload_reading_a_bucket_of_a_third_account_chains_into_a_target_rol
     assert_eq!(association.target_role_arn(), Some(target.as_str()));
 
     // A second run writes nothing, in any account.
+    f.w.emulator.clear_requests();
+    f.request(&[(EAST, Some(EAST_ACCOUNT))]).await;
+    let (_, failed) = f.run_batch().await;
+    assert_eq!(failed, set(&[]));
+    assert_eq!(f.w.aws_writes(), BTreeMap::new());
+}
+
+/// East's joke-worker reading west's bucket, reconciled once in `mode`.
+async fn east_reads_west(mode: BindingMode) -> Fleet {
+    let f = fleet_with(
+        mode,
+        json!({ EAST_ACCOUNT: account_role(EAST_ACCOUNT), WEST_ACCOUNT: account_role(WEST_ACCOUNT) }),
+        &[(
+            "EKS_INTENTS_BUCKET_ACCOUNTS",
+            json!({ "joke-archive": WEST_ACCOUNT }).to_string(),
+        )],
+    )
+    .await;
+    f.w.put(
+        "intents/east/jokes/joke-worker-ci.yaml",
+        READS_WEST_BUCKET.as_bytes().to_vec(),
+    )
+    .await;
+    f.request(&[(EAST, Some(EAST_ACCOUNT))]).await;
+    let (received, failed) = f.run_batch().await;
+    assert_eq!((received, failed), (set(&[EAST]), set(&[])));
+    let status = f.w.status_of(EAST).await;
+    assert_eq!(status["error"], Value::Null, "{status:#}");
+    f
+}
+
+#[tokio::test]
+async fn with_irsa_the_target_role_trusts_east_clusters_provider_registered_in_west() {
+    let f = east_reads_west(BindingMode::Irsa).await;
+    let issuer = aws_sdk_eks::Client::new(&f.east)
+        .describe_cluster()
+        .name(EAST)
+        .send()
+        .await
+        .expect("east")
+        .cluster()
+        .and_then(|c| c.identity())
+        .and_then(|i| i.oidc())
+        .and_then(|o| o.issuer())
+        .expect("east's issuer")
+        .trim_start_matches("https://")
+        .to_owned();
+    let provider = format!("arn:aws:iam::{WEST_ACCOUNT}:oidc-provider/{issuer}");
+    let iam = aws_sdk_iam::Client::new(&f.west);
+    let registered = iam
+        .get_open_id_connect_provider()
+        .open_id_connect_provider_arn(&provider)
+        .send()
+        .await
+        .expect("east's provider registered in west");
+    assert_eq!(registered.client_id_list(), ["sts.amazonaws.com"]);
+    let name = "east.jokes.joke-worker";
+    let (_, _, trust) = &roles_in(&f.west).await[name];
+    let trust = PolicyDocument::from_text(trust.as_str()).value();
+    assert_eq!(
+        trust["Statement"],
+        json!([{
+            "Action": "sts:AssumeRoleWithWebIdentity",
+            "Condition": {"StringEquals": {
+                format!("{issuer}:aud"): "sts.amazonaws.com",
+                format!("{issuer}:sub"): "system:serviceaccount:jokes:joke-worker",
+            }},
+            "Effect": "Allow",
+            "Principal": {"Federated": provider},
+        }])
+    );
+    // The ServiceAccount is annotated with its own role in east, which grants nothing here.
+    let annotation =
+        f.reconciler
+            .accounts
+            .kube
+            .0
+            .annotation(&eks_intents::testing::service_account_ref(
+                "jokes",
+                "joke-worker",
+            ));
+    assert_eq!(
+        annotation.as_deref(),
+        Some(format!("arn:aws:iam::{EAST_ACCOUNT}:role/eks-intents/east/{name}").as_str())
+    );
     f.w.emulator.clear_requests();
     f.request(&[(EAST, Some(EAST_ACCOUNT))]).await;
     let (_, failed) = f.run_batch().await;

@@ -203,48 +203,20 @@ impl<'a> Planner<'a> {
     ) -> BTreeSet<DriftKind> {
         actions
             .iter()
-            .map(|action| match action {
-                // A target role's changes are the same kinds of hand change.
-                Action::InAccount { step, .. } => step,
-                action => action,
-            })
             .filter_map(|action| match action {
-                Action::UpdateTrustPolicy { .. } => Some(DriftKind::Trust),
-                Action::PutPermissionsBoundary { .. } => Some(DriftKind::Boundary),
-                Action::TagRole { .. } => Some(DriftKind::Tags),
-                // Intents that come back clear the deletion mark: not a hand change.
-                Action::UntagRole { keys, .. } if keys.iter().any(|k| k != ORPHANED_TAG) => {
-                    Some(DriftKind::Tags)
+                // A target role made again was deleted by hand; its other changes are the same
+                // kinds of hand change as the workload's own role's.
+                Action::InAccount { step, .. } if matches!(**step, Action::CreateRole { .. }) => {
+                    Some(DriftKind::RoleMissing)
                 }
-                Action::PutInlinePolicy { .. } | Action::DeleteInlinePolicy { .. } => {
-                    Some(DriftKind::InlinePolicy)
-                }
-                Action::CreateManagedPolicy { .. }
-                | Action::UpdateManagedPolicy { .. }
-                | Action::AttachManagedPolicy { .. }
-                | Action::DetachManagedPolicy { .. }
-                | Action::DeleteManagedPolicy { .. } => Some(DriftKind::ManagedPart),
-                // A ServiceAccount that appeared after its role was made is bound for the first
-                // time; one that carries the label of an earlier binding lost its annotation.
-                Action::AnnotateServiceAccount { .. }
-                    if service_account.is_some_and(|sa| {
-                        sa.bound_label || sa.annotation_owned && sa.role_annotation().is_some()
-                    }) =>
-                {
-                    Some(DriftKind::Annotation)
-                }
-                Action::RemoveServiceAccountAnnotation { .. } => Some(DriftKind::Annotation),
-                Action::CreatePodIdentityAssociation { .. }
-                | Action::UpdatePodIdentityAssociation { .. }
-                | Action::DeletePodIdentityAssociation { .. } => {
-                    Some(DriftKind::PodIdentityAssociation)
-                }
-                Action::SetAddonRole { .. } => Some(DriftKind::AddonRole),
-                _ => None,
+                Action::InAccount { step, .. } => drift_kind(step, service_account),
+                action => drift_kind(action, service_account),
             })
             .collect()
     }
+}
 
+impl<'a> Planner<'a> {
     /// The OIDC provider IRSA trusts, planned when some role of this run uses it; a missing
     /// one while roles of this cluster exist was deleted by hand.
     pub(super) fn do_plan_oidc_provider(&self, plan: &mut Plan) {
@@ -299,5 +271,44 @@ impl<'a> Planner<'a> {
 
     fn provider_arn(&self, issuer: &str) -> String {
         policy::oidc_provider_arn(self.cluster, issuer)
+    }
+}
+
+/// The kind of hand change `action` puts back, on a role whose intents did not change.
+fn drift_kind(
+    action: &Action,
+    service_account: Option<&ObservedServiceAccount>,
+) -> Option<DriftKind> {
+    match action {
+        Action::UpdateTrustPolicy { .. } => Some(DriftKind::Trust),
+        Action::PutPermissionsBoundary { .. } => Some(DriftKind::Boundary),
+        Action::TagRole { .. } => Some(DriftKind::Tags),
+        // Intents that come back clear the deletion mark: not a hand change.
+        Action::UntagRole { keys, .. } if keys.iter().any(|k| k != ORPHANED_TAG) => {
+            Some(DriftKind::Tags)
+        }
+        Action::PutInlinePolicy { .. } | Action::DeleteInlinePolicy { .. } => {
+            Some(DriftKind::InlinePolicy)
+        }
+        Action::CreateManagedPolicy { .. }
+        | Action::UpdateManagedPolicy { .. }
+        | Action::AttachManagedPolicy { .. }
+        | Action::DetachManagedPolicy { .. }
+        | Action::DeleteManagedPolicy { .. } => Some(DriftKind::ManagedPart),
+        // A ServiceAccount that appeared after its role was made is bound for the first
+        // time; one that carries the label of an earlier binding lost its annotation.
+        Action::AnnotateServiceAccount { .. }
+            if service_account.is_some_and(|sa| {
+                sa.bound_label || sa.annotation_owned && sa.role_annotation().is_some()
+            }) =>
+        {
+            Some(DriftKind::Annotation)
+        }
+        Action::RemoveServiceAccountAnnotation { .. } => Some(DriftKind::Annotation),
+        Action::CreatePodIdentityAssociation { .. }
+        | Action::UpdatePodIdentityAssociation { .. }
+        | Action::DeletePodIdentityAssociation { .. } => Some(DriftKind::PodIdentityAssociation),
+        Action::SetAddonRole { .. } => Some(DriftKind::AddonRole),
+        _ => None,
     }
 }

@@ -343,3 +343,31 @@ fn an_orphaned_role_takes_its_target_role_with_it() {
         "in account {DATA}: delete inline policy {INLINE_POLICY_NAME} of {ROLE}"
     )));
 }
+
+#[test]
+fn hand_changes_to_a_target_role_are_put_back_and_named() {
+    let settings = settings(BindingMode::PodIdentity);
+    let settled = settle(&desired(&[]), &cluster(), &settings);
+    let drift = |observed: &ObservedState| {
+        let planned = plan(&desired(&[]), observed, &settings);
+        let kinds: Vec<DriftKind> = planned.drift.iter().map(|d| d.kind).collect();
+        (in_data(&planned).len(), kinds)
+    };
+    // Its policy widened by hand.
+    let mut widened = settled.clone();
+    let role = &mut widened.targets.get_mut(DATA).unwrap().roles[0];
+    role.inline_policies.insert(
+        INLINE_POLICY_NAME.to_owned(),
+        policy::PolicyDocument::from_statements(vec![
+            json!({"Effect": "Allow", "Action": "s3:*", "Resource": "*"}),
+        ]),
+    );
+    assert_eq!(drift(&widened), (1, vec![DriftKind::InlinePolicy]));
+    // Deleted by hand.
+    let mut deleted = settled.clone();
+    deleted.targets.get_mut(DATA).unwrap().roles.clear();
+    let (steps, kinds) = drift(&deleted);
+    assert_eq!(steps, 2);
+    // Made again with its policy.
+    assert_eq!(kinds, [DriftKind::InlinePolicy, DriftKind::RoleMissing]);
+}
