@@ -460,6 +460,7 @@ mod tests {
                 }),
                 role_arn: Some(RoleArn::new("arn:aws:iam::123456789012:role/x")),
                 binding: Some(Binding::ServiceAccountAnnotation),
+                target_role_arn: None,
             },
             state: State::Ready,
             message: "role and binding are as declared".into(),

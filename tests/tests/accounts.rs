@@ -620,6 +620,18 @@ async fn a_workload_reading_a_bucket_of_a_third_account_chains_into_a_target_rol
     let association = described.association().expect("association");
     assert_eq!(association.role_arn(), Some(home.as_str()));
     assert_eq!(association.target_role_arn(), Some(target.as_str()));
+    // The status names it for the workload.
+    let status = f.w.status_of(EAST).await;
+    let entry = status["workloads"]
+        .as_array()
+        .and_then(|all| all.iter().find(|w| w["workload"] == "joke-worker"))
+        .expect("the workload's status");
+    assert_eq!(
+        entry["target_role_arn"],
+        Value::String(target.clone()),
+        "{entry:#}"
+    );
+    assert_eq!(entry["state"], "Ready", "{entry:#}");
 
     // A second run writes nothing, in any account.
     f.w.emulator.clear_requests();

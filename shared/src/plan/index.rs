@@ -176,6 +176,7 @@ impl<'a> Planner<'a> {
                     service_account: None,
                     role_arn: None,
                     binding: None,
+                    target_role_arn: None,
                 },
                 role: None,
                 state: if held {

@@ -96,8 +96,8 @@ struct RoleOutcome {
     problem: Option<Problem>,
     /// Hand changes that `actions` put back.
     drift: BTreeSet<DriftKind>,
-    /// The account of the role's target role, when its intents name resources there.
-    target_account: Option<String>,
+    /// The account and ARN of the role's target role, when its intents name resources there.
+    target: Option<(String, RoleArn)>,
 }
 
 /// What the per-role steps (roles, permissions, bindings) leave for the steps after them.
@@ -188,7 +188,7 @@ impl<'a> Planner<'a> {
             report.claimed.insert(outcome.role.key());
             report
                 .target_accounts
-                .extend(outcome.target_account.clone());
+                .extend(outcome.target.as_ref().map(|(account, _)| account.clone()));
             if self.settings.mode == crate::model::BindingMode::Irsa
                 && outcome
                     .problem
@@ -216,7 +216,7 @@ impl<'a> Planner<'a> {
             actions: Vec::new(),
             problem: None,
             drift: BTreeSet::new(),
-            target_account: None,
+            target: None,
         };
         let trust = match self.do_plan_trust(&identity, intent) {
             Ok(trust) => trust,
@@ -237,7 +237,7 @@ impl<'a> Planner<'a> {
         let target = grants.target.as_ref();
         if let Some(target) = target {
             actions.extend(self.target_changes(&identity, target));
-            outcome.target_account = Some(target.account.to_owned());
+            outcome.target = Some((target.account.to_owned(), target.arn.clone()));
         }
         // With Pod Identity, the association names the target role, which the pods then get.
         let chained = target

@@ -38,6 +38,9 @@ pub struct WorkloadIdentity {
     pub role_arn: Option<RoleArn>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub binding: Option<Binding>,
+    /// The role of another account the workload's grants there are on (cross-account access).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_role_arn: Option<RoleArn>,
 }
 
 /// A workload's entry in the plan. Written, never read back: the plan's outputs are made
@@ -70,6 +73,7 @@ impl Serialize for WorkloadPlan {
                     service_account,
                     role_arn,
                     binding,
+                    target_role_arn,
                 },
             role,
             state,
@@ -98,6 +102,9 @@ impl Serialize for WorkloadPlan {
             map.serialize_entry("service_account", &SortedServiceAccount(service_account))?;
         }
         map.serialize_entry("state", state)?;
+        if let Some(target_role_arn) = target_role_arn {
+            map.serialize_entry("target_role_arn", target_role_arn)?;
+        }
         map.serialize_entry("workload", workload)?;
         map.end()
     }
@@ -285,6 +292,7 @@ mod tests {
             service_account: None,
             role_arn: None,
             binding: None,
+            target_role_arn: None,
         };
         let full = |binding| WorkloadIdentity {
             kind: Some(WorkloadKind::Deployment),
@@ -294,6 +302,7 @@ mod tests {
             }),
             role_arn: Some(RoleArn::new("arn:aws:iam::1:role/r")),
             binding: Some(binding),
+            target_role_arn: None,
             ..bare.clone()
         };
         let entries = [

@@ -169,6 +169,10 @@ fn pod_identity_chains_into_a_target_role_that_trusts_only_the_workloads_role() 
     );
     assert!(position("in account") < position("create Pod Identity association"));
     assert_eq!(report(&planned).state, WorkloadState::Changing);
+    // The plan names the target role beside the workload's own.
+    let entry = serde_json::to_value(report(&planned)).unwrap();
+    assert_eq!(entry["role_arn"], Value::String(home_arn()));
+    assert_eq!(entry["target_role_arn"], Value::String(target_arn()));
 }
 
 #[test]

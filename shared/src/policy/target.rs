@@ -25,7 +25,18 @@ pub fn resource_account<'r>(
     resource: &'r str,
     bucket_accounts: &'r BTreeMap<String, String>,
 ) -> Option<&'r str> {
-    let [_, _, service, _, account, rest] = arn_parts(resource)?;
+    // Read without collecting: every grant of every role of a fleet's plan goes through here.
+    let mut parts = resource.splitn(6, ':');
+    let (Some("arn"), Some(_), Some(service), Some(_), Some(account), Some(rest)) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) else {
+        return None;
+    };
     if !account.is_empty() {
         return is_account_id(account).then_some(account);
     }
