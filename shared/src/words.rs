@@ -110,6 +110,11 @@ impl fmt::Display for OrphanOutcome {
             OrphanOutcome::Unbound => {
                 f.write_str("grace period over: unbound and kept (soft delete)")
             }
+            OrphanOutcome::TargetsUnread { accounts } => write!(
+                f,
+                "grace period over, but account(s) {} holding its target roles cannot be read: kept, marked, until they can, so that its target roles are deleted with it",
+                accounts.join(", ")
+            ),
             OrphanOutcome::Deleting { unbinding } if unbinding.is_empty() => {
                 f.write_str("grace period over: bound nowhere; deleted with its policies")
             }

@@ -77,10 +77,16 @@ pub async fn apply<I: IamPort, E: EksPort, K: KubernetesPort, T: TargetAccounts>
     settings: &ApplySettings,
 ) -> ApplyReport {
     let mut groups: Vec<(Option<&RoleName>, Vec<&Action>)> = Vec::new();
-    let mut index: BTreeMap<Option<&RoleName>, usize> = BTreeMap::new();
+    // Cluster-wide actions go in one group per account (the OIDC provider in each account of
+    // target roles), so that an account that cannot be reached stops its own alone.
+    let mut index: BTreeMap<(Option<&RoleName>, Option<&str>), usize> = BTreeMap::new();
     for action in &plan.actions {
         let key = action.role();
-        let at = *index.entry(key).or_insert_with(|| {
+        let account = match action {
+            Action::InAccount { target, .. } if key.is_none() => Some(target.as_str()),
+            _ => None,
+        };
+        let at = *index.entry((key, account)).or_insert_with(|| {
             groups.push((key, Vec::new()));
             groups.len() - 1
         });
@@ -159,7 +165,17 @@ async fn run<I: IamPort, E: EksPort, K: KubernetesPort, T: TargetAccounts>(
     match action {
         Action::InAccount { step, target } => {
             let iam = ports.targets.iam_in(target).await?;
-            run_step(step, cluster, &iam, ports, settings).await
+            match **step {
+                // A target role's trust names the workload's role, made moments before in the
+                // other account: IAM refuses it as a principal until it has propagated.
+                Action::CreateRole { .. } | Action::UpdateTrustPolicy { .. } => {
+                    with_propagation_retry(settings, || {
+                        run_step(step, cluster, &iam, ports, settings)
+                    })
+                    .await
+                }
+                _ => run_step(step, cluster, &iam, ports, settings).await,
+            }
         }
         _ => run_step(action, cluster, ports.iam, ports, settings).await,
     }

@@ -227,7 +227,9 @@ impl<'a> Planner<'a> {
                 Ok(grants) => grants,
                 Err(refusal) => return outcome.stopped(refusal.into()),
             };
-        let mut actions = self.role_changes(&identity, trust, grants.tags);
+        let mut tags = grants.tags;
+        let cleanup = self.target_cleanup(&identity, grants.target.as_ref(), &mut tags);
+        let mut actions = self.role_changes(&identity, trust, tags);
         actions.extend(self.policy_changes(
             &identity.role,
             identity.observed,
@@ -244,12 +246,12 @@ impl<'a> Planner<'a> {
             .filter(|_| self.settings.mode == crate::model::BindingMode::PodIdentity)
             .map(|t| &t.arn);
         let binding = self
-            .session_policy(&identity, &grants.layout)
+            .session_policy(&identity, &grants.layout, target)
             .and_then(|session| self.do_plan_binding(&identity, session.as_ref(), chained));
         match binding {
             Ok((binding_actions, waiting)) => {
                 actions.extend(binding_actions);
-                actions.extend(self.stale_target_deletions(&identity, target));
+                actions.extend(cleanup);
                 outcome.problem = waiting;
             }
             Err(conflict) => {

@@ -26,6 +26,8 @@ pub(crate) enum OrphanOutcome {
     Unbound,
     /// Due: these bindings removed, then the role deleted with its policies.
     Deleting { unbinding: Vec<Action> },
+    /// Due, but accounts that may hold its target roles cannot be read: kept until they can.
+    TargetsUnread { accounts: Vec<String> },
 }
 
 impl OrphanOutcome {
@@ -36,6 +38,7 @@ impl OrphanOutcome {
             OrphanOutcome::HeldByBreaker(_) => OrphanState::HeldByBreaker,
             OrphanOutcome::Unbound => OrphanState::Unbound,
             OrphanOutcome::Deleting { .. } => OrphanState::Deleting,
+            OrphanOutcome::TargetsUnread { .. } => OrphanState::TargetsUnread,
         }
     }
 }
@@ -85,7 +88,15 @@ impl<'a> Planner<'a> {
             return;
         }
         for role in due {
-            let outcome = self.remove(role, &mut plan.actions);
+            let unread: Vec<String> = self
+                .unread_target_accounts(Some(role))
+                .map(str::to_owned)
+                .collect();
+            let outcome = if unread.is_empty() {
+                self.remove(role, &mut plan.actions)
+            } else {
+                OrphanOutcome::TargetsUnread { accounts: unread }
+            };
             plan.orphans.push(orphan_plan(role, outcome));
         }
     }

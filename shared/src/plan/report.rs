@@ -192,6 +192,9 @@ pub enum OrphanState {
     HeldByBreaker,
     /// Grace period over with soft delete on: unbound, and the role kept.
     Unbound,
+    /// Grace period over, but an account that may hold its target roles cannot be read: kept,
+    /// marked, until it can.
+    TargetsUnread,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -9,6 +9,7 @@
 //! for that workload and its binding left as it is: never cut short, never dropped silently.
 
 use super::problem::Refusal;
+use super::target::TargetRole;
 use super::{Binding, Planner, RoleIdentity};
 use crate::model::ObservedAssociation;
 use crate::policy::{PermissionLayout, PolicyDocument};
@@ -20,20 +21,30 @@ pub const SESSION_POLICY_CHARS: usize = 2_048;
 impl Planner<'_> {
     /// The session policy of the role's association: `None` unless the setting is on and the
     /// role is bound by an association of its own.
+    ///
+    /// With a target role, the policy also holds the target role's grants beside the chaining
+    /// grant of the workload's role: it lets the pods' sessions do no more than their intents
+    /// whichever session of the chain EKS applies it to.
     pub(super) fn session_policy(
         &self,
         identity: &RoleIdentity,
         layout: &PermissionLayout,
+        target: Option<&TargetRole>,
     ) -> Result<Option<PolicyDocument>, Refusal> {
         if !self.settings.session_policies || identity.binding != Binding::PodIdentityAssociation {
             return Ok(None);
         }
-        let document = match layout.documents() {
+        let documents: Vec<&PolicyDocument> = layout
+            .documents()
+            .iter()
+            .chain(target.map(|t| t.layout.documents()).unwrap_or_default())
+            .collect();
+        let document = match documents.as_slice() {
             // Nothing declared: the sessions may do nothing, whatever the role holds.
             [] => PolicyDocument::from_statements(vec![
                 json!({"Effect": "Deny", "Action": "*", "Resource": "*"}),
             ]),
-            [one] => one.clone(),
+            [one] => (*one).clone(),
             parts => PolicyDocument::from_statements(
                 parts
                     .iter()

@@ -26,7 +26,7 @@ pub(super) struct TargetRole<'a> {
     pub(super) arn: RoleArn,
     observed: Option<&'a ObservedRole>,
     trust: PolicyDocument,
-    layout: PermissionLayout,
+    pub(super) layout: PermissionLayout,
     boundary: Option<PolicyArn>,
     /// With the digest of what is declared for it (`DECLARED_TAG`).
     tags: BTreeMap<String, String>,
@@ -137,7 +137,7 @@ impl<'a> Planner<'a> {
                 quota: self.settings.quotas.trust_policy_chars,
             });
         }
-        let statements = policy::permission_statements(permissions);
+        let statements = self.target_statements(account, permissions)?;
         let layout = match policy::layout_permissions(&statements, &self.settings.quotas) {
             Ok(layout @ (PermissionLayout::Inline(_) | PermissionLayout::Empty)) => layout,
             Ok(PermissionLayout::Managed(_)) | Err(_) => {
@@ -172,6 +172,30 @@ impl<'a> Planner<'a> {
             boundary,
             tags,
         })
+    }
+
+    /// The target role's statements: the grants, with the system's own resources there (the
+    /// roles under its path, its boundary) protected as at home: named, refused; reached by a
+    /// wildcard, denied.
+    fn target_statements(
+        &self,
+        account: &str,
+        permissions: &BTreeSet<Permission>,
+    ) -> Result<Vec<policy::Statement>, Refusal> {
+        let system = policy::system_resources(self.settings, self.cluster.partition(), account);
+        let named: Vec<(Permission, String)> = permissions
+            .iter()
+            .filter_map(|p| {
+                let within = policy::names_system_resource(&p.resource, &system)?;
+                Some((p.clone(), within.to_owned()))
+            })
+            .collect();
+        if !named.is_empty() {
+            return Err(Refusal::SystemResources { named });
+        }
+        let mut statements = policy::permission_statements(permissions);
+        statements.extend(policy::system_denial(permissions, &system).map(|(deny, _)| deny));
+        Ok(statements)
     }
 
     /// Pod Identity: the workload's role, with EKS's external id. IRSA: the cluster's OIDC
@@ -256,19 +280,73 @@ impl<'a> Planner<'a> {
             .collect()
     }
 
-    /// The accounts the role's `TARGET_ACCOUNT_TAG` is to name: the target's, and those where a
-    /// target role of it still exists (deleted by this run; named until it is gone).
+    /// The accounts the role's `TARGET_ACCOUNT_TAG` is to name once this run is done: its
+    /// target's, and those the tag names that this run could not read (a target role may still
+    /// be there; it is looked for again once the account can be read).
     pub(super) fn target_accounts_tag(
         &self,
         identity: &RoleIdentity,
         target: Option<&TargetRole>,
     ) -> Option<String> {
-        let mut accounts: BTreeSet<&str> = self
-            .stale_targets(identity, target)
-            .map(|(a, _)| a)
-            .collect();
+        let mut accounts: BTreeSet<&str> = self.unread_target_accounts(identity.observed).collect();
         accounts.extend(target.map(|t| t.account));
-        (!accounts.is_empty()).then(|| accounts.into_iter().collect::<Vec<_>>().join(" "))
+        joined(accounts)
+    }
+
+    /// The accounts `role`'s `TARGET_ACCOUNT_TAG` names that this run did not read cleanly (no
+    /// role of the deployment there, or its read failed).
+    pub(super) fn unread_target_accounts<'s>(
+        &'s self,
+        role: Option<&'s ObservedRole>,
+    ) -> impl Iterator<Item = &'s str> + 's {
+        named_accounts(role).filter(|account| {
+            self.observed
+                .targets
+                .get(*account)
+                .is_none_or(|t| t.error.is_some())
+        })
+    }
+
+    /// The target roles no longer wanted, deleted after the role's binding stopped naming them;
+    /// then the role's `TARGET_ACCOUNT_TAG` set to its final value, only once they are gone (if
+    /// a deletion fails, the tag still names the account and the next run finds the role).
+    /// Until then `tags` keeps the accounts of the roles being deleted. The actions run after
+    /// the binding's.
+    pub(super) fn target_cleanup(
+        &self,
+        identity: &RoleIdentity,
+        target: Option<&TargetRole>,
+        tags: &mut BTreeMap<String, String>,
+    ) -> Vec<Action> {
+        let stale: Vec<(&str, &ObservedRole)> = self.stale_targets(identity, target).collect();
+        if stale.is_empty() {
+            return Vec::new();
+        }
+        let last = tags.get(TARGET_ACCOUNT_TAG).cloned();
+        let mut meanwhile: BTreeSet<&str> = last
+            .as_deref()
+            .map(|value| value.split(' ').collect())
+            .unwrap_or_default();
+        meanwhile.extend(stale.iter().map(|(account, _)| *account));
+        if let Some(value) = joined(meanwhile) {
+            tags.insert(TARGET_ACCOUNT_TAG.to_owned(), value);
+        }
+        let mut actions: Vec<Action> = stale
+            .into_iter()
+            .flat_map(|(account, role)| target_deletion(account, role))
+            .collect();
+        let role = identity.role.clone();
+        actions.push(match last {
+            Some(value) => Action::TagRole {
+                role,
+                tags: BTreeMap::from([(TARGET_ACCOUNT_TAG.to_owned(), value)]),
+            },
+            None => Action::UntagRole {
+                role,
+                keys: vec![TARGET_ACCOUNT_TAG.to_owned()],
+            },
+        });
+        actions
     }
 
     /// Target roles of this role that exist in accounts other than its target's.
@@ -287,29 +365,26 @@ impl<'a> Planner<'a> {
         &'s self,
         role: Option<&'s ObservedRole>,
     ) -> impl Iterator<Item = (&'a str, &'a ObservedRole)> + 's {
-        let named = role
-            .and_then(|r| r.tags.get(TARGET_ACCOUNT_TAG))
-            .map(|value| value.split(' ').collect::<Vec<_>>())
-            .unwrap_or_default();
-        named.into_iter().filter_map(move |account| {
+        named_accounts(role).filter_map(move |account| {
             let (&account, roles) = self.targets.get_key_value(account)?;
             let found = *roles.get(&role?.name.key())?;
             (policy::ownership(&found.tags, self.cluster) == Ownership::Ours)
                 .then_some((account, found))
         })
     }
+}
 
-    /// Deletes the target roles of this role that are no longer wanted (after its binding
-    /// stopped naming them).
-    pub(super) fn stale_target_deletions(
-        &self,
-        identity: &RoleIdentity,
-        target: Option<&TargetRole>,
-    ) -> Vec<Action> {
-        self.stale_targets(identity, target)
-            .flat_map(|(account, role)| target_deletion(account, role))
-            .collect()
-    }
+/// The accounts `role`'s `TARGET_ACCOUNT_TAG` names.
+fn named_accounts(role: Option<&ObservedRole>) -> impl Iterator<Item = &str> {
+    role.and_then(|r| r.tags.get(TARGET_ACCOUNT_TAG))
+        .into_iter()
+        .flat_map(|value| value.split(' '))
+        .filter(|account| !account.is_empty())
+}
+
+/// The value of `TARGET_ACCOUNT_TAG` naming `accounts`; none for no account.
+fn joined(accounts: BTreeSet<&str>) -> Option<String> {
+    (!accounts.is_empty()).then(|| accounts.into_iter().collect::<Vec<_>>().join(" "))
 }
 
 /// The ARN of the cluster's OIDC provider as registered in `account`.

@@ -284,11 +284,8 @@ fn what_cannot_work_is_refused_with_what_is_missing_and_nothing_is_made() {
     assert!(planned.actions.is_empty());
 }
 
-#[test]
-fn a_target_no_longer_declared_is_unbound_then_deleted_and_the_role_forgets_it() {
-    let settings = settings(BindingMode::PodIdentity);
-    let settled = settle(&desired(&[]), &cluster(), &settings);
-    // The intents now read a bucket of the cluster's own account instead.
+/// `shop/reports` reading a bucket of the cluster's own account instead.
+fn local() -> DesiredState {
     let mut local = DesiredState::default();
     declare(
         &mut local,
@@ -298,7 +295,14 @@ fn a_target_no_longer_declared_is_unbound_then_deleted_and_the_role_forgets_it()
         "arn:aws:s3:::reports-local/*",
         &["s3:GetObject"],
     );
-    let planned = plan(&local, &settled, &settings);
+    local
+}
+
+#[test]
+fn a_target_no_longer_declared_is_unbound_then_deleted_and_the_role_forgets_it() {
+    let settings = settings(BindingMode::PodIdentity);
+    let settled = settle(&desired(&[]), &cluster(), &settings);
+    let (planned, after) = converge(&local(), &settled, &settings);
     let names: Vec<String> = planned.actions.iter().map(ToString::to_string).collect();
     let recreated = names
         .iter()
@@ -308,16 +312,143 @@ fn a_target_no_longer_declared_is_unbound_then_deleted_and_the_role_forgets_it()
         .iter()
         .position(|a| a == &format!("in account {DATA}: delete role {ROLE}"))
         .expect("the target role deleted");
-    assert!(recreated < deleted, "{names:?}");
+    let forgotten = names
+        .iter()
+        .position(|a| a == &format!("untag role {ROLE}: {TARGET_ACCOUNT_TAG}"))
+        .expect("the account forgotten");
+    assert!(recreated < deleted && deleted < forgotten, "{names:?}");
     assert!(
         names
             .iter()
             .any(|a| a.starts_with("delete Pod Identity association"))
     );
-    let after = settle(&local, &settled, &settings);
+    // One run does it all: planning again plans nothing.
+    assert!(plan(&local(), &after, &settings).actions.is_empty());
     assert!(after.targets[DATA].roles.is_empty());
     assert_eq!(after.roles[0].tags.get(TARGET_ACCOUNT_TAG), None);
     assert_eq!(after.pod_identity_associations[0].target_role_arn, None);
+}
+
+#[test]
+fn an_account_that_cannot_be_read_keeps_its_target_roles_named_until_it_can() {
+    let settings = settings(BindingMode::PodIdentity);
+    let settled = settle(&desired(&[]), &cluster(), &settings);
+    let mut unreadable = settled.clone();
+    unreadable.targets.insert(
+        DATA.to_owned(),
+        ObservedTarget {
+            error: Some("AccessDenied".into()),
+            ..ObservedTarget::default()
+        },
+    );
+    // The target goes from the intents while its account cannot be read: the association
+    // stops naming it, and the role keeps naming the account.
+    let (planned, after) = converge(&local(), &unreadable, &settings);
+    assert!(in_data(&planned).is_empty(), "{:?}", planned.actions);
+    assert_eq!(
+        after.roles[0]
+            .tags
+            .get(TARGET_ACCOUNT_TAG)
+            .map(String::as_str),
+        Some(DATA)
+    );
+    // The workload's role deleted in the meantime waits for the account too.
+    let orphaned = Settings {
+        deletion_grace_seconds: 0,
+        ..settings.clone()
+    };
+    let mut gone = after.clone();
+    gone.workloads = Some(Vec::new());
+    let marked = simulate(
+        &gone,
+        &plan(&DesiredState::default(), &gone, &orphaned).actions,
+    );
+    let held = plan(&DesiredState::default(), &marked, &orphaned);
+    assert!(held.actions.is_empty(), "{:?}", held.actions);
+    assert_eq!(held.orphans[0].state, OrphanState::TargetsUnread);
+    // Readable again: the target role is found and deleted, and the account forgotten.
+    let mut readable = after;
+    readable.targets = settled.targets.clone();
+    let (planned, done) = converge(&local(), &readable, &settings);
+    assert!(
+        planned
+            .actions
+            .iter()
+            .any(|a| a.to_string() == format!("in account {DATA}: delete role {ROLE}"))
+    );
+    assert_eq!(done.roles[0].tags.get(TARGET_ACCOUNT_TAG), None);
+    assert!(plan(&local(), &done, &settings).actions.is_empty());
+}
+
+#[test]
+fn the_systems_own_roles_in_the_target_account_are_protected_as_at_home() {
+    let settings = settings(BindingMode::Irsa);
+    let others = format!("arn:aws:iam::{DATA}:role/eks-intents/demo/demo.shop.other");
+    let planned = plan(
+        &desired(&[(others.as_str(), "iam:GetRole")]),
+        &cluster(),
+        &settings,
+    );
+    let report = report(&planned);
+    assert_eq!(report.state, WorkloadState::Error);
+    assert!(report.message().contains(&others), "{}", report.message());
+    assert!(planned.actions.is_empty());
+    // A wildcard reaching them is granted with them denied.
+    let wide = format!("arn:aws:iam::{DATA}:role/*");
+    let planned = plan(
+        &desired(&[(wide.as_str(), "iam:GetRole")]),
+        &cluster(),
+        &settings,
+    );
+    let policy = in_data(&planned)
+        .into_iter()
+        .find_map(|a| match a {
+            Action::PutInlinePolicy { document, .. } => Some(document.value()),
+            _ => None,
+        })
+        .expect("the target role's policy");
+    let deny = policy["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["Effect"] == "Deny")
+        .expect("a deny of the system's roles there");
+    assert!(
+        deny.to_string()
+            .contains(&format!("arn:aws:iam::{DATA}:role/eks-intents/")),
+        "{deny}"
+    );
+}
+
+#[test]
+fn a_session_policy_holds_the_chaining_grant_and_the_target_roles_grants() {
+    let settings = Settings {
+        session_policies: true,
+        ..settings(BindingMode::PodIdentity)
+    };
+    let planned = plan(&desired(&[]), &cluster(), &settings);
+    let session = planned
+        .actions
+        .iter()
+        .find_map(|a| match a {
+            Action::CreatePodIdentityAssociation { session_policy, .. } => session_policy.clone(),
+            _ => None,
+        })
+        .expect("a session policy");
+    let text = session.to_json();
+    assert!(
+        text.contains("sts:AssumeRole") && text.contains("s3:GetObject"),
+        "{text}"
+    );
+    assert!(
+        plan(
+            &desired(&[]),
+            &settle(&desired(&[]), &cluster(), &settings),
+            &settings
+        )
+        .actions
+        .is_empty()
+    );
 }
 
 #[test]

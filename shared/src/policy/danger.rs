@@ -39,6 +39,8 @@ pub const DANGEROUS_ACTIONS: &[&str] = &[
     "organizations:CreateAccount",
     "organizations:AttachPolicy",
     "organizations:LeaveOrganization",
+    // Root sessions on the organization's member accounts (centralized root access).
+    "sts:AssumeRoot",
     "sts:GetFederationToken",
 ];
 
@@ -512,6 +514,13 @@ mod tests {
                 .contains("every role")
         );
         assert!(danger(&p("organizations:*", "*")).is_some());
+        // Root sessions on member accounts, on any resource, by name or by a pattern.
+        assert!(danger(&p("sts:AssumeRoot", "arn:aws:iam::2:root")).is_some());
+        assert!(
+            danger(&p("sts:AssumeRo*", "arn:aws:iam::1:role/reader"))
+                .unwrap()
+                .contains("sts:AssumeRoot")
+        );
     }
 
     #[test]

@@ -44,12 +44,18 @@ pub fn resource_account<'r>(
         return None;
     }
     let bucket = rest.split('/').next().unwrap_or_default();
+    if bucket.contains('*') || bucket.contains('?') {
+        return None;
+    }
+    // The bucket's own entry, else the longest prefix that matches it.
+    if let Some(account) = bucket_accounts.get(bucket) {
+        return Some(account);
+    }
     bucket_accounts
         .iter()
-        .find(|(pattern, _)| match pattern.strip_suffix('*') {
-            Some(prefix) => bucket.starts_with(prefix) && !bucket.contains('*'),
-            None => pattern.as_str() == bucket,
-        })
+        .filter_map(|(pattern, account)| Some((pattern.strip_suffix('*')?, account)))
+        .filter(|(prefix, _)| bucket.starts_with(prefix))
+        .max_by_key(|(prefix, _)| prefix.len())
         .map(|(_, account)| account.as_str())
 }
 
@@ -107,6 +113,8 @@ mod tests {
         BTreeMap::from([
             ("reports".to_owned(), "333333333333".to_owned()),
             ("lake-*".to_owned(), "444444444444".to_owned()),
+            ("lake-raw".to_owned(), "555555555555".to_owned()),
+            ("lake-gold-*".to_owned(), "666666666666".to_owned()),
         ])
     }
 
@@ -127,10 +135,20 @@ mod tests {
         );
         assert_eq!(resource_account("arn:aws:s3:::reports-2/*", &b), None);
         assert_eq!(
-            resource_account("arn:aws:s3:::lake-raw/x", &b),
+            resource_account("arn:aws:s3:::lake-cold/x", &b),
             Some("444444444444")
         );
         assert_eq!(resource_account("arn:aws:s3:::lake-*", &b), None);
+        assert_eq!(resource_account("arn:aws:s3:::lake-?aw", &b), None);
+        // The bucket's own entry, then the longest prefix, whatever their order.
+        assert_eq!(
+            resource_account("arn:aws:s3:::lake-raw/x", &b),
+            Some("555555555555")
+        );
+        assert_eq!(
+            resource_account("arn:aws:s3:::lake-gold-1", &b),
+            Some("666666666666")
+        );
         assert_eq!(resource_account("*", &b), None);
         assert_eq!(
             resource_account("arn:aws:dynamodb:eu-west-2:*:table/t", &b),
