@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""Guardrail test of infra/template.yaml and infra/account-role.yaml: the IAM limits that make
-the reconciler safe to run, in the deployment's account and in every account it reaches.
+"""Guardrail test of infra/template.yaml, infra/account-role.yaml and
+infra/iam-events-forwarder.yaml: the IAM limits that make the reconciler safe to run, in the
+deployment's account and in every account it reaches, and those of the event forwarding.
 
 The reconciler can create IAM roles, so its own policy must make privilege escalation impossible.
 This parses the template (plain YAML: the template writes intrinsic functions in their full
@@ -35,6 +36,23 @@ form) and fails, naming the statement, unless:
 - iam:AttachRolePolicy is allowed only with the condition ArnLike/ArnEquals iam:PolicyARN naming
   the policies under IamPath or AWS managed policies EKS recommends for its add-ons
   (RECOMMENDED_ADDON_POLICIES), never AdministratorAccess or any other.
+
+Event forwarding (infra/account-role.yaml ForwardEvents, infra/iam-events-forwarder.yaml, the
+bus policies of infra/template.yaml):
+
+- a role that EventBridge assumes (trusted by events.amazonaws.com) may only events:PutEvents,
+  only on a default event bus named by its region and account
+  (arn:${AWS::Partition}:events:${R}:${A}:event-bus/default), never `*`, no NotAction or
+  NotResource, no managed policy; every rule that sends to an event bus does so with such a
+  role, to a bus that role may put events on;
+- a rule that forwards to an event bus uses, word for word, the EventPattern of one of
+  template.yaml's rules that invoke eks-events (the same events, scoped the same way);
+- an event bus policy allows only events:PutEvents, only on this account's default bus of this
+  region, and a `*` principal only with the condition StringEquals aws:PrincipalOrgID or
+  aws:PrincipalAccount (a value that is no wildcard).
+
+A template with none of the system's roles, only a forwarder (infra/iam-events-forwarder.yaml),
+is checked for that alone.
 
 A template without functions but with an `AccountRole` (infra/account-role.yaml, the role a
 deployment assumes in another account) is checked as the reconciler's role is, with its own
@@ -103,6 +121,13 @@ IAM_READ_PREFIXES = ("get", "list", "simulate", "generate")
 ARN_PREFIX = "arn:${AWS::Partition}:iam::${AWS::AccountId}:"
 UNDER_PATH = re.compile(r"^arn:\$\{AWS::Partition\}:iam::\$\{AWS::AccountId\}:(role|policy)\$\{IamPath\}")
 OIDC_EKS = re.compile(r"^arn:\$\{AWS::Partition\}:iam::\$\{AWS::AccountId\}:oidc-provider/oidc\.eks\.")
+
+
+# Event forwarding: the one place a forwarder may put events, and what a bus policy may grant.
+EVENTS_SERVICE = "events.amazonaws.com"
+FORWARD_TO_BUS = re.compile(r"^arn:\$\{AWS::Partition\}:events:\$\{[\w:]+\}:\$\{[\w:]+\}:event-bus/default$")
+OWN_BUS = "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/default"
+BUS_POLICY_PRINCIPAL_KEYS = {"aws:principalorgid", "aws:principalaccount"}
 
 
 class Guardrail(Exception):
@@ -353,6 +378,8 @@ def check(template) -> list[str]:
     problems: list[str] = []
     resources = template.get("Resources") or {}
     params = template.get("Parameters") or {}
+    if is_forwarder_template(template):
+        return check_event_forwarding(template)
     try:
         boundary = boundary_id(resources)
     except Guardrail as e:
@@ -475,6 +502,7 @@ def check(template) -> list[str]:
     if not is_account_template(template):
         problems.extend(check_state_writers(template))
     problems.extend(check_cargo_metadata(template))
+    problems.extend(check_event_forwarding(template))
     return problems
 
 
@@ -710,6 +738,137 @@ def check_account_role(template) -> list[str]:
         for _, s in role_statements(resources, "AccountRole")
     ):
         problems.append("AccountRole: the account role cannot create roles (iam:CreateRole)")
+    return problems
+
+
+# ------------------------------------------------------------------ event forwarding
+
+
+def trusts_events(res) -> bool:
+    """Whether a role is one EventBridge assumes (to put events on a bus)."""
+    trust = statements_of((res.get("Properties") or {}).get("AssumeRolePolicyDocument"))
+    return any(
+        isinstance(st.get("Principal"), dict)
+        and EVENTS_SERVICE in [text(p) for p in as_list(st["Principal"].get("Service"))]
+        for st in trust
+    )
+
+
+def is_forwarder_template(template) -> bool:
+    """infra/iam-events-forwarder.yaml: an events role and rules, none of the system's roles."""
+    resources = template.get("Resources") or {}
+    kinds = {res.get("Type") for res in resources.values()}
+    roles = [res for res in resources.values() if res.get("Type") == "AWS::IAM::Role"]
+    return (
+        "AWS::Serverless::Function" not in kinds
+        and "AccountRole" not in resources
+        and bool(roles)
+        and all(trusts_events(r) for r in roles)
+    )
+
+
+def main_event_patterns() -> list:
+    """The EventPatterns of template.yaml's rules that invoke eks-events."""
+    main = yaml.safe_load((HERE / "template.yaml").read_text())
+    fid, _ = function_by_binary(main, "eks-events")
+    return [
+        (res.get("Properties") or {}).get("EventPattern")
+        for res in main["Resources"].values()
+        if res.get("Type") == "AWS::Events::Rule"
+        and any(text(t.get("Arn")) == "${%s.Arn}" % fid for t in as_list((res.get("Properties") or {}).get("Targets")))
+    ]
+
+
+def check_event_forwarding(template) -> list[str]:
+    """Forwarder roles put events on one default bus and do nothing else; forwarding rules use
+    the main template's patterns; bus policies accept PutEvents alone, from named principals."""
+    resources = template.get("Resources") or {}
+    problems = []
+    buses_of = {}
+    for rid, res in resources.items():
+        if res.get("Type") != "AWS::IAM::Role" or not trusts_events(res):
+            continue
+        props = res.get("Properties") or {}
+        if props.get("ManagedPolicyArns"):
+            problems.append(f"{rid}: the events forwarder role has managed policies; it may only events:PutEvents on the deployment's bus")
+        buses = buses_of.setdefault(rid, set())
+        for i, (where, st) in enumerate(role_statements(resources, rid)):
+            name = label(where, i, st)
+            if st.get("Effect") != "Allow":
+                continue
+            if "NotAction" in st or "NotResource" in st:
+                problems.append(f"{name}: the events forwarder role has an Allow with NotAction/NotResource; only events:PutEvents on the deployment's bus")
+                continue
+            acts = actions_of(st)
+            if [a.lower() for a in acts] != ["events:putevents"]:
+                problems.append(f"{name}: the events forwarder role allows {acts}; only events:PutEvents")
+            for r in as_list(st.get("Resource")):
+                r = text(r)
+                if FORWARD_TO_BUS.match(r):
+                    buses.add(r)
+                else:
+                    problems.append(f"{name}: the events forwarder role may put events on {r!r}; only on the deployment's default event bus (arn:${{AWS::Partition}}:events:<region>:<account>:event-bus/default)")
+            if st.get("Condition"):
+                problems.append(f"{name}: the events forwarder role's PutEvents has a condition; it names its bus instead")
+
+    patterns = None
+    for rid, res in resources.items():
+        if res.get("Type") != "AWS::Events::Rule":
+            continue
+        props = res.get("Properties") or {}
+        to_bus = [t for t in as_list(props.get("Targets")) if ":event-bus/" in text(t.get("Arn"))]
+        for t in to_bus:
+            arn = text(t.get("Arn"))
+            role = re.fullmatch(r"\$\{(\w+)\.Arn\}", text(t.get("RoleArn")))
+            if not role or role.group(1) not in buses_of:
+                problems.append(f"{rid}: sends events to the bus {arn!r} without an events forwarder role of this template")
+            elif arn not in buses_of[role.group(1)]:
+                problems.append(f"{rid}: sends events to {arn!r}, not the bus its role {role.group(1)} may put events on ({sorted(buses_of[role.group(1)])})")
+        if to_bus:
+            if patterns is None:
+                try:
+                    patterns = main_event_patterns()
+                except (Guardrail, OSError) as e:
+                    return problems + [f"{rid}: cannot read template.yaml's eks-events rules: {e}"]
+            if props.get("EventPattern") not in patterns:
+                problems.append(f"{rid}: forwards events with a pattern that is none of template.yaml's eks-events rules' (the same events, scoped the same way)")
+
+    for rid, res in resources.items():
+        if res.get("Type") != "AWS::Events::EventBusPolicy":
+            continue
+        props = res.get("Properties") or {}
+        if "Statement" in props:
+            statements = as_list(props["Statement"])
+        else:  # the older form: Action, Principal (an account id or *), Condition
+            statements = [{"Effect": "Allow", "Action": props.get("Action"), "Principal": props.get("Principal"),
+                           "Resource": OWN_BUS, "Condition": props.get("Condition")}]
+        for i, st in enumerate(statements):
+            name = label(rid, i, st)
+            if st.get("Effect") != "Allow":
+                continue
+            if "NotPrincipal" in st or "NotAction" in st or "NotResource" in st:
+                problems.append(f"{name}: the event bus policy allows with NotPrincipal/NotAction/NotResource")
+                continue
+            acts = actions_of(st)
+            if [a.lower() for a in acts] != ["events:putevents"]:
+                problems.append(f"{name}: the event bus policy allows {acts}; only events:PutEvents")
+            for r in as_list(st.get("Resource")):
+                if text(r) != OWN_BUS:
+                    problems.append(f"{name}: the event bus policy grants on {text(r)!r}; only this account's default bus {OWN_BUS}")
+            principal = st.get("Principal")
+            values = as_list(principal.get("AWS")) if isinstance(principal, dict) else as_list(principal)
+            if isinstance(principal, dict) and set(principal) - {"AWS"}:
+                problems.append(f"{name}: the event bus policy names principals {sorted(principal)}; only AWS accounts")
+            if not values or any("*" in text(v) for v in values):
+                condition = st.get("Condition") or {}
+                keyed = [
+                    text(v)
+                    for op, keys in condition.items() if op == "StringEquals"
+                    for k, v in (keys or {}).items() if k.lower() in BUS_POLICY_PRINCIPAL_KEYS
+                    for v in as_list(v)
+                ]
+                if set(condition) - {"StringEquals"} or not keyed or any("*" in v or "?" in v for v in keyed):
+                    problems.append(f"{name}: the event bus policy allows every principal (*) without the condition StringEquals aws:PrincipalOrgID (or aws:PrincipalAccount) alone")
     return problems
 
 
@@ -985,6 +1144,8 @@ def account_self_tests(template):
          without_system_resource(":role${IamPath}")),
         ("boundary no longer denies itself", "does not deny every action on the boundary",
          without_system_resource("permissions-boundary")),
+        ("boundary no longer denies the events forwarder role", "does not deny every action on the role EventsForwarderRole",
+         without_system_resource("-events-forwarder")),
         ("boundary no longer denies iam:*", "the boundary does not deny iam:*",
          lambda t: t["Parameters"]["BoundaryDeniedActions"].update(Default="organizations:*")),
         ("the account role cannot create roles", "the account role cannot create roles",
@@ -1078,6 +1239,72 @@ def carve_out_self_tests(template):
     ]
 
 
+def forwarder_self_tests(template):
+    """The self-tests of an events forwarder role and its rules (account-role.yaml with
+    ForwardEvents, iam-events-forwarder.yaml): each widens what it may put where, or what it
+    forwards."""
+    resources = template["Resources"]
+    role = next(rid for rid, res in resources.items() if res.get("Type") == "AWS::IAM::Role" and trusts_events(res))
+    rule = next(rid for rid, res in resources.items() if res.get("Type") == "AWS::Events::Rule"
+                and any(text(t.get("RoleArn")) == "${%s.Arn}" % role for t in res["Properties"]["Targets"]))
+    sid = "PutEventsOnTheDeploymentsBus"
+    any_bus = {"Fn::Sub": "arn:${AWS::Partition}:events:*:*:event-bus/*"}
+    other_bus = {"Fn::Sub": "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/default"}
+
+    def pattern(t):
+        return t["Resources"][rule]["Properties"]["EventPattern"]
+
+    return [
+        ("the forwarder may put events anywhere", f"{role}/put-events/{sid}: the events forwarder role may put events on '*'",
+         lambda t: statement(t, role, sid)[1].update(Resource="*")),
+        ("the forwarder may put events on every bus", f"{role}/put-events/{sid}: the events forwarder role may put events on 'arn:${{AWS::Partition}}:events:*:*:event-bus/*'",
+         lambda t: statement(t, role, sid)[1].update(Resource=any_bus)),
+        ("the forwarder may also create rules", f"{role}/put-events/{sid}: the events forwarder role allows",
+         lambda t: statement(t, role, sid)[1].update(Action=["events:PutEvents", "events:PutRule"])),
+        ("the forwarder may do every events action", f"{role}/put-events/{sid}: the events forwarder role allows",
+         lambda t: statement(t, role, sid)[1].update(Action="events:*")),
+        ("the forwarder allows with NotResource", f"{role}/put-events/{sid}: the events forwarder role has an Allow with NotAction/NotResource",
+         lambda t: statement(t, role, sid)[1].update(NotResource=statement(t, role, sid)[1].pop("Resource"))),
+        ("the forwarder gets a managed policy", f"{role}: the events forwarder role has managed policies",
+         lambda t: t["Resources"][role]["Properties"].update(ManagedPolicyArns=[{"Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/AdministratorAccess"}])),
+        ("the rule sends to another bus than its role's", f"{rule}: sends events to 'arn:${{AWS::Partition}}:events:${{AWS::Region}}:${{AWS::AccountId}}:event-bus/default', not the bus",
+         lambda t: t["Resources"][rule]["Properties"]["Targets"][0].update(Arn=other_bus)),
+        ("the rule sends to a bus without a role", f"{rule}: sends events to the bus",
+         lambda t: t["Resources"][rule]["Properties"]["Targets"][0].pop("RoleArn")),
+        ("the rule forwards one event name more", f"{rule}: forwards events with a pattern that is none of template.yaml's",
+         lambda t: pattern(t)["detail"]["eventName"].append("CreateAccessKey")),
+        ("the rule forwards every call of the service", f"{rule}: forwards events with a pattern that is none of template.yaml's",
+         lambda t: pattern(t).pop("detail")),
+        ("the rule forwards another account's events only", f"{rule}: forwards events with a pattern that is none of template.yaml's",
+         lambda t: pattern(t).update(account=["999999999999"])),
+    ]
+
+
+def bus_policy_self_tests(template):
+    """The self-tests of template.yaml's event bus policies (forwarded events of other accounts)."""
+    accounts, organization = "ForwardedEventsFromAccounts", "ForwardedEventsFromOrganization"
+
+    def st(t, rid):
+        return t["Resources"][rid]["Properties"]["Statement"]
+
+    return [
+        ("the bus accepts every principal", f"{accounts}/#0: the event bus policy allows every principal (*) without the condition",
+         lambda t: st(t, accounts).update(Principal="*")),
+        ("the bus accepts every AWS principal", f"{accounts}/#0: the event bus policy allows every principal (*) without the condition",
+         lambda t: st(t, accounts).update(Principal={"AWS": "*"})),
+        ("the organization's condition removed", f"{organization}/#0: the event bus policy allows every principal (*) without the condition",
+         lambda t: st(t, organization).pop("Condition")),
+        ("the organization's condition made a wildcard", f"{organization}/#0: the event bus policy allows every principal (*) without the condition",
+         lambda t: st(t, organization).update(Condition={"StringLike": {"aws:PrincipalOrgID": "o-*"}})),
+        ("the organization's condition on another key", f"{organization}/#0: the event bus policy allows every principal (*) without the condition",
+         lambda t: st(t, organization).update(Condition={"StringEquals": {"aws:SourceVpc": "vpc-1"}})),
+        ("the bus lets other accounts create rules", f"{accounts}/#0: the event bus policy allows",
+         lambda t: st(t, accounts).update(Action=["events:PutEvents", "events:PutRule", "events:PutTargets"])),
+        ("the bus policy on every bus", f"{accounts}/#0: the event bus policy grants on '*'",
+         lambda t: st(t, accounts).update(Resource="*")),
+    ]
+
+
 def main(argv) -> int:
     path = pathlib.Path(argv[1]) if len(argv) > 1 else HERE / "template.yaml"
     template = yaml.safe_load(path.read_text())
@@ -1089,8 +1316,14 @@ def main(argv) -> int:
         return 1
 
     missed = 0
-    tests = account_self_tests(template) if is_account_template(template) else self_tests(template)
-    tests += carve_out_self_tests(template)
+    if is_forwarder_template(template):
+        tests = forwarder_self_tests(template)
+    elif is_account_template(template):
+        tests = account_self_tests(template) + carve_out_self_tests(template)
+        # The forwarding resources exist behind ForwardEvents; they are checked all the same.
+        tests += forwarder_self_tests(template)
+    else:
+        tests = self_tests(template) + carve_out_self_tests(template) + bus_policy_self_tests(template)
     for what, expected, breaks in tests:
         broken = copy.deepcopy(template)
         breaks(broken)
