@@ -568,6 +568,17 @@ where
             return Err(fail(&ports.sink(), cluster, settings, load, error, api_calls).await);
         }
     };
+    // A role in another account than the cluster its tags name is a workload's target role
+    // there: that cluster is not this account's, gone or not, and its roles are left alone.
+    let mut snapshot = snapshot;
+    snapshot.roles.retain(|role| {
+        let cluster = role
+            .tags
+            .get(policy::CLUSTER_TAG)
+            .and_then(|arn| ClusterRef::from_arn(arn));
+        let account = crate::model::arn_parts(role.arn.as_str()).map(|parts| parts[4]);
+        cluster.is_none_or(|c| Some(c.account.as_str()) == account)
+    });
     let cluster_ref = snapshot
         .roles
         .iter()

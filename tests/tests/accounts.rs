@@ -639,6 +639,14 @@ async fn a_workload_reading_a_bucket_of_a_third_account_chains_into_a_target_rol
     let (_, failed) = f.run_batch().await;
     assert_eq!(failed, set(&[]));
     assert_eq!(f.w.aws_writes(), BTreeMap::new());
+
+    // A request that names west's account for east (east is not there) never takes the target
+    // role there for the role of a cluster gone from west.
+    f.request(&[(EAST, Some(WEST_ACCOUNT))]).await;
+    let (_, failed) = f.run_batch().await;
+    assert_eq!(failed, set(&[]));
+    assert_eq!(f.w.aws_writes(), BTreeMap::new());
+    assert!(roles_in(&f.west).await.contains_key(name));
 }
 
 /// East's joke-worker reading west's bucket, reconciled once in `mode`.

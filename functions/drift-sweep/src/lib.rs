@@ -29,7 +29,7 @@ use eks_intents::adapters::aws::AccountSessions;
 use eks_intents::intent::cluster_prefix;
 use eks_intents::lambda::Retryable;
 use eks_intents::metrics::Metrics;
-use eks_intents::model::{ClusterName, ClusterRef, ObservedRole, RoleArn};
+use eks_intents::model::{ClusterName, ClusterRef, ObservedRole, RoleArn, arn_parts};
 use eks_intents::policy::{CLUSTER_TAG, OWNER_TAG, OWNER_VALUE};
 use eks_intents::ports::{
     BundleStore, DeduplicatedReconcile, EksPort, IamPort, PortError, PortResult, ReconcileCluster,
@@ -378,6 +378,9 @@ fn clusters_of_roles(
             continue;
         };
         match ClusterRef::from_arn(arn) {
+            // A workload's target role, in another account than its cluster's: the cluster is
+            // swept through its own account.
+            Some(c) if is_target_role(role, &c) => {}
             Some(c) if account.is_some_and(|a| c.account.as_str() != a) => skip(
                 format!("cluster {arn}"),
                 format!(
@@ -405,6 +408,12 @@ fn clusters_of_roles(
         }
     }
     clusters
+}
+
+/// True for an owned role in another account than the cluster its tags name: a workload's
+/// target role (cross-account access).
+fn is_target_role(role: &ObservedRole, cluster: &ClusterRef) -> bool {
+    arn_parts(role.arn.as_str()).is_some_and(|parts| parts[4] != cluster.account.as_str())
 }
 
 fn add(found: &mut BTreeMap<String, Vec<Source>>, cluster: &str, source: Source) {

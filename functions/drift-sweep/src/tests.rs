@@ -537,3 +537,23 @@ fn without_account_roles_the_messages_name_no_account() {
     let body = serde_json::to_string(&ctx.queue.sent()[0].message).unwrap();
     assert_eq!(body, r#"{"cluster":"a","reason":"drift"}"#);
 }
+
+#[test]
+fn a_target_role_of_another_accounts_cluster_sweeps_no_cluster_here() {
+    // The target role (cross-account access) of cluster g's workload lives in this account; g
+    // is in account 222222222222 and is swept through it.
+    let mut target = owned_role_in("222222222222", "g", REGION, "jokes", "worker");
+    target.arn = RoleArn::new(format!(
+        "arn:aws:iam::{ACCOUNT}:role/eks-intents/g/{}",
+        target.name
+    ));
+    let iam = FakeIam {
+        roles: vec![target],
+        ..FakeIam::default()
+    };
+    let ctx = context(bundles(&[]), iam, FakeEks::default(), false);
+    let response = block_on(handle(&ctx, &sample("schedule-eventbridge.json"))).expect("sweep");
+    assert!(ctx.queue.sent().is_empty(), "{:?}", ctx.queue.sent());
+    assert!(response.clusters.is_empty());
+    assert!(response.skipped.is_empty(), "{:?}", response.skipped);
+}

@@ -17,11 +17,15 @@
 //!
 //! Calls made by the system's own roles are ignored, so its own writes never trigger it again.
 //!
-//! **Other accounts.** With `EKS_INTENTS_ACCOUNT_ROLES` ([`handle_in_accounts`]), an event of
-//! an account with an account-id entry (its EventBridge `account`, for events that the
+//! **Other accounts.** With `EKS_INTENTS_ACCOUNT_ROLES` ([`handle_in_accounts`]), an EKS event
+//! of an account with an account-id entry (its EventBridge `account`, for events that the
 //! account's rules forward to the deployment's bus) asks for a reconcile in that account: its
-//! messages name the account. The roles of `EKS_INTENTS_ACCOUNT_ROLES` count as the system's
-//! own, so its writes there never trigger it either.
+//! messages name the account. An IAM event of another account may be about a workload's target
+//! role there, whose cluster is in yet another account: its messages name no account (the
+//! reconciler finds the cluster), and the cluster of a role it changed is the first part of the
+//! role's name, as for a deleted one (the role's tags are in that account, which the
+//! deployment's own IAM cannot read). The roles of `EKS_INTENTS_ACCOUNT_ROLES` count as the
+//! system's own, so its writes there never trigger it either.
 //! A failed call (`errorCode`), any other event, and a malformed payload are ignored with one log
 //! line and never an error: only a port that cannot be reached fails the invocation.
 //!
@@ -251,9 +255,26 @@ where
         },
     };
     let account = accounts.and_then(|accounts| event_account(event, accounts));
+    // Only an EKS event is surely in its cluster's account (see the module's comment).
+    let iam_event = event.get("source").and_then(Value::as_str) == Some("aws.iam");
+    let request_account = account.clone().filter(|_| !iam_event);
     for finding in classify(event, &classifier) {
         match finding {
             Finding::Cluster { cluster, reason } => wanted.entry(cluster).or_default().push(reason),
+            Finding::Role { role, reason } if account.is_some() => {
+                match cluster_of_role_name(&role) {
+                    Some(cluster) => wanted.entry(cluster.to_owned()).or_default().push(reason),
+                    None => count(
+                        &mut ignored,
+                        Ignored {
+                            what: reason,
+                            why: "the role's name is not <cluster>.<namespace>.<serviceaccount>"
+                                .to_owned(),
+                            count: 1,
+                        },
+                    ),
+                }
+            }
             Finding::Role { role, reason } => {
                 if !roles.contains_key(&role) {
                     let tags = match ctx.iam.role_tags(&RoleName::new(role.clone())).await {
@@ -323,7 +344,7 @@ where
         .into_iter()
         .map(|(cluster, reasons)| {
             let mut request = windowed(&cluster, &reasons, now, ctx.window_seconds);
-            request.message.account = account.clone();
+            request.message.account = request_account.clone();
             request
         })
         .collect();

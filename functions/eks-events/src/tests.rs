@@ -1020,3 +1020,30 @@ async fn an_event_of_another_account_asks_for_a_reconcile_in_that_account() {
     let body = serde_json::to_value(&ctx.queue.sent()[0].message).unwrap();
     assert_eq!(body.get("account"), None, "{body}");
 }
+
+/// An IAM event of another account may be about a workload's target role there, whose cluster
+/// is in yet another account: it names no account, and the role's name tells the cluster (its
+/// tags are in that account, out of the deployment's own IAM's reach).
+#[tokio::test]
+async fn an_iam_event_of_another_account_names_the_cluster_of_the_role_but_no_account() {
+    let ctx = InAccounts {
+        home: context(FakeIam::default(), FakeStore::default()),
+        accounts: east_roles(),
+    };
+    let mut event = sample("cloudtrail-iam-put-role-policy.json");
+    event["account"] = json!("222222222222");
+    let role = event["detail"]["requestParameters"]["roleName"]
+        .as_str()
+        .expect("the sample names a role")
+        .to_owned();
+    handle_in_accounts(&ctx, &event).await.unwrap();
+    let sent = ctx.home.queue.sent();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(
+        Some(sent[0].message.cluster.as_str()),
+        cluster_of_role_name(&role)
+    );
+    assert_eq!(sent[0].message.account, None);
+    // The deployment's own IAM was not asked: the role is not there.
+    assert!(ctx.home.iam.asked.lock().unwrap().is_empty());
+}
