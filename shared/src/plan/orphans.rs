@@ -200,18 +200,7 @@ impl<'a> Planner<'a> {
             .target_roles_of(Some(role))
             .flat_map(|(account, target)| super::target::target_deletion(account, target))
             .collect();
-        for policy_name in role.inline_policies.keys() {
-            actions.push(Action::DeleteInlinePolicy {
-                role: name.clone(),
-                policy_name: policy_name.clone(),
-            });
-        }
-        for arn in &role.attached_policies {
-            actions.push(Action::DetachManagedPolicy {
-                role: name.clone(),
-                policy_arn: arn.clone(),
-            });
-        }
+        actions.extend(emptying(role, None));
         let part_prefix = format!("{name}.part");
         for (arn, policy) in &self.managed {
             if policy.name.starts_with(&part_prefix)
@@ -328,4 +317,25 @@ impl<'a> Planner<'a> {
             });
         }
     }
+}
+
+/// Deletes the inline policies of `role` (but the one named `keep`) and detaches its managed
+/// policies.
+pub(super) fn emptying(role: &ObservedRole, keep: Option<&str>) -> Vec<Action> {
+    let inline = role
+        .inline_policies
+        .keys()
+        .filter(|name| Some(name.as_str()) != keep)
+        .map(|name| Action::DeleteInlinePolicy {
+            role: role.name.clone(),
+            policy_name: name.clone(),
+        });
+    let attached = role
+        .attached_policies
+        .iter()
+        .map(|arn| Action::DetachManagedPolicy {
+            role: role.name.clone(),
+            policy_arn: arn.clone(),
+        });
+    inline.chain(attached).collect()
 }

@@ -8,11 +8,20 @@
 use super::problem::{Problem, Refusal};
 use super::{Action, Binding, Drift, DriftKind, Plan, Planner, RoleIntent};
 use crate::model::{
-    BindingMode, ObservedAddon, ObservedRole, ObservedServiceAccount, RoleArn, RoleName,
+    BindingMode, ObservedAddon, ObservedRole, ObservedServiceAccount, PolicyArn, RoleArn, RoleName,
     ServiceAccountRef, WorkloadRef,
 };
 use crate::policy::{self, IRSA_AUDIENCE, ORPHANED_TAG, Ownership, PolicyDocument};
 use std::collections::{BTreeMap, BTreeSet};
+
+/// A role as `role_itself` makes or updates it.
+pub(super) struct RoleItself<'r> {
+    pub(super) role: &'r RoleName,
+    pub(super) arn: &'r RoleArn,
+    pub(super) observed: Option<&'r ObservedRole>,
+    pub(super) boundary: Option<&'r PolicyArn>,
+    pub(super) description: String,
+}
 
 /// Who a role is: what the later steps of one role build on.
 pub(super) struct RoleIdentity<'a> {
@@ -137,39 +146,59 @@ impl<'a> Planner<'a> {
         trust: PolicyDocument,
         tags: BTreeMap<String, String>,
     ) -> Vec<Action> {
-        let role = &identity.role;
-        let mut actions = Vec::new();
-        match identity.observed {
-            None => actions.push(Action::CreateRole {
+        let description = format!(
+            "eks-intents: AWS access of ServiceAccount {} in EKS cluster {}",
+            identity.service_account, self.cluster.name
+        );
+        self.role_itself(
+            RoleItself {
+                role: &identity.role,
+                arn: &identity.arn,
+                observed: identity.observed,
+                boundary: self.settings.permissions_boundary.as_ref(),
+                description,
+            },
+            trust,
+            tags,
+        )
+    }
+
+    /// A role (the workload's, or its target role) created with its trust, boundary and tags,
+    /// or those updated.
+    pub(super) fn role_itself(
+        &self,
+        it: RoleItself,
+        trust: PolicyDocument,
+        tags: BTreeMap<String, String>,
+    ) -> Vec<Action> {
+        let role = it.role;
+        let Some(current) = it.observed else {
+            return vec![Action::CreateRole {
                 role: role.clone(),
                 path: self.path.clone(),
-                arn: identity.arn.clone(),
-                description: format!(
-                    "eks-intents: AWS access of ServiceAccount {} in EKS cluster {}",
-                    identity.service_account, self.cluster.name
-                ),
+                arn: it.arn.clone(),
+                description: it.description,
                 trust_policy: trust,
-                permissions_boundary: self.settings.permissions_boundary.clone(),
+                permissions_boundary: it.boundary.cloned(),
                 tags,
-            }),
-            Some(current) => {
-                if !current.trust_policy.same_meaning(&trust) {
-                    actions.push(Action::UpdateTrustPolicy {
-                        role: role.clone(),
-                        trust_policy: trust,
-                    });
-                }
-                if let Some(boundary) = &self.settings.permissions_boundary
-                    && current.permissions_boundary.as_ref() != Some(boundary)
-                {
-                    actions.push(Action::PutPermissionsBoundary {
-                        role: role.clone(),
-                        permissions_boundary: boundary.clone(),
-                    });
-                }
-                actions.extend(super::permissions::tag_changes(role, &current.tags, &tags));
-            }
+            }];
+        };
+        let mut actions = Vec::new();
+        if !current.trust_policy.same_meaning(&trust) {
+            actions.push(Action::UpdateTrustPolicy {
+                role: role.clone(),
+                trust_policy: trust,
+            });
         }
+        if let Some(boundary) = it.boundary
+            && current.permissions_boundary.as_ref() != Some(boundary)
+        {
+            actions.push(Action::PutPermissionsBoundary {
+                role: role.clone(),
+                permissions_boundary: boundary.clone(),
+            });
+        }
+        actions.extend(super::permissions::tag_changes(role, &current.tags, &tags));
         actions
     }
 

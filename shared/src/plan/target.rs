@@ -11,7 +11,9 @@
 //! trusts the cluster's OIDC provider in that account for the same ServiceAccounts. Its grants
 //! are one inline policy.
 
+use super::orphans::emptying;
 use super::problem::Refusal;
+use super::roles::RoleItself;
 use super::{Action, Binding, Planner, RoleIdentity, RoleIntent};
 use crate::model::{BindingMode, ObservedRole, Permission, PolicyArn, RoleArn, ServiceAccountRef};
 use crate::policy::{
@@ -237,42 +239,18 @@ impl<'a> Planner<'a> {
         target: &TargetRole,
     ) -> Vec<Action> {
         let role = &identity.role;
-        let mut actions = Vec::new();
-        match target.observed {
-            None => actions.push(Action::CreateRole {
-                role: role.clone(),
-                path: self.path.clone(),
-                arn: target.arn.clone(),
-                description: format!(
-                    "eks-intents: AWS access in account {} of ServiceAccount {} in EKS cluster {}",
-                    target.account, identity.service_account, self.cluster.name
-                ),
-                trust_policy: target.trust.clone(),
-                permissions_boundary: target.boundary.clone(),
-                tags: target.tags.clone(),
-            }),
-            Some(current) => {
-                if !current.trust_policy.same_meaning(&target.trust) {
-                    actions.push(Action::UpdateTrustPolicy {
-                        role: role.clone(),
-                        trust_policy: target.trust.clone(),
-                    });
-                }
-                if let Some(boundary) = &target.boundary
-                    && current.permissions_boundary.as_ref() != Some(boundary)
-                {
-                    actions.push(Action::PutPermissionsBoundary {
-                        role: role.clone(),
-                        permissions_boundary: boundary.clone(),
-                    });
-                }
-                actions.extend(super::permissions::tag_changes(
-                    role,
-                    &current.tags,
-                    &target.tags,
-                ));
-            }
-        }
+        let description = format!(
+            "eks-intents: AWS access in account {} of ServiceAccount {} in EKS cluster {}",
+            target.account, identity.service_account, self.cluster.name
+        );
+        let it = RoleItself {
+            role,
+            arn: &target.arn,
+            observed: target.observed,
+            boundary: target.boundary.as_ref(),
+            description,
+        };
+        let mut actions = self.role_itself(it, target.trust.clone(), target.tags.clone());
         actions.extend(inline_changes(target.observed, role, &target.layout));
         actions
             .into_iter()
@@ -398,12 +376,12 @@ fn inline_changes(
     role: &crate::model::RoleName,
     layout: &PermissionLayout,
 ) -> Vec<Action> {
-    let mut actions = Vec::new();
     let wanted = match layout {
         PermissionLayout::Inline(document) => Some(document),
         _ => None,
     };
     let current = observed.and_then(|r| r.inline_policies.get(INLINE_POLICY_NAME));
+    let mut actions = Vec::new();
     if let Some(document) = wanted
         && !current.is_some_and(|c| c.same_meaning(document))
     {
@@ -413,22 +391,8 @@ fn inline_changes(
             document: document.clone(),
         });
     }
-    if let Some(observed) = observed {
-        for name in observed.inline_policies.keys() {
-            if wanted.is_none() || name != INLINE_POLICY_NAME {
-                actions.push(Action::DeleteInlinePolicy {
-                    role: role.clone(),
-                    policy_name: name.clone(),
-                });
-            }
-        }
-        for arn in &observed.attached_policies {
-            actions.push(Action::DetachManagedPolicy {
-                role: role.clone(),
-                policy_arn: arn.clone(),
-            });
-        }
-    }
+    let keep = wanted.map(|_| INLINE_POLICY_NAME);
+    actions.extend(observed.into_iter().flat_map(|r| emptying(r, keep)));
     actions
 }
 
