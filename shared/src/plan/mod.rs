@@ -7,7 +7,8 @@
 //! 1. `index`: the lookup tables, and which ServiceAccount (so which role) each workload has;
 //! 2. `roles`: per role, whether it may be touched and its trust; the role itself; the OIDC
 //!    provider;
-//! 3. `permissions`: per role, its grants (refused, warned about, laid out) and its tags;
+//! 3. `permissions`: per role, its grants (refused, warned about, laid out) and its tags; with
+//!    `target`, the grants on another account's resources and the target role they go to;
 //! 4. `bindings`: per role, how it reaches its workloads; one action per add-on;
 //! 5. `orphans`: the roles no intent claims any more, and the workloads held by invalid
 //!    bundles.
