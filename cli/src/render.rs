@@ -202,11 +202,57 @@ fn write_action(out: &mut impl Write, action: &Action, current: &Current) -> io:
 /// The document in display form, pretty-printed into `out`, each line behind `indent` and
 /// two spaces.
 fn write_document(out: &mut impl Write, document: &PolicyDocument, indent: &str) -> io::Result<()> {
-    // Pretty JSON has a line break only between tokens (one inside a string is written `\n`).
-    for line in document.display_pretty().split('\n') {
-        write_lines(out, &[indent, "  ", line])?;
+    // Pretty JSON has a line break only between tokens (one inside a string is written `\n`):
+    // each line is put behind the indent as the document is written.
+    let mut lines = Indented {
+        out: &mut *out,
+        indent: indent.as_bytes(),
+        line_start: true,
+    };
+    document.write_pretty(&mut lines)?;
+    if lines.line_start {
+        write_lines(out, &[indent, "  "])?;
+    } else {
+        out.write_all(b"\n")?;
     }
     Ok(())
+}
+
+/// A writer that puts `indent` and two spaces before every line written through it.
+struct Indented<'w, W: Write> {
+    out: &'w mut W,
+    indent: &'w [u8],
+    /// Nothing of the current line is written yet.
+    line_start: bool,
+}
+
+impl<W: Write> Write for Indented<'_, W> {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        for (i, line) in bytes.split(|&b| b == b'\n').enumerate() {
+            if i > 0 {
+                // The line that ends here, even an empty one, had its indent.
+                if self.line_start {
+                    self.out.write_all(self.indent)?;
+                    self.out.write_all(b"  ")?;
+                }
+                self.out.write_all(b"\n")?;
+                self.line_start = true;
+            }
+            if !line.is_empty() {
+                if self.line_start {
+                    self.out.write_all(self.indent)?;
+                    self.out.write_all(b"  ")?;
+                    self.line_start = false;
+                }
+                self.out.write_all(line)?;
+            }
+        }
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
 }
 
 /// One line made of `parts`, and its line break.

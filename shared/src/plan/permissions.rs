@@ -14,6 +14,7 @@ use crate::policy::{
     self, DECLARED_TAG, INLINE_POLICY_NAME, ORPHANED_TAG, Ownership, PermissionLayout,
     PolicyDocument, TAG_PREFIX, TARGET_ACCOUNT_TAG,
 };
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// The permissions step's outcome for one role.
@@ -406,38 +407,37 @@ pub(super) fn declared_digest(
     tags: &BTreeMap<String, String>,
     target: Option<&str>,
 ) -> String {
-    let mut text = trust.to_json();
-    text.push('\n');
-    text.push_str(match layout {
-        PermissionLayout::Empty => "empty",
-        PermissionLayout::Inline(_) => "inline",
-        PermissionLayout::Managed(_) => "managed",
-    });
-    for document in layout.documents() {
-        text.push('\n');
-        text.push_str(&document.json());
+    // The text hashed, in parts: the trust, the layout's kind and documents, the recommended
+    // policies, the boundary, the tags, the target's digest, each behind a line break.
+    let trust = trust.json();
+    let documents: Vec<Cow<str>> = layout.documents().iter().map(|d| d.json()).collect();
+    let mut parts: Vec<&str> = vec![
+        &trust,
+        "\n",
+        match layout {
+            PermissionLayout::Empty => "empty",
+            PermissionLayout::Inline(_) => "inline",
+            PermissionLayout::Managed(_) => "managed",
+        },
+    ];
+    for document in &documents {
+        parts.extend(["\n", document]);
     }
     // Only roles with recommended policies have these lines: the digest of every other role is
     // what it was before they existed.
     for arn in recommended {
-        text.push_str("\nattached ");
-        text.push_str(arn.as_str());
+        parts.extend(["\nattached ", arn.as_str()]);
     }
-    text.push('\n');
-    text.push_str(boundary.unwrap_or_default());
+    parts.extend(["\n", boundary.unwrap_or_default()]);
     for (key, value) in tags {
         if key != ORPHANED_TAG && key != DECLARED_TAG {
-            text.push('\n');
-            text.push_str(key);
-            text.push('=');
-            text.push_str(value);
+            parts.extend(["\n", key, "=", value]);
         }
     }
     if let Some(target) = target {
-        text.push_str("\ntarget ");
-        text.push_str(target);
+        parts.extend(["\ntarget ", target]);
     }
-    policy::short_hash(&text, 16)
+    policy::short_hash_of(&parts, 16)
 }
 
 /// Tag changes limited to the system's own keys: tags anyone else set stay untouched.

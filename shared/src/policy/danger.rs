@@ -294,6 +294,15 @@ pub fn danger(permission: &Permission) -> Option<String> {
     {
         return Some(format!("{action} grants every action of {service}"));
     }
+    // An action of a service no list names matches none of them (its service has no wildcard
+    // to reach one): most grants stop here.
+    if !service.contains(['*', '?'])
+        && !LISTED_SERVICES
+            .iter()
+            .any(|s| s.eq_ignore_ascii_case(service))
+    {
+        return None;
+    }
     let hidden: Vec<&str> = DANGEROUS_ACTIONS
         .iter()
         .copied()
@@ -339,6 +348,20 @@ pub fn danger(permission: &Permission) -> Option<String> {
     }
     (!reasons.is_empty()).then(|| reasons.join("; "))
 }
+
+/// The services of every action the lists above name.
+static LISTED_SERVICES: std::sync::LazyLock<Vec<&'static str>> = std::sync::LazyLock::new(|| {
+    let mut services: Vec<&'static str> = DANGEROUS_ACTIONS
+        .iter()
+        .chain(DANGEROUS_ON_ANY_RESOURCE)
+        .chain(SECRET_READS)
+        .chain(ESCALATIONS.iter().flat_map(|e| e.actions))
+        .filter_map(|action| action.split_once(':').map(|(service, _)| service))
+        .collect();
+    services.sort_unstable();
+    services.dedup();
+    services
+});
 
 fn matching(pattern: &str, actions: &[&'static str]) -> Vec<&'static str> {
     actions

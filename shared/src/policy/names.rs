@@ -96,8 +96,17 @@ pub fn managed_policy_arn(cluster: &ClusterRef, path: &str, name: &str) -> Polic
 
 /// The hex of the first `len / 2` bytes of SHA-256.
 pub fn short_hash(text: &str, len: usize) -> String {
+    short_hash_of(&[text], len)
+}
+
+/// [`short_hash`] of the parts written one after another, without joining them first.
+pub fn short_hash_of(parts: &[&str], len: usize) -> String {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let digest = Sha256::digest(text.as_bytes());
+    let mut hasher = Sha256::new();
+    for part in parts {
+        hasher.update(part.as_bytes());
+    }
+    let digest = hasher.finalize();
     let mut out = String::with_capacity(len + 1);
     for byte in digest.iter() {
         if out.len() >= len {
