@@ -202,57 +202,27 @@ fn write_action(out: &mut impl Write, action: &Action, current: &Current) -> io:
 /// The document in display form, pretty-printed into `out`, each line behind `indent` and
 /// two spaces.
 fn write_document(out: &mut impl Write, document: &PolicyDocument, indent: &str) -> io::Result<()> {
-    // Pretty JSON has a line break only between tokens (one inside a string is written `\n`):
-    // each line is put behind the indent as the document is written.
-    let mut lines = Indented {
-        out: &mut *out,
-        indent: indent.as_bytes(),
-        line_start: true,
-    };
-    document.write_pretty(&mut lines)?;
-    if lines.line_start {
-        write_lines(out, &[indent, "  "])?;
-    } else {
-        out.write_all(b"\n")?;
-    }
-    Ok(())
-}
-
-/// A writer that puts `indent` and two spaces before every line written through it.
-struct Indented<'w, W: Write> {
-    out: &'w mut W,
-    indent: &'w [u8],
-    /// Nothing of the current line is written yet.
-    line_start: bool,
-}
-
-impl<W: Write> Write for Indented<'_, W> {
-    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
-        for (i, line) in bytes.split(|&b| b == b'\n').enumerate() {
-            if i > 0 {
-                // The line that ends here, even an empty one, had its indent.
-                if self.line_start {
-                    self.out.write_all(self.indent)?;
-                    self.out.write_all(b"  ")?;
-                }
-                self.out.write_all(b"\n")?;
-                self.line_start = true;
-            }
-            if !line.is_empty() {
-                if self.line_start {
-                    self.out.write_all(self.indent)?;
-                    self.out.write_all(b"  ")?;
-                    self.line_start = false;
-                }
-                self.out.write_all(line)?;
-            }
+    // Pretty JSON has a line break only between tokens (one inside a string is written `\n`).
+    // Written into one buffer kept for every document, then line by line behind the indent.
+    SCRATCH.with_borrow_mut(|scratch| {
+        scratch.clear();
+        document.write_pretty(&mut *scratch)?;
+        for line in scratch.split(|&b| b == b'\n') {
+            out.write_all(indent.as_bytes())?;
+            out.write_all(b"  ")?;
+            out.write_all(line)?;
+            out.write_all(b"\n")?;
         }
-        Ok(bytes.len())
-    }
+        Ok(())
+    })
+}
 
-    fn flush(&mut self) -> io::Result<()> {
-        self.out.flush()
-    }
+thread_local! {
+    /// The buffer every document of a plan is pretty-printed into before it is indented.
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// The two documents of a change, pretty-printed before they are compared line by line.
+    static CHANGE: std::cell::RefCell<(Vec<u8>, Vec<u8>)> =
+        const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
 }
 
 /// One line made of `parts`, and its line break.
@@ -274,13 +244,23 @@ fn write_change(
     let Some(current) = current else {
         return write_document(out, new, indent);
     };
-    let (old, new) = (current.display_pretty(), new.display_pretty());
-    let old: Vec<&str> = old.lines().collect();
-    let new: Vec<&str> = new.lines().collect();
-    for (sign, line) in diff(&old, &new) {
-        write_lines(out, &[indent, sign, " ", line])?;
-    }
-    Ok(())
+    // Both written into buffers kept for every change of a plan.
+    CHANGE.with_borrow_mut(|(old_text, new_text)| {
+        old_text.clear();
+        new_text.clear();
+        current.write_pretty(&mut *old_text)?;
+        new.write_pretty(&mut *new_text)?;
+        let (old_text, new_text) = (
+            String::from_utf8_lossy(old_text),
+            String::from_utf8_lossy(new_text),
+        );
+        let old: Vec<&str> = old_text.lines().collect();
+        let new: Vec<&str> = new_text.lines().collect();
+        for (sign, line) in diff(&old, &new) {
+            write_lines(out, &[indent, sign, " ", line])?;
+        }
+        Ok(())
+    })
 }
 
 /// A longest-common-subsequence line diff; documents are small.

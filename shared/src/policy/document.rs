@@ -98,17 +98,8 @@ impl PolicyDocument {
             == into_normalized(Value::String(b.into_owned()))
     }
 
-    /// The document in display form (`display_form`), pretty-printed: for people.
-    pub fn display_pretty(&self) -> String {
-        let shown = match PlainDocument::parse(&decoded(&self.text)) {
-            Some(plain) => serde_json::to_string_pretty(&plain.display_form()),
-            None => serde_json::to_string_pretty(&into_display_form(self.value())),
-        };
-        shown.unwrap_or_default()
-    }
-
-    /// [`PolicyDocument::display_pretty`], written straight into `out`: the same bytes, without
-    /// the string between (a fleet's plan shows tens of thousands of documents).
+    /// The document in display form (`display_form`), pretty-printed into `out`: for people.
+    /// Written straight, without a string between: a fleet's plan shows tens of thousands.
     pub fn write_pretty<W: std::io::Write>(&self, out: W) -> std::io::Result<()> {
         let written = match PlainDocument::parse(&decoded(&self.text)) {
             Some(plain) => serde_json::to_writer_pretty(out, &plain.display_form()),
@@ -240,6 +231,22 @@ pub fn permission_statements<'a>(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_iam_size_skips_the_whitespace_char_names_ascii_or_not() {
+        for text in [
+            "{\"a\": [1, 2]}",
+            "{\t\"a\":\u{0b}\"b c\"\r\n}",
+            "{\"é\": \"\u{2003}x\"}",
+        ] {
+            let expected = text.chars().filter(|c| !c.is_whitespace()).count();
+            assert_eq!(
+                PolicyDocument::from_text(text).iam_size(),
+                expected,
+                "{text:?}"
+            );
+        }
+    }
+
     use super::*;
 
     fn perm(action: &str, resource: &str) -> Permission {

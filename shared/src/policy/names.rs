@@ -122,6 +122,14 @@ pub fn short_hash_of(parts: &[&str], len: usize) -> String {
 /// A tag value within IAM's rules: letters, digits, spaces and `_.:/=+-@`, at most 256
 /// characters. Other characters become `_`; a value too long is cut and ends in a hash.
 pub fn tag_value(raw: &str) -> String {
+    // Most values (names of namespaces, ServiceAccounts, bundles) are already clean.
+    if raw.len() <= TAG_VALUE_MAX
+        && raw
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b" _.:/=+-@".contains(&b))
+    {
+        return raw.to_owned();
+    }
     let clean: String = raw
         .chars()
         .map(|c| {
@@ -242,6 +250,21 @@ pub fn tagged_bundles(tags: &BTreeMap<String, String>) -> (Vec<&str>, bool) {
 mod tests {
     use super::*;
     use crate::model::{AccountId, Region};
+
+    #[test]
+    fn a_hash_of_parts_is_the_hash_of_their_text_and_clean_tag_values_stay_as_they_are() {
+        assert_eq!(
+            short_hash_of(&["ab", "", "c\nd"], 16),
+            short_hash("abc\nd", 16)
+        );
+        for clean in ["team-a", "intents/demo/jokes.yaml", "a b_c.d:e/f=g+h-i@j"] {
+            assert_eq!(tag_value(clean), clean);
+        }
+        assert_eq!(tag_value("a,b;c"), "a_b_c");
+        assert_eq!(tag_value("café"), "café");
+        let long = "x".repeat(300);
+        assert_eq!(tag_value(&long).chars().count(), TAG_VALUE_MAX);
+    }
 
     /// The hash in long role names and tag values is the hex of SHA-256, cut: names made
     /// before stay the same names.
