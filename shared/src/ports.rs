@@ -213,12 +213,6 @@ impl<I> NoTargets<I> {
     pub const NONE: Self = NoTargets(std::marker::PhantomData);
 }
 
-impl<I> Default for NoTargets<I> {
-    fn default() -> Self {
-        NoTargets(std::marker::PhantomData)
-    }
-}
-
 impl<I: IamPort> TargetAccounts for NoTargets<I> {
     type Iam = I;
     async fn iam_in(&self, account: &str) -> PortResult<I> {

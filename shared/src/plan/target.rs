@@ -54,16 +54,19 @@ impl<'a> Planner<'a> {
         permissions: BTreeSet<Permission>,
     ) -> Result<(BTreeSet<Permission>, Option<TargetRole<'a>>), Refusal> {
         let home_account = self.cluster.account.as_str();
-        let (foreign, home): (BTreeSet<Permission>, BTreeSet<Permission>) =
-            permissions.into_iter().partition(|p| {
-                policy::resource_account(&p.resource, &self.settings.bucket_accounts)
-                    .is_some_and(|account| account != home_account)
-            });
-        let accounts: BTreeSet<String> = foreign
-            .iter()
-            .filter_map(|p| policy::resource_account(&p.resource, &self.settings.bucket_accounts))
-            .map(str::to_owned)
-            .collect();
+        let (mut home, mut foreign, mut accounts) =
+            (BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
+        for permission in permissions {
+            match policy::resource_account(&permission.resource, &self.settings.bucket_accounts) {
+                Some(account) if account != home_account => {
+                    accounts.insert(account.to_owned());
+                    foreign.insert(permission);
+                }
+                _ => {
+                    home.insert(permission);
+                }
+            }
+        }
         let Some(account) = accounts.first() else {
             return Ok((home, None));
         };
