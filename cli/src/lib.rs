@@ -482,9 +482,10 @@ fn plan_command(args: PlanArgs) -> Result<ExitCode> {
     } = PlanInputs::read(&args)?;
     let (errors_found, notices) = diagnostics_shown(args.output, reports);
     let planned = plan(&desired, &observed, &settings);
-    // Written as it is made, through one buffer: a fleet's plan is tens of megabytes.
+    // Written as it is made, through one buffer of 64 KiB: a fleet's plan is tens of megabytes,
+    // written in fewer, larger writes.
     let stdout = std::io::stdout();
-    let mut out = BufWriter::new(stdout.lock());
+    let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
     match args.output {
         Output::Text => render::text(&planned, &observed, &mut out),
         Output::Json => render::json(

@@ -156,7 +156,7 @@ pub fn text(plan: &Plan, observed: &ObservedState, out: &mut impl Write) -> io::
 fn write_action(out: &mut impl Write, action: &Action, current: &Current) -> io::Result<()> {
     // An action is shown two spaces in, what it writes four more.
     writeln!(out, "  {} {action}", action.sign())?;
-    let deeper = "      ";
+    let deeper = DEEPER;
     match action {
         Action::CreateRole {
             trust_policy,
@@ -165,7 +165,7 @@ fn write_action(out: &mut impl Write, action: &Action, current: &Current) -> io:
             ..
         } => {
             writeln!(out, "{deeper}trust policy:")?;
-            write_document(out, trust_policy, deeper)?;
+            write_document(out, trust_policy)?;
             if let Some(boundary) = permissions_boundary {
                 writeln!(out, "{deeper}permissions boundary: {boundary}")?;
             }
@@ -190,7 +190,7 @@ fn write_action(out: &mut impl Write, action: &Action, current: &Current) -> io:
             let current = current.role(role).map(|r| &r.trust_policy);
             write_change(out, current, trust_policy, deeper)
         }
-        Action::CreateManagedPolicy { document, .. } => write_document(out, document, deeper),
+        Action::CreateManagedPolicy { document, .. } => write_document(out, document),
         Action::UpdateManagedPolicy { arn, document, .. } => {
             let current = current.managed.get(arn.as_str()).copied();
             write_change(out, current, document, deeper)
@@ -199,38 +199,20 @@ fn write_action(out: &mut impl Write, action: &Action, current: &Current) -> io:
     }
 }
 
-/// The document in display form, pretty-printed into `out`, each line behind `indent` and
-/// two spaces.
-fn write_document(out: &mut impl Write, document: &PolicyDocument, indent: &str) -> io::Result<()> {
-    // Pretty JSON has a line break only between tokens (one inside a string is written `\n`).
-    // Written into one buffer kept for every document, then line by line behind the indent.
-    SCRATCH.with_borrow_mut(|scratch| {
-        scratch.clear();
-        document.write_pretty(&mut *scratch)?;
-        for line in scratch.split(|&b| b == b'\n') {
-            out.write_all(indent.as_bytes())?;
-            out.write_all(b"  ")?;
-            out.write_all(line)?;
-            out.write_all(b"\n")?;
-        }
-        Ok(())
-    })
+/// How far in what an action writes is shown.
+const DEEPER: &str = "      ";
+
+/// The document in display form, pretty-printed into `out`, each line behind `DEEPER` and two
+/// spaces.
+fn write_document(out: &mut impl Write, document: &PolicyDocument) -> io::Result<()> {
+    document.write_pretty_lines(out, "        ")
 }
 
 thread_local! {
-    /// The buffer every document of a plan is pretty-printed into before it is indented.
-    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
-    /// The two documents of a change, pretty-printed before they are compared line by line.
-    static CHANGE: std::cell::RefCell<(Vec<u8>, Vec<u8>)> =
-        const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
-}
-
-/// One line made of `parts`, and its line break.
-fn write_lines(out: &mut impl Write, parts: &[&str]) -> io::Result<()> {
-    for part in parts {
-        out.write_all(part.as_bytes())?;
-    }
-    out.write_all(b"\n")
+    /// The two documents of a change, pretty-printed before they are compared line by line,
+    /// and the diff shown.
+    static CHANGE: std::cell::RefCell<(Vec<u8>, Vec<u8>, Vec<u8>)> =
+        const { std::cell::RefCell::new((Vec::new(), Vec::new(), Vec::new())) };
 }
 
 /// The new document, or a line diff against the current one (both in canonical form, so
@@ -242,29 +224,38 @@ fn write_change(
     indent: &str,
 ) -> io::Result<()> {
     let Some(current) = current else {
-        return write_document(out, new, indent);
+        return write_document(out, new);
     };
-    // Both written into buffers kept for every change of a plan.
-    CHANGE.with_borrow_mut(|(old_text, new_text)| {
+    // Both written into buffers kept for every change of a plan, and the diff into a third,
+    // written out at once.
+    CHANGE.with_borrow_mut(|(old_text, new_text, shown)| {
         old_text.clear();
         new_text.clear();
+        shown.clear();
         current.write_pretty(&mut *old_text)?;
         new.write_pretty(&mut *new_text)?;
-        let (old_text, new_text) = (
-            String::from_utf8_lossy(old_text),
-            String::from_utf8_lossy(new_text),
-        );
-        let old: Vec<&str> = old_text.lines().collect();
-        let new: Vec<&str> = new_text.lines().collect();
+        // Pretty JSON has a line break only between tokens (one inside a string is `\n`).
+        let old: Vec<&[u8]> = old_text.split(|&b| b == b'\n').collect();
+        let new: Vec<&[u8]> = new_text.split(|&b| b == b'\n').collect();
         for (sign, line) in diff(&old, &new) {
-            write_lines(out, &[indent, sign, " ", line])?;
+            shown.extend_from_slice(indent.as_bytes());
+            shown.extend_from_slice(sign.as_bytes());
+            shown.push(b' ');
+            shown.extend_from_slice(line);
+            shown.push(b'\n');
         }
-        Ok(())
+        out.write_all(shown)
     })
 }
 
 /// A longest-common-subsequence line diff; documents are small.
-fn diff<'a>(old: &[&'a str], new: &[&'a str]) -> Vec<(&'static str, &'a str)> {
+fn diff<'a, T: ?Sized + PartialEq>(old: &[&'a T], new: &[&'a T]) -> Vec<(&'static str, &'a T)> {
+    let mut out = Vec::with_capacity(old.len() + new.len());
+    // Equal lines at the start are matched first, as the walk below would match them: the
+    // table is needed only for the rest.
+    let same = old.iter().zip(new).take_while(|(a, b)| a == b).count();
+    out.extend(old[..same].iter().map(|line| (" ", *line)));
+    let (old, new) = (&old[same..], &new[same..]);
     let (n, m) = (old.len(), new.len());
     // The table in one allocation: `lcs(i, j)` is at `i * (m + 1) + j`.
     let width = m + 1;
@@ -280,7 +271,6 @@ fn diff<'a>(old: &[&'a str], new: &[&'a str]) -> Vec<(&'static str, &'a str)> {
     }
     let lcs = |i: usize, j: usize| table[i * width + j];
     let (mut i, mut j) = (0, 0);
-    let mut out = Vec::with_capacity(n + m);
     while i < n || j < m {
         if i < n && j < m && old[i] == new[j] {
             out.push((" ", old[i]));
@@ -370,5 +360,58 @@ mod tests {
             diff(&["a", "b", "c"], &["a", "x", "c", "d"]),
             vec![(" ", "a"), ("+", "x"), ("-", "b"), (" ", "c"), ("+", "d")]
         );
+    }
+
+    /// The walk over the whole table, without matching equal first lines ahead of it.
+    fn whole_table_diff<'a>(old: &[&'a str], new: &[&'a str]) -> Vec<(&'static str, &'a str)> {
+        let (n, m) = (old.len(), new.len());
+        let mut lcs = vec![vec![0usize; m + 1]; n + 1];
+        for i in (0..n).rev() {
+            for j in (0..m).rev() {
+                lcs[i][j] = if old[i] == new[j] {
+                    lcs[i + 1][j + 1] + 1
+                } else {
+                    lcs[i + 1][j].max(lcs[i][j + 1])
+                };
+            }
+        }
+        let (mut i, mut j, mut out) = (0, 0, Vec::new());
+        while i < n || j < m {
+            if i < n && j < m && old[i] == new[j] {
+                out.push((" ", old[i]));
+                (i, j) = (i + 1, j + 1);
+            } else if j < m && (i == n || lcs[i][j + 1] >= lcs[i + 1][j]) {
+                out.push(("+", new[j]));
+                j += 1;
+            } else {
+                out.push(("-", old[i]));
+                i += 1;
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn diff_is_the_whole_table_walk_for_every_pair_of_short_documents() {
+        // Every list of up to four lines of "a" and "b": ties, repeats and equal starts.
+        let mut lists: Vec<Vec<&str>> = vec![Vec::new()];
+        for len in 1..=4 {
+            for bits in 0..(1 << len) {
+                lists.push(
+                    (0..len)
+                        .map(|k| if bits >> k & 1 == 1 { "a" } else { "b" })
+                        .collect(),
+                );
+            }
+        }
+        for old in &lists {
+            for new in &lists {
+                assert_eq!(
+                    diff(old, new),
+                    whole_table_diff(old, new),
+                    "{old:?} -> {new:?}"
+                );
+            }
+        }
     }
 }

@@ -221,9 +221,27 @@ pub fn read_bundle(input: &BundleInput<'_>, limits: &Limits) -> BundleReport {
 
 /// The placeholders Otterize lets ARNs carry, resolved for one cluster's region and account.
 pub fn resolve_placeholders(arn: &str, region: &str, account: &str) -> String {
-    if !arn.contains("$(") {
+    let Some(first) = arn.find("$(") else {
         return arn.to_owned();
+    };
+    // One pass, into one string: this runs for every permission of every plan.
+    let mut out = String::with_capacity(arn.len() + region.len() + account.len());
+    out.push_str(&arn[..first]);
+    let mut rest = &arn[first..];
+    while let Some(at) = rest.find("$(") {
+        out.push_str(&rest[..at]);
+        rest = &rest[at..];
+        if let Some(after) = rest.strip_prefix("$(AWS_REGION)") {
+            out.push_str(region);
+            rest = after;
+        } else if let Some(after) = rest.strip_prefix("$(AWS_ACCOUNT_ID)") {
+            out.push_str(account);
+            rest = after;
+        } else {
+            out.push_str("$(");
+            rest = &rest[2..];
+        }
     }
-    arn.replace("$(AWS_REGION)", region)
-        .replace("$(AWS_ACCOUNT_ID)", account)
+    out.push_str(rest);
+    out
 }

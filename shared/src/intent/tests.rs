@@ -788,6 +788,29 @@ fn placeholders_are_kept_then_resolved() {
     );
 }
 
+#[test]
+fn placeholders_resolve_in_one_pass_as_replacing_each_in_turn_would() {
+    // Unknown and broken placeholders stay as written; a `$(` before a real one does not hide it.
+    for arn in [
+        "arn:aws:sqs:$(AWS_REGION):$(AWS_ACCOUNT_ID):queue",
+        "$(AWS_ACCOUNT_ID)$(AWS_REGION)",
+        "arn:$(AWS_PARTITION):s3:::b/$(",
+        "$($(AWS_REGION))",
+        "$(AWS_ACCOUNT_$(AWS_REGION)ID)",
+        "x$(AWS_REGION",
+        "ü$(AWS_REGION)ü",
+    ] {
+        let in_turn = arn
+            .replace("$(AWS_REGION)", "eu-west-2")
+            .replace("$(AWS_ACCOUNT_ID)", "123456789012");
+        assert_eq!(
+            resolve_placeholders(arn, "eu-west-2", "123456789012"),
+            in_turn,
+            "{arn}"
+        );
+    }
+}
+
 // --- hostile input ---------------------------------------------------------------------
 
 fn only_error(report: &BundleReport) -> String {

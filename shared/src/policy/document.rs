@@ -92,7 +92,7 @@ impl PolicyDocument {
             return true;
         }
         if let (Some(x), Some(y)) = (PlainDocument::parse(&a), PlainDocument::parse(&b)) {
-            return x.normalized() == y.normalized();
+            return x.same_normalized(y);
         }
         into_normalized(Value::String(a.into_owned()))
             == into_normalized(Value::String(b.into_owned()))
@@ -101,9 +101,30 @@ impl PolicyDocument {
     /// The document in display form (`display_form`), pretty-printed into `out`: for people.
     /// Written straight, without a string between: a fleet's plan shows tens of thousands.
     pub fn write_pretty<W: std::io::Write>(&self, out: W) -> std::io::Result<()> {
+        self.write_pretty_with(out, serde_json::ser::PrettyFormatter::new())
+    }
+
+    /// [`PolicyDocument::write_pretty`] with every line behind `prefix` and ended by a line
+    /// break: how a plan's text shows a document, written without a buffer between.
+    pub fn write_pretty_lines<W: std::io::Write>(
+        &self,
+        mut out: W,
+        prefix: &str,
+    ) -> std::io::Result<()> {
+        out.write_all(prefix.as_bytes())?;
+        self.write_pretty_with(&mut out, Indented::new(prefix.as_bytes()))?;
+        out.write_all(b"\n")
+    }
+
+    fn write_pretty_with<W, F>(&self, out: W, formatter: F) -> std::io::Result<()>
+    where
+        W: std::io::Write,
+        F: serde_json::ser::Formatter,
+    {
+        let mut serializer = serde_json::Serializer::with_formatter(out, formatter);
         let written = match PlainDocument::parse(&decoded(&self.text)) {
-            Some(plain) => serde_json::to_writer_pretty(out, &plain.display_form()),
-            None => serde_json::to_writer_pretty(out, &into_display_form(self.value())),
+            Some(plain) => plain.display_form().serialize(&mut serializer),
+            None => into_display_form(self.value()).serialize(&mut serializer),
         };
         written.map_err(std::io::Error::other)
     }
@@ -119,6 +140,124 @@ impl PolicyDocument {
                 .count();
         }
         text.chars().filter(|c| !c.is_whitespace()).count()
+    }
+}
+
+/// `serde_json`'s pretty form (two spaces a level), every line behind a prefix: the same bytes
+/// as pretty-printing first and putting the prefix before each line after.
+struct Indented {
+    /// A line break, the prefix, then the indent of the deepest level so far.
+    line: Vec<u8>,
+    /// The length of `line` up to the prefix's end.
+    prefix_end: usize,
+    level: usize,
+    has_value: bool,
+}
+
+impl Indented {
+    fn new(prefix: &[u8]) -> Self {
+        let mut line = Vec::with_capacity(1 + prefix.len() + 16);
+        line.push(b'\n');
+        line.extend_from_slice(prefix);
+        Indented {
+            prefix_end: line.len(),
+            line,
+            level: 0,
+            has_value: false,
+        }
+    }
+
+    /// A line break, the prefix and the indent of the current level, in one write.
+    fn new_line<W: ?Sized + std::io::Write>(&mut self, out: &mut W) -> std::io::Result<()> {
+        let end = self.prefix_end + 2 * self.level;
+        if self.line.len() < end {
+            self.line.resize(end, b' ');
+        }
+        out.write_all(&self.line[..end])
+    }
+
+    fn open<W: ?Sized + std::io::Write>(
+        &mut self,
+        out: &mut W,
+        bracket: &[u8],
+    ) -> std::io::Result<()> {
+        self.level += 1;
+        self.has_value = false;
+        out.write_all(bracket)
+    }
+
+    fn close<W: ?Sized + std::io::Write>(
+        &mut self,
+        out: &mut W,
+        bracket: &[u8],
+    ) -> std::io::Result<()> {
+        self.level -= 1;
+        if self.has_value {
+            self.new_line(out)?;
+        }
+        out.write_all(bracket)
+    }
+
+    fn item<W: ?Sized + std::io::Write>(
+        &mut self,
+        out: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
+        if !first {
+            out.write_all(b",")?;
+        }
+        self.new_line(out)
+    }
+}
+
+impl serde_json::ser::Formatter for Indented {
+    fn begin_array<W: ?Sized + std::io::Write>(&mut self, out: &mut W) -> std::io::Result<()> {
+        self.open(out, b"[")
+    }
+
+    fn end_array<W: ?Sized + std::io::Write>(&mut self, out: &mut W) -> std::io::Result<()> {
+        self.close(out, b"]")
+    }
+
+    fn begin_array_value<W: ?Sized + std::io::Write>(
+        &mut self,
+        out: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
+        self.item(out, first)
+    }
+
+    fn end_array_value<W: ?Sized + std::io::Write>(&mut self, _: &mut W) -> std::io::Result<()> {
+        self.has_value = true;
+        Ok(())
+    }
+
+    fn begin_object<W: ?Sized + std::io::Write>(&mut self, out: &mut W) -> std::io::Result<()> {
+        self.open(out, b"{")
+    }
+
+    fn end_object<W: ?Sized + std::io::Write>(&mut self, out: &mut W) -> std::io::Result<()> {
+        self.close(out, b"}")
+    }
+
+    fn begin_object_key<W: ?Sized + std::io::Write>(
+        &mut self,
+        out: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
+        self.item(out, first)
+    }
+
+    fn begin_object_value<W: ?Sized + std::io::Write>(
+        &mut self,
+        out: &mut W,
+    ) -> std::io::Result<()> {
+        out.write_all(b": ")
+    }
+
+    fn end_object_value<W: ?Sized + std::io::Write>(&mut self, _: &mut W) -> std::io::Result<()> {
+        self.has_value = true;
+        Ok(())
     }
 }
 

@@ -59,6 +59,7 @@ impl<'a> PlainDocument<'a> {
 
     /// `normalize`'s form: actions and condition keys lower-cased, every scalar a list, every
     /// list sorted as its JSON and without duplicates, statements too.
+    #[cfg(test)]
     pub(super) fn normalized(self) -> Self {
         self.canonical(true)
     }
@@ -68,7 +69,27 @@ impl<'a> PlainDocument<'a> {
         self.canonical(false)
     }
 
+    /// `self.normalized() == other.normalized()`, without sorting the statements as JSON: the
+    /// same version and the same statements, their order and repeats aside. A fleet's plan
+    /// compares one inline policy per role.
+    pub(super) fn same_normalized(mut self, mut other: Self) -> bool {
+        self.statements_canonical(true);
+        other.statements_canonical(true);
+        self.version == other.version
+            && self.statement.iter().all(|s| other.statement.contains(s))
+            && other.statement.iter().all(|s| self.statement.contains(s))
+    }
+
     fn canonical(mut self, fold_case: bool) -> Self {
+        self.statements_canonical(fold_case);
+        self.statement
+            .sort_by_cached_key(|s| serde_json::to_string(s).unwrap_or_default());
+        self.statement.dedup();
+        self
+    }
+
+    /// Each statement in its canonical form; their order is left as it is.
+    fn statements_canonical(&mut self, fold_case: bool) {
         for statement in &mut self.statement {
             statement.action.make_set(fold_case);
             if let Some(resource) = &mut statement.resource {
@@ -92,10 +113,6 @@ impl<'a> PlainDocument<'a> {
                 }
             }
         }
-        self.statement
-            .sort_by_cached_key(|s| serde_json::to_string(s).unwrap_or_default());
-        self.statement.dedup();
-        self
     }
 }
 
@@ -294,5 +311,26 @@ mod tests {
             );
         }
         assert_eq!(plain, 11, "the documents of the plain shape");
+    }
+
+    #[test]
+    fn same_normalized_is_equal_normalized_forms_for_every_pair() {
+        let mut equal = 0;
+        for a in DOCUMENTS {
+            for b in DOCUMENTS {
+                let (Some(x), Some(y)) = (PlainDocument::parse(a), PlainDocument::parse(b)) else {
+                    continue;
+                };
+                let expected = x.normalized() == y.normalized();
+                equal += usize::from(expected);
+                let (x, y) = (
+                    PlainDocument::parse(a).unwrap(),
+                    PlainDocument::parse(b).unwrap(),
+                );
+                assert_eq!(x.same_normalized(y), expected, "{a}\n{b}");
+            }
+        }
+        // Each document with itself, and the two spellings of the same grants.
+        assert!(equal > 11, "{equal}");
     }
 }

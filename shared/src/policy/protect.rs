@@ -67,9 +67,12 @@ pub fn system_denial<'a>(
 ) -> Option<(Statement, Vec<String>)> {
     let mut actions = BTreeSet::new();
     let mut resources = BTreeSet::new();
+    // Each pattern's service read once, not once a permission.
+    let patterns: Vec<(&String, Option<&str>)> =
+        system.iter().map(|p| (p, arn_service(p))).collect();
     for permission in permissions {
-        for pattern in system {
-            if action_reaches(&permission.action, pattern) && overlap(&permission.resource, pattern)
+        for &(pattern, service) in &patterns {
+            if action_reaches(&permission.action, service) && overlap(&permission.resource, pattern)
             {
                 actions.insert(permission.action.clone());
                 resources.insert(pattern.clone());
@@ -84,11 +87,12 @@ pub fn system_denial<'a>(
     (!actions.is_empty()).then(|| (deny, actions.into_iter().collect()))
 }
 
-/// Whether `action` can apply to a resource like `pattern`: actions act on their own
-/// service's resources, and `sts` on IAM roles. Unknown services count as reaching.
-fn action_reaches(action: &str, pattern: &str) -> bool {
+/// Whether `action` can apply to a resource of `resource_service` (`arn_service` of its
+/// pattern): actions act on their own service's resources, and `sts` on IAM roles. Unknown
+/// services count as reaching.
+fn action_reaches(action: &str, resource_service: Option<&str>) -> bool {
     let action_service = action.split_once(':').map_or(action, |(s, _)| s);
-    let Some(resource_service) = arn_service(pattern) else {
+    let Some(resource_service) = resource_service else {
         return true;
     };
     let services: &[&str] = match resource_service {
