@@ -62,17 +62,31 @@ pub fn text(plan: &Plan, observed: &ObservedState, out: &mut impl Write) -> io::
 
     let mut shown_roles: HashSet<&RoleName> = HashSet::with_capacity(plan.workloads.len());
     for workload in &plan.workloads {
-        write!(
+        // Written in parts, not formatted: a fleet's plan has tens of thousands of these lines.
+        let identity = &workload.identity;
+        put(
             out,
-            "\n{}/{}",
-            workload.identity.namespace, workload.identity.workload
+            &[
+                "\n",
+                identity.namespace.as_str(),
+                "/",
+                identity.workload.as_str(),
+            ],
         )?;
-        if let Some(sa) = &workload.identity.service_account {
-            write!(out, " runs as ServiceAccount {sa}")?;
+        if let Some(sa) = &identity.service_account {
+            put(
+                out,
+                &[
+                    " runs as ServiceAccount ",
+                    sa.namespace.as_str(),
+                    "/",
+                    sa.name.as_str(),
+                ],
+            )?;
         }
         writeln!(out, ": {:?}", workload.state)?;
-        if let (Some(role), Some(arn)) = (&workload.role, &workload.identity.role_arn) {
-            write!(out, "  role {arn}")?;
+        if let (Some(role), Some(arn)) = (&workload.role, &identity.role_arn) {
+            put(out, &["  role ", arn.as_str()])?;
             if let Some(binding) = &workload.identity.binding {
                 write!(out, ", bound by {binding}")?;
             }
@@ -164,17 +178,20 @@ fn write_action(out: &mut impl Write, action: &Action, current: &Current) -> io:
             tags,
             ..
         } => {
-            writeln!(out, "{deeper}trust policy:")?;
+            put(out, &[deeper, "trust policy:\n"])?;
             write_document(out, trust_policy)?;
             if let Some(boundary) = permissions_boundary {
-                writeln!(out, "{deeper}permissions boundary: {boundary}")?;
+                put(
+                    out,
+                    &[deeper, "permissions boundary: ", boundary.as_str(), "\n"],
+                )?;
             }
-            write!(out, "{deeper}tags: ")?;
+            put(out, &[deeper, "tags: "])?;
             for (i, (key, value)) in tags.iter().enumerate() {
                 let separator = if i == 0 { "" } else { ", " };
-                write!(out, "{separator}{key}={value}")?;
+                put(out, &[separator, key, "=", value])?;
             }
-            writeln!(out)
+            put(out, &["\n"])
         }
         Action::PutInlinePolicy {
             role,
@@ -197,6 +214,13 @@ fn write_action(out: &mut impl Write, action: &Action, current: &Current) -> io:
         }
         _ => Ok(()),
     }
+}
+
+/// `parts` one after the other.
+fn put(out: &mut impl Write, parts: &[&str]) -> io::Result<()> {
+    parts
+        .iter()
+        .try_for_each(|part| out.write_all(part.as_bytes()))
 }
 
 /// How far in what an action writes is shown.
@@ -235,8 +259,7 @@ fn write_change(
         current.write_pretty(&mut *old_text)?;
         new.write_pretty(&mut *new_text)?;
         // Pretty JSON has a line break only between tokens (one inside a string is `\n`).
-        let old: Vec<&[u8]> = old_text.split(|&b| b == b'\n').collect();
-        let new: Vec<&[u8]> = new_text.split(|&b| b == b'\n').collect();
+        let (old, new) = (lines(old_text), lines(new_text));
         for (sign, line) in diff(&old, &new) {
             shown.extend_from_slice(indent.as_bytes());
             shown.extend_from_slice(sign.as_bytes());
@@ -246,6 +269,13 @@ fn write_change(
         }
         out.write_all(shown)
     })
+}
+
+/// The lines of `text`, in a list made at its size.
+fn lines(text: &[u8]) -> Vec<&[u8]> {
+    let mut lines = Vec::with_capacity(1 + text.iter().filter(|&&b| b == b'\n').count());
+    lines.extend(text.split(|&b| b == b'\n'));
+    lines
 }
 
 /// A longest-common-subsequence line diff; documents are small.

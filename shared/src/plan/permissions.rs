@@ -411,15 +411,16 @@ pub(super) fn declared_digest(
     // policies, the boundary, the tags, the target's digest, each behind a line break.
     let trust = trust.json();
     let documents: Vec<Cow<str>> = layout.documents().iter().map(|d| d.json()).collect();
-    let mut parts: Vec<&str> = vec![
-        &trust,
+    let mut parts: Vec<&str> = Vec::with_capacity(8 + 2 * documents.len() + 4 * tags.len());
+    parts.extend([
+        &*trust,
         "\n",
         match layout {
             PermissionLayout::Empty => "empty",
             PermissionLayout::Inline(_) => "inline",
             PermissionLayout::Managed(_) => "managed",
         },
-    ];
+    ]);
     for document in &documents {
         parts.extend(["\n", document]);
     }

@@ -7,7 +7,6 @@ use crate::model::Permission;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Value, json};
 use std::borrow::Cow;
-use std::collections::{BTreeMap, BTreeSet};
 
 /// An IAM policy document, kept as JSON text: as the system wrote it (compact, keys sorted) or
 /// as IAM returned it (possibly percent-encoded, in IAM's own order). Text is small and cheap to
@@ -45,11 +44,23 @@ impl PolicyDocument {
             #[serde(rename = "Version")]
             version: &'static str,
         }
-        let text = serde_json::to_string(&Canonical {
-            statement: statements,
-            version: Self::VERSION,
-        })
-        .unwrap_or_default();
+        thread_local! {
+            /// The buffer every written document is serialized into before it is copied out
+            /// at its exact size: one allocation a document, none grown.
+            static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        let text = SCRATCH.with_borrow_mut(|scratch| {
+            scratch.clear();
+            let canonical = Canonical {
+                statement: statements,
+                version: Self::VERSION,
+            };
+            match serde_json::to_writer(&mut *scratch, &canonical) {
+                // serde_json writes UTF-8 only.
+                Ok(()) => String::from_utf8_lossy(scratch).into_owned(),
+                Err(_) => String::new(),
+            }
+        });
         PolicyDocument { text }
     }
 
@@ -344,25 +355,25 @@ impl Statement {
 pub fn permission_statements<'a>(
     permissions: impl IntoIterator<Item = &'a Permission>,
 ) -> Vec<Statement> {
-    let mut actions_by_resource: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
-    for permission in permissions {
-        actions_by_resource
-            .entry(permission.resource.as_str())
-            .or_default()
-            .insert(permission.action.as_str());
-    }
-    let mut resources_by_actions: BTreeMap<BTreeSet<&str>, BTreeSet<&str>> = BTreeMap::new();
-    for (resource, actions) in actions_by_resource {
-        resources_by_actions
-            .entry(actions)
-            .or_default()
-            .insert(resource);
-    }
-    resources_by_actions
+    // (resource, action), sorted and unique: each resource's actions side by side, in order.
+    let mut pairs: Vec<(&str, &str)> = permissions
         .into_iter()
-        .map(|(actions, resources)| Statement {
-            actions: actions.into_iter().map(str::to_owned).collect(),
-            resources: resources.into_iter().map(str::to_owned).collect(),
+        .map(|p| (p.resource.as_str(), p.action.as_str()))
+        .collect();
+    pairs.sort_unstable();
+    pairs.dedup();
+    // Each resource with its actions, ordered by the list of actions (as sets of them order),
+    // then by resource: resources with the same actions side by side, make one statement.
+    let mut by_resource: Vec<&[(&str, &str)]> = pairs.chunk_by(|a, b| a.0 == b.0).collect();
+    fn actions_of<'r, 'a>(run: &'r [(&'a str, &'a str)]) -> impl Iterator<Item = &'a str> + 'r {
+        run.iter().map(|(_, action)| *action)
+    }
+    by_resource.sort_by(|a, b| actions_of(a).cmp(actions_of(b)).then(a[0].0.cmp(b[0].0)));
+    by_resource
+        .chunk_by(|a, b| actions_of(a).eq(actions_of(b)))
+        .map(|same| Statement {
+            actions: actions_of(same[0]).map(str::to_owned).collect(),
+            resources: same.iter().map(|run| run[0].0.to_owned()).collect(),
             effect: Effect::Allow,
         })
         .collect()
@@ -392,6 +403,57 @@ mod tests {
         Permission {
             action: action.into(),
             resource: resource.into(),
+        }
+    }
+
+    /// Statements grouped through ordered maps and sets, as sets of actions order.
+    fn grouped_through_sets(permissions: &[Permission]) -> Vec<Statement> {
+        use std::collections::{BTreeMap, BTreeSet};
+        let mut by_resource: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+        for p in permissions {
+            by_resource
+                .entry(&p.resource)
+                .or_default()
+                .insert(&p.action);
+        }
+        let mut by_actions: BTreeMap<BTreeSet<&str>, BTreeSet<&str>> = BTreeMap::new();
+        for (resource, actions) in by_resource {
+            by_actions.entry(actions).or_default().insert(resource);
+        }
+        by_actions
+            .into_iter()
+            .map(|(actions, resources)| Statement {
+                actions: actions.into_iter().map(str::to_owned).collect(),
+                resources: resources.into_iter().map(str::to_owned).collect(),
+                effect: Effect::Allow,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn statements_are_grouped_as_sets_of_actions_order_for_every_small_grant() {
+        // Every subset of these grants, twice over in reverse: lists of actions that are
+        // prefixes of others, shared and unshared, repeated grants.
+        let universe = [
+            perm("a:x", "r1"),
+            perm("a:x", "r2"),
+            perm("a:y", "r1"),
+            perm("a:y", "r3"),
+            perm("b:z", "r2"),
+            perm("a:x", "r3"),
+            perm("b:z", "r1"),
+        ];
+        for bits in 0u32..(1 << universe.len()) {
+            let mut chosen: Vec<Permission> = (0..universe.len())
+                .filter(|i| bits >> i & 1 == 1)
+                .map(|i| universe[i].clone())
+                .collect();
+            chosen.extend(chosen.clone().into_iter().rev());
+            assert_eq!(
+                permission_statements(&chosen),
+                grouped_through_sets(&chosen),
+                "{chosen:?}"
+            );
         }
     }
 

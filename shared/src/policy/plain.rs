@@ -82,8 +82,12 @@ impl<'a> PlainDocument<'a> {
 
     fn canonical(mut self, fold_case: bool) -> Self {
         self.statements_canonical(fold_case);
-        self.statement
-            .sort_by_cached_key(|s| serde_json::to_string(s).unwrap_or_default());
+        // Statements the system wrote are mostly in order already: checked without a string
+        // kept for each.
+        if !sorted_as_json(&self.statement) {
+            self.statement
+                .sort_by_cached_key(|s| serde_json::to_string(s).unwrap_or_default());
+        }
         self.statement.dedup();
         self
     }
@@ -114,6 +118,32 @@ impl<'a> PlainDocument<'a> {
             }
         }
     }
+}
+
+/// Whether `statements` are in the order of their JSON text, each no greater than the next.
+fn sorted_as_json(statements: &[PlainStatement]) -> bool {
+    thread_local! {
+        /// The JSON of two neighbouring statements.
+        static PAIR: std::cell::RefCell<(Vec<u8>, Vec<u8>)> =
+            const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+    }
+    if statements.len() < 2 {
+        return true;
+    }
+    PAIR.with_borrow_mut(|(previous, next)| {
+        previous.clear();
+        if serde_json::to_writer(&mut *previous, &statements[0]).is_err() {
+            return false;
+        }
+        for statement in &statements[1..] {
+            next.clear();
+            if serde_json::to_writer(&mut *next, statement).is_err() || *previous > *next {
+                return false;
+            }
+            std::mem::swap(previous, next);
+        }
+        true
+    })
 }
 
 impl Strings<'_> {

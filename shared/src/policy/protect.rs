@@ -79,12 +79,14 @@ pub fn system_denial<'a>(
             }
         }
     }
-    let deny = Statement {
-        actions: vec!["*".to_owned()],
-        resources: resources.into_iter().collect(),
-        effect: Effect::Deny,
-    };
-    (!actions.is_empty()).then(|| (deny, actions.into_iter().collect()))
+    (!actions.is_empty()).then(|| {
+        let deny = Statement {
+            actions: vec!["*".to_owned()],
+            resources: resources.into_iter().collect(),
+            effect: Effect::Deny,
+        };
+        (deny, actions.into_iter().collect())
+    })
 }
 
 /// Whether `action` can apply to a resource of `resource_service` (`arn_service` of its

@@ -35,9 +35,22 @@ pub fn irsa_trust_for(
     issuer_host_path: &str,
     service_accounts: &[&ServiceAccountRef],
 ) -> PolicyDocument {
+    // Joined, not formatted: this runs for every role of every plan.
+    let joined = |parts: &[&str]| {
+        let mut text = String::with_capacity(parts.iter().map(|p| p.len()).sum());
+        parts.iter().for_each(|part| text.push_str(part));
+        text
+    };
     let subjects: Vec<String> = service_accounts
         .iter()
-        .map(|sa| format!("system:serviceaccount:{}:{}", sa.namespace, sa.name))
+        .map(|sa| {
+            joined(&[
+                "system:serviceaccount:",
+                sa.namespace.as_str(),
+                ":",
+                sa.name.as_str(),
+            ])
+        })
         .collect();
     let subject = match subjects.as_slice() {
         [one] => OneOrMany::One(one),
@@ -46,10 +59,10 @@ pub fn irsa_trust_for(
     // Keys in sorted order: `<issuer>:aud` before `<issuer>:sub`.
     let equals = [
         (
-            format!("{issuer_host_path}:aud"),
+            joined(&[issuer_host_path, ":aud"]),
             OneOrMany::One(IRSA_AUDIENCE),
         ),
-        (format!("{issuer_host_path}:sub"), subject),
+        (joined(&[issuer_host_path, ":sub"]), subject),
     ];
     PolicyDocument::written(&[TrustStatement {
         action: OneOrMany::One("sts:AssumeRoleWithWebIdentity"),
