@@ -28,7 +28,9 @@ pub(super) struct IndexReport<'a> {
 pub(super) struct NotObservedYet(WorkloadRef);
 
 /// Observed workloads by (namespace, name), each list sorted by kind.
-type WorkloadIndex<'a> = BTreeMap<(&'a str, &'a str), Vec<&'a ObservedWorkload>>;
+/// Sorted by (namespace, name, kind), in the observed order within each: one list for the
+/// whole cluster, looked up by halving (`workloads_named`).
+type WorkloadIndex<'a> = Vec<&'a ObservedWorkload>;
 
 impl<'a> Planner<'a> {
     pub(super) fn new(
@@ -203,13 +205,9 @@ impl<'a> Planner<'a> {
                 name: ServiceAccountName::new(workload.name.as_str()),
             });
         };
-        let found = index
-            .get(&(workload.namespace.as_str(), workload.name.as_str()))
-            .and_then(|candidates| {
-                candidates
-                    .iter()
-                    .find(|w| workload.kind.is_none_or(|kind| kind == w.kind))
-            });
+        let found = workloads_named(index, workload)
+            .iter()
+            .find(|w| workload.kind.is_none_or(|kind| kind == w.kind));
         match found {
             Some(observed) => Ok(observed.service_account()),
             None => Err(NotObservedYet(workload.clone())),
@@ -219,9 +217,7 @@ impl<'a> Planner<'a> {
     /// The kind of the observed workload a desired one resolves to (none when the cluster's
     /// workloads were not observed).
     pub(super) fn observed_kind(&self, workload: &WorkloadRef) -> Option<WorkloadKind> {
-        self.workloads
-            .as_ref()?
-            .get(&(workload.namespace.as_str(), workload.name.as_str()))?
+        workloads_named(self.workloads.as_ref()?, workload)
             .iter()
             .find(|w| workload.kind.is_none_or(|kind| kind == w.kind))
             .map(|w| w.kind)
@@ -384,22 +380,82 @@ fn index_addons(observed: &ObservedState) -> BTreeMap<ServiceAccountRef, &Observ
 }
 
 fn index_workloads(list: &[ObservedWorkload]) -> WorkloadIndex<'_> {
-    let mut index: WorkloadIndex<'_> = BTreeMap::new();
-    for workload in list {
-        index
-            .entry((workload.namespace.as_str(), workload.name.as_str()))
-            .or_default()
-            .push(workload);
-    }
-    for found in index.values_mut() {
-        found.sort_by_key(|w| w.kind);
-    }
+    let mut index: WorkloadIndex<'_> = list.iter().collect();
+    // Stable: workloads of one name and kind keep their observed order.
+    index.sort_by(|a, b| {
+        (a.namespace.as_str(), a.name.as_str(), a.kind).cmp(&(
+            b.namespace.as_str(),
+            b.name.as_str(),
+            b.kind,
+        ))
+    });
     index
+}
+
+/// The observed workloads of the declared workload's namespace and name, sorted by kind.
+fn workloads_named<'i, 'a>(
+    index: &'i WorkloadIndex<'a>,
+    workload: &WorkloadRef,
+) -> &'i [&'a ObservedWorkload] {
+    let key = (workload.namespace.as_str(), workload.name.as_str());
+    let start = index.partition_point(|w| (w.namespace.as_str(), w.name.as_str()) < key);
+    let end =
+        start + index[start..].partition_point(|w| (w.namespace.as_str(), w.name.as_str()) == key);
+    &index[start..end]
 }
 
 impl RoleIntent<'_> {
     /// The workloads the role is for, as the intents name them: what its warnings are about.
     pub(super) fn workload_refs(&self) -> Vec<WorkloadRef> {
         self.workloads.iter().map(|w| w.workload.clone()).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Namespace, WorkloadKind, WorkloadName};
+
+    fn observed(namespace: &str, name: &str, kind: WorkloadKind, sa: &str) -> ObservedWorkload {
+        ObservedWorkload {
+            namespace: Namespace::new(namespace),
+            name: WorkloadName::new(name),
+            kind,
+            service_account: sa.to_owned(),
+        }
+    }
+
+    fn declared(namespace: &str, name: &str) -> WorkloadRef {
+        WorkloadRef {
+            namespace: Namespace::new(namespace),
+            name: WorkloadName::new(name),
+            kind: None,
+        }
+    }
+
+    #[test]
+    fn workloads_are_found_by_namespace_and_name_sorted_by_kind_in_observed_order() {
+        let list = [
+            observed("shop", "api", WorkloadKind::StatefulSet, "db"),
+            observed("shop-2", "api", WorkloadKind::Deployment, "other-namespace"),
+            observed("shop", "api", WorkloadKind::Deployment, "first"),
+            observed("shop", "ap", WorkloadKind::Deployment, "shorter-name"),
+            observed("shop", "api", WorkloadKind::Deployment, "second"),
+            observed("shop", "apis", WorkloadKind::Job, "longer-name"),
+        ];
+        let index = index_workloads(&list);
+        let found = |namespace, name| -> Vec<&str> {
+            workloads_named(&index, &declared(namespace, name))
+                .iter()
+                .map(|w| w.service_account.as_str())
+                .collect()
+        };
+        assert_eq!(found("shop", "api"), ["first", "second", "db"]);
+        assert_eq!(found("shop", "ap"), ["shorter-name"]);
+        assert_eq!(found("shop", "apis"), ["longer-name"]);
+        assert_eq!(found("shop-2", "api"), ["other-namespace"]);
+        assert!(found("shop", "web").is_empty());
+        assert!(found("a", "api").is_empty());
+        assert!(found("zzz", "api").is_empty());
     }
 }

@@ -129,7 +129,8 @@ struct Planner<'a> {
     service_accounts: BTreeMap<(&'a str, &'a str), &'a ObservedServiceAccount>,
     associations: BTreeMap<ServiceAccountRef, Vec<&'a ObservedAssociation>>,
     addons: BTreeMap<ServiceAccountRef, &'a ObservedAddon>,
-    workloads: Option<BTreeMap<(&'a str, &'a str), Vec<&'a ObservedWorkload>>>,
+    /// The observed workloads, sorted by namespace, name and kind (`index::workloads_named`).
+    workloads: Option<Vec<&'a ObservedWorkload>>,
     held_bundle_tags: BTreeSet<String>,
     /// The role ARNs that some binding this system made still names (see `is_bound_anywhere`).
     bound_arns: BTreeSet<&'a str>,

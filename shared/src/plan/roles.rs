@@ -40,7 +40,12 @@ impl<'a> Planner<'a> {
     /// what binds it (the add-on that owns the ServiceAccount, else the mode's binding).
     pub(super) fn identify(&self, service_account: &'a ServiceAccountRef) -> RoleIdentity<'a> {
         let role = policy::role_name(&self.cluster.name, service_account);
-        let observed = self.roles.get(&role.key()).copied();
+        // A plan against an account with no roles yet looks up none.
+        let observed = if self.roles.is_empty() {
+            None
+        } else {
+            self.roles.get(&role.key()).copied()
+        };
         let arn = observed
             .map(|r| r.arn.clone())
             .unwrap_or_else(|| policy::role_arn(self.cluster, &self.path, &role));
