@@ -232,6 +232,20 @@ def role_statements(resources, role_id):
     return out
 
 
+def allows_put_events_only(st, who: str, negations, problems: list[str]) -> bool:
+    """For an Allow statement that may only put events: whether the rest of it is worth checking
+    (an Allow without any of `negations`); the problems with its actions go to `problems`."""
+    if st.get("Effect") != "Allow":
+        return False
+    if any(k in st for k in negations):
+        problems.append(f"{who} has an Allow with {'/'.join(negations)}; only events:PutEvents on the deployment's bus")
+        return False
+    acts = actions_of(st)
+    if [a.lower() for a in acts] != ["events:putevents"]:
+        problems.append(f"{who} allows {acts}; only events:PutEvents")
+    return True
+
+
 def label(where: str, index: int, statement) -> str:
     return f"{where}/{statement.get('Sid') or '#%d' % index}"
 
@@ -794,14 +808,8 @@ def check_event_forwarding(template) -> list[str]:
         buses = buses_of.setdefault(rid, set())
         for i, (where, st) in enumerate(role_statements(resources, rid)):
             name = label(where, i, st)
-            if st.get("Effect") != "Allow":
+            if not allows_put_events_only(st, f"{name}: the events forwarder role", ("NotAction", "NotResource"), problems):
                 continue
-            if "NotAction" in st or "NotResource" in st:
-                problems.append(f"{name}: the events forwarder role has an Allow with NotAction/NotResource; only events:PutEvents on the deployment's bus")
-                continue
-            acts = actions_of(st)
-            if [a.lower() for a in acts] != ["events:putevents"]:
-                problems.append(f"{name}: the events forwarder role allows {acts}; only events:PutEvents")
             for r in as_list(st.get("Resource")):
                 r = text(r)
                 if FORWARD_TO_BUS.match(r):
@@ -844,14 +852,8 @@ def check_event_forwarding(template) -> list[str]:
                            "Resource": OWN_BUS, "Condition": props.get("Condition")}]
         for i, st in enumerate(statements):
             name = label(rid, i, st)
-            if st.get("Effect") != "Allow":
+            if not allows_put_events_only(st, f"{name}: the event bus policy", ("NotPrincipal", "NotAction", "NotResource"), problems):
                 continue
-            if "NotPrincipal" in st or "NotAction" in st or "NotResource" in st:
-                problems.append(f"{name}: the event bus policy allows with NotPrincipal/NotAction/NotResource")
-                continue
-            acts = actions_of(st)
-            if [a.lower() for a in acts] != ["events:putevents"]:
-                problems.append(f"{name}: the event bus policy allows {acts}; only events:PutEvents")
             for r in as_list(st.get("Resource")):
                 if text(r) != OWN_BUS:
                     problems.append(f"{name}: the event bus policy grants on {text(r)!r}; only this account's default bus {OWN_BUS}")
