@@ -119,10 +119,12 @@ pub fn read_all(
     Ok(reports)
 }
 
-pub fn desired_state(reports: &[BundleReport]) -> DesiredState {
+/// The desired state the bundles give, their intents moved out of the reports (which keep
+/// their diagnostics): a fleet's intents are held once, not once as read and once as desired.
+pub fn desired_state(reports: &mut [BundleReport]) -> DesiredState {
     let mut desired = DesiredState::default();
     for report in reports {
-        report.add_to(&mut desired);
+        report.move_into(&mut desired);
     }
     desired
 }

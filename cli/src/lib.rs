@@ -391,8 +391,9 @@ fn observed_state(args: &PlanArgs) -> Result<ObservedState> {
     }
 }
 
-/// What `plan` reads before it plans: the bundles (their diagnostics already printed), the
-/// desired state they make, the observed state and the planner's settings.
+/// What `plan` reads before it plans: the bundles' reports (their diagnostics already printed,
+/// their intents moved into the desired state), the desired state, the observed state and
+/// the planner's settings.
 struct PlanInputs {
     reports: Vec<BundleReport>,
     errors: usize,
@@ -404,13 +405,13 @@ struct PlanInputs {
 impl PlanInputs {
     fn read(args: &PlanArgs) -> Result<Self> {
         let namespace = parse_namespace(args.namespace.as_deref())?;
-        let reports = bundles::read_all(
+        let mut reports = bundles::read_all(
             &parse_paths(&args.paths)?,
             namespace.as_ref(),
             &Limits::default(),
         )?;
         let errors = bundles::print_diagnostics(&reports);
-        let desired = bundles::desired_state(&reports);
+        let desired = bundles::desired_state(&mut reports);
         let observed = observed_state(args)?;
         let settings = Settings {
             mode: match args.mode {
@@ -457,7 +458,8 @@ fn left_to_exit<T>(value: T) {
 }
 
 /// The bundles' diagnostics that the `output` form shows: only JSON shows them again. The rest
-/// of the reports (every intent again, as parsed) is freed before planning.
+/// of the reports (the intents of invalid bundles, where each permission was declared) is
+/// freed before planning.
 fn diagnostics_shown(
     output: Output,
     reports: Vec<BundleReport>,

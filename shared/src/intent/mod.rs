@@ -198,6 +198,23 @@ impl BundleReport {
             }
             return;
         }
+        self.hold(desired);
+    }
+
+    /// [`BundleReport::add_to`], moving the intents into the desired state instead of copying
+    /// them: for a reader that keeps only the diagnostics afterwards (`eks-intents plan`, which
+    /// reads a whole fleet's intents). The report keeps no intents when its bundle was valid.
+    pub fn move_into(&mut self, desired: &mut DesiredState) {
+        if !self.is_valid() {
+            return self.hold(desired);
+        }
+        for intent in std::mem::take(&mut self.intents) {
+            desired.add(intent.workload, intent.permissions, intent.source);
+        }
+    }
+
+    /// An invalid bundle holds itself and every workload it names.
+    fn hold(&self, desired: &mut DesiredState) {
         desired.held.bundles.insert(self.key.clone());
         let named = self
             .intents

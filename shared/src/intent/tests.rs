@@ -166,6 +166,43 @@ fn seed_scenario_yields_three_workloads_and_skips_the_table() {
 }
 
 #[test]
+fn moving_intents_into_the_desired_state_gives_what_copying_gives() {
+    let reports = [
+        read("ack.yaml", seed!("ack-dynamodb-ci.yaml")),
+        read("worker.yaml", seed!("joke-worker-ci.yaml")),
+        read("syntax.yaml", fixture!("syntax-error-in-document-3.yaml")),
+        read("five-errors.yaml", fixture!("five-errors.yaml")),
+    ];
+    assert_eq!(
+        reports.iter().filter(|r| r.is_valid()).count(),
+        2,
+        "two valid bundles, two invalid ones"
+    );
+    let mut copied = DesiredState::default();
+    for report in &reports {
+        report.add_to(&mut copied);
+    }
+    let mut moved = DesiredState::default();
+    let mut taken = reports.clone();
+    for report in &mut taken {
+        report.move_into(&mut moved);
+    }
+    assert_eq!(moved, copied);
+    assert!(!moved.workloads.is_empty() && !moved.held.is_empty());
+    for (report, before) in taken.iter().zip(&reports) {
+        // A valid bundle's intents now live in the desired state only; an invalid one's stay.
+        let kept = if before.is_valid() {
+            0
+        } else {
+            before.intents.len()
+        };
+        assert_eq!(report.intents.len(), kept, "{}", report.key);
+        assert_eq!(report.errors, before.errors);
+        assert_eq!(report.notices, before.notices);
+    }
+}
+
+#[test]
 fn seed_scenario_as_one_archive() {
     let bytes = tgz(&[
         (
