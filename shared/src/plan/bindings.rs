@@ -285,7 +285,7 @@ impl<'a> Planner<'a> {
         });
         let mut restarts = Vec::with_capacity(intent.workloads.len());
         for workload in &intent.workloads {
-            let restart = match self.observed_kind(&workload.workload) {
+            let restart = match workload.observed_kind {
                 Some(kind) if rebinds => {
                     let rollable = matches!(
                         kind,

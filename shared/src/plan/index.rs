@@ -4,7 +4,7 @@
 //! which are held because a bundle that names them fails to read.
 
 use super::{
-    Plan, Planner, RoleIntent, Warning, WorkloadIdentity, WorkloadOutcome, WorkloadPlan,
+    Declared, Plan, Planner, RoleIntent, Warning, WorkloadIdentity, WorkloadOutcome, WorkloadPlan,
     WorkloadState,
 };
 use crate::model::{
@@ -100,7 +100,7 @@ impl<'a> Planner<'a> {
         let mut pending: Vec<(&DesiredWorkload, NotObservedYet)> = Vec::new();
         for workload in self.desired.workloads.values() {
             match self.resolve_service_account(&workload.workload) {
-                Ok(service_account) => {
+                Ok((service_account, observed_kind)) => {
                     intents
                         .entry(service_account)
                         .or_insert_with(|| RoleIntent {
@@ -109,7 +109,10 @@ impl<'a> Planner<'a> {
                             recommended: Vec::new(),
                         })
                         .workloads
-                        .push(workload);
+                        .push(Declared {
+                            desired: workload,
+                            observed_kind,
+                        });
                 }
                 Err(reason) => pending.push((workload, reason)),
             }
@@ -193,34 +196,27 @@ impl<'a> Planner<'a> {
         }
     }
 
-    /// The ServiceAccount a workload runs as. Without an observation of the cluster's
-    /// workloads (planning from files), a ServiceAccount named after the workload.
+    /// The ServiceAccount a workload runs as, and the kind of the observed workload it
+    /// resolves to. Without an observation of the cluster's workloads (planning from files),
+    /// a ServiceAccount named after the workload, and no kind.
     fn resolve_service_account(
         &self,
         workload: &WorkloadRef,
-    ) -> Result<ServiceAccountRef, NotObservedYet> {
+    ) -> Result<(ServiceAccountRef, Option<WorkloadKind>), NotObservedYet> {
         let Some(index) = &self.workloads else {
-            return Ok(ServiceAccountRef {
+            let service_account = ServiceAccountRef {
                 namespace: workload.namespace.clone(),
                 name: ServiceAccountName::new(workload.name.as_str()),
-            });
+            };
+            return Ok((service_account, None));
         };
         let found = workloads_named(index, workload)
             .iter()
             .find(|w| workload.kind.is_none_or(|kind| kind == w.kind));
         match found {
-            Some(observed) => Ok(observed.service_account()),
+            Some(observed) => Ok((observed.service_account(), Some(observed.kind))),
             None => Err(NotObservedYet(workload.clone())),
         }
-    }
-
-    /// The kind of the observed workload a desired one resolves to (none when the cluster's
-    /// workloads were not observed).
-    pub(super) fn observed_kind(&self, workload: &WorkloadRef) -> Option<WorkloadKind> {
-        workloads_named(self.workloads.as_ref()?, workload)
-            .iter()
-            .find(|w| workload.kind.is_none_or(|kind| kind == w.kind))
-            .map(|w| w.kind)
     }
 
     /// The ServiceAccount as the cluster has it, if it does.
@@ -399,9 +395,12 @@ fn workloads_named<'i, 'a>(
 ) -> &'i [&'a ObservedWorkload] {
     let key = (workload.namespace.as_str(), workload.name.as_str());
     let start = index.partition_point(|w| (w.namespace.as_str(), w.name.as_str()) < key);
-    let end =
-        start + index[start..].partition_point(|w| (w.namespace.as_str(), w.name.as_str()) == key);
-    &index[start..end]
+    // Mostly one workload of a name, rarely a few of different kinds: counted, not halved.
+    let found = index[start..]
+        .iter()
+        .take_while(|w| (w.namespace.as_str(), w.name.as_str()) == key)
+        .count();
+    &index[start..start + found]
 }
 
 impl RoleIntent<'_> {

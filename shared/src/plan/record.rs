@@ -37,10 +37,7 @@ impl Planner<'_> {
                 identity: WorkloadIdentity {
                     namespace: workload.workload.namespace.clone(),
                     workload: workload.workload.name.clone(),
-                    kind: workload
-                        .workload
-                        .kind
-                        .or_else(|| self.observed_kind(&workload.workload)),
+                    kind: workload.workload.kind.or(workload.observed_kind),
                     service_account: Some(service_account.clone()),
                     role_arn: Some(outcome.arn.clone()),
                     binding: outcome.binding.clone(),

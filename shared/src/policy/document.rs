@@ -56,8 +56,10 @@ impl PolicyDocument {
                 version: Self::VERSION,
             };
             match serde_json::to_writer(&mut *scratch, &canonical) {
-                // serde_json writes UTF-8 only.
-                Ok(()) => String::from_utf8_lossy(scratch).into_owned(),
+                // serde_json writes UTF-8 only: checked, never lost.
+                Ok(()) => {
+                    std::str::from_utf8(scratch).map_or_else(|_| String::new(), str::to_owned)
+                }
                 Err(_) => String::new(),
             }
         });
@@ -143,12 +145,15 @@ impl PolicyDocument {
     /// Size as IAM counts it against its quotas: characters, whitespace not counted.
     pub fn iam_size(&self) -> usize {
         let text = decoded(&self.text);
-        if text.is_ascii() {
-            // The ASCII characters `char::is_whitespace` names, counted a byte at a time.
-            return text
-                .bytes()
-                .filter(|b| !matches!(b, b'\t' | b'\n' | 0x0b | 0x0c | b'\r' | b' '))
-                .count();
+        // One pass over the bytes: the ASCII characters `char::is_whitespace` names, and
+        // whether any byte is not ASCII (then characters are counted instead).
+        let (mut spaces, mut wide) = (0, false);
+        for b in text.bytes() {
+            spaces += usize::from(matches!(b, b'\t' | b'\n' | 0x0b | 0x0c | b'\r' | b' '));
+            wide |= !b.is_ascii();
+        }
+        if !wide {
+            return text.len() - spaces;
         }
         text.chars().filter(|c| !c.is_whitespace()).count()
     }
