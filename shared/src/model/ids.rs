@@ -25,8 +25,9 @@ macro_rules! string_id {
         }
 
         impl $name {
-            pub fn new(value: impl Into<String>) -> Self {
-                Self(Arc::from(value.into()))
+            /// One allocation, whether the text comes owned or borrowed.
+            pub fn new(value: impl AsRef<str>) -> Self {
+                Self(Arc::from(value.as_ref()))
             }
             pub fn as_str(&self) -> &str {
                 &self.0
@@ -288,13 +289,17 @@ impl ClusterRef {
 
     /// `arn:<partition>:eks:<region>:<account>:cluster/<name>`
     pub fn arn(&self) -> String {
-        format!(
-            "arn:{}:eks:{}:{}:cluster/{}",
+        [
+            "arn:",
             self.partition(),
-            self.region,
-            self.account,
-            self.name
-        )
+            ":eks:",
+            self.region.as_str(),
+            ":",
+            self.account.as_str(),
+            ":cluster/",
+            self.name.as_str(),
+        ]
+        .concat()
     }
 }
 

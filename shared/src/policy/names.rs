@@ -37,10 +37,14 @@ pub const INLINE_POLICY_NAME: &str = "eks-intents";
 /// characters (or holds a character IAM refuses), it is cut and ends in `@` and a hash of the
 /// whole: `@` appears in no Kubernetes or cluster name, so a cut name never equals a whole one.
 pub fn role_name(cluster: &ClusterName, service_account: &ServiceAccountRef) -> RoleName {
-    let readable = format!(
-        "{}.{}.{}",
-        cluster, service_account.namespace, service_account.name
-    );
+    let readable = [
+        cluster.as_str(),
+        ".",
+        service_account.namespace.as_str(),
+        ".",
+        service_account.name.as_str(),
+    ]
+    .concat();
     if readable.len() <= ROLE_NAME_MAX && readable.chars().all(is_iam_name_char) {
         return RoleName::new(readable);
     }
@@ -55,7 +59,7 @@ pub fn role_name(cluster: &ClusterName, service_account: &ServiceAccountRef) -> 
 }
 
 fn is_iam_name_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || "_+=,.@-".contains(c)
+    c.is_ascii_alphanumeric() || matches!(c, '_' | '+' | '=' | ',' | '.' | '@' | '-')
 }
 
 /// The IAM path of everything the system owns for one cluster: `<base><cluster>/`.
@@ -70,13 +74,18 @@ pub fn cluster_path(base: &str, cluster: &ClusterName) -> String {
 }
 
 pub fn role_arn(cluster: &ClusterRef, path: &str, name: &RoleName) -> RoleArn {
-    RoleArn::new(format!(
-        "arn:{}:iam::{}:role{}{}",
-        cluster.partition(),
-        cluster.account,
-        path,
-        name
-    ))
+    RoleArn::new(
+        [
+            "arn:",
+            cluster.partition(),
+            ":iam::",
+            cluster.account.as_str(),
+            ":role",
+            path,
+            name.as_str(),
+        ]
+        .concat(),
+    )
 }
 
 /// The managed policy holding part `part` (1-based) of a split permission policy.
@@ -123,11 +132,7 @@ pub fn short_hash_of(parts: &[&str], len: usize) -> String {
 /// characters. Other characters become `_`; a value too long is cut and ends in a hash.
 pub fn tag_value(raw: &str) -> String {
     // Most values (names of namespaces, ServiceAccounts, bundles) are already clean.
-    if raw.len() <= TAG_VALUE_MAX
-        && raw
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b" _.:/=+-@".contains(&b))
-    {
+    if is_clean_tag_value(raw) {
         return raw.to_owned();
     }
     let clean: String = raw
@@ -149,13 +154,35 @@ pub fn tag_value(raw: &str) -> String {
     format!("{prefix}+{hash}")
 }
 
+/// A value [`tag_value`] keeps as it is: short enough, and only ASCII of the allowed kinds.
+fn is_clean_tag_value(raw: &str) -> bool {
+    raw.len() <= TAG_VALUE_MAX
+        && raw.bytes().all(|b| {
+            b.is_ascii_alphanumeric()
+                || matches!(
+                    b,
+                    b' ' | b'_' | b'.' | b':' | b'/' | b'=' | b'+' | b'-' | b'@'
+                )
+        })
+}
+
 /// The tags that make anything the system creates its own, for this cluster (`ownership`
 /// reads them back): every role, managed policy, association and OIDC provider carries them.
 pub fn ownership_tags(cluster: &ClusterRef) -> BTreeMap<String, String> {
     BTreeMap::from([
         (OWNER_TAG.to_owned(), OWNER_VALUE.to_owned()),
-        (CLUSTER_TAG.to_owned(), tag_value(&cluster.arn())),
+        (CLUSTER_TAG.to_owned(), cluster_tag_value(cluster)),
     ])
+}
+
+/// The value of `CLUSTER_TAG`: the cluster's ARN as a tag value (made once, not copied).
+fn cluster_tag_value(cluster: &ClusterRef) -> String {
+    let arn = cluster.arn();
+    if is_clean_tag_value(&arn) {
+        arn
+    } else {
+        tag_value(&arn)
+    }
 }
 
 /// The ownership and identity tags of a workload's role.
@@ -231,7 +258,7 @@ pub fn ownership(tags: &BTreeMap<String, String>, cluster: &ClusterRef) -> Owner
         return Ownership::Foreign;
     }
     match tags.get(CLUSTER_TAG) {
-        Some(arn) if *arn == tag_value(&cluster.arn()) => Ownership::Ours,
+        Some(arn) if *arn == cluster_tag_value(cluster) => Ownership::Ours,
         Some(other) => Ownership::OtherCluster(other.clone()),
         None => Ownership::Foreign,
     }
