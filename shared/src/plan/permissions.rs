@@ -58,7 +58,7 @@ impl<'a> Planner<'a> {
                 actions: broad,
             });
         }
-        let mut statements = policy::permission_statements(&permissions);
+        let mut statements = policy::permission_statements(permissions);
         // Pod Identity chains from the workload's role into its target role.
         if let Some(target) = &target
             && self.settings.mode == BindingMode::PodIdentity

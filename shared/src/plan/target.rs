@@ -198,7 +198,7 @@ impl<'a> Planner<'a> {
         if !named.is_empty() {
             return Err(Refusal::SystemResources { named });
         }
-        let mut statements = policy::permission_statements(permissions);
+        let mut statements = policy::permission_statements(permissions.iter().cloned());
         statements.extend(policy::system_denial(permissions, &system).map(|(deny, _)| deny));
         Ok(statements)
     }

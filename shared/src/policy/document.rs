@@ -7,6 +7,7 @@ use crate::model::Permission;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Value, json};
 use std::borrow::Cow;
+use std::ops::Range;
 
 /// An IAM policy document, kept as JSON text: as the system wrote it (compact, keys sorted) or
 /// as IAM returned it (possibly percent-encoded, in IAM's own order). Text is small and cheap to
@@ -356,32 +357,51 @@ impl Statement {
 }
 
 /// The fewest statements that grant exactly `permissions`: resources that need the same set of
-/// actions share one statement. Deterministic: the order follows the sorted action sets.
-pub fn permission_statements<'a>(
-    permissions: impl IntoIterator<Item = &'a Permission>,
-) -> Vec<Statement> {
+/// actions share one statement. Deterministic: the order follows the sorted action sets. The
+/// permissions' text moves into the statements, copied nowhere.
+pub fn permission_statements(permissions: impl IntoIterator<Item = Permission>) -> Vec<Statement> {
     // (resource, action), sorted and unique: each resource's actions side by side, in order.
-    let mut pairs: Vec<(&str, &str)> = permissions
+    let mut pairs: Vec<(String, String)> = permissions
         .into_iter()
-        .map(|p| (p.resource.as_str(), p.action.as_str()))
+        .map(|p| (p.resource, p.action))
         .collect();
     pairs.sort_unstable();
     pairs.dedup();
-    // Each resource with its actions, ordered by the list of actions (as sets of them order),
+    // Each resource's run of pairs, ordered by its list of actions (as sets of them order),
     // then by resource: resources with the same actions side by side, make one statement.
-    let mut by_resource: Vec<&[(&str, &str)]> = pairs.chunk_by(|a, b| a.0 == b.0).collect();
-    fn actions_of<'r, 'a>(run: &'r [(&'a str, &'a str)]) -> impl Iterator<Item = &'a str> + 'r {
-        run.iter().map(|(_, action)| *action)
+    let mut runs: Vec<Range<usize>> = Vec::new();
+    for run in pairs.chunk_by(|a, b| a.0 == b.0) {
+        let start = runs.last().map_or(0, |r| r.end);
+        runs.push(start..start + run.len());
     }
-    by_resource.sort_by(|a, b| actions_of(a).cmp(actions_of(b)).then(a[0].0.cmp(b[0].0)));
-    by_resource
+    let actions_of = |run: &Range<usize>| pairs[run.clone()].iter().map(|(_, action)| action);
+    runs.sort_by(|a, b| {
+        actions_of(a)
+            .cmp(actions_of(b))
+            .then_with(|| pairs[a.start].0.cmp(&pairs[b.start].0))
+    });
+    let groups: Vec<usize> = runs
         .chunk_by(|a, b| actions_of(a).eq(actions_of(b)))
-        .map(|same| Statement {
-            actions: actions_of(same[0]).map(str::to_owned).collect(),
-            resources: same.iter().map(|run| run[0].0.to_owned()).collect(),
+        .map(<[_]>::len)
+        .collect();
+    let mut statements = Vec::with_capacity(groups.len());
+    let mut rest = runs.as_slice();
+    for len in groups {
+        let (same, after) = rest.split_at(len);
+        rest = after;
+        statements.push(Statement {
+            actions: pairs[same[0].clone()]
+                .iter_mut()
+                .map(|(_, action)| std::mem::take(action))
+                .collect(),
+            resources: same
+                .iter()
+                .map(|run| std::mem::take(&mut pairs[run.start].0))
+                .collect(),
             effect: Effect::Allow,
-        })
-        .collect()
+        });
+    }
+    statements
 }
 
 #[cfg(test)]
@@ -455,7 +475,7 @@ mod tests {
                 .collect();
             chosen.extend(chosen.clone().into_iter().rev());
             assert_eq!(
-                permission_statements(&chosen),
+                permission_statements(chosen.iter().cloned()),
                 grouped_through_sets(&chosen),
                 "{chosen:?}"
             );
@@ -470,7 +490,7 @@ mod tests {
             perm("dynamodb:GetItem", "arn:aws:dynamodb:eu-west-2:1:table/t"),
             perm("s3:GetObject", "arn:aws:s3:::a/*"),
         ];
-        let statements = permission_statements(&perms);
+        let statements = permission_statements(perms.iter().cloned());
         assert_eq!(
             statements,
             vec![
@@ -502,7 +522,7 @@ mod tests {
         ];
         let doc = |p: &[Permission]| {
             PolicyDocument::from_statements(
-                permission_statements(p)
+                permission_statements(p.iter().cloned())
                     .iter()
                     .map(Statement::to_value)
                     .collect(),
