@@ -25,18 +25,34 @@ pub(super) struct PlainDocument<'a> {
 }
 
 /// Values by key (principal kinds, condition keys), sorted as a JSON value's keys are.
-type Keyed<T> = BTreeMap<String, T>;
+type Keyed<'a, T> = BTreeMap<Key<'a>, T>;
+
+/// A key of a JSON object, borrowed from the text when it holds no escape.
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Key<'a>(Cow<'a, str>);
+
+impl Serialize for Key<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Key<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Text::deserialize(deserializer).map(|text| Key(text.0))
+    }
+}
 
 #[derive(Debug, PartialEq, Eq, Serialize)]
 struct PlainStatement<'a> {
     #[serde(rename = "Action")]
     action: Strings<'a>,
     #[serde(rename = "Condition", skip_serializing_if = "Option::is_none")]
-    condition: Option<Keyed<Keyed<Strings<'a>>>>,
+    condition: Option<Keyed<'a, Keyed<'a, Strings<'a>>>>,
     #[serde(rename = "Effect")]
     effect: Cow<'a, str>,
     #[serde(rename = "Principal", skip_serializing_if = "Option::is_none")]
-    principal: Option<Keyed<Strings<'a>>>,
+    principal: Option<Keyed<'a, Strings<'a>>>,
     #[serde(rename = "Resource", skip_serializing_if = "Option::is_none")]
     resource: Option<Strings<'a>>,
 }
@@ -102,15 +118,18 @@ impl<'a> PlainDocument<'a> {
             for ids in statement.principal.iter_mut().flat_map(|p| p.values_mut()) {
                 ids.make_set(false);
             }
-            if let Some(condition) = &mut statement.condition {
-                for keys in condition.values_mut() {
+            for keys in statement.condition.iter_mut().flat_map(|c| c.values_mut()) {
+                keys.values_mut().for_each(|values| values.make_set(false));
+                // Lower-cased keys may sort otherwise, or meet: the map is made again.
+                if fold_case
+                    && keys
+                        .keys()
+                        .any(|k| k.0.bytes().any(|b| b.is_ascii_uppercase()))
+                {
                     *keys = std::mem::take(keys)
                         .into_iter()
-                        .map(|(mut key, mut values)| {
-                            if fold_case {
-                                key.make_ascii_lowercase();
-                            }
-                            values.make_set(false);
+                        .map(|(mut key, values)| {
+                            key.0.to_mut().make_ascii_lowercase();
                             (key, values)
                         })
                         .collect();
