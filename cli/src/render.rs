@@ -36,6 +36,10 @@ impl<'a> Current<'a> {
     }
 
     fn role(&self, role: &RoleName) -> Option<&'a ObservedRole> {
+        // No key made where there is nothing to find (an account without roles yet).
+        if self.roles.is_empty() {
+            return None;
+        }
         self.roles.get(&role.key()).copied()
     }
 }
