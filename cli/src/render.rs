@@ -6,7 +6,7 @@
 use eks_intents::intent::Diagnostic;
 use eks_intents::model::{BindingMode, ObservedRole, ObservedState, RoleKey, RoleName};
 use eks_intents::plan::{Action, Plan, WorkloadState};
-use eks_intents::policy::PolicyDocument;
+use eks_intents::policy::{Indented, PolicyDocument};
 use serde::ser::{Error as _, SerializeSeq};
 use serde::{Serialize, Serializer};
 use std::collections::{HashMap, HashSet};
@@ -346,8 +346,9 @@ pub fn json(plan: &JsonPlan, out: &mut impl Write) -> io::Result<()> {
         warnings: Vec<String>,
         workloads: &'a [eks_intents::plan::WorkloadPlan],
     }
-    serde_json::to_writer_pretty(
-        &mut *out,
+    // `serde_json`'s pretty form, each line's indent written at once.
+    let mut pretty = serde_json::Serializer::with_formatter(&mut *out, Indented::new(b""));
+    Serialize::serialize(
         &Sorted {
             actions: &plan.plan.actions,
             cluster: Entries::One(&plan.observed.cluster),
@@ -358,6 +359,7 @@ pub fn json(plan: &JsonPlan, out: &mut impl Write) -> io::Result<()> {
             warnings: plan.plan.warnings.iter().map(ToString::to_string).collect(),
             workloads: &plan.plan.workloads,
         },
+        &mut pretty,
     )?;
     writeln!(out)
 }

@@ -161,8 +161,10 @@ impl PolicyDocument {
 }
 
 /// `serde_json`'s pretty form (two spaces a level), every line behind a prefix: the same bytes
-/// as pretty-printing first and putting the prefix before each line after.
-struct Indented {
+/// as pretty-printing first and putting the prefix before each line after. Each line break and
+/// its indent is one write, where `serde_json::ser::PrettyFormatter` makes one per level: with
+/// no prefix, the formatter of the JSON plan, tens of megabytes deep in nested objects.
+pub struct Indented {
     /// A line break, the prefix, then the indent of the deepest level so far.
     line: Vec<u8>,
     /// The length of `line` up to the prefix's end.
@@ -172,7 +174,7 @@ struct Indented {
 }
 
 impl Indented {
-    fn new(prefix: &[u8]) -> Self {
+    pub fn new(prefix: &[u8]) -> Self {
         let mut line = Vec::with_capacity(1 + prefix.len() + 16);
         line.push(b'\n');
         line.extend_from_slice(prefix);
@@ -406,6 +408,37 @@ pub fn permission_statements(permissions: impl IntoIterator<Item = Permission>) 
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn indented_is_pretty_json_with_the_prefix_before_each_line() {
+        let values = [
+            json!({}),
+            json!([]),
+            json!("a\nb \"c\""),
+            json!([[], {}, [[]], [{}], {"a": []}, {"a": {}}, 1, null]),
+            json!({"b": [1, [2, [3, {"c": {"d": [true, "e"]}}]], {}], "a": {"x": [], "y": "z"}}),
+        ];
+        for value in &values {
+            for prefix in ["", "  > "] {
+                let mut written = prefix.as_bytes().to_vec();
+                let mut serializer = serde_json::Serializer::with_formatter(
+                    &mut written,
+                    Indented::new(prefix.as_bytes()),
+                );
+                value.serialize(&mut serializer).unwrap();
+                let expected: Vec<String> = serde_json::to_string_pretty(value)
+                    .unwrap()
+                    .lines()
+                    .map(|line| format!("{prefix}{line}"))
+                    .collect();
+                assert_eq!(
+                    String::from_utf8(written).unwrap(),
+                    expected.join("\n"),
+                    "{value}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn the_iam_size_skips_the_whitespace_char_names_ascii_or_not() {
         for text in [

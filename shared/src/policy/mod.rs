@@ -24,7 +24,7 @@ pub use danger::{
     DangerException, ESCALATIONS, Escalation, NOT_DANGEROUS_ALONE, SECRET_READS, action_matches,
     broad, broad_warning, danger, reach,
 };
-pub use document::{Effect, PolicyDocument, Statement, permission_statements};
+pub use document::{Effect, Indented, PolicyDocument, Statement, permission_statements};
 pub use names::*;
 pub use normalize::{canonical_json, display_form, normalize};
 pub use protect::{names_system_resource, overlap, system_denial, system_resources, within};
