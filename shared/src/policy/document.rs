@@ -447,10 +447,13 @@ mod tests {
 
     #[test]
     fn the_iam_size_skips_the_whitespace_char_names_ascii_or_not() {
+        // Longer than one counting chunk (255 bytes), every kind of ASCII whitespace in it.
+        let long = format!("{{\"a\": \"{}\"}}", "x \t\n\u{0b}\u{0c}\r".repeat(300));
         for text in [
             "{\"a\": [1, 2]}",
             "{\t\"a\":\u{0b}\"b c\"\r\n}",
             "{\"é\": \"\u{2003}x\"}",
+            &long,
         ] {
             let expected = text.chars().filter(|c| !c.is_whitespace()).count();
             assert_eq!(
