@@ -238,14 +238,14 @@ pub fn read_bundle(input: &BundleInput<'_>, limits: &Limits) -> BundleReport {
 
 /// The placeholders Otterize lets ARNs carry, resolved for one cluster's region and account.
 pub fn resolve_placeholders(arn: &str, region: &str, account: &str) -> String {
-    let Some(first) = arn.find("$(") else {
+    let Some(first) = next_placeholder(arn) else {
         return arn.to_owned();
     };
     // One pass, into one string: this runs for every permission of every plan.
     let mut out = String::with_capacity(arn.len() + region.len() + account.len());
     out.push_str(&arn[..first]);
     let mut rest = &arn[first..];
-    while let Some(at) = rest.find("$(") {
+    while let Some(at) = next_placeholder(rest) {
         out.push_str(&rest[..at]);
         rest = &rest[at..];
         if let Some(after) = rest.strip_prefix("$(AWS_REGION)") {
@@ -261,4 +261,19 @@ pub fn resolve_placeholders(arn: &str, region: &str, account: &str) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// Where the first `$(` in `text` starts: found by its `$`, without setting up a search for
+/// the two bytes (most ARNs have no `$` at all).
+fn next_placeholder(text: &str) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let mut from = 0;
+    while let Some(found) = bytes[from..].iter().position(|&b| b == b'$') {
+        let at = from + found;
+        if bytes.get(at + 1) == Some(&b'(') {
+            return Some(at);
+        }
+        from = at + 1;
+    }
+    None
 }

@@ -836,6 +836,8 @@ fn placeholders_resolve_in_one_pass_as_replacing_each_in_turn_would() {
         "$(AWS_ACCOUNT_$(AWS_REGION)ID)",
         "x$(AWS_REGION",
         "ü$(AWS_REGION)ü",
+        "a$b$$(AWS_REGION)$",
+        "$",
     ] {
         let in_turn = arn
             .replace("$(AWS_REGION)", "eu-west-2")
