@@ -346,21 +346,24 @@ pub fn json(plan: &JsonPlan, out: &mut impl Write) -> io::Result<()> {
         warnings: Vec<String>,
         workloads: &'a [eks_intents::plan::WorkloadPlan],
     }
-    // `serde_json`'s pretty form, each line's indent written at once.
+    // `serde_json`'s pretty form, each line's indent written at once, and the system's own
+    // documents re-indented from their text rather than read back first.
     let mut pretty = serde_json::Serializer::with_formatter(&mut *out, Indented::new(b""));
-    Serialize::serialize(
-        &Sorted {
-            actions: &plan.plan.actions,
-            cluster: Entries::One(&plan.observed.cluster),
-            errors: Entries::Seq(&plan.errors),
-            mode: plan.mode,
-            notices: Entries::Seq(&plan.notices),
-            orphans: Entries::Seq(&plan.plan.orphans),
-            warnings: plan.plan.warnings.iter().map(ToString::to_string).collect(),
-            workloads: &plan.plan.workloads,
-        },
-        &mut pretty,
-    )?;
+    PolicyDocument::raw_within(|| {
+        Serialize::serialize(
+            &Sorted {
+                actions: &plan.plan.actions,
+                cluster: Entries::One(&plan.observed.cluster),
+                errors: Entries::Seq(&plan.errors),
+                mode: plan.mode,
+                notices: Entries::Seq(&plan.notices),
+                orphans: Entries::Seq(&plan.plan.orphans),
+                warnings: plan.plan.warnings.iter().map(ToString::to_string).collect(),
+                workloads: &plan.plan.workloads,
+            },
+            &mut pretty,
+        )
+    })?;
     writeln!(out)
 }
 

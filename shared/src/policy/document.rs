@@ -15,9 +15,27 @@ use std::ops::Range;
 ///
 /// In JSON (plans, snapshots) a document is written as the object it holds; a snapshot may give
 /// either an object or the text IAM returned.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct PolicyDocument {
     text: String,
+    /// The text is the system's canonical form (compact, keys sorted at every depth, as
+    /// `serde_json` writes strings), so its JSON value is written by re-indenting it.
+    canonical: bool,
+}
+
+/// Two documents are equal when their text is: how the text came to be does not count.
+impl PartialEq for PolicyDocument {
+    fn eq(&self, other: &Self) -> bool {
+        self.text == other.text
+    }
+}
+
+impl Eq for PolicyDocument {}
+
+thread_local! {
+    /// Set while [`PolicyDocument::raw_within`] runs: canonical documents serialize as their
+    /// text, for a formatter that re-indents it ([`Indented`]).
+    static RAW: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 impl PolicyDocument {
@@ -64,19 +82,42 @@ impl PolicyDocument {
                 Err(_) => String::new(),
             }
         });
-        PolicyDocument { text }
+        PolicyDocument {
+            text,
+            canonical: true,
+        }
     }
 
     /// A document from its JSON value, in canonical compact form.
     pub fn from_value(value: &Value) -> Self {
         PolicyDocument {
             text: canonical_json(value),
+            canonical: true,
         }
     }
 
     /// A document as IAM returned it: JSON text, percent-encoded or not.
     pub fn from_text(text: impl Into<String>) -> Self {
-        PolicyDocument { text: text.into() }
+        PolicyDocument {
+            text: text.into(),
+            canonical: false,
+        }
+    }
+
+    /// Runs `write` with every canonical document serializing as its text (a `serde_json`
+    /// raw value) instead of as the value read back from it: the same JSON, without parsing
+    /// each document again, for a serializer whose formatter lays raw text out as it lays
+    /// values out ([`Indented`]; `serde_json`'s `PrettyFormatter` would leave it compact). The
+    /// JSON plan shows tens of thousands of documents.
+    pub fn raw_within<T>(write: impl FnOnce() -> T) -> T {
+        struct Reset(bool);
+        impl Drop for Reset {
+            fn drop(&mut self) {
+                RAW.set(self.0);
+            }
+        }
+        let _reset = Reset(RAW.replace(true));
+        write()
     }
 
     /// The JSON text, percent-decoded when IAM had encoded it.
@@ -284,6 +325,61 @@ impl serde_json::ser::Formatter for Indented {
         self.has_value = true;
         Ok(())
     }
+
+    /// Compact JSON (a raw value), laid out as its value would be: a line for each element
+    /// and key, `{}` and `[]` for empty ones, strings and scalars copied as they are.
+    fn write_raw_fragment<W: ?Sized + std::io::Write>(
+        &mut self,
+        out: &mut W,
+        fragment: &str,
+    ) -> std::io::Result<()> {
+        let bytes = fragment.as_bytes();
+        // Where the bytes not yet written start.
+        let mut from = 0;
+        let mut at = 0;
+        while at < bytes.len() {
+            let byte = bytes[at];
+            let structural = matches!(byte, b'{' | b'[' | b'}' | b']' | b',' | b':');
+            if byte == b'"' {
+                // To the closing quote, over escaped characters.
+                at += 1;
+                while at < bytes.len() && bytes[at] != b'"' {
+                    at += if bytes[at] == b'\\' { 2 } else { 1 };
+                }
+                at += 1;
+                continue;
+            }
+            if !structural {
+                at += 1;
+                continue;
+            }
+            out.write_all(&bytes[from..at])?;
+            match byte {
+                b'{' | b'[' if matches!(bytes.get(at + 1), Some(b'}' | b']')) => {
+                    out.write_all(&bytes[at..at + 2])?;
+                    at += 1;
+                }
+                b'{' | b'[' => {
+                    self.level += 1;
+                    out.write_all(&[byte])?;
+                    self.new_line(out)?;
+                }
+                b'}' | b']' => {
+                    self.level -= 1;
+                    self.new_line(out)?;
+                    out.write_all(&[byte])?;
+                }
+                b',' => {
+                    out.write_all(b",")?;
+                    self.new_line(out)?;
+                }
+                _ => out.write_all(b": ")?,
+            }
+            at += 1;
+            from = at;
+        }
+        out.write_all(&bytes[from.min(bytes.len())..])
+    }
 }
 
 /// IAM returns documents percent-encoded; text that already looks like JSON is taken as is.
@@ -298,6 +394,12 @@ fn decoded(text: &str) -> Cow<'_, str> {
 /// As its JSON value; one of the plain shape is written straight from its text.
 impl Serialize for PolicyDocument {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if self.canonical
+            && RAW.get()
+            && let Ok(raw) = serde_json::from_str::<&serde_json::value::RawValue>(&self.text)
+        {
+            return raw.serialize(serializer);
+        }
         match PlainDocument::parse(&decoded(&self.text)) {
             Some(plain) => plain.serialize(serializer),
             None => self.value().serialize(serializer),
@@ -414,6 +516,74 @@ pub fn permission_statements(permissions: impl IntoIterator<Item = Permission>) 
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn raw_documents_are_laid_out_as_their_values_are() {
+        let documents = [
+            PolicyDocument::allowing(&permission_statements(
+                [
+                    ("s3:GetObject", "arn:aws:s3:::b/*"),
+                    ("sqs:SendMessage", "*"),
+                ]
+                .map(|(a, r)| Permission {
+                    action: a.into(),
+                    resource: r.into(),
+                }),
+            )),
+            crate::policy::irsa_trust_for("arn:aws:iam::1:oidc-provider/o/id/A", "o/id/A", &[]),
+            PolicyDocument::from_value(&json!({
+                "Version": "1",
+                "Statement": [{"Effect": "Allow", "Action": [], "Resource": {}, "Sid": "a\"b\\c\u{1}é"}],
+                "Z": [[], {}, [[]], [{}], {"a": [1, 2.5, -3e-7, true, null]}],
+            })),
+            PolicyDocument::from_value(&json!({})),
+            PolicyDocument::from_value(&json!([])),
+            // Not the system's own text: read back and written as its value, as always.
+            PolicyDocument::from_text(
+                r#"{"Version":"1", "Statement":[{"Effect":"Allow","Action":"a"}]}"#,
+            ),
+            PolicyDocument::from_text("%7B%22Statement%22%3A%5B%5D%7D"),
+        ];
+        #[derive(Serialize)]
+        struct Nested<'a> {
+            deeper: Vec<&'a PolicyDocument>,
+            document: &'a PolicyDocument,
+        }
+        for document in &documents {
+            let nested = Nested {
+                deeper: vec![document, document],
+                document,
+            };
+            let written = |raw: bool| {
+                let mut out = Vec::new();
+                let mut serializer =
+                    serde_json::Serializer::with_formatter(&mut out, Indented::new(b""));
+                let result = if raw {
+                    PolicyDocument::raw_within(|| nested.serialize(&mut serializer))
+                } else {
+                    nested.serialize(&mut serializer)
+                };
+                result.unwrap();
+                String::from_utf8(out).unwrap()
+            };
+            assert_eq!(written(true), written(false), "{document:?}");
+            assert_eq!(
+                written(true),
+                serde_json::to_string_pretty(&nested).unwrap()
+            );
+            // The raw path is taken for the system's own text: `serde_json`'s own pretty
+            // formatter leaves a raw value as it is, compact.
+            let pretty = || serde_json::to_string_pretty(document).unwrap();
+            let raw = PolicyDocument::raw_within(pretty);
+            assert_eq!(raw == document.text, document.canonical, "{raw}");
+            assert_eq!(
+                raw == pretty(),
+                !document.canonical || raw.len() <= 2,
+                "{raw}"
+            );
+        }
+        assert!(!RAW.get(), "the mode ends with the call");
+    }
+
     #[test]
     fn indented_is_pretty_json_with_the_prefix_before_each_line() {
         let values = [
