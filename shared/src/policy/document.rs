@@ -327,7 +327,9 @@ impl serde_json::ser::Formatter for Indented {
     }
 
     /// Compact JSON (a raw value), laid out as its value would be: a line for each element
-    /// and key, `{}` and `[]` for empty ones, strings and scalars copied as they are.
+    /// and key, `{}` and `[]` for empty ones, strings and scalars copied as they are. Each run
+    /// of text is written with the punctuation that ends it, a closing bracket with the run
+    /// that follows it: about two writes a line.
     fn write_raw_fragment<W: ?Sized + std::io::Write>(
         &mut self,
         out: &mut W,
@@ -337,48 +339,48 @@ impl serde_json::ser::Formatter for Indented {
         // Where the bytes not yet written start.
         let mut from = 0;
         let mut at = 0;
-        while at < bytes.len() {
-            let byte = bytes[at];
-            let structural = matches!(byte, b'{' | b'[' | b'}' | b']' | b',' | b':');
-            if byte == b'"' {
-                // To the closing quote, over escaped characters.
-                at += 1;
-                while at < bytes.len() && bytes[at] != b'"' {
-                    at += if bytes[at] == b'\\' { 2 } else { 1 };
-                }
-                at += 1;
-                continue;
-            }
-            if !structural {
-                at += 1;
-                continue;
-            }
-            out.write_all(&bytes[from..at])?;
+        while let Some(&byte) = bytes.get(at) {
             match byte {
-                b'{' | b'[' if matches!(bytes.get(at + 1), Some(b'}' | b']')) => {
-                    out.write_all(&bytes[at..at + 2])?;
+                b'"' => {
+                    // To the closing quote, over escaped characters.
                     at += 1;
+                    while let Some(&inside) = bytes.get(at) {
+                        match inside {
+                            b'"' => break,
+                            b'\\' => at += 2,
+                            _ => at += 1,
+                        }
+                    }
                 }
+                b'{' | b'[' if matches!(bytes.get(at + 1), Some(b'}' | b']')) => at += 1,
                 b'{' | b'[' => {
                     self.level += 1;
-                    out.write_all(&[byte])?;
+                    out.write_all(&bytes[from..=at])?;
                     self.new_line(out)?;
+                    from = at + 1;
+                }
+                b',' => {
+                    out.write_all(&bytes[from..=at])?;
+                    self.new_line(out)?;
+                    from = at + 1;
                 }
                 b'}' | b']' => {
                     self.level -= 1;
+                    out.write_all(&bytes[from..at])?;
                     self.new_line(out)?;
-                    out.write_all(&[byte])?;
+                    // The bracket goes out with what follows it.
+                    from = at;
                 }
-                b',' => {
-                    out.write_all(b",")?;
-                    self.new_line(out)?;
+                b':' => {
+                    out.write_all(&bytes[from..=at])?;
+                    out.write_all(b" ")?;
+                    from = at + 1;
                 }
-                _ => out.write_all(b": ")?,
+                _ => {}
             }
             at += 1;
-            from = at;
         }
-        out.write_all(&bytes[from.min(bytes.len())..])
+        out.write_all(bytes.get(from..).unwrap_or_default())
     }
 }
 
