@@ -2,7 +2,8 @@
 //! every run in a process of its own (so each peak is its own), and the ratios to parsing.
 //!
 //! `cargo run --release -p eks-intents-cli --bin bench-plan [WORKLOADS] [RUNS]` (10,000
-//! workloads in bundles of 100, 3 runs of each measure). Two scenarios: an empty account (every
+//! workloads in bundles of 100, 3 rounds of the three measures, taken in turn; each child's
+//! output read through a pipe and counted, not kept). Two scenarios: an empty account (every
 //! role created, documents shown whole) and an account where every role exists with an inline
 //! policy that lacks one action (every policy shown as a diff). Linux only: the figures come from
 //! `/proc/self/stat` (user + system time) and `/proc/self/status` (`VmHWM`).
@@ -12,6 +13,7 @@
 use eks_intents::process::{cpu_time, peak_rss_kib};
 use serde_json::{Value, json};
 use std::ffi::OsString;
+use std::io::Read;
 use std::path::Path;
 use std::process::{Command, ExitCode, Stdio};
 
@@ -83,18 +85,46 @@ struct Figures {
     output: usize,
 }
 
+/// Runs one measure in a child and reads its output through a pipe, counting the bytes
+/// without keeping them (the parent holds no copy of tens of megabytes while the child runs).
 fn run_child(what: &str, command: &[OsString]) -> Result<Figures, String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
-    let out = Command::new(exe)
+    let mut child = Command::new(exe)
         .arg("--measure")
         .arg(what)
         .args(command)
         .stdin(Stdio::null())
-        .output()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .map_err(|e| format!("cannot start a child: {e}"))?;
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    if !out.status.success() {
-        return Err(format!("child {what} failed ({}): {stderr}", out.status));
+    let (Some(mut stdout), Some(mut stderr)) = (child.stdout.take(), child.stderr.take()) else {
+        return Err("a child without its pipes".to_owned());
+    };
+    // The child's messages are read beside its output, so that neither pipe fills and blocks it.
+    let messages = std::thread::spawn(move || {
+        let mut text = Vec::new();
+        stderr.read_to_end(&mut text).map(|_| text)
+    });
+    let mut output = 0;
+    let mut buffer = vec![0u8; 1 << 16];
+    loop {
+        match stdout.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => output += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(format!("cannot read a child's output: {e}")),
+        }
+    }
+    let status = child
+        .wait()
+        .map_err(|e| format!("cannot wait for a child: {e}"))?;
+    let stderr = match messages.join() {
+        Ok(Ok(text)) => String::from_utf8_lossy(&text).into_owned(),
+        _ => return Err(format!("cannot read the messages of child {what}")),
+    };
+    if !status.success() {
+        return Err(format!("child {what} failed ({status}): {stderr}"));
     }
     let figures = stderr
         .lines()
@@ -108,7 +138,7 @@ fn run_child(what: &str, command: &[OsString]) -> Result<Figures, String> {
     Ok(Figures {
         cpu_ms,
         peak_kib,
-        output: out.stdout.len(),
+        output,
     })
 }
 
@@ -241,13 +271,14 @@ fn bench_in(dir: &Path, workloads: usize, runs: usize) -> Result<(), String> {
             ("plan text", "run", "text"),
             ("plan JSON", "run", "json"),
         ];
-        let mut parse: Option<Figures> = None;
-        for (label, what, output) in measures {
-            let line = plan_line(&bundles, observed, &["--output", output]);
-            let mut best: Option<Figures> = None;
-            for _ in 0..runs {
+        // Round after round, each measure once a round: a slow spell of the machine falls on
+        // all of them alike, not on one.
+        let mut bests: Vec<Option<Figures>> = measures.iter().map(|_| None).collect();
+        for _ in 0..runs {
+            for ((_, what, output), best) in measures.iter().zip(&mut bests) {
+                let line = plan_line(&bundles, observed, &["--output", output]);
                 let figures = run_child(what, &line)?;
-                best = Some(match best {
+                *best = Some(match best.take() {
                     Some(b) => Figures {
                         cpu_ms: b.cpu_ms.min(figures.cpu_ms),
                         peak_kib: b.peak_kib.min(figures.peak_kib),
@@ -256,6 +287,9 @@ fn bench_in(dir: &Path, workloads: usize, runs: usize) -> Result<(), String> {
                     None => figures,
                 });
             }
+        }
+        let mut parse: Option<Figures> = None;
+        for ((label, what, _), best) in measures.into_iter().zip(bests) {
             let Some(best) = best else { continue };
             let base = parse.as_ref().unwrap_or(&best);
             let ratio = |a: u64, b: u64| {
