@@ -4,7 +4,7 @@
 //! which are held because a bundle that names them fails to read.
 
 use super::{
-    Declared, Plan, Planner, RoleIntent, Warning, WorkloadIdentity, WorkloadOutcome, WorkloadPlan,
+    Plan, Planner, RoleIntent, Warning, WorkloadIdentity, WorkloadOutcome, WorkloadPlan,
     WorkloadState,
 };
 use crate::model::{
@@ -21,6 +21,21 @@ use std::collections::{BTreeMap, BTreeSet};
 pub(super) struct IndexReport<'a> {
     pub(super) intents: BTreeMap<ServiceAccountRef, RoleIntent<'a>>,
     pub(super) pending: Vec<(&'a DesiredWorkload, NotObservedYet)>,
+}
+
+/// A declared workload with the kind of the observed workload it resolved to (none when the
+/// cluster's workloads were not observed): looked up once, when the workloads are grouped.
+pub(super) struct Declared<'a> {
+    pub(super) desired: &'a DesiredWorkload,
+    pub(super) observed_kind: Option<WorkloadKind>,
+}
+
+impl std::ops::Deref for Declared<'_> {
+    type Target = DesiredWorkload;
+
+    fn deref(&self) -> &DesiredWorkload {
+        self.desired
+    }
 }
 
 /// A declared workload the cluster does not run (yet), so its ServiceAccount is unknown.

@@ -39,9 +39,9 @@ pub use simulate::simulate;
 pub use warning::Warning;
 
 use crate::model::{
-    ClusterRef, DesiredState, DesiredWorkload, ObservedAddon, ObservedAssociation,
-    ObservedManagedPolicy, ObservedRole, ObservedServiceAccount, ObservedState, ObservedWorkload,
-    PolicyArn, RoleArn, RoleKey, RoleName, ServiceAccountRef, Settings, WorkloadKind,
+    ClusterRef, DesiredState, ObservedAddon, ObservedAssociation, ObservedManagedPolicy,
+    ObservedRole, ObservedServiceAccount, ObservedState, ObservedWorkload, PolicyArn, RoleArn,
+    RoleKey, RoleName, ServiceAccountRef, Settings,
 };
 pub(crate) use orphans::OrphanOutcome;
 pub use problem::{Problem, Refusal};
@@ -77,28 +77,13 @@ pub fn plan(desired: &DesiredState, observed: &ObservedState, settings: &Setting
 /// The workloads that run as one ServiceAccount: what its role is for. Their permissions are
 /// merged only while that role is planned, so a large cluster never holds them all twice.
 struct RoleIntent<'a> {
-    workloads: Vec<Declared<'a>>,
+    workloads: Vec<index::Declared<'a>>,
     /// IRSA: the add-on's other ServiceAccounts that share this role (an add-on has one role
     /// setting), trusted beside the role's own.
     shared_with: Vec<ServiceAccountRef>,
     /// The managed policies EKS recommends for an add-on's ServiceAccount that has no intents
     /// (setting `addon_recommended_policies`), attached to the role.
     recommended: Vec<PolicyArn>,
-}
-
-/// A declared workload with the kind of the observed workload it resolved to (none when the
-/// cluster's workloads were not observed): looked up once, when the workloads are grouped.
-struct Declared<'a> {
-    desired: &'a DesiredWorkload,
-    observed_kind: Option<WorkloadKind>,
-}
-
-impl std::ops::Deref for Declared<'_> {
-    type Target = DesiredWorkload;
-
-    fn deref(&self) -> &DesiredWorkload {
-        self.desired
-    }
 }
 
 /// The outcome of planning one role, shared by the workloads that run as its ServiceAccount.
